@@ -1,1 +1,4 @@
-//! rtmp
+//! RTMP protocol: handshake, chunk stream, messages and sessions (sans-IO), and a small tokio client.
+pub mod chunk;
+pub mod handshake;
+pub mod message;

@@ -1,0 +1,2 @@
+//! sluice: a live streaming server (RTMP in, RTMP/HTTP-FLV/HLS out).
+pub mod config;
