@@ -1,1 +1,15 @@
-//! media
+//! Media formats for sluice: the FLV container and the codec headers a live server must
+//! understand (AVC, HEVC, AAC, MP3). Sans-IO: bytes in, values out; every parser is safe on
+//! hostile input.
+
+pub mod aac;
+pub mod avc;
+mod bits;
+pub mod codec;
+pub mod error;
+pub mod flv;
+pub mod hevc;
+pub mod mp3;
+
+pub use bits::nal_to_rbsp;
+pub use error::{CodecError, FlvError};

@@ -2,3 +2,4 @@
 pub mod chunk;
 pub mod handshake;
 pub mod message;
+pub mod server;

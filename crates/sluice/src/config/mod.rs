@@ -1,1 +1,61 @@
-//! Config (being written).
+//! The server's configuration: SRS's nginx-style file format and directive names, parsed to a
+//! tree with file and line (`parser`), then to typed, validated structs (`build`).
+//!
+//! Directives SRS knows but sluice does not implement are accepted with a warning; unknown
+//! ones are errors. See docs/config.md and conf/full.conf.
+
+// The binary also declares this module (`mod config;`) and does not use every accessor yet.
+#![allow(dead_code)]
+
+mod build;
+mod error;
+mod known;
+pub mod parser;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use error::ConfigError;
+pub use types::*;
+
+impl Config {
+    /// Reads `path` and every file it includes (relative to the including file's directory).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = parser::read_file(path)?;
+        let name = path.display().to_string();
+        let root = std::fs::canonicalize(path).ok();
+        let dir = path.parent();
+        let tree = parser::parse_with_includes(&text, &name, dir, root)?;
+        let mut cfg = build::build(&tree)?;
+        cfg.source = Some(path.to_path_buf());
+        Ok(cfg)
+    }
+
+    /// Parses text that does not come from a file on disk (the embedded default, tests);
+    /// `file_name` only labels messages, and includes resolve against the working directory.
+    pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigError> {
+        let tree = parser::parse_with_includes(text, file_name, None, None)?;
+        build::build(&tree)
+    }
+
+    /// SRS's vhost resolution: the enabled vhost of that exact name, else `__defaultVhost__`.
+    /// None when neither is enabled.
+    pub fn resolve_vhost(&self, name: &str) -> Option<&VhostConfig> {
+        self.vhosts
+            .iter()
+            .find(|v| v.enabled && v.name == name)
+            .or_else(|| {
+                self.vhosts
+                    .iter()
+                    .find(|v| v.enabled && v.name == DEFAULT_VHOST)
+            })
+    }
+
+    /// The vhost of that name if any, enabled or not (for the API and reload diffs).
+    pub fn vhost(&self, name: &str) -> Option<&VhostConfig> {
+        self.vhosts.iter().find(|v| v.name == name)
+    }
+}

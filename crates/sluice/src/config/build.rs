@@ -1,0 +1,439 @@
+//! Directive tree → typed `Config`, validating every value.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::known;
+use super::parser::Directive;
+use super::types::*;
+use super::ConfigError;
+
+/// Bounds that keep typos like an extra zero from turning into absurd behaviour.
+const MAX_MAX_CONNECTIONS: u64 = 1_000_000;
+const MAX_QUEUE_SECONDS: f64 = 3600.0;
+const MAX_TIMEOUT_MS: u64 = 3_600_000;
+const MAX_MW_LATENCY_MS: u64 = 10_000;
+
+fn invalid(d: &Directive, message: impl Into<String>) -> ConfigError {
+    let mut message = message.into();
+    if d.end_line != d.line {
+        message.push_str(&format!(
+            " (is a \";\" missing at the end of line {}?)",
+            d.line
+        ));
+    }
+    ConfigError::Invalid {
+        file: d.file.to_string(),
+        line: d.line,
+        directive: d.name.clone(),
+        message,
+    }
+}
+
+fn unknown(d: &Directive, context: &str) -> ConfigError {
+    ConfigError::UnknownDirective {
+        file: d.file.to_string(),
+        line: d.line,
+        name: d.name.clone(),
+        context: context.to_string(),
+    }
+}
+
+fn warn_unimplemented(warnings: &mut Vec<String>, d: &Directive, scope: &str) {
+    warnings.push(format!(
+        "{}:{}: {scope}{}: known SRS directive, not implemented by sluice yet; ignored",
+        d.file, d.line, d.name
+    ));
+}
+
+/// Rejects a second occurrence of a single-valued directive in one scope: SRS silently takes
+/// the first, which hides mistakes.
+#[derive(Default)]
+struct Seen(HashMap<String, (String, u32)>);
+
+impl Seen {
+    fn check(&mut self, d: &Directive) -> Result<(), ConfigError> {
+        if let Some((file, line)) = self.0.get(&d.name) {
+            return Err(invalid(
+                d,
+                format!("duplicate directive (first given at {file}:{line})"),
+            ));
+        }
+        self.0.insert(d.name.clone(), (d.file.to_string(), d.line));
+        Ok(())
+    }
+}
+
+fn no_block(d: &Directive) -> Result<(), ConfigError> {
+    if d.block {
+        return Err(invalid(d, "does not take a { } block"));
+    }
+    Ok(())
+}
+
+fn need_block(d: &Directive, args: usize) -> Result<(), ConfigError> {
+    if !d.block {
+        return Err(invalid(d, "expected a { } block"));
+    }
+    if d.args.len() != args {
+        return Err(invalid(
+            d,
+            format!(
+                "expected {args} argument(s) before \"{{\", got {}",
+                d.args.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn one_arg(d: &Directive) -> Result<&str, ConfigError> {
+    no_block(d)?;
+    match d.args.as_slice() {
+        [one] => Ok(one),
+        args => Err(invalid(
+            d,
+            format!("expected exactly one value, got {}", args.len()),
+        )),
+    }
+}
+
+fn bad_value(d: &Directive, v: &str, expected: &str) -> ConfigError {
+    invalid(d, format!("invalid value \"{v}\" (expected {expected})"))
+}
+
+fn flag(d: &Directive) -> Result<bool, ConfigError> {
+    match one_arg(d)? {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        v => Err(bad_value(d, v, "on or off")),
+    }
+}
+
+fn integer(d: &Directive, lo: u64, hi: u64, unit: &str) -> Result<u64, ConfigError> {
+    let v = one_arg(d)?;
+    let expected = format!("an integer {lo}..={hi}{unit}");
+    let n: u64 = if v.bytes().all(|b| b.is_ascii_digit()) {
+        v.parse().map_err(|_| bad_value(d, v, &expected))?
+    } else {
+        return Err(bad_value(d, v, &expected));
+    };
+    if n < lo || n > hi {
+        return Err(invalid(
+            d,
+            format!("value {n} out of range (expected {lo}..={hi}{unit})"),
+        ));
+    }
+    Ok(n)
+}
+
+fn millis(d: &Directive, lo: u64, hi: u64) -> Result<Duration, ConfigError> {
+    integer(d, lo, hi, " milliseconds").map(Duration::from_millis)
+}
+
+fn seconds(d: &Directive) -> Result<f64, ConfigError> {
+    let v = one_arg(d)?;
+    let expected = format!("seconds, a number > 0 and <= {MAX_QUEUE_SECONDS}");
+    let ok_chars = v.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let n: f64 = match v.parse() {
+        Ok(n) if ok_chars => n,
+        _ => return Err(bad_value(d, v, &expected)),
+    };
+    if !(n > 0.0 && n <= MAX_QUEUE_SECONDS) {
+        return Err(invalid(
+            d,
+            format!("value {v} out of range (expected {expected})"),
+        ));
+    }
+    Ok(n)
+}
+
+fn chunk_size(d: &Directive) -> Result<u32, ConfigError> {
+    let n = integer(
+        d,
+        u64::from(MIN_CHUNK_SIZE),
+        u64::from(MAX_CHUNK_SIZE),
+        " bytes",
+    )?;
+    u32::try_from(n).map_err(|_| invalid(d, "value out of range"))
+}
+
+fn time_jitter(d: &Directive) -> Result<TimeJitter, ConfigError> {
+    match one_arg(d)? {
+        "full" => Ok(TimeJitter::Full),
+        "zero" => Ok(TimeJitter::Zero),
+        "off" => Ok(TimeJitter::Off),
+        v => Err(bad_value(d, v, "full, zero or off")),
+    }
+}
+
+fn path(d: &Directive) -> Result<PathBuf, ConfigError> {
+    let v = one_arg(d)?;
+    if v.is_empty() {
+        return Err(invalid(d, "empty path"));
+    }
+    Ok(PathBuf::from(v))
+}
+
+/// `1935` (all IPv4 interfaces), `127.0.0.1:1935`, `[::]:1935`.
+fn endpoint(d: &Directive, v: &str) -> Result<SocketAddr, ConfigError> {
+    const EXPECTED: &str = "PORT, IPV4:PORT or [IPV6]:PORT";
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        let port: u16 = v.parse().map_err(|_| bad_value(d, v, EXPECTED))?;
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    v.parse().map_err(|_| bad_value(d, v, EXPECTED))
+}
+
+struct Builder {
+    cfg: Config,
+    seen: Seen,
+    listen_given: bool,
+}
+
+/// Turns the expanded directive tree into a validated `Config`.
+pub fn build(tree: &[Directive]) -> Result<Config, ConfigError> {
+    let mut b = Builder {
+        cfg: Config {
+            vhosts: Vec::new(),
+            listen: Vec::new(),
+            ..Config::default()
+        },
+        seen: Seen::default(),
+        listen_given: false,
+    };
+    let mut vhost_lines: HashMap<String, (String, u32)> = HashMap::new();
+    for d in tree {
+        match d.name.as_str() {
+            "vhost" => {
+                need_block(d, 1)?;
+                let name = d.args.first().map(String::as_str).unwrap_or_default();
+                if name.is_empty() {
+                    return Err(invalid(d, "empty vhost name"));
+                }
+                if let Some((file, line)) = vhost_lines.get(name) {
+                    return Err(invalid(
+                        d,
+                        format!("vhost \"{name}\" defined twice (first at {file}:{line})"),
+                    ));
+                }
+                vhost_lines.insert(name.to_string(), (d.file.to_string(), d.line));
+                let v = vhost(d, name, &mut b.cfg.warnings)?;
+                b.cfg.vhosts.push(v);
+            }
+            "rtmp" => {
+                need_block(d, 0)?;
+                for c in &d.children {
+                    match c.name.as_str() {
+                        "listen" | "chunk_size" => b.rtmp_directive(c)?,
+                        _ => return Err(unknown(c, " in rtmp")),
+                    }
+                }
+            }
+            _ => b.root_directive(d)?,
+        }
+    }
+    if !b.listen_given {
+        b.cfg.listen = Config::default().listen;
+    }
+    if !b.cfg.vhosts.iter().any(|v| v.name == DEFAULT_VHOST) {
+        b.cfg.vhosts.push(VhostConfig::new(DEFAULT_VHOST));
+    }
+    Ok(b.cfg)
+}
+
+impl Builder {
+    /// `listen` and `chunk_size`, valid both at the top level (SRS ≤ 6) and in `rtmp { }`
+    /// (SRS 7); they share one duplicate check so the two spellings cannot disagree.
+    fn rtmp_directive(&mut self, d: &Directive) -> Result<(), ConfigError> {
+        match d.name.as_str() {
+            "listen" => {
+                // Several `listen` lines add up, like nginx.
+                no_block(d)?;
+                if d.args.is_empty() {
+                    return Err(invalid(d, "expected at least one address"));
+                }
+                for a in &d.args {
+                    let addr = endpoint(d, a)?;
+                    if self.cfg.listen.contains(&addr) {
+                        return Err(invalid(d, format!("address {addr} listed twice")));
+                    }
+                    self.cfg.listen.push(addr);
+                }
+                self.listen_given = true;
+            }
+            _ => {
+                self.seen.check(d)?;
+                self.cfg.chunk_size = chunk_size(d)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn root_directive(&mut self, d: &Directive) -> Result<(), ConfigError> {
+        let name = d.name.as_str();
+        if name == "listen" || name == "chunk_size" {
+            return self.rtmp_directive(d);
+        }
+        if known::ROOT.contains(&name) {
+            warn_unimplemented(&mut self.cfg.warnings, d, "");
+            return Ok(());
+        }
+        match name {
+            "max_connections" => {
+                self.seen.check(d)?;
+                let n = integer(d, 1, MAX_MAX_CONNECTIONS, "")?;
+                self.cfg.max_connections =
+                    usize::try_from(n).map_err(|_| invalid(d, "value out of range"))?;
+            }
+            "daemon" => {
+                self.seen.check(d)?;
+                self.cfg.daemon = flag(d)?;
+            }
+            "pid" => {
+                self.seen.check(d)?;
+                self.cfg.pid = path(d)?;
+            }
+            "srs_log_tank" => {
+                self.seen.check(d)?;
+                self.cfg.log.tank = match one_arg(d)? {
+                    "console" => LogTank::Console,
+                    "file" => LogTank::File,
+                    v => return Err(bad_value(d, v, "console or file")),
+                };
+            }
+            "srs_log_level" => {
+                self.seen.check(d)?;
+                self.cfg.log.level = match one_arg(d)? {
+                    "verbose" => LogLevel::Verbose,
+                    "info" => LogLevel::Info,
+                    "trace" => LogLevel::Trace,
+                    "warn" => LogLevel::Warn,
+                    "error" => LogLevel::Error,
+                    v => return Err(bad_value(d, v, "verbose, info, trace, warn or error")),
+                };
+            }
+            "srs_log_file" => {
+                self.seen.check(d)?;
+                self.cfg.log.file = path(d)?;
+            }
+            _ => return Err(unknown(d, "")),
+        }
+        Ok(())
+    }
+}
+
+fn vhost(
+    d: &Directive,
+    name: &str,
+    warnings: &mut Vec<String>,
+) -> Result<VhostConfig, ConfigError> {
+    let mut v = VhostConfig::new(name);
+    let mut seen = Seen::default();
+    let ctx = format!(" in vhost {name}");
+    // Pre-SRS-3 spellings, applied only where play/publish do not set the value.
+    let mut legacy_mw: Option<Duration> = None;
+    let mut legacy_first: Option<Duration> = None;
+    let mut legacy_normal: Option<Duration> = None;
+    let mut explicit = (false, false, false); // play.mw_latency, publish.firstpkt_timeout, publish.normal_timeout
+    for c in &d.children {
+        let n = c.name.as_str();
+        if known::VHOST.contains(&n) {
+            warn_unimplemented(warnings, c, "vhost.");
+            continue;
+        }
+        seen.check(c)?;
+        match n {
+            "enabled" => v.enabled = flag(c)?,
+            "chunk_size" => v.chunk_size = Some(chunk_size(c)?),
+            "gop_cache" => v.gop_cache = flag(c)?,
+            "queue_length" => v.queue_length = seconds(c)?,
+            "time_jitter" => v.time_jitter = time_jitter(c)?,
+            "mw_latency" => legacy_mw = Some(millis(c, 0, MAX_MW_LATENCY_MS)?),
+            "publish_1stpkt_timeout" => legacy_first = Some(millis(c, 1, MAX_TIMEOUT_MS)?),
+            "publish_normal_timeout" => legacy_normal = Some(millis(c, 1, MAX_TIMEOUT_MS)?),
+            "play" => {
+                need_block(c, 0)?;
+                explicit.0 = play(c, &mut v.play, warnings)?;
+            }
+            "publish" => {
+                need_block(c, 0)?;
+                let (f, nt) = publish(c, &mut v.publish, warnings)?;
+                explicit.1 = f;
+                explicit.2 = nt;
+            }
+            _ => return Err(unknown(c, &ctx)),
+        }
+    }
+    if let (Some(mw), false) = (legacy_mw, explicit.0) {
+        v.play.mw_latency = mw;
+    }
+    if let (Some(t), false) = (legacy_first, explicit.1) {
+        v.publish.firstpkt_timeout = t;
+    }
+    if let (Some(t), false) = (legacy_normal, explicit.2) {
+        v.publish.normal_timeout = t;
+    }
+    Ok(v)
+}
+
+/// Returns whether `mw_latency` was set.
+fn play(
+    d: &Directive,
+    p: &mut PlayConfig,
+    warnings: &mut Vec<String>,
+) -> Result<bool, ConfigError> {
+    let mut seen = Seen::default();
+    let mut mw_set = false;
+    for c in &d.children {
+        let n = c.name.as_str();
+        if known::PLAY.contains(&n) {
+            warn_unimplemented(warnings, c, "vhost.play.");
+            continue;
+        }
+        seen.check(c)?;
+        match n {
+            "gop_cache" => p.gop_cache = Some(flag(c)?),
+            "queue_length" => p.queue_length = Some(seconds(c)?),
+            "time_jitter" => p.time_jitter = Some(time_jitter(c)?),
+            "mw_latency" => {
+                p.mw_latency = millis(c, 0, MAX_MW_LATENCY_MS)?;
+                mw_set = true;
+            }
+            _ => return Err(unknown(c, " in play")),
+        }
+    }
+    Ok(mw_set)
+}
+
+/// Returns whether (firstpkt_timeout, normal_timeout) were set.
+fn publish(
+    d: &Directive,
+    p: &mut PublishConfig,
+    warnings: &mut Vec<String>,
+) -> Result<(bool, bool), ConfigError> {
+    let mut seen = Seen::default();
+    let mut set = (false, false);
+    for c in &d.children {
+        let n = c.name.as_str();
+        if known::PUBLISH.contains(&n) {
+            warn_unimplemented(warnings, c, "vhost.publish.");
+            continue;
+        }
+        seen.check(c)?;
+        match n {
+            "firstpkt_timeout" => {
+                p.firstpkt_timeout = millis(c, 1, MAX_TIMEOUT_MS)?;
+                set.0 = true;
+            }
+            "normal_timeout" => {
+                p.normal_timeout = millis(c, 1, MAX_TIMEOUT_MS)?;
+                set.1 = true;
+            }
+            _ => return Err(unknown(c, " in publish")),
+        }
+    }
+    Ok(set)
+}

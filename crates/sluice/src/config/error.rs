@@ -1,0 +1,59 @@
+//! Errors of the config loader. Every variant names the file (and line when there is one),
+//! because the operator must be able to jump straight to the offending spot.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file itself could not be read (missing, permissions, too large, not UTF-8).
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The text does not follow the `name args;` / `name args { ... }` grammar.
+    #[error("{file}:{line}: {message}")]
+    Syntax {
+        file: String,
+        line: u32,
+        message: String,
+    },
+    /// A directive nobody knows (neither sluice nor SRS): most likely a typo.
+    #[error("{file}:{line}: unknown directive \"{name}\"{context}")]
+    UnknownDirective {
+        file: String,
+        line: u32,
+        name: String,
+        /// e.g. ` in vhost __defaultVhost__`, empty at the top level.
+        context: String,
+    },
+    /// A known directive with a bad value, a bad argument count or a misplaced block.
+    #[error("{file}:{line}: {directive}: {message}")]
+    Invalid {
+        file: String,
+        line: u32,
+        directive: String,
+        message: String,
+    },
+    /// `include` failed: target missing, cycle, or nesting too deep.
+    #[error("{file}:{line}: include \"{target}\": {message}")]
+    Include {
+        file: String,
+        line: u32,
+        target: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The line the error points at, if any (tests and tooling use it).
+    pub fn line(&self) -> Option<u32> {
+        match self {
+            ConfigError::Io { .. } => None,
+            ConfigError::Syntax { line, .. }
+            | ConfigError::UnknownDirective { line, .. }
+            | ConfigError::Invalid { line, .. }
+            | ConfigError::Include { line, .. } => Some(*line),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Directives SRS knows but sluice does not implement yet, per scope. They are accepted with a
+//! warning so an SRS config keeps working; anything not listed here (nor implemented) is an
+//! error so typos surface. Lists follow SRS's `check_normal_config` (v6/v7) plus the older
+//! names SRS still rewrites on load.
+
+/// Top level.
+pub const ROOT: &[&str] = &[
+    "ff_log_dir",
+    "ff_log_level",
+    "srs_log_level_v2",
+    "heartbeat",
+    "tencentcloud_apm",
+    "tencentcloud_cls",
+    "http_api",
+    "http_server",
+    "http_stream",
+    "stats",
+    "pithy_print_ms",
+    "pithy_print",
+    "stream_caster",
+    "rtc_server",
+    "srt_server",
+    "rtsp_server",
+    "rtmps",
+    "exporter",
+    "utc_time",
+    "work_dir",
+    "asprocess",
+    "server_id",
+    "grace_final_wait",
+    "force_grace_quit",
+    "grace_start_wait",
+    "empty_ip_ok",
+    "disable_daemon_for_docker",
+    "inotify_auto_reload",
+    "auto_reload_for_docker",
+    "tcmalloc_release_rate",
+    "query_latest_version",
+    "first_wait_for_qlv",
+    "circuit_breaker",
+    "is_full",
+    "in_docker",
+];
+
+/// Inside `vhost NAME { }`.
+pub const VHOST: &[&str] = &[
+    "min_latency",
+    "tcp_nodelay",
+    "dvr",
+    "ingest",
+    "hls",
+    "http_hooks",
+    "refer",
+    "forward",
+    "transcode",
+    "bandcheck",
+    "cluster",
+    "security",
+    "http_remux",
+    "dash",
+    "http_static",
+    "hds",
+    "exec",
+    "in_ack_size",
+    "out_ack_size",
+    "rtc",
+    "srt",
+    "rtsp",
+    // Pre-SRS-3 vhost-level names that SRS moves into play/publish/cluster/refer on load.
+    "mode",
+    "origin",
+    "token_traverse",
+    "vhost",
+    "debug_srs_upnode",
+    "refer_publish",
+    "refer_play",
+    "http",
+    "mr",
+    "mr_latency",
+    "mix_correct",
+    "atc",
+    "atc_auto",
+    "send_min_interval",
+    "reduce_sequence_header",
+];
+
+/// Inside `vhost { play { } }`.
+pub const PLAY: &[&str] = &[
+    "mix_correct",
+    "atc",
+    "atc_auto",
+    "gop_cache_max_frames",
+    "send_min_interval",
+    "reduce_sequence_header",
+    "mw_msgs",
+];
+
+/// Inside `vhost { publish { } }`.
+pub const PUBLISH: &[&str] = &[
+    "mr",
+    "mr_latency",
+    "parse_sps",
+    "try_annexb_first",
+    "kickoff_for_idle",
+];

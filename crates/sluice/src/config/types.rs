@@ -1,0 +1,182 @@
+//! The typed, validated configuration handed to the server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Name of the catch-all vhost, as in SRS.
+pub const DEFAULT_VHOST: &str = "__defaultVhost__";
+
+/// Where log lines go. Console is our default (SRS defaults to file) because sluice runs in the
+/// foreground unless told otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTank {
+    Console,
+    File,
+}
+
+/// SRS's log levels, most verbose first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Verbose,
+    Info,
+    Trace,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub tank: LogTank,
+    pub file: PathBuf,
+    pub level: LogLevel,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            tank: LogTank::Console,
+            file: PathBuf::from("./objs/sluice.log"),
+            level: LogLevel::Trace,
+        }
+    }
+}
+
+/// SRS's timestamp correction for players.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeJitter {
+    /// Start at zero and force monotonically increasing timestamps.
+    Full,
+    /// Only shift the stream to start at zero.
+    Zero,
+    /// Pass timestamps through untouched.
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlayConfig {
+    /// Overrides `VhostConfig::gop_cache` when set.
+    pub gop_cache: Option<bool>,
+    /// Overrides `VhostConfig::queue_length` when set (seconds).
+    pub queue_length: Option<f64>,
+    /// Merged-write latency. 100 ms instead of SRS's 350: lower latency matters more to us than
+    /// the few syscalls it saves.
+    pub mw_latency: Duration,
+    /// Overrides `VhostConfig::time_jitter` when set.
+    pub time_jitter: Option<TimeJitter>,
+}
+
+pub const DEFAULT_MW_LATENCY: Duration = Duration::from_millis(100);
+
+impl Default for PlayConfig {
+    fn default() -> Self {
+        PlayConfig {
+            gop_cache: None,
+            queue_length: None,
+            mw_latency: DEFAULT_MW_LATENCY,
+            time_jitter: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishConfig {
+    /// How long a new publisher may stay silent before the first media packet.
+    pub firstpkt_timeout: Duration,
+    /// How long an established publisher may stay silent.
+    pub normal_timeout: Duration,
+}
+
+pub const DEFAULT_FIRSTPKT_TIMEOUT: Duration = Duration::from_millis(20_000);
+pub const DEFAULT_NORMAL_TIMEOUT: Duration = Duration::from_millis(5_000);
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig {
+            firstpkt_timeout: DEFAULT_FIRSTPKT_TIMEOUT,
+            normal_timeout: DEFAULT_NORMAL_TIMEOUT,
+        }
+    }
+}
+
+pub const DEFAULT_QUEUE_LENGTH: f64 = 30.0;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VhostConfig {
+    pub name: String,
+    pub enabled: bool,
+    pub chunk_size: Option<u32>,
+    pub gop_cache: bool,
+    pub queue_length: f64,
+    pub time_jitter: TimeJitter,
+    pub play: PlayConfig,
+    pub publish: PublishConfig,
+}
+
+impl VhostConfig {
+    /// A vhost with SRS's defaults.
+    pub fn new(name: &str) -> Self {
+        VhostConfig {
+            name: name.to_string(),
+            enabled: true,
+            chunk_size: None,
+            gop_cache: true,
+            queue_length: DEFAULT_QUEUE_LENGTH,
+            time_jitter: TimeJitter::Full,
+            play: PlayConfig::default(),
+            publish: PublishConfig::default(),
+        }
+    }
+
+    /// `play { gop_cache }` wins over the vhost-level value (SRS 4+ moved it into `play`).
+    pub fn effective_gop_cache(&self) -> bool {
+        self.play.gop_cache.unwrap_or(self.gop_cache)
+    }
+
+    /// `play { queue_length }` wins over the vhost-level value.
+    pub fn effective_queue_length(&self) -> f64 {
+        self.play.queue_length.unwrap_or(self.queue_length)
+    }
+
+    /// `play { time_jitter }` wins over the vhost-level value.
+    pub fn effective_time_jitter(&self) -> TimeJitter {
+        self.play.time_jitter.unwrap_or(self.time_jitter)
+    }
+}
+
+pub const DEFAULT_PORT: u16 = 1935;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+pub const DEFAULT_CHUNK_SIZE: u32 = 60_000;
+pub const MIN_CHUNK_SIZE: u32 = 128;
+pub const MAX_CHUNK_SIZE: u32 = 65_536;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub max_connections: usize,
+    pub chunk_size: u32,
+    /// Off by default (SRS: on): modern deployments run under a supervisor or in a container.
+    pub daemon: bool,
+    pub pid: PathBuf,
+    pub log: LogConfig,
+    pub vhosts: Vec<VhostConfig>,
+    /// One line per ignored-but-known directive, as `FILE:LINE: message`.
+    pub warnings: Vec<String>,
+    pub source: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))],
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            daemon: false,
+            pid: PathBuf::from("./objs/sluice.pid"),
+            log: LogConfig::default(),
+            vhosts: vec![VhostConfig::new(DEFAULT_VHOST)],
+            warnings: Vec::new(),
+            source: None,
+        }
+    }
+}

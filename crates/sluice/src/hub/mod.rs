@@ -1,0 +1,89 @@
+//! The stream hub: the registry of live Sources and the consumers that read them.
+
+mod consumer;
+mod frame;
+pub mod jitter;
+mod source;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+pub use consumer::{Consumer, Item, Skipped, MAX_BATCH};
+pub use frame::{Frame, FrameKind};
+pub use source::{PublishError, PublisherInfo, Source, SourceSettings};
+
+/// A stream's identity: `vhost/app/stream`. The same stream name on two vhosts
+/// is two streams.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamKey {
+    pub vhost: String,
+    pub app: String,
+    pub stream: String,
+}
+
+impl fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.vhost, self.app, self.stream)
+    }
+}
+
+/// All live sources of the server.
+#[derive(Debug, Default)]
+pub struct Hub {
+    sources: Mutex<HashMap<StreamKey, Arc<Source>>>,
+}
+
+impl Hub {
+    pub fn new() -> Hub {
+        Hub::default()
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<StreamKey, Arc<Source>>> {
+        self.sources.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The source of `key`, created on first use (by a publisher or by a player
+    /// that waits for one).
+    pub fn source(&self, key: &StreamKey, settings: SourceSettings) -> Arc<Source> {
+        self.map()
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(Source::new(key.clone(), settings)))
+            .clone()
+    }
+
+    pub fn get(&self, key: &StreamKey) -> Option<Arc<Source>> {
+        self.map().get(key).cloned()
+    }
+
+    pub fn subscribe(&self, key: &StreamKey, settings: SourceSettings) -> Consumer {
+        let source = self.source(key, settings);
+        Consumer::new(source, settings.queue_length_ms)
+    }
+
+    /// Forgets a source nobody publishes or plays any more. Called when a
+    /// publisher or consumer leaves; a later publish starts afresh.
+    pub fn release(&self, key: &StreamKey) {
+        let mut map = self.map();
+        if let Some(src) = map.get(key) {
+            // The map's reference plus the caller's (if any) are the only ones left
+            // when nobody uses the source.
+            let idle = !src.is_publishing()
+                && src
+                    .stats
+                    .consumers
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    == 0;
+            if idle && Arc::strong_count(src) <= 2 {
+                map.remove(key);
+            }
+        }
+    }
+
+    pub fn sources(&self) -> Vec<Arc<Source>> {
+        self.map().values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

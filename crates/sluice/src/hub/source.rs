@@ -1,0 +1,318 @@
+//! One live stream: its publisher, its headers and a shared ring of recent frames
+//! that every consumer reads from at its own pace.
+//!
+//! Why a shared ring and not a queue per player: the publisher does O(1) work per
+//! frame whatever the number of players (one push and one wake-up broadcast), a
+//! media payload exists once however many players hold it, and the GOP cache is
+//! nothing more than the tail of the ring from the last keyframe. A slow player is
+//! a cursor that falls out of the retained window; it is moved forward to a
+//! keyframe by its own task ([`super::Consumer`]) and costs the others nothing.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::frame::{Frame, FrameKind};
+use super::StreamKey;
+
+/// Hard caps on what one stream may retain, whatever the config and the stream
+/// (a publisher that never sends a keyframe must not make us keep everything).
+pub const MAX_RING_ENTRIES: usize = 16 * 1024;
+pub const MAX_RING_BYTES: usize = 128 * 1024 * 1024;
+/// Audio-only streams have no keyframes: a new player gets this much recent audio.
+pub const PURE_AUDIO_CACHE_MS: u64 = 2_000;
+
+/// What the ring holds: frames, and the publish/unpublish edges in their place in
+/// the sequence so that every consumer sees them in order.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    Frame(Frame),
+    Published,
+    Unpublished,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Slot {
+    pub entry: Entry,
+    /// Timestamp of the frame, or of the last frame before a marker.
+    pub ts: u64,
+    /// Which set of headers was current when this entry was pushed.
+    pub header_gen: u64,
+    /// Which publish this entry belongs to; timestamps compare only within one.
+    pub epoch: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceSettings {
+    pub gop_cache: bool,
+    pub queue_length_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PublisherInfo {
+    pub client_id: String,
+    pub since: Instant,
+}
+
+#[derive(Debug)]
+pub(super) struct Ring {
+    pub slots: VecDeque<Slot>,
+    /// Sequence number of `slots[0]`.
+    pub base: u64,
+    pub bytes: usize,
+    pub newest_ts: u64,
+    /// Sequence number of the newest video keyframe of the current publish.
+    pub last_keyframe: Option<u64>,
+    pub has_video: bool,
+    pub metadata: Option<Frame>,
+    pub video_sh: Option<Frame>,
+    pub audio_sh: Option<Frame>,
+    pub header_gen: u64,
+    /// Incremented by every publish: a new publisher brings a new timeline.
+    pub epoch: u64,
+    pub publisher: Option<PublisherInfo>,
+    pub settings: SourceSettings,
+}
+
+impl Ring {
+    pub fn end(&self) -> u64 {
+        self.base + self.slots.len() as u64
+    }
+
+    pub fn get(&self, seq: u64) -> Option<&Slot> {
+        let idx = seq.checked_sub(self.base)?;
+        self.slots.get(usize::try_from(idx).ok()?)
+    }
+
+    /// Where a new player starts reading, as SRS's GOP cache would have it.
+    pub fn start_position(&self) -> u64 {
+        if !self.settings.gop_cache || self.publisher.is_none() {
+            return self.end();
+        }
+        if self.has_video {
+            return self.last_keyframe.unwrap_or_else(|| self.end());
+        }
+        // Pure audio: the last couple of seconds.
+        let from_ts = self.newest_ts.saturating_sub(PURE_AUDIO_CACHE_MS);
+        let mut seq = self.end();
+        for (i, s) in self.slots.iter().enumerate().rev() {
+            if s.ts < from_ts || matches!(s.entry, Entry::Published | Entry::Unpublished) {
+                break;
+            }
+            seq = self.base + i as u64;
+        }
+        seq
+    }
+
+    fn push(&mut self, entry: Entry, ts: u64) {
+        if let Entry::Frame(f) = &entry {
+            self.bytes += f.size();
+        }
+        self.slots.push_back(Slot {
+            entry,
+            ts,
+            header_gen: self.header_gen,
+            epoch: self.epoch,
+        });
+        self.trim();
+    }
+
+    /// Drops what no consumer may still need: older than the queue window and not
+    /// part of the cached GOP, or anything beyond the hard caps.
+    fn trim(&mut self) {
+        let window_start = self.newest_ts.saturating_sub(self.settings.queue_length_ms);
+        let gop_start = if self.settings.gop_cache {
+            self.last_keyframe
+        } else {
+            None
+        };
+        while let Some(front) = self.slots.front() {
+            let over_cap = self.slots.len() > MAX_RING_ENTRIES || self.bytes > MAX_RING_BYTES;
+            // A previous publish's entries are of no use to anyone: its timeline
+            // is not comparable, and consumers still in it are moved forward.
+            let stale = front.epoch < self.epoch;
+            let old = stale || front.ts < window_start && gop_start.is_none_or(|g| self.base < g);
+            if !(over_cap || old) || self.slots.len() == 1 {
+                break;
+            }
+            if let Some(slot) = self.slots.pop_front() {
+                if let Entry::Frame(f) = &slot.entry {
+                    self.bytes = self.bytes.saturating_sub(f.size());
+                }
+            }
+            self.base += 1;
+            if self.last_keyframe.is_some_and(|k| k < self.base) {
+                self.last_keyframe = None;
+            }
+        }
+    }
+}
+
+/// Counters read by the API and logs.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    pub frames: AtomicU64,
+    pub video_frames: AtomicU64,
+    pub audio_frames: AtomicU64,
+    pub recv_bytes: AtomicU64,
+    pub consumers: AtomicUsize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("stream {0} is already publishing (by client {1})")]
+    AlreadyPublishing(String, String),
+}
+
+/// A live stream, shared by its publisher and consumers.
+#[derive(Debug)]
+pub struct Source {
+    pub key: StreamKey,
+    pub(super) ring: RwLock<Ring>,
+    /// Carries the ring's end sequence; every change wakes waiting consumers.
+    pub(super) notify: watch::Sender<u64>,
+    pub stats: SourceStats,
+    pub created: Instant,
+}
+
+impl Source {
+    pub fn new(key: StreamKey, settings: SourceSettings) -> Source {
+        let (notify, _) = watch::channel(0);
+        Source {
+            key,
+            ring: RwLock::new(Ring {
+                slots: VecDeque::new(),
+                base: 0,
+                bytes: 0,
+                newest_ts: 0,
+                last_keyframe: None,
+                has_video: false,
+                metadata: None,
+                video_sh: None,
+                audio_sh: None,
+                header_gen: 0,
+                epoch: 0,
+                publisher: None,
+                settings,
+            }),
+            notify,
+            stats: SourceStats::default(),
+            created: Instant::now(),
+        }
+    }
+
+    pub(super) fn read(&self) -> RwLockReadGuard<'_, Ring> {
+        // A panic while holding the lock cannot leave the ring inconsistent in a
+        // way that matters more than dropping the stream would: keep serving.
+        self.ring.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn write(&self) -> RwLockWriteGuard<'_, Ring> {
+        self.ring.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn publisher(&self) -> Option<PublisherInfo> {
+        self.read().publisher.clone()
+    }
+
+    pub fn is_publishing(&self) -> bool {
+        self.read().publisher.is_some()
+    }
+
+    pub fn set_settings(&self, settings: SourceSettings) {
+        self.write().settings = settings;
+    }
+
+    /// Claims the stream for a publisher; a second publisher is refused.
+    pub fn publish(&self, client_id: &str) -> Result<(), PublishError> {
+        let end = {
+            let mut ring = self.write();
+            if let Some(p) = &ring.publisher {
+                return Err(PublishError::AlreadyPublishing(
+                    self.key.to_string(),
+                    p.client_id.clone(),
+                ));
+            }
+            ring.publisher = Some(PublisherInfo {
+                client_id: client_id.to_string(),
+                since: Instant::now(),
+            });
+            ring.has_video = false;
+            ring.last_keyframe = None;
+            ring.metadata = None;
+            ring.video_sh = None;
+            ring.audio_sh = None;
+            ring.header_gen += 1;
+            ring.epoch += 1;
+            ring.newest_ts = 0;
+            ring.push(Entry::Published, 0);
+            ring.end()
+        };
+        self.notify.send_replace(end);
+        Ok(())
+    }
+
+    /// Releases the stream if `client_id` holds it.
+    pub fn unpublish(&self, client_id: &str) {
+        let end = {
+            let mut ring = self.write();
+            if ring.publisher.as_ref().map(|p| p.client_id.as_str()) != Some(client_id) {
+                return;
+            }
+            ring.publisher = None;
+            ring.last_keyframe = None;
+            let ts = ring.newest_ts;
+            ring.push(Entry::Unpublished, ts);
+            ring.end()
+        };
+        self.notify.send_replace(end);
+    }
+
+    /// Adds one frame from the publisher and wakes the consumers.
+    pub fn push(&self, frame: Frame) {
+        self.stats.frames.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .recv_bytes
+            .fetch_add(frame.size() as u64, Ordering::Relaxed);
+        match frame.kind {
+            FrameKind::Video => self.stats.video_frames.fetch_add(1, Ordering::Relaxed),
+            FrameKind::Audio => self.stats.audio_frames.fetch_add(1, Ordering::Relaxed),
+            FrameKind::Script => 0,
+        };
+        let end = {
+            let mut ring = self.write();
+            if frame.kind != FrameKind::Script {
+                ring.newest_ts = ring.newest_ts.max(frame.timestamp);
+            }
+            if frame.sequence_header || frame.kind == FrameKind::Script {
+                ring.header_gen += 1;
+                match frame.kind {
+                    FrameKind::Video => ring.video_sh = Some(frame.clone()),
+                    FrameKind::Audio => ring.audio_sh = Some(frame.clone()),
+                    FrameKind::Script => ring.metadata = Some(frame.clone()),
+                }
+            }
+            if frame.is_video() {
+                ring.has_video = true;
+                if frame.keyframe && !frame.sequence_header {
+                    ring.last_keyframe = Some(ring.end());
+                }
+            }
+            let ts = frame.timestamp;
+            ring.push(Entry::Frame(frame), ts);
+            ring.end()
+        };
+        self.notify.send_replace(end);
+    }
+
+    /// Number of entries in the ring and their bytes (GOP cache plus queue window).
+    pub fn cached(&self) -> (usize, usize) {
+        let ring = self.read();
+        (ring.slots.len(), ring.bytes)
+    }
+}
+
+pub type SharedSource = Arc<Source>;

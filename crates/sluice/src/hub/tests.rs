@@ -1,0 +1,256 @@
+use super::*;
+use bytes::Bytes;
+
+fn key(vhost: &str, stream: &str) -> StreamKey {
+    StreamKey {
+        vhost: vhost.into(),
+        app: "live".into(),
+        stream: stream.into(),
+    }
+}
+
+fn settings(gop_cache: bool) -> SourceSettings {
+    SourceSettings {
+        gop_cache,
+        queue_length_ms: 10_000,
+    }
+}
+
+fn video(ts: u64, keyframe: bool) -> Frame {
+    Frame {
+        kind: FrameKind::Video,
+        timestamp: ts,
+        payload: Bytes::from_static(b"\x27\x01\x00\x00\x00frame"),
+        keyframe,
+        sequence_header: false,
+    }
+}
+
+fn audio(ts: u64) -> Frame {
+    Frame {
+        kind: FrameKind::Audio,
+        timestamp: ts,
+        payload: Bytes::from_static(b"\xaf\x01aac"),
+        keyframe: false,
+        sequence_header: false,
+    }
+}
+
+fn header(kind: FrameKind) -> Frame {
+    Frame {
+        kind,
+        timestamp: 0,
+        payload: Bytes::from_static(b"hdr"),
+        keyframe: kind == FrameKind::Video,
+        sequence_header: kind != FrameKind::Script,
+    }
+}
+
+fn frames(items: &[Item]) -> Vec<(FrameKind, u64, bool)> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Frame(f) => Some((f.kind, f.timestamp, f.keyframe)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Publishes headers and `gops` GOPs of 1 s (25 fps video, keyframe first).
+fn publish_gops(src: &Source, start_ms: u64, gops: u64) {
+    src.push(header(FrameKind::Script));
+    src.push(header(FrameKind::Video));
+    src.push(header(FrameKind::Audio));
+    for i in 0..gops * 25 {
+        let ts = start_ms + i * 40;
+        src.push(video(ts, i % 25 == 0));
+        src.push(audio(ts));
+    }
+}
+
+#[test]
+fn late_player_starts_on_last_keyframe_with_headers() {
+    let hub = Hub::new();
+    let src = hub.source(&key("v", "s"), settings(true));
+    src.publish("pub1").unwrap();
+    publish_gops(&src, 0, 3);
+    let mut c = hub.subscribe(&key("v", "s"), settings(true));
+    let mut out = Vec::new();
+    assert!(c.fetch(&mut out).is_none());
+    let f = frames(&out);
+    // metadata, video and audio sequence headers first
+    assert_eq!(f[0].0, FrameKind::Script);
+    assert_eq!(f[1].0, FrameKind::Video);
+    assert_eq!(f[2].0, FrameKind::Audio);
+    // then the last GOP, starting on its keyframe at 2000 ms
+    assert_eq!(f[3], (FrameKind::Video, 2000, true));
+    assert_eq!(f.len(), 3 + 50);
+}
+
+#[test]
+fn gop_cache_off_waits_for_next_keyframe() {
+    let hub = Hub::new();
+    let k = key("v", "s");
+    let src = hub.source(&k, settings(false));
+    src.publish("pub1").unwrap();
+    publish_gops(&src, 0, 1);
+    let mut c = hub.subscribe(&k, settings(false));
+    let mut out = Vec::new();
+    c.fetch(&mut out);
+    assert_eq!(frames(&out).len(), 3, "only headers: {out:?}");
+    out.clear();
+    src.push(video(1000, false));
+    src.push(audio(1000));
+    src.push(video(1040, true));
+    c.fetch(&mut out);
+    let f = frames(&out);
+    assert_eq!(
+        f,
+        vec![
+            (FrameKind::Audio, 1000, false),
+            (FrameKind::Video, 1040, true)
+        ]
+    );
+}
+
+#[test]
+fn slow_consumer_skips_to_a_keyframe_and_others_are_untouched() {
+    let hub = Hub::new();
+    let k = key("v", "s");
+    let s = SourceSettings {
+        gop_cache: true,
+        queue_length_ms: 3_000,
+    };
+    let src = hub.source(&k, s);
+    src.publish("pub1").unwrap();
+    publish_gops(&src, 0, 1);
+    let mut slow = hub.subscribe(&k, s);
+    let mut fast = hub.subscribe(&k, s);
+    let mut out = Vec::new();
+    slow.fetch(&mut out); // reads the first GOP, then stops reading
+    fast.fetch(&mut out);
+    for g in 1..10 {
+        for i in 0..25 {
+            let ts = g * 1000 + i * 40;
+            src.push(video(ts, i == 0));
+            src.push(audio(ts));
+        }
+        out.clear();
+        assert!(fast.fetch(&mut out).is_none());
+        assert_eq!(frames(&out).len(), 50);
+    }
+    out.clear();
+    let skipped = slow
+        .fetch(&mut out)
+        .expect("slow consumer must be moved forward");
+    assert!(skipped.lag_ms >= 3_000, "{skipped:?}");
+    let f = frames(&out);
+    assert_eq!(
+        f[0],
+        (FrameKind::Video, 9000, true),
+        "restarts on the last keyframe"
+    );
+    // the ring stays bounded by the window plus the GOP
+    let (entries, _) = src.cached();
+    assert!(entries <= 4 * 50 + 10, "{entries}");
+}
+
+#[test]
+fn second_publisher_rejected_and_republish_notifies() {
+    let hub = Hub::new();
+    let k = key("v", "s");
+    let src = hub.source(&k, settings(true));
+    src.publish("a").unwrap();
+    assert!(matches!(
+        src.publish("b"),
+        Err(PublishError::AlreadyPublishing(..))
+    ));
+    let mut c = hub.subscribe(&k, settings(true));
+    let mut out = Vec::new();
+    c.fetch(&mut out);
+    src.unpublish("b"); // not the publisher: ignored
+    assert!(src.is_publishing());
+    src.unpublish("a");
+    src.publish("b").unwrap();
+    publish_gops(&src, 50_000, 1);
+    out.clear();
+    c.fetch(&mut out);
+    assert!(matches!(out[0], Item::Unpublished), "{out:?}");
+    assert!(matches!(out[1], Item::Published));
+    let f = frames(&out);
+    assert_eq!(f[0].0, FrameKind::Script);
+    assert_eq!(f[3], (FrameKind::Video, 50_000, true));
+}
+
+#[test]
+fn player_before_publisher_gets_headers_once() {
+    let hub = Hub::new();
+    let k = key("v", "s");
+    let mut c = hub.subscribe(&k, settings(true));
+    let src = hub.get(&k).unwrap();
+    src.publish("a").unwrap();
+    publish_gops(&src, 0, 1);
+    let mut out = Vec::new();
+    c.fetch(&mut out);
+    assert!(matches!(out[0], Item::Published));
+    let f = frames(&out);
+    assert_eq!(f.iter().filter(|x| x.0 == FrameKind::Script).count(), 1);
+    assert_eq!(f.len(), 53);
+}
+
+#[test]
+fn vhosts_keep_streams_apart() {
+    let hub = Hub::new();
+    let a = hub.source(&key("a.com", "s"), settings(true));
+    let b = hub.source(&key("b.com", "s"), settings(true));
+    a.publish("p1").unwrap();
+    b.publish("p2").unwrap();
+    assert!(!Arc::ptr_eq(&a, &b));
+}
+
+#[test]
+fn pure_audio_gets_recent_audio() {
+    let hub = Hub::new();
+    let k = key("v", "s");
+    let src = hub.source(&k, settings(true));
+    src.publish("a").unwrap();
+    src.push(header(FrameKind::Audio));
+    for i in 0..250 {
+        src.push(audio(i * 23));
+    }
+    let mut c = hub.subscribe(&k, settings(true));
+    let mut out = Vec::new();
+    c.fetch(&mut out);
+    let f = frames(&out);
+    assert!(f.len() > 50 && f.len() < 120, "{}", f.len());
+}
+
+#[test]
+fn hostile_publisher_without_keyframes_is_bounded() {
+    let hub = Hub::new();
+    let k = key("v", "s");
+    let src = hub.source(&k, settings(true));
+    src.publish("a").unwrap();
+    src.push(video(0, true));
+    for i in 0..(source::MAX_RING_ENTRIES as u64 * 2) {
+        src.push(video(1, false)); // same timestamp forever: never leaves the window
+        let _ = i;
+    }
+    assert!(src.cached().0 <= source::MAX_RING_ENTRIES);
+}
+
+#[test]
+fn batch_is_bounded() {
+    let hub = Hub::new();
+    let k = key("v", "s");
+    let src = hub.source(&k, settings(true));
+    src.publish("a").unwrap();
+    let mut c = hub.subscribe(&k, settings(true));
+    src.push(video(0, true));
+    for i in 0..2000 {
+        src.push(audio(i));
+    }
+    let mut out = Vec::new();
+    c.fetch(&mut out);
+    assert_eq!(out.len(), MAX_BATCH);
+}
