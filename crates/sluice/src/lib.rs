@@ -1,4 +1,8 @@
 //! sluice: a live streaming server (RTMP in, RTMP/HTTP-FLV/HLS out).
 pub mod config;
+pub mod context;
 pub mod hub;
+pub mod logging;
+pub mod rtmp_service;
+pub mod server;
 pub mod stream_url;

@@ -1,1 +1,74 @@
-fn main() {}
+//! sluice: parse the command line, load the config, run the server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgAction, Parser};
+use sluice::config::Config;
+
+/// The default configuration, compiled in: `sluice` with no arguments serves RTMP on 1935.
+const DEFAULT_CONFIG: &str = include_str!("../../../conf/sluice.conf");
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sluice",
+    about = "sluice: a live streaming server (RTMP in; RTMP out), in the lineage of SRS",
+    version,
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Config file (nginx-style, SRS directives). Without it the embedded conf/sluice.conf is used.
+    #[arg(short = 'c', long = "conf", value_name = "FILE")]
+    conf: Option<PathBuf>,
+    /// Check the config and exit (like `nginx -t`).
+    #[arg(short = 't', long = "test")]
+    test: bool,
+    /// Print the version and exit.
+    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    version: Option<bool>,
+}
+
+fn load(cli: &Cli) -> Result<Config, String> {
+    match &cli.conf {
+        Some(path) => Config::load(path).map_err(|e| e.to_string()),
+        None => {
+            Config::parse(DEFAULT_CONFIG, "conf/sluice.conf (embedded)").map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sluice: config error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let name = cli
+        .conf
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "conf/sluice.conf (embedded)".into());
+    if cli.test {
+        for w in &config.warnings {
+            eprintln!("sluice: warning: {w}");
+        }
+        println!("sluice: the configuration file {name} syntax is ok");
+        println!("sluice: configuration file {name} test is successful");
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = sluice::logging::init(&config.log) {
+        eprintln!("sluice: {e}");
+        return ExitCode::FAILURE;
+    }
+    match sluice::server::run(config, name) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("sluice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -314,5 +314,3 @@ impl Source {
         (ring.slots.len(), ring.bytes)
     }
 }
-
-pub type SharedSource = Arc<Source>;

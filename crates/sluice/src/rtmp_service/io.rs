@@ -12,7 +12,10 @@ const MAX_IOV: usize = 64;
 /// Writes every buffer in `bufs`, many per system call, then clears it.
 /// The buffers are shared media payloads and per-player headers: nothing is
 /// copied into a contiguous buffer first.
-pub async fn write_all_bufs<W: AsyncWrite + Unpin>(w: &mut W, bufs: &mut Vec<Bytes>) -> io::Result<u64> {
+pub async fn write_all_bufs<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    bufs: &mut Vec<Bytes>,
+) -> io::Result<u64> {
     let mut first = 0;
     let mut written = 0u64;
     while first < bufs.len() {
@@ -67,7 +70,9 @@ mod tests {
         let (mut a, mut b) = tokio::io::duplex(17); // tiny pipe: many partial writes
         let reader = tokio::spawn(async move {
             let mut got = Vec::new();
-            tokio::io::AsyncReadExt::read_to_end(&mut b, &mut got).await.unwrap();
+            tokio::io::AsyncReadExt::read_to_end(&mut b, &mut got)
+                .await
+                .unwrap();
             got
         });
         let n = write_all_bufs(&mut a, &mut bufs).await.unwrap();

@@ -1,0 +1,90 @@
+//! State shared by every service of one running server.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::Config;
+use crate::hub::Hub;
+
+/// Server-wide counters (the API and metrics read them).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub accepted: AtomicU64,
+    pub refused: AtomicU64,
+    pub active: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct Context {
+    pub hub: Hub,
+    config: RwLock<Arc<Config>>,
+    pub started: Instant,
+    pub counters: Counters,
+    id_seed: u64,
+    next_id: AtomicU64,
+}
+
+impl Context {
+    pub fn new(config: Config) -> Arc<Context> {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x5eed)
+            ^ u64::from(std::process::id()) << 32;
+        Arc::new(Context {
+            hub: Hub::new(),
+            config: RwLock::new(Arc::new(config)),
+            started: Instant::now(),
+            counters: Counters::default(),
+            id_seed: seed,
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// The config in force (a reload swaps it; holders keep the one they took).
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_config(&self, config: Config) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+    }
+
+    /// A short id for a client, unique in this process and hard to guess across
+    /// restarts (SRS's context id): every log line of the client carries it.
+    pub fn new_client_id(&self) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // splitmix64 of seed+n: distinct for distinct n, scrambled so ids do not
+        // reveal the connection count.
+        let mut z = self
+            .id_seed
+            .wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        (0..8)
+            .map(|i| ALPHABET[((z >> (i * 6)) % 36) as usize] as char)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_are_short_and_distinct() {
+        let ctx = Context::new(Config::default());
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| ctx.new_client_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        assert!(ids.iter().all(|i| i.len() == 8));
+    }
+}

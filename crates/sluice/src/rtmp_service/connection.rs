@@ -1,0 +1,555 @@
+//! One RTMP client, from handshake to close: a publisher feeding a Source, or a
+//! player draining a Consumer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rtmp::chunk::DecoderLimits;
+use rtmp::handshake::ServerHandshake;
+use rtmp::server::{ConnectInfo, Event, MediaKind, ServerConfig, ServerSession};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tracing::{info, warn};
+
+use super::io::{write_all, write_all_bufs};
+use super::{
+    HANDSHAKE_TIMEOUT, IDENTIFY_TIMEOUT, MAX_CHUNK_STREAMS, MAX_MESSAGE_SIZE, SEND_TIMEOUT,
+};
+use crate::config::{TimeJitter, VhostConfig};
+use crate::context::Context;
+use crate::hub::jitter::{Jitter, Unwrapper};
+use crate::hub::{Consumer, Frame, FrameKind, Item, Source, SourceSettings, StreamKey};
+use crate::stream_url::{self, mask_param, StreamRequest};
+
+/// Read buffer growth step: one read takes up to this much.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a connection ended, for the close log line.
+#[derive(Debug, thiserror::Error)]
+enum CloseReason {
+    #[error("client closed")]
+    Eof,
+    #[error("{0}")]
+    Timeout(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Session(#[from] rtmp::server::SessionError),
+    #[error("handshake: {0}")]
+    Handshake(#[from] rtmp::handshake::HandshakeError),
+    #[error("{0}")]
+    Rejected(String),
+    #[error("stream closed by client")]
+    StreamClosed,
+}
+
+/// What the client turned out to be, for the close log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Unknown,
+    Publisher,
+    Player,
+}
+
+pub struct Connection {
+    ctx: Arc<Context>,
+    peer: SocketAddr,
+    cid: String,
+    reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    rbuf: BytesMut,
+    session: ServerSession,
+    bytes_out: u64,
+    started: Instant,
+    role: Role,
+    url: String,
+}
+
+/// Unpublishes on every exit path (error, time-out, task cancelled).
+struct PublishGuard {
+    ctx: Arc<Context>,
+    source: Arc<Source>,
+    cid: String,
+}
+
+impl Drop for PublishGuard {
+    fn drop(&mut self) {
+        self.source.unpublish(&self.cid);
+        let key = self.source.key.clone();
+        self.ctx.hub.release(&key);
+    }
+}
+
+fn settings_of(vhost: &VhostConfig) -> SourceSettings {
+    let q = vhost.effective_queue_length();
+    SourceSettings {
+        gop_cache: vhost.effective_gop_cache(),
+        queue_length_ms: if q.is_finite() && q > 0.0 {
+            (q * 1000.0) as u64
+        } else {
+            0
+        },
+    }
+}
+
+/// Turns a published message into a Frame, classifying it once for everyone.
+fn make_frame(kind: MediaKind, timestamp: u64, payload: Bytes) -> Option<Frame> {
+    if payload.is_empty() {
+        return None;
+    }
+    let (kind, keyframe, sequence_header) = match kind {
+        MediaKind::Video => match media::codec::parse_video_header(&payload) {
+            Some(h) => (
+                FrameKind::Video,
+                h.info.keyframe && h.kind == media::codec::VideoPacketKind::Frames,
+                h.kind == media::codec::VideoPacketKind::SequenceHeader,
+            ),
+            // Unknown codecs are relayed as they are; players may know them.
+            None => (FrameKind::Video, payload[0] >> 4 == 1, false),
+        },
+        MediaKind::Audio => (
+            FrameKind::Audio,
+            false,
+            media::codec::parse_audio(&payload).is_some_and(|a| a.sequence_header),
+        ),
+        MediaKind::Metadata => (FrameKind::Script, false, false),
+    };
+    Some(Frame {
+        kind,
+        timestamp,
+        payload,
+        keyframe,
+        sequence_header,
+    })
+}
+
+fn media_kind(kind: FrameKind) -> MediaKind {
+    match kind {
+        FrameKind::Audio => MediaKind::Audio,
+        FrameKind::Video => MediaKind::Video,
+        FrameKind::Script => MediaKind::Metadata,
+    }
+}
+
+impl Connection {
+    pub fn new(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, cid: String) -> Connection {
+        let (reader, writer) = socket.into_split();
+        let config = ctx.config();
+        let session = ServerSession::new(ServerConfig {
+            chunk_size: config.chunk_size,
+            limits: DecoderLimits {
+                max_message_size: MAX_MESSAGE_SIZE,
+                max_chunk_streams: MAX_CHUNK_STREAMS,
+            },
+            ..ServerConfig::default()
+        });
+        Connection {
+            ctx,
+            peer,
+            cid,
+            reader,
+            writer,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            session,
+            bytes_out: 0,
+            started: Instant::now(),
+            role: Role::Unknown,
+            url: String::new(),
+        }
+    }
+
+    pub async fn run(mut self) {
+        let result = self.serve().await;
+        let secs = self.started.elapsed().as_secs_f64();
+        let role = match self.role {
+            Role::Unknown => "client",
+            Role::Publisher => "publisher",
+            Role::Player => "player",
+        };
+        let line = format!(
+            "close {role} ip={} url={} duration={secs:.1}s recv={} send={}",
+            self.peer,
+            self.url,
+            self.session.bytes_in(),
+            self.bytes_out
+        );
+        match result {
+            Ok(()) | Err(CloseReason::Eof) | Err(CloseReason::StreamClosed) => info!(
+                "{line}: {}",
+                result
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "done".into())
+            ),
+            Err(e) => warn!("{line}: {e}"),
+        }
+    }
+
+    async fn read_some(&mut self) -> Result<(), CloseReason> {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        let n = self.reader.read_buf(&mut self.rbuf).await?;
+        if n == 0 {
+            return Err(CloseReason::Eof);
+        }
+        self.ctx
+            .counters
+            .bytes_in
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), CloseReason> {
+        if let Some(out) = self.session.take_output() {
+            self.bytes_out += out.len() as u64;
+            tokio::time::timeout(SEND_TIMEOUT, write_all(&mut self.writer, &out))
+                .await
+                .map_err(|_| CloseReason::Timeout("send timed out".into()))??;
+        }
+        Ok(())
+    }
+
+    async fn handshake(&mut self) -> Result<(), CloseReason> {
+        let seed = self.ctx.started.elapsed().as_nanos() as u64 ^ self.peer.port() as u64;
+        let epoch = self.ctx.started.elapsed().as_millis() as u32;
+        let mut hs = ServerHandshake::new(seed, epoch);
+        let mut out = Vec::new();
+        loop {
+            let done = hs.process(&mut self.rbuf, &mut out)?;
+            if !out.is_empty() {
+                write_all(&mut self.writer, &out).await?;
+                self.bytes_out += out.len() as u64;
+                out.clear();
+            }
+            if done {
+                return Ok(());
+            }
+            self.read_some().await?;
+        }
+    }
+
+    /// Next event from the client, reading as needed.
+    async fn next_event(&mut self) -> Result<Event, CloseReason> {
+        loop {
+            if let Some(ev) = self.session.feed(&mut self.rbuf)? {
+                return Ok(ev);
+            }
+            self.flush().await?;
+            self.read_some().await?;
+        }
+    }
+
+    async fn serve(&mut self) -> Result<(), CloseReason> {
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, self.handshake())
+            .await
+            .map_err(|_| {
+                CloseReason::Timeout(format!("handshake not done in {HANDSHAKE_TIMEOUT:?}"))
+            })??;
+        let deadline = tokio::time::Instant::now() + IDENTIFY_TIMEOUT;
+        let (connect, vhost) = tokio::time::timeout_at(deadline, self.connect())
+            .await
+            .map_err(|_| CloseReason::Timeout("no connect in time".into()))??;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.next_event())
+                .await
+                .map_err(|_| {
+                    CloseReason::Timeout(format!("no publish or play within {IDENTIFY_TIMEOUT:?}"))
+                })??;
+            match ev {
+                Event::Publish {
+                    stream_id, name, ..
+                } => {
+                    let req = stream_url::parse(&connect.tc_url, &connect.app, &name);
+                    return self.publish(stream_id, req, &vhost).await;
+                }
+                Event::Play {
+                    stream_id,
+                    name,
+                    reset,
+                    ..
+                } => {
+                    let req = stream_url::parse(&connect.tc_url, &connect.app, &name);
+                    return self.play(stream_id, req, &vhost, reset).await;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn connect(&mut self) -> Result<(ConnectInfo, VhostConfig), CloseReason> {
+        loop {
+            if let Event::Connect(info) = self.next_event().await? {
+                let req = stream_url::parse(&info.tc_url, &info.app, "");
+                let config = self.ctx.config();
+                let Some(vhost) = config.resolve_vhost(&req.vhost).cloned() else {
+                    self.session
+                        .reject_connect(&format!("vhost {} is not served here", req.vhost));
+                    self.flush().await?;
+                    return Err(CloseReason::Rejected(format!(
+                        "connect to unknown vhost {} from tcUrl {}",
+                        req.vhost, info.tc_url
+                    )));
+                };
+                info!(
+                    "connect ip={} tcUrl={} app={} vhost={} flashVer={:?} pageUrl={:?}",
+                    self.peer, info.tc_url, req.app, vhost.name, info.flash_ver, info.page_url
+                );
+                self.session.accept_connect();
+                self.flush().await?;
+                return Ok((info, vhost));
+            }
+        }
+    }
+
+    fn stream_key(req: &StreamRequest, vhost: &VhostConfig) -> StreamKey {
+        StreamKey {
+            vhost: vhost.name.clone(),
+            app: req.app.clone(),
+            stream: req.stream.clone(),
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        stream_id: u32,
+        req: StreamRequest,
+        vhost: &VhostConfig,
+    ) -> Result<(), CloseReason> {
+        self.role = Role::Publisher;
+        let key = Self::stream_key(&req, vhost);
+        self.url = key.to_string();
+        if req.stream.is_empty() || req.app.is_empty() {
+            self.session.reject_publish(
+                stream_id,
+                "NetStream.Publish.BadName",
+                "empty app or stream name",
+            );
+            self.flush().await?;
+            return Err(CloseReason::Rejected(
+                "publish with empty app or stream name".into(),
+            ));
+        }
+        let source = self.ctx.hub.source(&key, settings_of(vhost));
+        if let Err(e) = source.publish(&self.cid) {
+            self.session
+                .reject_publish(stream_id, "NetStream.Publish.BadName", &e.to_string());
+            self.flush().await?;
+            self.ctx.hub.release(&key);
+            return Err(CloseReason::Rejected(e.to_string()));
+        }
+        let _guard = PublishGuard {
+            ctx: self.ctx.clone(),
+            source: source.clone(),
+            cid: self.cid.clone(),
+        };
+        info!(
+            "publish ip={} stream={} param={}",
+            self.peer,
+            key,
+            mask_param(&req.param)
+        );
+        self.session.accept_publish(stream_id);
+        self.flush().await?;
+
+        let firstpkt = vhost.publish.firstpkt_timeout;
+        let normal = vhost.publish.normal_timeout;
+        let mut unwrapper = Unwrapper::default();
+        let mut got_media = false;
+        let mut frames: u64 = 0;
+        loop {
+            while let Some(ev) = self.session.feed(&mut self.rbuf)? {
+                match ev {
+                    Event::Media {
+                        kind,
+                        timestamp,
+                        payload,
+                        stream_id: sid,
+                    } if sid == stream_id || sid == 0 => {
+                        got_media = true;
+                        if let Some(frame) = make_frame(kind, unwrapper.unwrap(timestamp), payload)
+                        {
+                            frames += 1;
+                            source.push(frame);
+                        }
+                    }
+                    Event::CloseStream { .. } => {
+                        info!("unpublish stream={key} frames={frames}");
+                        self.flush().await?;
+                        return Err(CloseReason::StreamClosed);
+                    }
+                    _ => {}
+                }
+            }
+            self.flush().await?;
+            let wait = if got_media { normal } else { firstpkt };
+            match tokio::time::timeout(wait, self.read_some()).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(CloseReason::Timeout(format!(
+                        "publisher sent nothing for {} ms ({})",
+                        wait.as_millis(),
+                        if got_media {
+                            "normal_timeout"
+                        } else {
+                            "firstpkt_timeout"
+                        }
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn play(
+        &mut self,
+        stream_id: u32,
+        req: StreamRequest,
+        vhost: &VhostConfig,
+        reset: bool,
+    ) -> Result<(), CloseReason> {
+        self.role = Role::Player;
+        let key = Self::stream_key(&req, vhost);
+        self.url = key.to_string();
+        if req.stream.is_empty() || req.app.is_empty() {
+            self.session.reject_play(
+                stream_id,
+                "NetStream.Play.StreamNotFound",
+                "empty app or stream name",
+            );
+            self.flush().await?;
+            return Err(CloseReason::Rejected(
+                "play with empty app or stream name".into(),
+            ));
+        }
+        let mut consumer = self.ctx.hub.subscribe(&key, settings_of(vhost));
+        let publishing = consumer.source().is_publishing();
+        info!(
+            "play ip={} stream={} param={} publishing={}",
+            self.peer,
+            key,
+            mask_param(&req.param),
+            publishing
+        );
+        self.session.accept_play(stream_id, &req.stream, reset);
+        self.flush().await?;
+        let result = self
+            .play_loop(
+                &mut consumer,
+                stream_id,
+                vhost.effective_time_jitter(),
+                vhost.play.mw_latency,
+            )
+            .await;
+        drop(consumer);
+        self.ctx.hub.release(&key);
+        result
+    }
+
+    async fn play_loop(
+        &mut self,
+        consumer: &mut Consumer,
+        stream_id: u32,
+        jitter_mode: TimeJitter,
+        mw_latency: Duration,
+    ) -> Result<(), CloseReason> {
+        let mut jitter = Jitter::new(jitter_mode);
+        let mut items: Vec<Item> = Vec::new();
+        let mut bufs: Vec<Bytes> = Vec::new();
+        loop {
+            items.clear();
+            if let Some(s) = consumer.fetch(&mut items) {
+                warn!(
+                    "player fell {} ms behind (queue_length); skipped {} entries to a keyframe",
+                    s.lag_ms, s.entries
+                );
+            }
+            if !items.is_empty() {
+                if let Some(out) = self.session.take_output() {
+                    bufs.push(out);
+                }
+                for item in items.drain(..) {
+                    match item {
+                        Item::Frame(f) => {
+                            let ts = jitter.correct(f.timestamp, f.kind != FrameKind::Script);
+                            // RTMP timestamps are 32-bit and wrap by design.
+                            self.session.encode_media(
+                                media_kind(f.kind),
+                                stream_id,
+                                ts as u32,
+                                &f.payload,
+                                &mut bufs,
+                            );
+                        }
+                        Item::Unpublished => {
+                            self.session.status(
+                                stream_id,
+                                "status",
+                                "NetStream.Play.UnpublishNotify",
+                                "The stream is unpublished.",
+                            );
+                            if let Some(out) = self.session.take_output() {
+                                bufs.push(out);
+                            }
+                        }
+                        Item::Published => {
+                            jitter = Jitter::new(jitter_mode);
+                            self.session.status(
+                                stream_id,
+                                "status",
+                                "NetStream.Play.PublishNotify",
+                                "The stream is published.",
+                            );
+                            if let Some(out) = self.session.take_output() {
+                                bufs.push(out);
+                            }
+                        }
+                    }
+                }
+                let n =
+                    tokio::time::timeout(SEND_TIMEOUT, write_all_bufs(&mut self.writer, &mut bufs))
+                        .await
+                        .map_err(|_| {
+                            CloseReason::Timeout(format!(
+                                "player accepted nothing for {SEND_TIMEOUT:?}"
+                            ))
+                        })??;
+                self.bytes_out += n;
+                self.ctx
+                    .counters
+                    .bytes_out
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                continue;
+            }
+            self.flush().await?;
+            tokio::select! {
+                _ = consumer.changed() => {
+                    // Merged write: let frames gather so that one writev carries many.
+                    if !mw_latency.is_zero() {
+                        tokio::time::sleep(mw_latency).await;
+                    }
+                }
+                r = self.read_some() => {
+                    r?;
+                    while let Some(ev) = self.session.feed(&mut self.rbuf)? {
+                        match ev {
+                            Event::Pause { pause, .. } => {
+                                consumer.set_paused(pause);
+                                let (code, desc) = if pause {
+                                    ("NetStream.Pause.Notify", "Paused stream.")
+                                } else {
+                                    ("NetStream.Unpause.Notify", "Unpaused stream.")
+                                };
+                                self.session.status(stream_id, "status", code, desc);
+                            }
+                            Event::CloseStream { .. } => return Err(CloseReason::StreamClosed),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
