@@ -1,5 +1,6 @@
 //! RTMP protocol: handshake, chunk stream, messages and sessions (sans-IO), and a small tokio client.
 pub mod chunk;
+pub mod client;
 pub mod handshake;
 pub mod message;
 pub mod server;

@@ -198,6 +198,12 @@ impl ServerSession {
         }
     }
 
+    /// Whether the client announced its publish with FCPublish (FMLE, ffmpeg, OBS)
+    /// rather than publishing directly (Flash).
+    pub fn used_fcpublish(&self) -> bool {
+        self.fcpublish
+    }
+
     pub fn has_output(&self) -> bool {
         !self.out.is_empty()
     }

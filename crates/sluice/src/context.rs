@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::stats::ClientRegistry;
 
 /// Server-wide counters (the API and metrics read them).
 #[derive(Debug, Default)]
@@ -20,6 +21,7 @@ pub struct Counters {
 #[derive(Debug)]
 pub struct Context {
     pub hub: Hub,
+    pub clients: ClientRegistry,
     config: RwLock<Arc<Config>>,
     pub started: Instant,
     pub counters: Counters,
@@ -36,6 +38,7 @@ impl Context {
             ^ u64::from(std::process::id()) << 32;
         Arc::new(Context {
             hub: Hub::new(),
+            clients: ClientRegistry::default(),
             config: RwLock::new(Arc::new(config)),
             started: Instant::now(),
             counters: Counters::default(),

@@ -5,4 +5,5 @@ pub mod hub;
 pub mod logging;
 pub mod rtmp_service;
 pub mod server;
+pub mod stats;
 pub mod stream_url;

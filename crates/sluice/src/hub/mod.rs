@@ -1,5 +1,6 @@
 //! The stream hub: the registry of live Sources and the consumers that read them.
 
+pub mod codec_info;
 mod consumer;
 mod frame;
 pub mod jitter;
@@ -32,6 +33,7 @@ impl fmt::Display for StreamKey {
 #[derive(Debug, Default)]
 pub struct Hub {
     sources: Mutex<HashMap<StreamKey, Arc<Source>>>,
+    next_id: std::sync::atomic::AtomicU64,
 }
 
 impl Hub {
@@ -48,7 +50,12 @@ impl Hub {
     pub fn source(&self, key: &StreamKey, settings: SourceSettings) -> Arc<Source> {
         self.map()
             .entry(key.clone())
-            .or_insert_with(|| Arc::new(Source::new(key.clone(), settings)))
+            .or_insert_with(|| {
+                let n = self
+                    .next_id
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Arc::new(Source::new(format!("vid-{n}"), key.clone(), settings))
+            })
             .clone()
     }
 
@@ -80,8 +87,15 @@ impl Hub {
         }
     }
 
+    /// All sources, oldest first.
     pub fn sources(&self) -> Vec<Arc<Source>> {
-        self.map().values().cloned().collect()
+        let mut v: Vec<_> = self.map().values().cloned().collect();
+        v.sort_by_key(|s| s.created);
+        v
+    }
+
+    pub fn find_by_id(&self, id: &str) -> Option<Arc<Source>> {
+        self.map().values().find(|s| s.id == id).cloned()
     }
 }
 

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use super::codec_info::{self, AudioCodecInfo, VideoCodecInfo};
 use super::frame::{Frame, FrameKind};
 use super::StreamKey;
 
@@ -75,6 +76,8 @@ pub(super) struct Ring {
     pub epoch: u64,
     pub publisher: Option<PublisherInfo>,
     pub settings: SourceSettings,
+    pub video_info: Option<VideoCodecInfo>,
+    pub audio_info: Option<AudioCodecInfo>,
 }
 
 impl Ring {
@@ -170,6 +173,8 @@ pub enum PublishError {
 /// A live stream, shared by its publisher and consumers.
 #[derive(Debug)]
 pub struct Source {
+    /// Short id for the API (`/api/v1/streams/{id}`).
+    pub id: String,
     pub key: StreamKey,
     pub(super) ring: RwLock<Ring>,
     /// Carries the ring's end sequence; every change wakes waiting consumers.
@@ -179,9 +184,10 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn new(key: StreamKey, settings: SourceSettings) -> Source {
+    pub fn new(id: String, key: StreamKey, settings: SourceSettings) -> Source {
         let (notify, _) = watch::channel(0);
         Source {
+            id,
             key,
             ring: RwLock::new(Ring {
                 slots: VecDeque::new(),
@@ -197,6 +203,8 @@ impl Source {
                 epoch: 0,
                 publisher: None,
                 settings,
+                video_info: None,
+                audio_info: None,
             }),
             notify,
             stats: SourceStats::default(),
@@ -245,6 +253,8 @@ impl Source {
             ring.metadata = None;
             ring.video_sh = None;
             ring.audio_sh = None;
+            ring.video_info = None;
+            ring.audio_info = None;
             ring.header_gen += 1;
             ring.epoch += 1;
             ring.newest_ts = 0;
@@ -287,6 +297,16 @@ impl Source {
             if frame.kind != FrameKind::Script {
                 ring.newest_ts = ring.newest_ts.max(frame.timestamp);
             }
+            if frame.sequence_header {
+                match frame.kind {
+                    FrameKind::Video => ring.video_info = codec_info::video_info(&frame.payload),
+                    FrameKind::Audio => ring.audio_info = codec_info::audio_info(&frame.payload),
+                    FrameKind::Script => {}
+                }
+            } else if frame.kind == FrameKind::Audio && ring.audio_info.is_none() {
+                // MP3 has no sequence header: learn it from the first frame.
+                ring.audio_info = codec_info::audio_info(&frame.payload);
+            }
             if frame.sequence_header || frame.kind == FrameKind::Script {
                 ring.header_gen += 1;
                 match frame.kind {
@@ -306,6 +326,11 @@ impl Source {
             ring.end()
         };
         self.notify.send_replace(end);
+    }
+
+    pub fn codec_info(&self) -> (Option<VideoCodecInfo>, Option<AudioCodecInfo>) {
+        let ring = self.read();
+        (ring.video_info.clone(), ring.audio_info.clone())
     }
 
     /// Number of entries in the ring and their bytes (GOP cache plus queue window).

@@ -22,6 +22,7 @@ use crate::config::{TimeJitter, VhostConfig};
 use crate::context::Context;
 use crate::hub::jitter::{Jitter, Unwrapper};
 use crate::hub::{Consumer, Frame, FrameKind, Item, Source, SourceSettings, StreamKey};
+use crate::stats::{Client, ClientKind};
 use crate::stream_url::{self, mask_param, StreamRequest};
 
 /// Read buffer growth step: one read takes up to this much.
@@ -44,6 +45,8 @@ enum CloseReason {
     Rejected(String),
     #[error("stream closed by client")]
     StreamClosed,
+    #[error("kicked off by the API")]
+    Kicked,
 }
 
 /// What the client turned out to be, for the close log line.
@@ -66,6 +69,7 @@ pub struct Connection {
     started: Instant,
     role: Role,
     url: String,
+    client: Arc<Client>,
 }
 
 /// Unpublishes on every exit path (error, time-out, task cancelled).
@@ -135,7 +139,13 @@ fn media_kind(kind: FrameKind) -> MediaKind {
 }
 
 impl Connection {
-    pub fn new(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, cid: String) -> Connection {
+    pub fn new(
+        ctx: Arc<Context>,
+        socket: TcpStream,
+        peer: SocketAddr,
+        cid: String,
+        client: Arc<Client>,
+    ) -> Connection {
         let (reader, writer) = socket.into_split();
         let config = ctx.config();
         let session = ServerSession::new(ServerConfig {
@@ -158,11 +168,16 @@ impl Connection {
             started: Instant::now(),
             role: Role::Unknown,
             url: String::new(),
+            client,
         }
     }
 
     pub async fn run(mut self) {
-        let result = self.serve().await;
+        let kick = self.client.kick.clone();
+        let result = tokio::select! {
+            r = self.serve() => r,
+            _ = kick.cancelled() => Err(CloseReason::Kicked),
+        };
         let secs = self.started.elapsed().as_secs_f64();
         let role = match self.role {
             Role::Unknown => "client",
@@ -196,6 +211,7 @@ impl Connection {
         if n == 0 {
             return Err(CloseReason::Eof);
         }
+        self.client.add_recv(n as u64);
         self.ctx
             .counters
             .bytes_in
@@ -206,6 +222,7 @@ impl Connection {
     async fn flush(&mut self) -> Result<(), CloseReason> {
         if let Some(out) = self.session.take_output() {
             self.bytes_out += out.len() as u64;
+            self.client.add_send(out.len() as u64);
             tokio::time::timeout(SEND_TIMEOUT, write_all(&mut self.writer, &out))
                 .await
                 .map_err(|_| CloseReason::Timeout("send timed out".into()))??;
@@ -298,6 +315,11 @@ impl Connection {
                     "connect ip={} tcUrl={} app={} vhost={} flashVer={:?} pageUrl={:?}",
                     self.peer, info.tc_url, req.app, vhost.name, info.flash_ver, info.page_url
                 );
+                self.client.update(|c| {
+                    c.tc_url = info.tc_url.clone();
+                    c.page_url = info.page_url.clone();
+                    c.swf_url = info.swf_url.clone();
+                });
                 self.session.accept_connect();
                 self.flush().await?;
                 return Ok((info, vhost));
@@ -352,6 +374,16 @@ impl Connection {
             key,
             mask_param(&req.param)
         );
+        let kind = if self.session.used_fcpublish() {
+            ClientKind::FmlePublish
+        } else {
+            ClientKind::FlashPublish
+        };
+        self.client.update(|c| {
+            c.kind = kind;
+            c.stream = Some(key.clone());
+            c.param = mask_param(&req.param);
+        });
         self.session.accept_publish(stream_id);
         self.flush().await?;
 
@@ -433,6 +465,11 @@ impl Connection {
             mask_param(&req.param),
             publishing
         );
+        self.client.update(|c| {
+            c.kind = ClientKind::RtmpPlay;
+            c.stream = Some(key.clone());
+            c.param = mask_param(&req.param);
+        });
         self.session.accept_play(stream_id, &req.stream, reset);
         self.flush().await?;
         let result = self
@@ -517,6 +554,7 @@ impl Connection {
                             ))
                         })??;
                 self.bytes_out += n;
+                self.client.add_send(n);
                 self.ctx
                     .counters
                     .bytes_out

@@ -83,8 +83,10 @@ async fn handle(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, cid: Str
         warn!("set TCP_NODELAY: {e}");
     }
     ctx.counters.active.fetch_add(1, Ordering::Relaxed);
-    connection::Connection::new(ctx.clone(), socket, peer, cid)
+    let registration = ctx.clients.register(&cid, peer);
+    connection::Connection::new(ctx.clone(), socket, peer, cid, registration.client.clone())
         .run()
         .await;
+    drop(registration);
     ctx.counters.active.fetch_sub(1, Ordering::Relaxed);
 }

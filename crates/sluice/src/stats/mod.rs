@@ -1,0 +1,161 @@
+//! Who is connected and what they are doing: the registry behind the API's
+//! `clients` and the kick (`DELETE /api/v1/clients/{id}`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::StreamKey;
+
+/// What a client is, with SRS's API names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    /// Connected, not yet publishing or playing.
+    Unknown,
+    /// RTMP publisher that used FCPublish (ffmpeg, OBS, FMLE).
+    FmlePublish,
+    /// RTMP publisher without FCPublish (Flash).
+    FlashPublish,
+    RtmpPlay,
+    FlvPlay,
+}
+
+impl ClientKind {
+    /// SRS's `type` field.
+    pub fn srs_name(self) -> &'static str {
+        match self {
+            ClientKind::Unknown => "unknown",
+            ClientKind::FmlePublish => "fmle-publish",
+            ClientKind::FlashPublish => "flash-publish",
+            ClientKind::RtmpPlay => "rtmp-play",
+            ClientKind::FlvPlay => "flv-play",
+        }
+    }
+
+    pub fn is_publish(self) -> bool {
+        matches!(self, ClientKind::FmlePublish | ClientKind::FlashPublish)
+    }
+}
+
+/// The parts of a client that change after it connects.
+#[derive(Debug, Clone)]
+pub struct ClientState {
+    pub kind: ClientKind,
+    pub stream: Option<StreamKey>,
+    pub tc_url: String,
+    pub page_url: String,
+    pub swf_url: String,
+    /// Stream query string (masked before it reaches the API).
+    pub param: String,
+}
+
+#[derive(Debug)]
+pub struct Client {
+    pub id: String,
+    pub peer: SocketAddr,
+    pub started: Instant,
+    pub state: Mutex<ClientState>,
+    pub send_bytes: AtomicU64,
+    pub recv_bytes: AtomicU64,
+    /// Cancelled to kick the client; its task closes the connection.
+    pub kick: CancellationToken,
+}
+
+impl Client {
+    pub fn state(&self) -> ClientState {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut ClientState)) {
+        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    pub fn add_send(&self, n: u64) {
+        self.send_bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn add_recv(&self, n: u64) {
+        self.recv_bytes.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ClientRegistry {
+    clients: Mutex<HashMap<String, Arc<Client>>>,
+}
+
+/// Removes the client from the registry when its connection ends.
+pub struct ClientGuard<'a> {
+    registry: &'a ClientRegistry,
+    pub client: Arc<Client>,
+}
+
+impl Drop for ClientGuard<'_> {
+    fn drop(&mut self) {
+        self.registry.map().remove(&self.client.id);
+    }
+}
+
+impl ClientRegistry {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Client>>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn register(&self, id: &str, peer: SocketAddr) -> ClientGuard<'_> {
+        let client = Arc::new(Client {
+            id: id.to_string(),
+            peer,
+            started: Instant::now(),
+            state: Mutex::new(ClientState {
+                kind: ClientKind::Unknown,
+                stream: None,
+                tc_url: String::new(),
+                page_url: String::new(),
+                swf_url: String::new(),
+                param: String::new(),
+            }),
+            send_bytes: AtomicU64::new(0),
+            recv_bytes: AtomicU64::new(0),
+            kick: CancellationToken::new(),
+        });
+        self.map().insert(id.to_string(), client.clone());
+        ClientGuard {
+            registry: self,
+            client,
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Client>> {
+        self.map().get(id).cloned()
+    }
+
+    /// All clients, oldest first (stable order for paging).
+    pub fn list(&self) -> Vec<Arc<Client>> {
+        let mut v: Vec<_> = self.map().values().cloned().collect();
+        v.sort_by_key(|c| c.started);
+        v
+    }
+
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Asks the client's task to close it. False when no such client.
+    pub fn kick(&self, id: &str) -> bool {
+        match self.get(id) {
+            Some(c) => {
+                c.kick.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
