@@ -10,13 +10,18 @@ use super::parser::Directive;
 use super::types::*;
 use super::ConfigError;
 
+#[path = "build_hls.rs"]
+mod hls;
+#[path = "build_http.rs"]
+mod http;
+
 /// Bounds that keep typos like an extra zero from turning into absurd behaviour.
 const MAX_MAX_CONNECTIONS: u64 = 1_000_000;
 const MAX_QUEUE_SECONDS: f64 = 3600.0;
 const MAX_TIMEOUT_MS: u64 = 3_600_000;
 const MAX_MW_LATENCY_MS: u64 = 10_000;
 
-fn invalid(d: &Directive, message: impl Into<String>) -> ConfigError {
+pub(super) fn invalid(d: &Directive, message: impl Into<String>) -> ConfigError {
     let mut message = message.into();
     if d.end_line != d.line {
         message.push_str(&format!(
@@ -32,7 +37,7 @@ fn invalid(d: &Directive, message: impl Into<String>) -> ConfigError {
     }
 }
 
-fn unknown(d: &Directive, context: &str) -> ConfigError {
+pub(super) fn unknown(d: &Directive, context: &str) -> ConfigError {
     ConfigError::UnknownDirective {
         file: d.file.to_string(),
         line: d.line,
@@ -41,7 +46,7 @@ fn unknown(d: &Directive, context: &str) -> ConfigError {
     }
 }
 
-fn warn_unimplemented(warnings: &mut Vec<String>, d: &Directive, scope: &str) {
+pub(super) fn warn_unimplemented(warnings: &mut Vec<String>, d: &Directive, scope: &str) {
     warnings.push(format!(
         "{}:{}: {scope}{}: known SRS directive, not implemented by sluice yet; ignored",
         d.file, d.line, d.name
@@ -51,29 +56,34 @@ fn warn_unimplemented(warnings: &mut Vec<String>, d: &Directive, scope: &str) {
 /// Rejects a second occurrence of a single-valued directive in one scope: SRS silently takes
 /// the first, which hides mistakes.
 #[derive(Default)]
-struct Seen(HashMap<String, (String, u32)>);
+pub(super) struct Seen(HashMap<String, (String, u32)>);
 
 impl Seen {
-    fn check(&mut self, d: &Directive) -> Result<(), ConfigError> {
-        if let Some((file, line)) = self.0.get(&d.name) {
+    pub(super) fn check(&mut self, d: &Directive) -> Result<(), ConfigError> {
+        self.check_as(d, &d.name)
+    }
+
+    /// Like `check`, for a directive that has several spellings sharing one `key`.
+    pub(super) fn check_as(&mut self, d: &Directive, key: &str) -> Result<(), ConfigError> {
+        if let Some((file, line)) = self.0.get(key) {
             return Err(invalid(
                 d,
                 format!("duplicate directive (first given at {file}:{line})"),
             ));
         }
-        self.0.insert(d.name.clone(), (d.file.to_string(), d.line));
+        self.0.insert(key.to_string(), (d.file.to_string(), d.line));
         Ok(())
     }
 }
 
-fn no_block(d: &Directive) -> Result<(), ConfigError> {
+pub(super) fn no_block(d: &Directive) -> Result<(), ConfigError> {
     if d.block {
         return Err(invalid(d, "does not take a { } block"));
     }
     Ok(())
 }
 
-fn need_block(d: &Directive, args: usize) -> Result<(), ConfigError> {
+pub(super) fn need_block(d: &Directive, args: usize) -> Result<(), ConfigError> {
     if !d.block {
         return Err(invalid(d, "expected a { } block"));
     }
@@ -89,7 +99,7 @@ fn need_block(d: &Directive, args: usize) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn one_arg(d: &Directive) -> Result<&str, ConfigError> {
+pub(super) fn one_arg(d: &Directive) -> Result<&str, ConfigError> {
     no_block(d)?;
     match d.args.as_slice() {
         [one] => Ok(one),
@@ -100,11 +110,11 @@ fn one_arg(d: &Directive) -> Result<&str, ConfigError> {
     }
 }
 
-fn bad_value(d: &Directive, v: &str, expected: &str) -> ConfigError {
+pub(super) fn bad_value(d: &Directive, v: &str, expected: &str) -> ConfigError {
     invalid(d, format!("invalid value \"{v}\" (expected {expected})"))
 }
 
-fn flag(d: &Directive) -> Result<bool, ConfigError> {
+pub(super) fn flag(d: &Directive) -> Result<bool, ConfigError> {
     match one_arg(d)? {
         "on" => Ok(true),
         "off" => Ok(false),
@@ -112,7 +122,7 @@ fn flag(d: &Directive) -> Result<bool, ConfigError> {
     }
 }
 
-fn integer(d: &Directive, lo: u64, hi: u64, unit: &str) -> Result<u64, ConfigError> {
+pub(super) fn integer(d: &Directive, lo: u64, hi: u64, unit: &str) -> Result<u64, ConfigError> {
     let v = one_arg(d)?;
     let expected = format!("an integer {lo}..={hi}{unit}");
     let n: u64 = if v.bytes().all(|b| b.is_ascii_digit()) {
@@ -134,14 +144,19 @@ fn millis(d: &Directive, lo: u64, hi: u64) -> Result<Duration, ConfigError> {
 }
 
 fn seconds(d: &Directive) -> Result<f64, ConfigError> {
+    positive_seconds(d, MAX_QUEUE_SECONDS)
+}
+
+/// A plain decimal number of seconds in (0, max]: no sign, exponent, inf or nan.
+pub(super) fn positive_seconds(d: &Directive, max: f64) -> Result<f64, ConfigError> {
     let v = one_arg(d)?;
-    let expected = format!("seconds, a number > 0 and <= {MAX_QUEUE_SECONDS}");
+    let expected = format!("seconds, a number > 0 and <= {max}");
     let ok_chars = v.bytes().all(|b| b.is_ascii_digit() || b == b'.');
     let n: f64 = match v.parse() {
         Ok(n) if ok_chars => n,
         _ => return Err(bad_value(d, v, &expected)),
     };
-    if !(n > 0.0 && n <= MAX_QUEUE_SECONDS) {
+    if !(n > 0.0 && n <= max) {
         return Err(invalid(
             d,
             format!("value {v} out of range (expected {expected})"),
@@ -169,7 +184,7 @@ fn time_jitter(d: &Directive) -> Result<TimeJitter, ConfigError> {
     }
 }
 
-fn path(d: &Directive) -> Result<PathBuf, ConfigError> {
+pub(super) fn path(d: &Directive) -> Result<PathBuf, ConfigError> {
     let v = one_arg(d)?;
     if v.is_empty() {
         return Err(invalid(d, "empty path"));
@@ -178,7 +193,7 @@ fn path(d: &Directive) -> Result<PathBuf, ConfigError> {
 }
 
 /// `1935` (all IPv4 interfaces), `127.0.0.1:1935`, `[::]:1935`.
-fn endpoint(d: &Directive, v: &str) -> Result<SocketAddr, ConfigError> {
+pub(super) fn endpoint(d: &Directive, v: &str) -> Result<SocketAddr, ConfigError> {
     const EXPECTED: &str = "PORT, IPV4:PORT or [IPV6]:PORT";
     if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
         let port: u16 = v.parse().map_err(|_| bad_value(d, v, EXPECTED))?;
@@ -282,6 +297,15 @@ impl Builder {
             return Ok(());
         }
         match name {
+            "http_api" => {
+                self.seen.check(d)?;
+                http::http_api(d, &mut self.cfg.http_api, &mut self.cfg.warnings)?;
+            }
+            // `http_stream` is the SRS 1 name, which SRS still renames on load.
+            "http_server" | "http_stream" => {
+                self.seen.check_as(d, "http_server")?;
+                http::http_server(d, &mut self.cfg.http_server, &mut self.cfg.warnings)?;
+            }
             "max_connections" => {
                 self.seen.check(d)?;
                 let n = integer(d, 1, MAX_MAX_CONNECTIONS, "")?;
@@ -364,6 +388,8 @@ fn vhost(
                 explicit.1 = f;
                 explicit.2 = nt;
             }
+            "http_remux" => http::http_remux(c, &mut v.http_remux, warnings)?,
+            "hls" => hls::hls(c, &mut v.hls, warnings)?,
             _ => return Err(unknown(c, &ctx)),
         }
     }
@@ -436,4 +462,33 @@ fn publish(
         }
     }
     Ok(set)
+}
+
+/// Checks the `[name]` variables of a path or URL template against those SRS substitutes
+/// there, so a typo such as `[steam]` fails here instead of producing odd file names.
+pub(super) fn template_vars(
+    d: &Directive,
+    template: &str,
+    known: &[&str],
+) -> Result<(), ConfigError> {
+    let mut rest = template;
+    while let Some(open) = rest.find('[') {
+        let after = rest.get(open + 1..).unwrap_or_default();
+        let Some(close) = after.find(']') else {
+            return Err(invalid(d, format!("unclosed \"[\" in \"{template}\"")));
+        };
+        let name = after.get(..close).unwrap_or_default();
+        if !known.contains(&name) {
+            let list: Vec<String> = known.iter().map(|k| format!("[{k}]")).collect();
+            return Err(invalid(
+                d,
+                format!(
+                    "unknown variable \"[{name}]\" in \"{template}\" (known: {})",
+                    list.join(" ")
+                ),
+            ));
+        }
+        rest = after.get(close + 1..).unwrap_or_default();
+    }
+    Ok(())
 }

@@ -11,9 +11,6 @@ pub const ROOT: &[&str] = &[
     "heartbeat",
     "tencentcloud_apm",
     "tencentcloud_cls",
-    "http_api",
-    "http_server",
-    "http_stream",
     "stats",
     "pithy_print_ms",
     "pithy_print",
@@ -48,7 +45,6 @@ pub const VHOST: &[&str] = &[
     "tcp_nodelay",
     "dvr",
     "ingest",
-    "hls",
     "http_hooks",
     "refer",
     "forward",
@@ -56,7 +52,6 @@ pub const VHOST: &[&str] = &[
     "bandcheck",
     "cluster",
     "security",
-    "http_remux",
     "dash",
     "http_static",
     "hds",
@@ -102,4 +97,29 @@ pub const PUBLISH: &[&str] = &[
     "parse_sps",
     "try_annexb_first",
     "kickoff_for_idle",
+];
+
+/// Inside `http_api { }` and `http_server { }`.
+pub const HTTP_API: &[&str] = &["https"];
+pub const HTTP_SERVER: &[&str] = &["https"];
+
+/// Inside `vhost { http_remux { } }`.
+pub const HTTP_REMUX: &[&str] = &["fast_cache", "drop_if_not_match"];
+
+/// Inside `vhost { hls { } }`: encryption, HLS sessions, fMP4 and the SRS 2 RAM mode.
+pub const HLS: &[&str] = &[
+    "hls_storage",
+    "hls_mount",
+    "hls_keys",
+    "hls_fragments_per_key",
+    "hls_key_file",
+    "hls_key_file_path",
+    "hls_key_url",
+    "hls_ctx",
+    "hls_ts_ctx",
+    "hls_recover",
+    "hls_use_fmp4",
+    "hls_fmp4_file",
+    "hls_init_file",
+    "hls_master_m3u8_path_relative",
 ];

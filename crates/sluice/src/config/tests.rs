@@ -185,6 +185,26 @@ fn embedded_default_conf() {
     assert!(v.effective_gop_cache());
     assert_eq!(v.effective_queue_length(), 10.0);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // HTTP API, HTTP server, HTTP-FLV and HLS are on out of the box.
+    assert!(c.http_api.enabled && c.http_api.crossdomain);
+    assert_eq!(c.http_api.listen, SocketAddr::from(([0, 0, 0, 0], 1985)));
+    assert_eq!(c.http_api.auth, None);
+    assert!(c.http_server.enabled);
+    assert_eq!(c.http_server.listen, SocketAddr::from(([0, 0, 0, 0], 8080)));
+    assert_eq!(c.http_server.dir, PathBuf::from("./objs/nginx/html"));
+    assert!(v.http_remux.enabled);
+    assert_eq!(v.http_remux.mount, "[vhost]/[app]/[stream].flv");
+    assert!(v.hls.enabled);
+    assert_eq!(v.hls.fragment, Duration::from_secs(10));
+    assert_eq!(v.hls.window, Duration::from_secs(60));
+    assert_eq!(v.hls.path, c.http_server.dir);
+    assert_eq!(
+        HlsConfig {
+            enabled: false,
+            ..v.hls.clone()
+        },
+        HlsConfig::default()
+    );
 }
 
 #[test]
@@ -353,17 +373,17 @@ fn vhost_resolution() {
 
 #[test]
 fn srs_directives_warn_typos_fail() {
-    let text = "http_api { enabled on; listen 1985; }\nstats { network 0; }\nutc_time off;\n\
-                vhost x {\n hls { enabled on; }\n dvr { }\n tcp_nodelay on;\n\
+    let text = "heartbeat { enabled on; interval 9; }\nstats { network 0; }\nutc_time off;\n\
+                vhost x {\n dash { enabled on; }\n dvr { }\n tcp_nodelay on;\n\
                  play { atc on; mw_msgs 8; }\n publish { mr on; parse_sps on; kickoff_for_idle 0; }\n}";
     let c = ok(text);
     assert_eq!(c.warnings.len(), 11, "{:#?}", c.warnings);
     assert_eq!(
         c.warnings[0],
-        "t.conf:1: http_api: known SRS directive, not implemented by sluice yet; ignored"
+        "t.conf:1: heartbeat: known SRS directive, not implemented by sluice yet; ignored"
     );
     assert!(
-        c.warnings[3].starts_with("t.conf:5: vhost.hls:"),
+        c.warnings[3].starts_with("t.conf:5: vhost.dash:"),
         "{}",
         c.warnings[3]
     );
@@ -563,6 +583,18 @@ fn random_input_never_panics() {
         "60000",
         "mw_latency",
         "http_api",
+        "http_server",
+        "http_remux",
+        "mount",
+        "[vhost]/[app]/[stream].flv",
+        "x.ts",
+        "hls",
+        "hls_fragment",
+        "hls_window",
+        "hls_ts_file",
+        "[seq].ts",
+        "[bad",
+        "auth",
         "enabled",
         "é",
         "__defaultVhost__",
@@ -593,4 +625,448 @@ fn random_input_never_panics() {
         }
     }
     assert!(oks > 0);
+}
+
+// ---------------------------------------------------------------- http_api, http_server
+
+#[test]
+fn http_defaults_follow_srs() {
+    let c = ok("");
+    let api = &c.http_api;
+    assert!(!api.enabled && api.crossdomain);
+    assert_eq!(api.listen, SocketAddr::from(([0, 0, 0, 0], 1985)));
+    assert_eq!(api.auth, None);
+    assert_eq!(api.raw_api, RawApiConfig::default());
+    assert!(!api.raw_api.enabled && !api.raw_api.allow_reload);
+    assert!(!api.raw_api.allow_query && !api.raw_api.allow_update);
+    let s = &c.http_server;
+    assert!(!s.enabled && s.crossdomain);
+    assert_eq!(s.listen, SocketAddr::from(([0, 0, 0, 0], 8080)));
+    assert_eq!(s.dir, PathBuf::from("./objs/nginx/html"));
+    let v = &c.vhosts[0];
+    assert_eq!(v.http_remux, HttpRemuxConfig::default());
+    assert_eq!(
+        (v.http_remux.enabled, v.http_remux.mount.as_str()),
+        (false, "[vhost]/[app]/[stream].flv")
+    );
+    assert!(v.http_remux.has_audio && v.http_remux.has_video && v.http_remux.guess_has_av);
+    // Empty blocks change nothing.
+    let c =
+        ok("http_api { auth { } raw_api { } } http_server { } vhost a { http_remux { } hls { } }");
+    assert_eq!(c.http_api, HttpApiConfig::default());
+    assert_eq!(c.http_server, HttpServerConfig::default());
+    let a = c.vhost("a").expect("a");
+    assert_eq!(a.http_remux, HttpRemuxConfig::default());
+    assert_eq!(a.hls, HlsConfig::default());
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn http_api_values() {
+    let c = ok(
+        "http_api {\n enabled on; listen 127.0.0.1:1986; crossdomain off;\n \
+         auth { enabled on; username admin; password 'p w;d'; }\n \
+         raw_api { enabled on; allow_reload on; allow_query on; allow_update on; }\n \
+         https { enabled on; listen 1990; }\n}",
+    );
+    let api = &c.http_api;
+    assert!(api.enabled && !api.crossdomain);
+    assert_eq!(
+        api.listen,
+        "127.0.0.1:1986".parse::<SocketAddr>().expect("a")
+    );
+    assert_eq!(
+        api.auth,
+        Some(HttpAuth {
+            username: "admin".into(),
+            password: "p w;d".into()
+        })
+    );
+    assert_eq!(
+        api.raw_api,
+        RawApiConfig {
+            enabled: true,
+            allow_reload: true,
+            allow_query: true,
+            allow_update: true
+        }
+    );
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].starts_with("t.conf:5: http_api.https: known SRS directive"),
+        "{}",
+        c.warnings[0]
+    );
+    // Disabled auth keeps no credentials.
+    let c = ok("http_api { auth { enabled off; username u; password p; } }");
+    assert_eq!(c.http_api.auth, None);
+    let c = ok("http_api { listen [::]:0; }");
+    assert_eq!(
+        c.http_api.listen,
+        "[::]:0".parse::<SocketAddr>().expect("a")
+    );
+}
+
+#[test]
+fn http_server_values() {
+    let c = ok(
+        "http_server { enabled on; listen [::1]:80; dir /srv/www; crossdomain off;\n https { } }",
+    );
+    let s = &c.http_server;
+    assert!(s.enabled && !s.crossdomain);
+    assert_eq!(s.listen, "[::1]:80".parse::<SocketAddr>().expect("a"));
+    assert_eq!(s.dir, PathBuf::from("/srv/www"));
+    assert_eq!(c.warnings.len(), 1);
+    assert!(
+        c.warnings[0].starts_with("t.conf:2: http_server.https:"),
+        "{:?}",
+        c.warnings
+    );
+    // SRS 1 spelling.
+    let c = ok("http_stream { enabled on; listen 81; }");
+    assert!(c.http_server.enabled);
+    assert_eq!(c.http_server.listen.port(), 81);
+    assert!(c.warnings.is_empty());
+}
+
+#[test]
+fn http_bad_values_name_file_and_line() {
+    let cases: &[(&str, u32, &str)] = &[
+        ("http_api;", 1, "expected a { } block"),
+        ("http_api x { }", 1, "expected 0 argument(s)"),
+        (
+            "http_api { }\nhttp_api { }",
+            2,
+            "duplicate directive (first given at t.conf:1)",
+        ),
+        (
+            "http_api {\n enabled yes;\n}",
+            2,
+            "t.conf:2: enabled: invalid value \"yes\"",
+        ),
+        (
+            "http_api {\n listen 1985 1986;\n}",
+            2,
+            "exactly one value, got 2",
+        ),
+        ("http_api { listen 99999; }", 1, "invalid value \"99999\""),
+        ("http_api { listen localhost:1985; }", 1, "IPV4:PORT"),
+        ("http_api { crossdomain 1; }", 1, "on or off"),
+        ("http_api { enabled on; enabled off; }", 1, "duplicate"),
+        (
+            "http_api {\n auth {\n  enabled on;\n  username admin;\n }\n}",
+            2,
+            "auth: enabled, but username or password is missing or empty",
+        ),
+        (
+            "http_api { auth { enabled on; username ''; password p; } }",
+            1,
+            "missing or empty",
+        ),
+        (
+            "http_api {\n auth {\n  username a:b;\n } }",
+            3,
+            "must not contain \":\"",
+        ),
+        (
+            "http_api { auth { user x; } }",
+            1,
+            "unknown directive \"user\" in http_api.auth",
+        ),
+        ("http_api { auth; }", 1, "expected a { } block"),
+        (
+            "http_api { raw_api { allow_reload maybe; } }",
+            1,
+            "on or off",
+        ),
+        (
+            "http_api { raw_api { allow_all on; } }",
+            1,
+            "\"allow_all\" in http_api.raw_api",
+        ),
+        (
+            "http_api {\n\n stats on; }",
+            3,
+            "unknown directive \"stats\" in http_api",
+        ),
+        ("http_server {\n dir '';\n}", 2, "empty path"),
+        ("http_server { listen; }", 1, "exactly one value, got 0"),
+        ("http_server { mount /x; }", 1, "\"mount\" in http_server"),
+        (
+            "http_server { }\nhttp_stream { }",
+            2,
+            "duplicate directive (first given at t.conf:1)",
+        ),
+    ];
+    for (text, line, msg) in cases {
+        let e = err_of(text);
+        assert_eq!(e.line(), Some(*line), "{text:?}: {e}");
+        assert!(e.to_string().contains(msg), "{text:?}: {e}");
+        assert!(
+            e.to_string().starts_with(&format!("t.conf:{line}: ")),
+            "{e}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- http_remux
+
+#[test]
+fn http_remux_values() {
+    let c = ok("vhost a {\n http_remux {\n  enabled on; mount /[app]/[stream].flv;\n  \
+         has_audio off; has_video off; guess_has_av off;\n  fast_cache 30;\n  drop_if_not_match off;\n }\n}");
+    let r = &c.vhost("a").expect("a").http_remux;
+    assert!(r.enabled && !r.has_audio && !r.has_video && !r.guess_has_av);
+    assert_eq!(r.mount, "/[app]/[stream].flv");
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    assert!(c.warnings[0].starts_with("t.conf:5: vhost.http_remux.fast_cache:"));
+    assert!(c.warnings[1].starts_with("t.conf:6: vhost.http_remux.drop_if_not_match:"));
+    for m in [
+        "/live/livestream.flv",
+        "example.com/[app]/[stream].flv",
+        "[vhost]/x.flv",
+    ] {
+        let c = ok(&format!("vhost a {{ http_remux {{ mount {m}; }} }}"));
+        assert_eq!(c.vhost("a").expect("a").http_remux.mount, m);
+    }
+}
+
+#[test]
+fn http_remux_bad_values() {
+    let cases: &[(&str, u32, &str)] = &[
+        (
+            "vhost a {\n http_remux {\n  mount [vhost]/[app]/[stream].ts;\n }\n}",
+            3,
+            "only .flv mounts are supported",
+        ),
+        (
+            "vhost a { http_remux { mount /[app]/[stream].aac; } }",
+            1,
+            "only .flv mounts",
+        ),
+        (
+            "vhost a { http_remux { mount /[app]/[stream].mp3; } }",
+            1,
+            "only .flv mounts",
+        ),
+        (
+            "vhost a { http_remux { mount /[app]/[stream].mp4; } }",
+            1,
+            "must end with .flv",
+        ),
+        (
+            "vhost a { http_remux { mount [stream].flv; } }",
+            1,
+            "expected a URL path",
+        ),
+        ("vhost a { http_remux { mount ''; } }", 1, "invalid mount"),
+        (
+            "vhost a { http_remux { mount '/a b.flv'; } }",
+            1,
+            "has spaces",
+        ),
+        (
+            "vhost a { http_remux { mount /[app]/[steam].flv; } }",
+            1,
+            "unknown variable \"[steam]\"",
+        ),
+        (
+            "vhost a { http_remux { mount /[app/x.flv; } }",
+            1,
+            "unclosed \"[\"",
+        ),
+        ("vhost a { http_remux { has_audio 1; } }", 1, "on or off"),
+        (
+            "vhost a { http_remux { hstrs on; } }",
+            1,
+            "\"hstrs\" in http_remux",
+        ),
+        ("vhost a { http_remux; }", 1, "expected a { } block"),
+        ("vhost a { http_remux { } http_remux { } }", 1, "duplicate"),
+    ];
+    for (text, line, msg) in cases {
+        let e = err_of(text);
+        assert_eq!(e.line(), Some(*line), "{text:?}: {e}");
+        assert!(e.to_string().contains(msg), "{text:?}: {e}");
+    }
+}
+
+// ---------------------------------------------------------------- hls
+
+#[test]
+fn hls_defaults_follow_srs() {
+    let h = HlsConfig::default();
+    assert!(!h.enabled);
+    assert_eq!(h.fragment, Duration::from_secs(10));
+    assert_eq!(h.td_ratio, 1.0);
+    assert_eq!(h.aof_ratio, 2.1);
+    assert_eq!(h.window, Duration::from_secs(60));
+    assert_eq!(h.on_error, HlsOnError::Continue);
+    assert_eq!(h.path, PathBuf::from("./objs/nginx/html"));
+    assert_eq!(h.m3u8_file, "[app]/[stream].m3u8");
+    assert_eq!(h.ts_file, "[app]/[stream]-[seq].ts");
+    assert!(!h.ts_floor);
+    assert_eq!(h.entry_prefix, "");
+    assert!(h.cleanup);
+    assert_eq!(h.dispose, Duration::from_secs(120));
+    assert_eq!(h.nb_notify, 64);
+    assert!(h.wait_keyframe && h.dts_directly);
+    assert_eq!((h.acodec, h.vcodec), (HlsAcodec::Aac, HlsVcodec::H264));
+    assert_eq!(ok("").vhosts[0].hls, h);
+    assert_eq!(VhostConfig::new("x").hls, h);
+}
+
+#[test]
+fn hls_values() {
+    let c = ok("vhost a {\n hls {\n  enabled on;\n  hls_fragment 2.5; hls_td_ratio 1.5; hls_aof_ratio 3;\n  \
+         hls_window 30; hls_on_error disconnect; hls_path /var/hls;\n  \
+         hls_m3u8_file [vhost]/[app]/[stream].m3u8;\n  \
+         hls_ts_file [app]/[stream]/[2006][01][02]-[15][04][05].[999]-[timestamp]-[duration].ts;\n  \
+         hls_ts_floor on; hls_entry_prefix http://cdn.example/; hls_acodec mp3; hls_vcodec vn;\n  \
+         hls_cleanup off; hls_dispose 0; hls_nb_notify 1024; hls_wait_keyframe off;\n  \
+         hls_dts_directly off;\n  hls_keys on; hls_fragments_per_key 5; hls_ctx off; hls_mount x;\n }\n}");
+    let h = &c.vhost("a").expect("a").hls;
+    assert!(h.enabled);
+    assert_eq!(h.fragment, Duration::from_millis(2500));
+    assert_eq!((h.td_ratio, h.aof_ratio), (1.5, 3.0));
+    assert_eq!(h.window, Duration::from_secs(30));
+    assert_eq!(h.on_error, HlsOnError::Disconnect);
+    assert_eq!(h.path, PathBuf::from("/var/hls"));
+    assert_eq!(h.m3u8_file, "[vhost]/[app]/[stream].m3u8");
+    assert_eq!(
+        h.ts_file,
+        "[app]/[stream]/[2006][01][02]-[15][04][05].[999]-[timestamp]-[duration].ts"
+    );
+    assert!(h.ts_floor);
+    assert_eq!(h.entry_prefix, "http://cdn.example/");
+    assert_eq!((h.acodec, h.vcodec), (HlsAcodec::Mp3, HlsVcodec::Vn));
+    assert!(!h.cleanup && !h.wait_keyframe && !h.dts_directly);
+    assert_eq!(h.dispose, Duration::ZERO);
+    assert_eq!(h.nb_notify, 1024);
+    assert_eq!(c.warnings.len(), 4, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].starts_with("t.conf:11: vhost.hls.hls_keys:"),
+        "{:?}",
+        c.warnings
+    );
+    assert!(c.warnings[3].starts_with("t.conf:11: vhost.hls.hls_mount:"));
+    // Other accepted spellings.
+    let c = ok(
+        "vhost a { hls { hls_on_error ignore; hls_acodec an; hls_fragment 60; hls_window 60; } }",
+    );
+    let h = &c.vhost("a").expect("a").hls;
+    assert_eq!((h.on_error, h.acodec), (HlsOnError::Ignore, HlsAcodec::An));
+    assert_eq!(h.window, h.fragment);
+}
+
+#[test]
+fn hls_bad_values() {
+    let cases: &[(&str, u32, &str)] = &[
+        (
+            "vhost a {\n hls {\n  hls_fragment 0;\n }\n}",
+            3,
+            "hls_fragment: value 0 out of range",
+        ),
+        (
+            "vhost a { hls { hls_fragment -1; } }",
+            1,
+            "invalid value \"-1\"",
+        ),
+        ("vhost a { hls { hls_fragment 1e1; } }", 1, "invalid value"),
+        (
+            "vhost a { hls { hls_fragment 3601; hls_window 9000; } }",
+            1,
+            "out of range",
+        ),
+        (
+            "vhost a {\n hls {\n  hls_fragment 10;\n  hls_window 5;\n }\n}",
+            4,
+            "hls_window: window 5s is shorter than hls_fragment 10s",
+        ),
+        (
+            "vhost a {\n hls {\n  hls_fragment 61;\n }\n}",
+            3,
+            "hls_fragment: fragment 61s is longer than hls_window (60s, the default)",
+        ),
+        ("vhost a { hls { hls_window 86401; } }", 1, "out of range"),
+        (
+            "vhost a { hls { hls_td_ratio 0.9; } }",
+            1,
+            "out of range (expected a number >= 1",
+        ),
+        ("vhost a { hls { hls_aof_ratio 101; } }", 1, "out of range"),
+        (
+            "vhost a { hls { hls_aof_ratio x; } }",
+            1,
+            "invalid value \"x\"",
+        ),
+        (
+            "vhost a { hls { hls_on_error retry; } }",
+            1,
+            "ignore, disconnect or continue",
+        ),
+        ("vhost a { hls { hls_path ''; } }", 1, "empty path"),
+        (
+            "vhost a { hls { hls_m3u8_file [app]/[stream].m3u; } }",
+            1,
+            "ending in .m3u8",
+        ),
+        (
+            "vhost a { hls { hls_m3u8_file .m3u8; } }",
+            1,
+            "ending in .m3u8",
+        ),
+        (
+            "vhost a { hls { hls_m3u8_file [app]/[seq].m3u8; } }",
+            1,
+            "unknown variable \"[seq]\"",
+        ),
+        (
+            "vhost a { hls { hls_ts_file [app]/[stream]-[seq].m4s; } }",
+            1,
+            "ending in .ts",
+        ),
+        (
+            "vhost a {\n hls {\n  hls_ts_file [app]/[stream].ts;\n }\n}",
+            3,
+            "must contain [seq] or [timestamp]",
+        ),
+        (
+            "vhost a { hls { hls_ts_file [app]/[sequence].ts; } }",
+            1,
+            "unknown variable",
+        ),
+        (
+            "vhost a { hls { hls_ts_file [app]/[seq.ts; } }",
+            1,
+            "unclosed",
+        ),
+        ("vhost a { hls { hls_acodec opus; } }", 1, "aac, mp3 or an"),
+        ("vhost a { hls { hls_vcodec h265; } }", 1, "h264 or vn"),
+        ("vhost a { hls { hls_dispose 1.5; } }", 1, "invalid value"),
+        ("vhost a { hls { hls_dispose 86401; } }", 1, "out of range"),
+        ("vhost a { hls { hls_nb_notify 0; } }", 1, "out of range"),
+        ("vhost a { hls { hls_cleanup yes; } }", 1, "on or off"),
+        (
+            "vhost a { hls { hls_entry_prefix; } }",
+            1,
+            "exactly one value, got 0",
+        ),
+        (
+            "vhost a { hls { hls_fragment 5; hls_fragment 6; } }",
+            1,
+            "duplicate",
+        ),
+        (
+            "vhost a {\n hls {\n  hls_fragmnet 5;\n }\n}",
+            3,
+            "unknown directive \"hls_fragmnet\" in hls",
+        ),
+        ("vhost a { hls; }", 1, "expected a { } block"),
+    ];
+    for (text, line, msg) in cases {
+        let e = err_of(text);
+        assert_eq!(e.line(), Some(*line), "{text:?}: {e}");
+        assert!(e.to_string().contains(msg), "{text:?}: {e}");
+    }
 }

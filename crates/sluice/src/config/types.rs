@@ -4,6 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+// The HTTP API/server, HTTP-FLV and HLS sections live in their own file to keep this one short.
+#[path = "types_http.rs"]
+mod http;
+pub use http::*;
+
 /// Name of the catch-all vhost, as in SRS.
 pub const DEFAULT_VHOST: &str = "__defaultVhost__";
 
@@ -111,6 +116,8 @@ pub struct VhostConfig {
     pub time_jitter: TimeJitter,
     pub play: PlayConfig,
     pub publish: PublishConfig,
+    pub http_remux: HttpRemuxConfig,
+    pub hls: HlsConfig,
 }
 
 impl VhostConfig {
@@ -125,6 +132,8 @@ impl VhostConfig {
             time_jitter: TimeJitter::Full,
             play: PlayConfig::default(),
             publish: PublishConfig::default(),
+            http_remux: HttpRemuxConfig::default(),
+            hls: HlsConfig::default(),
         }
     }
 
@@ -159,6 +168,8 @@ pub struct Config {
     pub daemon: bool,
     pub pid: PathBuf,
     pub log: LogConfig,
+    pub http_api: HttpApiConfig,
+    pub http_server: HttpServerConfig,
     pub vhosts: Vec<VhostConfig>,
     /// One line per ignored-but-known directive, as `FILE:LINE: message`.
     pub warnings: Vec<String>,
@@ -174,6 +185,8 @@ impl Default for Config {
             daemon: false,
             pid: PathBuf::from("./objs/sluice.pid"),
             log: LogConfig::default(),
+            http_api: HttpApiConfig::default(),
+            http_server: HttpServerConfig::default(),
             vhosts: vec![VhostConfig::new(DEFAULT_VHOST)],
             warnings: Vec::new(),
             source: None,

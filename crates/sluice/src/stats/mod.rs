@@ -83,20 +83,26 @@ impl Client {
     }
 }
 
+type ClientMap = Arc<Mutex<HashMap<String, Arc<Client>>>>;
+
 #[derive(Debug, Default)]
 pub struct ClientRegistry {
-    clients: Mutex<HashMap<String, Arc<Client>>>,
+    clients: ClientMap,
 }
 
-/// Removes the client from the registry when its connection ends.
-pub struct ClientGuard<'a> {
-    registry: &'a ClientRegistry,
+/// Removes the client from the registry when its connection ends. Owns its way
+/// back to the map so that it can live in a `'static` response body.
+pub struct ClientGuard {
+    clients: ClientMap,
     pub client: Arc<Client>,
 }
 
-impl Drop for ClientGuard<'_> {
+impl Drop for ClientGuard {
     fn drop(&mut self) {
-        self.registry.map().remove(&self.client.id);
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.client.id);
     }
 }
 
@@ -105,7 +111,7 @@ impl ClientRegistry {
         self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn register(&self, id: &str, peer: SocketAddr) -> ClientGuard<'_> {
+    pub fn register(&self, id: &str, peer: SocketAddr) -> ClientGuard {
         let client = Arc::new(Client {
             id: id.to_string(),
             peer,
@@ -124,7 +130,7 @@ impl ClientRegistry {
         });
         self.map().insert(id.to_string(), client.clone());
         ClientGuard {
-            registry: self,
+            clients: self.clients.clone(),
             client,
         }
     }

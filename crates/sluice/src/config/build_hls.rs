@@ -1,0 +1,176 @@
+//! `vhost { hls { } }` → `HlsConfig`.
+
+use std::time::Duration;
+
+use super::super::known;
+use super::super::parser::Directive;
+use super::super::types::*;
+use super::super::ConfigError;
+use super::{
+    bad_value, flag, integer, invalid, need_block, one_arg, path, positive_seconds, template_vars,
+    unknown, warn_unimplemented, Seen,
+};
+
+/// Bounds that catch a typo (an extra zero, ms instead of s) rather than limit real use.
+const MAX_FRAGMENT_SECONDS: f64 = 3600.0;
+const MAX_WINDOW_SECONDS: f64 = 86_400.0;
+const MAX_DISPOSE_SECONDS: u64 = 86_400;
+const MAX_RATIO: f64 = 100.0;
+const MAX_NB_NOTIFY: u64 = 1024 * 1024;
+
+/// Variables SRS substitutes in `hls_m3u8_file` (`srs_path_build_stream`).
+const M3U8_VARS: &[&str] = &["vhost", "app", "stream"];
+/// Variables SRS substitutes in `hls_ts_file`: the stream ones, the time fields in Go's
+/// reference-date notation, the sequence number, the UNIX time in ms and the duration.
+const TS_VARS: &[&str] = &[
+    "vhost",
+    "app",
+    "stream",
+    "2006",
+    "01",
+    "02",
+    "15",
+    "04",
+    "05",
+    "999",
+    "timestamp",
+    "seq",
+    "duration",
+];
+
+/// A ratio of durations: a plain decimal in [1, MAX_RATIO]. Below 1 the playlist would
+/// promise shorter segments than it holds (td) or cut pure audio before the fragment (aof).
+fn ratio(d: &Directive) -> Result<f64, ConfigError> {
+    let v = one_arg(d)?;
+    let expected = format!("a number >= 1 and <= {MAX_RATIO}");
+    let ok_chars = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let n: f64 = match v.parse() {
+        Ok(n) if ok_chars => n,
+        _ => return Err(bad_value(d, v, &expected)),
+    };
+    if !(1.0..=MAX_RATIO).contains(&n) {
+        return Err(invalid(
+            d,
+            format!("value {v} out of range (expected {expected})"),
+        ));
+    }
+    Ok(n)
+}
+
+fn template(d: &Directive, ext: &str, vars: &[&str]) -> Result<String, ConfigError> {
+    let v = one_arg(d)?;
+    if !v.ends_with(ext) || v.len() == ext.len() {
+        return Err(invalid(
+            d,
+            format!("\"{v}\": expected a file name ending in {ext}"),
+        ));
+    }
+    template_vars(d, v, vars)?;
+    Ok(v.to_string())
+}
+
+pub(super) fn hls(
+    d: &Directive,
+    h: &mut HlsConfig,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    need_block(d, 0)?;
+    let mut seen = Seen::default();
+    let mut fragment_at: Option<&Directive> = None;
+    let mut window_at: Option<&Directive> = None;
+    for c in &d.children {
+        let n = c.name.as_str();
+        if known::HLS.contains(&n) {
+            warn_unimplemented(warnings, c, "vhost.hls.");
+            continue;
+        }
+        seen.check(c)?;
+        match n {
+            "enabled" => h.enabled = flag(c)?,
+            "hls_fragment" => {
+                h.fragment = Duration::from_secs_f64(positive_seconds(c, MAX_FRAGMENT_SECONDS)?);
+                fragment_at = Some(c);
+            }
+            "hls_window" => {
+                h.window = Duration::from_secs_f64(positive_seconds(c, MAX_WINDOW_SECONDS)?);
+                window_at = Some(c);
+            }
+            "hls_td_ratio" => h.td_ratio = ratio(c)?,
+            "hls_aof_ratio" => h.aof_ratio = ratio(c)?,
+            "hls_on_error" => {
+                h.on_error = match one_arg(c)? {
+                    "ignore" => HlsOnError::Ignore,
+                    "disconnect" => HlsOnError::Disconnect,
+                    "continue" => HlsOnError::Continue,
+                    v => return Err(bad_value(c, v, "ignore, disconnect or continue")),
+                }
+            }
+            "hls_path" => h.path = path(c)?,
+            "hls_m3u8_file" => h.m3u8_file = template(c, ".m3u8", M3U8_VARS)?,
+            "hls_ts_file" => {
+                let t = template(c, ".ts", TS_VARS)?;
+                // Otherwise every segment is written to the same file.
+                if !t.contains("[seq]") && !t.contains("[timestamp]") {
+                    return Err(invalid(
+                        c,
+                        format!(
+                            "\"{t}\": must contain [seq] or [timestamp] so segment names differ"
+                        ),
+                    ));
+                }
+                h.ts_file = t;
+            }
+            "hls_ts_floor" => h.ts_floor = flag(c)?,
+            "hls_entry_prefix" => h.entry_prefix = one_arg(c)?.to_string(),
+            "hls_acodec" => {
+                h.acodec = match one_arg(c)? {
+                    "aac" => HlsAcodec::Aac,
+                    "mp3" => HlsAcodec::Mp3,
+                    "an" => HlsAcodec::An,
+                    v => return Err(bad_value(c, v, "aac, mp3 or an")),
+                }
+            }
+            "hls_vcodec" => {
+                h.vcodec = match one_arg(c)? {
+                    "h264" => HlsVcodec::H264,
+                    "vn" => HlsVcodec::Vn,
+                    v => return Err(bad_value(c, v, "h264 or vn")),
+                }
+            }
+            "hls_cleanup" => h.cleanup = flag(c)?,
+            "hls_dispose" => {
+                h.dispose = Duration::from_secs(integer(c, 0, MAX_DISPOSE_SECONDS, " seconds")?);
+            }
+            "hls_nb_notify" => {
+                let n = integer(c, 1, MAX_NB_NOTIFY, " bytes")?;
+                h.nb_notify = u32::try_from(n).map_err(|_| invalid(c, "value out of range"))?;
+            }
+            "hls_wait_keyframe" => h.wait_keyframe = flag(c)?,
+            "hls_dts_directly" => h.dts_directly = flag(c)?,
+            _ => return Err(unknown(c, " in hls")),
+        }
+    }
+    if h.window < h.fragment {
+        let (at, message) = match (window_at, fragment_at) {
+            (Some(w), _) => (
+                w,
+                format!(
+                    "window {}s is shorter than hls_fragment {}s",
+                    h.window.as_secs_f64(),
+                    h.fragment.as_secs_f64()
+                ),
+            ),
+            (None, Some(f)) => (
+                f,
+                format!(
+                    "fragment {}s is longer than hls_window ({}s, the default)",
+                    h.fragment.as_secs_f64(),
+                    h.window.as_secs_f64()
+                ),
+            ),
+            (None, None) => (d, "hls_window is shorter than hls_fragment".to_string()),
+        };
+        return Err(invalid(at, message));
+    }
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! Typed config of the HTTP side: the management API (`http_api`), the HTTP server
+//! (`http_server`), HTTP-FLV remux (`vhost.http_remux`) and HLS (`vhost.hls`).
+//!
+//! Defaults are SRS's (checked against SRS 6/7 `SrsConfig::get_*` getters and
+//! `trunk/conf/full.conf`); the source of each is noted beside it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// SRS `get_http_api_listens`: "1985".
+pub const DEFAULT_HTTP_API_PORT: u16 = 1985;
+/// SRS `get_http_stream_listens`: "8080".
+pub const DEFAULT_HTTP_SERVER_PORT: u16 = 8080;
+/// SRS `get_http_stream_dir` and `get_hls_path`: "./objs/nginx/html".
+pub const DEFAULT_HTTP_DIR: &str = "./objs/nginx/html";
+
+/// `http_api { auth { } }`; present only when `auth.enabled` is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAuth {
+    pub username: String,
+    pub password: String,
+}
+
+/// `http_api { raw_api { } }`: the config-changing RPCs. Everything defaults to off (SRS
+/// `get_raw_api*`). SRS since 4.0 forces `allow_query` and `allow_update` off whatever the
+/// file says (ossrs/srs#2653); they are kept here as written so the API layer can decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RawApiConfig {
+    pub enabled: bool,
+    pub allow_reload: bool,
+    pub allow_query: bool,
+    pub allow_update: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpApiConfig {
+    /// SRS default: off.
+    pub enabled: bool,
+    /// SRS default: 1985 on all IPv4 interfaces.
+    pub listen: SocketAddr,
+    /// Send CORS headers. SRS default: on.
+    pub crossdomain: bool,
+    pub auth: Option<HttpAuth>,
+    pub raw_api: RawApiConfig,
+}
+
+impl Default for HttpApiConfig {
+    fn default() -> Self {
+        HttpApiConfig {
+            enabled: false,
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_HTTP_API_PORT)),
+            crossdomain: true,
+            auth: None,
+            raw_api: RawApiConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpServerConfig {
+    /// SRS default: off.
+    pub enabled: bool,
+    /// SRS default: 8080 on all IPv4 interfaces.
+    pub listen: SocketAddr,
+    /// Root of the static files (and, by default, of the HLS output).
+    pub dir: PathBuf,
+    /// Send CORS headers. SRS default: on.
+    pub crossdomain: bool,
+}
+
+impl Default for HttpServerConfig {
+    fn default() -> Self {
+        HttpServerConfig {
+            enabled: false,
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_HTTP_SERVER_PORT)),
+            dir: PathBuf::from(DEFAULT_HTTP_DIR),
+            crossdomain: true,
+        }
+    }
+}
+
+/// SRS `get_vhost_http_remux_mount`.
+pub const DEFAULT_HTTP_REMUX_MOUNT: &str = "[vhost]/[app]/[stream].flv";
+
+/// `vhost { http_remux { } }`: live HTTP-FLV served by the HTTP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRemuxConfig {
+    /// SRS default: off.
+    pub enabled: bool,
+    /// URL template; `[vhost]`, `[app]` and `[stream]` are replaced per stream. Always ends in
+    /// `.flv` (the build rejects the other SRS remux formats, which sluice does not do).
+    pub mount: String,
+    /// FLV header flags: whether to announce audio / video. SRS default: on, on.
+    pub has_audio: bool,
+    pub has_video: bool,
+    /// Derive the two flags from the sequence headers seen so far instead. SRS default: on.
+    pub guess_has_av: bool,
+}
+
+impl Default for HttpRemuxConfig {
+    fn default() -> Self {
+        HttpRemuxConfig {
+            enabled: false,
+            mount: DEFAULT_HTTP_REMUX_MOUNT.to_string(),
+            has_audio: true,
+            has_video: true,
+            guess_has_av: true,
+        }
+    }
+}
+
+/// What a failing HLS muxer does to the publisher (`hls_on_error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HlsOnError {
+    /// Stop HLS for this stream, keep the publisher.
+    Ignore,
+    /// Drop the publisher so the encoder republishes.
+    Disconnect,
+    /// Keep the publisher and try to keep writing HLS (SRS default).
+    Continue,
+}
+
+/// `hls_acodec`: audio codec announced in the PMT before the first audio frame (SRS values;
+/// others there silently mean aac, here they are errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HlsAcodec {
+    Aac,
+    Mp3,
+    /// No audio.
+    An,
+}
+
+/// `hls_vcodec`: video codec announced in the PMT before the first video frame. SRS accepts
+/// only these two (`SrsHlsMuxer::segment_open`); other values there silently mean h264.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HlsVcodec {
+    H264,
+    /// No video (pure audio streams).
+    Vn,
+}
+
+/// SRS `get_hls_m3u8_file` / `get_hls_ts_file`.
+pub const DEFAULT_HLS_M3U8_FILE: &str = "[app]/[stream].m3u8";
+pub const DEFAULT_HLS_TS_FILE: &str = "[app]/[stream]-[seq].ts";
+
+/// `vhost { hls { } }`. Times are validated: `fragment > 0`, `window >= fragment`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HlsConfig {
+    /// SRS default: off.
+    pub enabled: bool,
+    /// Target segment duration. SRS default: 10 s.
+    pub fragment: Duration,
+    /// EXT-X-TARGETDURATION = td_ratio * fragment. SRS default: 1.0.
+    pub td_ratio: f64,
+    /// Pure-audio streams cut a segment at aof_ratio * fragment. SRS default: 2.1.
+    pub aof_ratio: f64,
+    /// Total duration of the segments listed in the playlist. SRS default: 60 s.
+    pub window: Duration,
+    /// SRS default: continue.
+    pub on_error: HlsOnError,
+    /// Output root; m3u8_file and ts_file are relative to it. SRS default: ./objs/nginx/html.
+    pub path: PathBuf,
+    /// Playlist path template: `[vhost]`, `[app]`, `[stream]`. Ends in `.m3u8`.
+    pub m3u8_file: String,
+    /// Segment path template: also `[seq]`, `[timestamp]`, `[duration]` and the time fields
+    /// `[2006] [01] [02] [15] [04] [05] [999]`. Ends in `.ts`, has `[seq]` or `[timestamp]`.
+    pub ts_file: String,
+    /// `[timestamp]` becomes floor(time / fragment), aligning segments across servers.
+    /// SRS default: off.
+    pub ts_floor: bool,
+    /// Base URL put in front of the segment URLs in the playlist. SRS default: empty.
+    pub entry_prefix: String,
+    /// Delete segments that left the window. SRS default: on.
+    pub cleanup: bool,
+    /// Delete all HLS files after the publisher has been silent this long; zero means never.
+    /// SRS default: 120 s.
+    pub dispose: Duration,
+    /// Bytes of a segment read by `on_hls_notify`. SRS default: 64.
+    pub nb_notify: u32,
+    /// Cut segments only at a keyframe. SRS default: on.
+    pub wait_keyframe: bool,
+    /// Audio DTS straight from the FLV timestamp instead of rebuilt from AAC sample counts.
+    /// SRS default: on.
+    pub dts_directly: bool,
+    /// SRS default: aac.
+    pub acodec: HlsAcodec,
+    /// SRS default: h264.
+    pub vcodec: HlsVcodec,
+}
+
+pub const DEFAULT_HLS_FRAGMENT: Duration = Duration::from_secs(10);
+pub const DEFAULT_HLS_WINDOW: Duration = Duration::from_secs(60);
+pub const DEFAULT_HLS_DISPOSE: Duration = Duration::from_secs(120);
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        HlsConfig {
+            enabled: false,
+            fragment: DEFAULT_HLS_FRAGMENT,
+            td_ratio: 1.0,
+            aof_ratio: 2.1,
+            window: DEFAULT_HLS_WINDOW,
+            on_error: HlsOnError::Continue,
+            path: PathBuf::from(DEFAULT_HTTP_DIR),
+            m3u8_file: DEFAULT_HLS_M3U8_FILE.to_string(),
+            ts_file: DEFAULT_HLS_TS_FILE.to_string(),
+            ts_floor: false,
+            entry_prefix: String::new(),
+            cleanup: true,
+            dispose: DEFAULT_HLS_DISPOSE,
+            nb_notify: 64,
+            wait_keyframe: true,
+            dts_directly: true,
+            acodec: HlsAcodec::Aac,
+            vcodec: HlsVcodec::H264,
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The HTTP side: the API listener (`http_api`) and the HTTP server listener
+//! (`http_server`: live HTTP-FLV, HLS and static files), one stack for both.
+//!
+//! Connections are served by hyper directly (not `axum::serve`) so that every
+//! protection is ours to set: the shared connection cap, a header-read
+//! time-out, a bounded request head, and a write time-out for players that
+//! stop reading.
+
+pub mod api;
+pub mod flv_live;
+pub mod metrics;
+pub mod static_files;
+mod timeout_io;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::Response;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::context::Context;
+use timeout_io::WriteTimeout;
+
+/// A client must send its whole request head within this.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A response write that makes no progress for this long closes the connection.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head (request line plus headers) we buffer.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Which listener a router is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Api,
+    Server,
+    /// `http_api` and `http_server` on the same address: both on one port, as SRS allows.
+    Both,
+}
+
+/// The routes of one listener.
+pub fn router(ctx: Arc<Context>, role: Role) -> Router {
+    let api = || api::router(ctx.clone()).merge(metrics::router(ctx.clone()));
+    let server = || {
+        Router::new()
+            .fallback(server_fallback)
+            .with_state(ctx.clone())
+    };
+    match role {
+        Role::Api => api(),
+        Role::Server => server(),
+        Role::Both => api().fallback_service(server()),
+    }
+}
+
+/// Everything on the HTTP server that is not the API: a live FLV mount wins,
+/// then files (HLS, static, FLV VOD).
+async fn server_fallback(State(ctx): State<Arc<Context>>, req: Request) -> Response {
+    if let Some(resp) = flv_live::try_serve(&ctx, &req) {
+        return resp;
+    }
+    static_files::serve(ctx, req).await
+}
+
+/// Accepts HTTP connections until the task is dropped.
+pub async fn serve(
+    ctx: Arc<Context>,
+    listener: TcpListener,
+    router: Router,
+    limit: Arc<Semaphore>,
+    name: &'static str,
+) {
+    let local = listener.local_addr().ok();
+    info!(
+        "{name} listening on {}",
+        local.map(|a| a.to_string()).unwrap_or_default()
+    );
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!("{name}: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            ctx.counters.refused.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                "refuse HTTP client {peer}: max_connections {} reached",
+                ctx.config().max_connections
+            );
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let router = router.clone();
+        let span = tracing::info_span!("http", peer = %peer);
+        tokio::spawn(
+            async move {
+                serve_connection(socket, peer, router).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn serve_connection(socket: tokio::net::TcpStream, peer: SocketAddr, router: Router) {
+    let io = TokioIo::new(WriteTimeout::new(socket, WRITE_TIMEOUT));
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let router = router.clone();
+            async move {
+                let resp = router.oneshot(req.map(Body::new)).await;
+                Ok::<_, Infallible>(resp.unwrap_or_else(|e| match e {}))
+            }
+        });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES.max(8192))
+        .serve_connection(io, service);
+    if let Err(e) = conn.await {
+        debug!("connection ended: {e}");
+    }
+}
+
+/// The peer address hyper's service put in the request.
+pub fn peer_of(req: &Request) -> Option<SocketAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+}
