@@ -9,7 +9,9 @@ pub mod codec;
 pub mod error;
 pub mod flv;
 pub mod hevc;
+pub mod hls;
 pub mod mp3;
+pub mod ts;
 
 pub use bits::nal_to_rbsp;
 pub use error::{CodecError, FlvError};

@@ -1,0 +1,321 @@
+//! HLS media playlists (RFC 8216): rendering what the server publishes, and a parser for
+//! tests and the bench. Sans-IO: strings in and out.
+
+use std::fmt::Write as _;
+
+use thiserror::Error;
+
+/// Largest playlist text the parser accepts; a live playlist is a few KB.
+pub const MAX_PLAYLIST_LEN: usize = 4 << 20;
+/// Largest number of segments the parser accepts.
+pub const MAX_SEGMENTS: usize = 100_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub uri: String,
+    /// Seconds.
+    pub duration: f64,
+    /// Media sequence number; rendering relies on `media_sequence + index` instead.
+    pub sequence: u64,
+    /// Rendered as `#EXT-X-DISCONTINUITY` before this segment.
+    pub discontinuity: bool,
+    /// Wall-clock time of the segment's first sample, ms since the Unix epoch.
+    pub program_date_time_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaPlaylist {
+    /// Seconds; raised at render time if a segment would break the RFC 8216 rule.
+    pub target_duration: u64,
+    pub media_sequence: u64,
+    pub discontinuity_sequence: u64,
+    pub segments: Vec<Segment>,
+    pub ended: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HlsError {
+    #[error("hls: playlist does not start with #EXTM3U")]
+    NotM3u,
+    #[error("hls: playlist larger than {MAX_PLAYLIST_LEN} bytes")]
+    TooLarge,
+    #[error("hls: more than {MAX_SEGMENTS} segments")]
+    TooManySegments,
+    #[error("hls: line {line}: bad value for {tag}")]
+    BadValue { line: usize, tag: &'static str },
+    #[error("hls: line {line}: {tag} appears twice")]
+    Duplicate { line: usize, tag: &'static str },
+    #[error("hls: line {line}: segment URI without a preceding #EXTINF")]
+    UriWithoutExtinf { line: usize },
+    #[error("hls: no #EXT-X-TARGETDURATION")]
+    MissingTargetDuration,
+}
+
+/// Duration as rendered (ms precision), so the target check sees what clients see.
+fn rendered_ms(duration: f64) -> u64 {
+    if duration.is_finite() && duration > 0.0 {
+        (duration * 1000.0).round() as u64
+    } else {
+        0
+    }
+}
+
+impl MediaPlaylist {
+    /// The target duration actually written: at least the ceiling of every rendered EXTINF.
+    /// The ceiling (SRS's choice) is stricter than RFC 8216's round-to-nearest rule, so both
+    /// it and Apple's "no segment over target + 0.5 s" hold.
+    pub fn effective_target_duration(&self) -> u64 {
+        let longest = self
+            .segments
+            .iter()
+            .map(|s| rendered_ms(s.duration).div_ceil(1000))
+            .max()
+            .unwrap_or(0);
+        self.target_duration.max(longest)
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::with_capacity(128 + self.segments.len() * 64);
+        s.push_str("#EXTM3U\n#EXT-X-VERSION:3\n");
+        let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{}", self.media_sequence);
+        let _ = writeln!(
+            s,
+            "#EXT-X-TARGETDURATION:{}",
+            self.effective_target_duration()
+        );
+        if self.discontinuity_sequence > 0 {
+            let _ = writeln!(
+                s,
+                "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+                self.discontinuity_sequence
+            );
+        }
+        for seg in &self.segments {
+            if seg.discontinuity {
+                s.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            if let Some(ms) = seg.program_date_time_ms {
+                let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", format_date_time(ms));
+            }
+            let ms = rendered_ms(seg.duration);
+            let _ = writeln!(s, "#EXTINF:{}.{:03},", ms / 1000, ms % 1000);
+            s.push_str(&seg.uri);
+            s.push('\n');
+        }
+        if self.ended {
+            s.push_str("#EXT-X-ENDLIST\n");
+        }
+        s
+    }
+}
+
+fn set_once<T>(slot: &mut Option<T>, v: T, line: usize, tag: &'static str) -> Result<(), HlsError> {
+    if slot.is_some() {
+        return Err(HlsError::Duplicate { line, tag });
+    }
+    *slot = Some(v);
+    Ok(())
+}
+
+fn parse_u64(v: &str, line: usize, tag: &'static str) -> Result<u64, HlsError> {
+    v.trim()
+        .parse::<u64>()
+        .map_err(|_| HlsError::BadValue { line, tag })
+}
+
+/// Parses a media playlist. Unknown tags and comments are skipped, as RFC 8216 §4.1 requires.
+pub fn parse_media_playlist(text: &str) -> Result<MediaPlaylist, HlsError> {
+    if text.len() > MAX_PLAYLIST_LEN {
+        return Err(HlsError::TooLarge);
+    }
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, first)) if first.trim_end() == "#EXTM3U" => {}
+        _ => return Err(HlsError::NotM3u),
+    }
+    let mut target = None;
+    let mut media_sequence = None;
+    let mut discontinuity_sequence = None;
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut ended = false;
+    let mut pending_duration: Option<f64> = None;
+    let mut pending_discontinuity = false;
+    let mut pending_pdt: Option<i64> = None;
+    for (idx, raw) in lines {
+        let line_no = idx + 1;
+        let line = raw.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(tag) = line.strip_prefix('#') {
+            let (name, value) = tag.split_once(':').unwrap_or((tag, ""));
+            match name {
+                "EXT-X-TARGETDURATION" => {
+                    let v = parse_u64(value, line_no, "EXT-X-TARGETDURATION")?;
+                    set_once(&mut target, v, line_no, "EXT-X-TARGETDURATION")?;
+                }
+                "EXT-X-MEDIA-SEQUENCE" => {
+                    let v = parse_u64(value, line_no, "EXT-X-MEDIA-SEQUENCE")?;
+                    set_once(&mut media_sequence, v, line_no, "EXT-X-MEDIA-SEQUENCE")?;
+                }
+                "EXT-X-DISCONTINUITY-SEQUENCE" => {
+                    let tag = "EXT-X-DISCONTINUITY-SEQUENCE";
+                    let v = parse_u64(value, line_no, tag)?;
+                    set_once(&mut discontinuity_sequence, v, line_no, tag)?;
+                }
+                "EXTINF" => {
+                    let d = value.split(',').next().unwrap_or("").trim();
+                    let d: f64 = d.parse().map_err(|_| HlsError::BadValue {
+                        line: line_no,
+                        tag: "EXTINF",
+                    })?;
+                    if !d.is_finite() || d < 0.0 {
+                        return Err(HlsError::BadValue {
+                            line: line_no,
+                            tag: "EXTINF",
+                        });
+                    }
+                    pending_duration = Some(d);
+                }
+                "EXT-X-DISCONTINUITY" => pending_discontinuity = true,
+                "EXT-X-PROGRAM-DATE-TIME" => {
+                    let ms = parse_date_time(value.trim()).ok_or(HlsError::BadValue {
+                        line: line_no,
+                        tag: "EXT-X-PROGRAM-DATE-TIME",
+                    })?;
+                    pending_pdt = Some(ms);
+                }
+                "EXT-X-ENDLIST" => ended = true,
+                _ => {}
+            }
+            continue;
+        }
+        let duration = pending_duration
+            .take()
+            .ok_or(HlsError::UriWithoutExtinf { line: line_no })?;
+        if segments.len() >= MAX_SEGMENTS {
+            return Err(HlsError::TooManySegments);
+        }
+        segments.push(Segment {
+            uri: line.to_string(),
+            duration,
+            sequence: 0,
+            discontinuity: std::mem::take(&mut pending_discontinuity),
+            program_date_time_ms: pending_pdt.take(),
+        });
+    }
+    let media_sequence = media_sequence.unwrap_or(0);
+    for (k, seg) in segments.iter_mut().enumerate() {
+        seg.sequence = media_sequence.saturating_add(k as u64);
+    }
+    Ok(MediaPlaylist {
+        target_duration: target.ok_or(HlsError::MissingTargetDuration)?,
+        media_sequence,
+        discontinuity_sequence: discontinuity_sequence.unwrap_or(0),
+        segments,
+        ended,
+    })
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// ISO 8601 in UTC with milliseconds, e.g. `2024-05-01T12:00:00.250Z`.
+pub fn format_date_time(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let (y, mo, d) = civil_from_days(days);
+    let (h, mi, s, milli) = (
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000,
+    );
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+}
+
+/// Parses `YYYY-MM-DDThh:mm:ss[.fff](Z|±hh:mm)` into ms since the epoch.
+pub fn parse_date_time(s: &str) -> Option<i64> {
+    let num = |a: usize, b: usize| -> Option<i64> {
+        let t = s.get(a..b)?;
+        if !t.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        t.parse().ok()
+    };
+    let b = s.as_bytes();
+    if b.len() < 19 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+        return None;
+    }
+    if !matches!(b.get(10), Some(b'T' | b't'))
+        || b.get(13) != Some(&b':')
+        || b.get(16) != Some(&b':')
+    {
+        return None;
+    }
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut pos = 19;
+    let mut milli = 0i64;
+    if b.get(pos) == Some(&b'.') {
+        let start = pos + 1;
+        let mut end = start;
+        while b.get(end).is_some_and(u8::is_ascii_digit) {
+            end += 1;
+        }
+        if end == start {
+            return None;
+        }
+        let frac = s.get(start..end.min(start + 3))?;
+        milli = frac.parse::<i64>().ok()? * 10_i64.pow(3 - frac.len() as u32);
+        pos = end;
+    }
+    let offset_min = match s.get(pos..)? {
+        "Z" | "z" => 0,
+        tz => {
+            let sign = match tz.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let digits = |t: &str| -> Option<i64> {
+                (t.len() == 2 && t.bytes().all(|c| c.is_ascii_digit())).then(|| t.parse().ok())?
+            };
+            let hh = digits(tz.get(1..3)?)?;
+            let mm = match tz.get(3..)? {
+                "" => 0,
+                rest => digits(rest.strip_prefix(':').unwrap_or(rest))?,
+            };
+            if hh > 23 || mm > 59 {
+                return None;
+            }
+            sign * (hh * 60 + mm)
+        }
+    };
+    let days = days_from_civil(y, mo as u32, d as u32);
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) - offset_min * 60) * 1000 + milli)
+}

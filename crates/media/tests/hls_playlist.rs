@@ -1,0 +1,234 @@
+//! HLS media playlists: exact rendering, render/parse round trip, the target-duration rule,
+//! discontinuities, program date time, and hostile text into the parser.
+
+mod common;
+
+use common::XorShift;
+use media::hls::{
+    format_date_time, parse_date_time, parse_media_playlist, HlsError, MediaPlaylist, Segment,
+};
+
+fn seg(sequence: u64, duration: f64) -> Segment {
+    Segment {
+        uri: format!("live-{sequence}.ts"),
+        duration,
+        sequence,
+        discontinuity: false,
+        program_date_time_ms: None,
+    }
+}
+
+fn playlist() -> MediaPlaylist {
+    MediaPlaylist {
+        target_duration: 10,
+        media_sequence: 7,
+        discontinuity_sequence: 0,
+        segments: vec![seg(7, 9.96), seg(8, 10.0), seg(9, 4.5)],
+        ended: false,
+    }
+}
+
+#[test]
+fn renders_exactly() {
+    assert_eq!(
+        playlist().render(),
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-MEDIA-SEQUENCE:7\n#EXT-X-TARGETDURATION:10\n\
+         #EXTINF:9.960,\nlive-7.ts\n#EXTINF:10.000,\nlive-8.ts\n#EXTINF:4.500,\nlive-9.ts\n"
+    );
+}
+
+#[test]
+fn round_trip() {
+    let mut p = playlist();
+    p.discontinuity_sequence = 3;
+    p.segments[1].discontinuity = true;
+    p.segments[2].program_date_time_ms = Some(1_700_000_000_123);
+    p.ended = true;
+    let text = p.render();
+    assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:3\n"));
+    assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXTINF:10.000,\nlive-8.ts\n"));
+    assert!(text.contains("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.123Z\n"));
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"));
+    assert_eq!(parse_media_playlist(&text).unwrap(), p);
+}
+
+#[test]
+fn discontinuity_sequence_only_when_nonzero() {
+    let text = playlist().render();
+    assert!(!text.contains("DISCONTINUITY"));
+    assert!(!text.contains("ENDLIST"));
+}
+
+#[test]
+fn target_duration_covers_every_segment() {
+    // RFC 8216 4.3.3.1: round-to-nearest(EXTINF) <= target. We write the ceiling.
+    let mut p = playlist();
+    p.target_duration = 6;
+    p.segments = vec![seg(0, 6.0), seg(1, 6.4), seg(2, 5.9)];
+    assert_eq!(p.effective_target_duration(), 7);
+    assert!(p.render().contains("#EXT-X-TARGETDURATION:7\n"));
+    // Exactly 6 s (within the ms that is rendered) stays 6; 6.0004 renders as 6.000.
+    p.segments = vec![seg(0, 6.0), seg(1, 6.0004)];
+    assert!(p.render().contains("#EXT-X-TARGETDURATION:6\n"));
+    p.segments = vec![seg(0, 6.0006)];
+    assert!(p.render().contains("#EXT-X-TARGETDURATION:7\n"));
+    let mut rng = XorShift(42);
+    for _ in 0..1000 {
+        p.segments = (0..5)
+            .map(|i| seg(i, rng.below(20_000) as f64 / 1000.0))
+            .collect();
+        let parsed = parse_media_playlist(&p.render()).unwrap();
+        for s in &parsed.segments {
+            assert!(s.duration.round() as u64 <= parsed.target_duration);
+            assert!(s.duration <= parsed.target_duration as f64);
+        }
+    }
+}
+
+#[test]
+fn sequence_numbers_follow_media_sequence() {
+    let p = parse_media_playlist(&playlist().render()).unwrap();
+    let seqs: Vec<u64> = p.segments.iter().map(|s| s.sequence).collect();
+    assert_eq!(seqs, [7, 8, 9]);
+}
+
+#[test]
+fn parses_foreign_playlists() {
+    let text = "#EXTM3U\r\n#EXT-X-VERSION:3\r\n#EXT-X-TARGETDURATION:6\r\n\
+                # a comment\r\n#EXT-X-UNKNOWN:1\r\n#EXTINF:5.005,title here\r\nhttp://x/a.ts?x=1\r\n\
+                \r\n#EXTINF:4,\r\nb.ts\r\n";
+    let p = parse_media_playlist(text).unwrap();
+    assert_eq!(p.target_duration, 6);
+    assert_eq!(p.media_sequence, 0);
+    assert_eq!(p.segments.len(), 2);
+    assert_eq!(p.segments[0].uri, "http://x/a.ts?x=1");
+    assert_eq!(p.segments[0].duration, 5.005);
+    assert_eq!(p.segments[1].duration, 4.0);
+    assert!(!p.ended);
+}
+
+#[test]
+fn parser_errors() {
+    assert_eq!(parse_media_playlist(""), Err(HlsError::NotM3u));
+    assert_eq!(
+        parse_media_playlist("#EXT-X-TARGETDURATION:6\n"),
+        Err(HlsError::NotM3u)
+    );
+    assert_eq!(
+        parse_media_playlist("#EXTM3U\n#EXTINF:1,\na.ts\n"),
+        Err(HlsError::MissingTargetDuration)
+    );
+    assert_eq!(
+        parse_media_playlist("#EXTM3U\n#EXT-X-TARGETDURATION:6\na.ts\n"),
+        Err(HlsError::UriWithoutExtinf { line: 3 })
+    );
+    assert!(matches!(
+        parse_media_playlist("#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXT-X-TARGETDURATION:6\n"),
+        Err(HlsError::Duplicate { line: 3, .. })
+    ));
+    for bad in [
+        "#EXTINF:abc,",
+        "#EXTINF:-1,",
+        "#EXTINF:NaN,",
+        "#EXTINF:inf,",
+    ] {
+        let text = format!("#EXTM3U\n#EXT-X-TARGETDURATION:6\n{bad}\na.ts\n");
+        assert!(
+            matches!(
+                parse_media_playlist(&text),
+                Err(HlsError::BadValue { line: 3, .. })
+            ),
+            "{bad}"
+        );
+    }
+    assert!(parse_media_playlist("#EXTM3U\n#EXT-X-TARGETDURATION:6.5\n").is_err());
+    assert!(parse_media_playlist("#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:-1\n").is_err());
+    let huge = "#EXTM3U\n".to_string() + &" ".repeat(media::hls::MAX_PLAYLIST_LEN);
+    assert_eq!(parse_media_playlist(&huge), Err(HlsError::TooLarge));
+}
+
+#[test]
+fn date_time() {
+    assert_eq!(format_date_time(0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(
+        format_date_time(1_700_000_000_123),
+        "2023-11-14T22:13:20.123Z"
+    );
+    assert_eq!(
+        format_date_time(951_782_400_000),
+        "2000-02-29T00:00:00.000Z"
+    );
+    assert_eq!(format_date_time(-1), "1969-12-31T23:59:59.999Z");
+    assert_eq!(
+        parse_date_time("2023-11-14T23:43:20.12+01:30"),
+        Some(1_700_000_000_120)
+    );
+    assert_eq!(
+        parse_date_time("2023-11-14T22:13:20Z"),
+        Some(1_700_000_000_000)
+    );
+    assert_eq!(
+        parse_date_time("2023-11-14T22:13:20.1239Z"),
+        Some(1_700_000_000_123)
+    );
+    for bad in [
+        "",
+        "2023-11-14",
+        "2023-13-14T22:13:20Z",
+        "2023-11-14T22:13:20",
+        "x023-11-14T22:13:20Z",
+        "2023-11-14T22:13:20+00:9223372036854775807",
+        "2023-11-14T22:13:20+-1:00",
+        "2023-11-14T22:13:20+24:00",
+    ] {
+        assert_eq!(parse_date_time(bad), None, "{bad}");
+    }
+    let mut rng = XorShift(7);
+    for _ in 0..10_000 {
+        let ms = (rng.next() % 8_000_000_000_000) as i64 - 1_000_000_000_000;
+        assert_eq!(parse_date_time(&format_date_time(ms)), Some(ms));
+    }
+}
+
+#[test]
+fn hostile_text() {
+    let mut rng = XorShift(0xfeed_face_dead_beef);
+    let vocab = [
+        "#EXTM3U",
+        "#EXT-X-TARGETDURATION:",
+        "#EXT-X-MEDIA-SEQUENCE:",
+        "#EXT-X-DISCONTINUITY-SEQUENCE:",
+        "#EXTINF:",
+        "#EXT-X-DISCONTINUITY",
+        "#EXT-X-PROGRAM-DATE-TIME:",
+        "#EXT-X-ENDLIST",
+        "a.ts",
+        "99999999999999999999999",
+        "6",
+        "1e308",
+        "-0",
+        ",",
+        ":",
+        "\n",
+        "\r\n",
+        "2023-11-14T22:13:20.123+99:99",
+        "é",
+        "\u{0}",
+    ];
+    for _ in 0..50_000 {
+        let text: String = if rng.below(3) == 0 {
+            let n = rng.below(300);
+            String::from_utf8_lossy(&rng.bytes(n)).into_owned()
+        } else {
+            let mut s = String::from("#EXTM3U\n");
+            for _ in 0..rng.below(30) {
+                s.push_str(vocab[rng.below(vocab.len())]);
+            }
+            s
+        };
+        if let Ok(p) = parse_media_playlist(&text) {
+            let _ = p.render();
+        }
+        let _ = parse_date_time(&text);
+    }
+}
