@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::stats::kbps::Rates;
 use crate::stats::ClientRegistry;
 
 /// Server-wide counters (the API and metrics read them).
@@ -18,13 +19,25 @@ pub struct Counters {
     pub bytes_out: AtomicU64,
 }
 
+/// The answer to one reload request.
+pub type ReloadReply = tokio::sync::oneshot::Sender<Result<String, String>>;
+
 #[derive(Debug)]
 pub struct Context {
+    reloader: std::sync::OnceLock<tokio::sync::mpsc::Sender<ReloadReply>>,
     pub hub: Hub,
     pub clients: ClientRegistry,
     config: RwLock<Arc<Config>>,
     pub started: Instant,
     pub counters: Counters,
+    /// Bit rates and CPU use, refreshed by [`crate::stats::kbps::spawn_sampler`].
+    pub rates: Rates,
+    /// Per-stream HLS state for the API, kept by [`crate::hls`].
+    pub hls: crate::hls::HlsRegistry,
+    /// DVR recorders and API decisions.
+    pub dvr: crate::dvr::DvrState,
+    /// Transcode and ingest processes.
+    pub ffmpeg: crate::ffmpeg::FfmpegState,
     id_seed: u64,
     next_id: AtomicU64,
 }
@@ -37,11 +50,16 @@ impl Context {
             .unwrap_or(0x5eed)
             ^ u64::from(std::process::id()) << 32;
         Arc::new(Context {
+            reloader: std::sync::OnceLock::new(),
             hub: Hub::new(),
             clients: ClientRegistry::default(),
             config: RwLock::new(Arc::new(config)),
             started: Instant::now(),
             counters: Counters::default(),
+            rates: Rates::default(),
+            hls: Default::default(),
+            dvr: Default::default(),
+            ffmpeg: Default::default(),
             id_seed: seed,
             next_id: AtomicU64::new(1),
         })
@@ -56,7 +74,30 @@ impl Context {
     }
 
     pub fn set_config(&self, config: Config) {
-        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        self.set_config_arc(Arc::new(config));
+    }
+
+    pub fn set_config_arc(&self, config: Arc<Config>) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    /// Where reload requests go (the server's main loop owns the listeners).
+    pub fn set_reloader(&self, tx: tokio::sync::mpsc::Sender<ReloadReply>) {
+        let _ = self.reloader.set(tx);
+    }
+
+    /// Asks the server to reload its config file (as SIGHUP does) and waits for
+    /// the outcome: a summary of what changed, or why nothing did.
+    pub async fn request_reload(&self) -> Result<String, String> {
+        let Some(tx) = self.reloader.get() else {
+            return Err("reload is not available in this process".into());
+        };
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        tx.send(reply)
+            .await
+            .map_err(|_| "the server is shutting down".to_string())?;
+        rx.await
+            .map_err(|_| "the server is shutting down".to_string())?
     }
 
     /// A short id for a client, unique in this process and hard to guess across

@@ -1,9 +1,20 @@
 //! sluice: a live streaming server (RTMP in, RTMP/HTTP-FLV/HLS out).
+pub mod access;
 pub mod config;
 pub mod context;
+pub mod dvr;
+pub mod edge;
+pub mod ffmpeg;
+pub mod forward;
+pub mod heartbeat;
+pub mod hls;
+pub mod hooks;
 pub mod http;
 pub mod hub;
+pub mod limits;
 pub mod logging;
+pub mod path_template;
+pub mod process;
 pub mod rtmp_service;
 pub mod server;
 pub mod stats;

@@ -3,8 +3,10 @@
 //! Every line of a client carries its context id through the connection span
 //! (`rtmp{cid=...}`), so `grep cid` tells one client's whole story.
 
-use std::fs::OpenOptions;
-use std::sync::Mutex;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use tracing_subscriber::EnvFilter;
 
@@ -39,16 +41,58 @@ pub fn init(log: &LogConfig) -> anyhow::Result<()> {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| anyhow::anyhow!("cannot create log dir {}: {e}", dir.display()))?;
             }
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log.file)
-                .map_err(|e| anyhow::anyhow!("cannot open log file {}: {e}", log.file.display()))?;
-            builder
-                .with_ansi(false)
-                .with_writer(Mutex::new(file))
-                .init()
+            let file = open(&log.file)?;
+            let _ = LOG_FILE.set(LogFile {
+                path: log.file.clone(),
+                file: Mutex::new(file),
+            });
+            builder.with_ansi(false).with_writer(|| LogWriter).init()
         }
     }
     Ok(())
+}
+
+fn open(path: &Path) -> anyhow::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open log file {}: {e}", path.display()))
+}
+
+/// The log file, reopened by [`reopen`] (SIGUSR1) after logrotate moved it.
+struct LogFile {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+static LOG_FILE: OnceLock<LogFile> = OnceLock::new();
+
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match LOG_FILE.get() {
+            Some(l) => l.file.lock().unwrap_or_else(|e| e.into_inner()).write(buf),
+            None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match LOG_FILE.get() {
+            Some(l) => l.file.lock().unwrap_or_else(|e| e.into_inner()).flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reopens the log file at its configured path (for logrotate's SIGUSR1).
+/// With console logging there is nothing to do.
+pub fn reopen() -> anyhow::Result<bool> {
+    let Some(l) = LOG_FILE.get() else {
+        return Ok(false);
+    };
+    let file = open(&l.path)?;
+    *l.file.lock().unwrap_or_else(|e| e.into_inner()) = file;
+    Ok(true)
 }

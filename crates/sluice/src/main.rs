@@ -59,11 +59,28 @@ fn main() -> ExitCode {
         println!("sluice: configuration file {name} test is successful");
         return ExitCode::SUCCESS;
     }
+    // The pid file is locked before detaching, so a second start fails in the
+    // foreground where the operator sees it.
+    let mut pid_file = match sluice::process::PidFile::acquire(&config.pid) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if config.daemon {
+        if let Err(e) = sluice::process::daemonize().and_then(|_| pid_file.write_current()) {
+            eprintln!("sluice: cannot run as a daemon: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     if let Err(e) = sluice::logging::init(&config.log) {
         eprintln!("sluice: {e}");
         return ExitCode::FAILURE;
     }
-    match sluice::server::run(config, name) {
+    let result = sluice::server::run(config, name);
+    drop(pid_file);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

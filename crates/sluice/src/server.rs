@@ -1,18 +1,22 @@
 //! Starting and stopping the services of one server process.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::context::Context;
 use crate::http;
 use crate::rtmp_service;
 
-/// Runs the server until SIGINT or SIGTERM.
+/// Runs the server until SIGINT, SIGTERM or SIGQUIT (graceful).
 pub fn run(config: Config, config_name: String) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -20,18 +24,6 @@ pub fn run(config: Config, config_name: String) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(serve(config, config_name))
-}
-
-fn write_pid(path: &Path) {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            warn!("cannot create pid dir {}: {e}", dir.display());
-            return;
-        }
-    }
-    if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
-        warn!("cannot write pid file {}: {e}", path.display());
-    }
 }
 
 async fn serve(config: Config, config_name: String) -> anyhow::Result<()> {
@@ -44,50 +36,317 @@ async fn serve(config: Config, config_name: String) -> anyhow::Result<()> {
     for w in &config.warnings {
         warn!("config: {w}");
     }
-    if config.daemon {
-        warn!("daemon on: not supported yet, running in the foreground (use a supervisor such as systemd)");
-    }
+    crate::limits::raise_and_log(config.max_connections);
     let listeners = rtmp_service::bind(&config.listen).await?;
     let http_listeners = bind_http(&config).await?;
-    let pid_path = config.pid.clone();
-    write_pid(&pid_path);
     let limit = Arc::new(Semaphore::new(config.max_connections));
+    let max_connections = config.max_connections;
     let ctx = Context::new(config);
-    let mut tasks = Vec::new();
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
+    ctx.set_reloader(reload_tx);
+    crate::stats::kbps::spawn_sampler(ctx.clone());
+    let mut tasks = vec![crate::heartbeat::spawn(ctx.clone())];
+    tasks.push(crate::hls::spawn(ctx.clone()));
+    tasks.push(crate::forward::start(&ctx));
+    tasks.push(crate::edge::start(&ctx));
+    tasks.push(crate::dvr::spawn(ctx.clone()));
+    // Listeners are bound: ingests and transcoders can dial them.
+    tasks.push(crate::ffmpeg::spawn(ctx.clone()));
+    let mut running = Listeners {
+        ctx: ctx.clone(),
+        limit,
+        max_connections,
+        rtmp: HashMap::new(),
+        http: HashMap::new(),
+    };
     for l in listeners {
-        tasks.push(tokio::spawn(rtmp_service::serve(
-            ctx.clone(),
-            l,
-            limit.clone(),
-        )));
+        running.spawn_rtmp(l);
     }
     for (l, role) in http_listeners {
+        running.spawn_http(l, role);
+    }
+    let signal = loop {
+        tokio::select! {
+            s = wait_for_signal() => match s {
+                Signal::Reload => {
+                    if let Err(e) = running.reload().await {
+                        error!("reload failed, keeping the running config: {e}");
+                    }
+                }
+                other => break other,
+            },
+            Some(reply) = reload_rx.recv() => {
+                let r = running.reload().await;
+                if let Err(e) = &r {
+                    error!("reload failed, keeping the running config: {e}");
+                }
+                let _ = reply.send(r);
+            }
+        }
+    };
+    running.stop_accepting();
+    if signal == Signal::Graceful {
+        graceful(&ctx).await;
+    } else {
+        info!("{}: shutting down", signal.name());
+    }
+    crate::ffmpeg::shutdown(&ctx).await;
+    for t in tasks {
+        t.abort();
+    }
+    Ok(())
+}
+
+/// How long SIGQUIT waits for clients, HLS and DVR to finish before exiting anyway.
+pub const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// SIGQUIT: no new clients; every client is closed so that publishers
+/// unpublish (HLS and DVR close their files, unpublish/stop/close hooks run),
+/// then we wait, within [`GRACEFUL_TIMEOUT`], for that work to finish.
+async fn graceful(ctx: &Arc<Context>) {
+    info!(
+        "SIGQUIT: graceful shutdown: closing {} clients",
+        ctx.clients.len()
+    );
+    for c in ctx.clients.list() {
+        c.kick.cancel();
+    }
+    let deadline = tokio::time::Instant::now() + GRACEFUL_TIMEOUT;
+    loop {
+        let clients = ctx.clients.len();
+        let publishing = ctx
+            .hub
+            .sources()
+            .iter()
+            .filter(|s| s.is_publishing())
+            .count();
+        let hls_live = crate::hls::status(ctx)
+            .iter()
+            .filter(|(_, s)| s.publishing)
+            .count();
+        let dvr_live = crate::dvr::status(ctx)["recorders"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter(|x| x["running"] == serde_json::json!(true))
+                    .count()
+            })
+            .unwrap_or(0);
+        if clients == 0 && publishing == 0 && hls_live == 0 && dvr_live == 0 {
+            info!("graceful shutdown: all clients closed, HLS and DVR files complete");
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            warn!(
+                "graceful shutdown: gave up after {GRACEFUL_TIMEOUT:?} with {clients} clients, \
+                 {publishing} streams, {hls_live} HLS and {dvr_live} DVR writers left"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The listening sockets in force, by address, so that a reload changes only
+/// what changed (connections on ports that stay are untouched; connections
+/// accepted on a removed port keep running too, as in SRS).
+struct Listeners {
+    ctx: Arc<Context>,
+    limit: Arc<Semaphore>,
+    max_connections: usize,
+    rtmp: HashMap<SocketAddr, JoinHandle<()>>,
+    http: HashMap<(SocketAddr, http::Role), JoinHandle<()>>,
+}
+
+impl Listeners {
+    fn spawn_rtmp(&mut self, l: TcpListener) {
+        let Ok(addr) = l.local_addr() else {
+            return;
+        };
+        let task = tokio::spawn(rtmp_service::serve(self.ctx.clone(), l, self.limit.clone()));
+        self.rtmp.insert(addr, task);
+    }
+
+    fn spawn_http(&mut self, l: TcpListener, role: http::Role) {
+        let Ok(addr) = l.local_addr() else {
+            return;
+        };
         let name = match role {
             http::Role::Api => "HTTP API",
             http::Role::Server => "HTTP server",
             http::Role::Both => "HTTP API and server",
         };
-        let router = http::router(ctx.clone(), role);
-        tasks.push(tokio::spawn(http::serve(
-            ctx.clone(),
+        let router = http::router(self.ctx.clone(), role);
+        let task = tokio::spawn(http::serve(
+            self.ctx.clone(),
             l,
             router,
-            limit.clone(),
+            self.limit.clone(),
             name,
-        )));
+        ));
+        self.http.insert((addr, role), task);
     }
-    let signal = wait_for_signal().await;
-    info!("{signal}: shutting down");
-    for t in tasks {
-        t.abort();
+
+    fn stop_accepting(&mut self) {
+        for (_, t) in self.rtmp.drain() {
+            t.abort();
+        }
+        for (_, t) in self.http.drain() {
+            t.abort();
+        }
     }
-    let _ = std::fs::remove_file(&pid_path);
-    Ok(())
+
+    /// Reloads the config file: a bad file (syntax, values, or a port that cannot
+    /// be bound) changes nothing; a good one is applied where it differs.
+    async fn reload(&mut self) -> Result<String, String> {
+        let old = self.ctx.config();
+        let Some(path) = old.source.clone() else {
+            return Err(
+                "running on the embedded default config: nothing to reload (start with -c FILE)"
+                    .into(),
+            );
+        };
+        let new = Config::load_with_env(&path, std::env::vars()).map_err(|e| e.to_string())?;
+        for w in &new.warnings {
+            warn!("config: {w}");
+        }
+        // Bind every new socket first: if one fails, nothing is applied.
+        let matches = |have: &SocketAddr, want: &SocketAddr| {
+            have == want || (want.port() == 0 && have.ip() == want.ip())
+        };
+        let mut new_rtmp = Vec::new();
+        for addr in &new.listen {
+            if !self.rtmp.keys().any(|a| matches(a, addr)) {
+                new_rtmp.push(
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| format!("cannot listen on {addr}: {e}"))?,
+                );
+            }
+        }
+        let wanted_http = http_wanted(&new);
+        let mut new_http = Vec::new();
+        for (addr, role) in &wanted_http {
+            if !self.http.keys().any(|(a, r)| r == role && matches(a, addr)) {
+                // The address may be held by the same port under another role.
+                if let Some(key) = self.http.keys().find(|(a, _)| matches(a, addr)).copied() {
+                    if let Some(t) = self.http.remove(&key) {
+                        t.abort();
+                        let _ = t.await;
+                    }
+                }
+                new_http.push((
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| format!("cannot listen on {addr} for HTTP: {e}"))?,
+                    *role,
+                ));
+            }
+        }
+        let mut changes = Vec::new();
+        // Removed listeners stop accepting; their connections stay.
+        let removed_rtmp: Vec<SocketAddr> = self
+            .rtmp
+            .keys()
+            .filter(|a| !new.listen.iter().any(|w| matches(a, w)))
+            .copied()
+            .collect();
+        for a in removed_rtmp {
+            if let Some(t) = self.rtmp.remove(&a) {
+                t.abort();
+                changes.push(format!("RTMP stopped listening on {a}"));
+            }
+        }
+        let removed_http: Vec<(SocketAddr, http::Role)> = self
+            .http
+            .keys()
+            .filter(|(a, r)| !wanted_http.iter().any(|(w, wr)| wr == r && matches(a, w)))
+            .copied()
+            .collect();
+        for k in removed_http {
+            if let Some(t) = self.http.remove(&k) {
+                t.abort();
+                changes.push(format!("HTTP stopped listening on {}", k.0));
+            }
+        }
+        for l in new_rtmp {
+            if let Ok(a) = l.local_addr() {
+                changes.push(format!("RTMP listening on {a}"));
+            }
+            self.spawn_rtmp(l);
+        }
+        for (l, role) in new_http {
+            if let Ok(a) = l.local_addr() {
+                changes.push(format!("HTTP listening on {a}"));
+            }
+            self.spawn_http(l, role);
+        }
+        // The connection cap.
+        if new.max_connections > self.max_connections {
+            self.limit
+                .add_permits(new.max_connections - self.max_connections);
+        } else if new.max_connections < self.max_connections {
+            // Permits held by live connections come back as they close; those
+            // are not taken away (existing clients are never cut by a reload).
+            self.limit
+                .forget_permits(self.max_connections - new.max_connections);
+        }
+        if new.max_connections != self.max_connections {
+            changes.push(format!(
+                "max_connections {} -> {}",
+                self.max_connections, new.max_connections
+            ));
+            self.max_connections = new.max_connections;
+        }
+        // Vhosts removed or disabled: their clients go.
+        let gone: Vec<String> = old
+            .vhosts
+            .iter()
+            .filter(|v| v.enabled)
+            .filter(|v| !new.vhosts.iter().any(|n| n.name == v.name && n.enabled))
+            .map(|v| v.name.clone())
+            .collect();
+        let new = Arc::new(new);
+        self.ctx.set_config_arc(new.clone());
+        for name in &gone {
+            let mut n = 0;
+            for c in self.ctx.clients.list() {
+                if c.state().stream.as_ref().is_some_and(|k| &k.vhost == name) {
+                    c.kick.cancel();
+                    n += 1;
+                }
+            }
+            changes.push(format!("vhost {name} removed: {n} clients closed"));
+        }
+        // Live streams take the new queue settings and pacing of their vhost.
+        for src in self.ctx.hub.sources() {
+            if let Some(v) = new.vhost(&src.key.vhost) {
+                let q = v.effective_queue_length();
+                src.set_settings(crate::hub::SourceSettings {
+                    gop_cache: v.effective_gop_cache(),
+                    queue_length_ms: if q.is_finite() && q > 0.0 {
+                        (q * 1000.0) as u64
+                    } else {
+                        0
+                    },
+                });
+                src.set_notify_interval(v.play.mw_latency);
+            }
+        }
+        // Services that attach to live streams (HLS...) look again.
+        self.ctx.hub.announce_reload();
+        let summary = if changes.is_empty() {
+            "config reloaded (no listener or vhost changes)".to_string()
+        } else {
+            format!("config reloaded: {}", changes.join("; "))
+        };
+        info!("{summary}");
+        Ok(summary)
+    }
 }
 
-/// The HTTP listeners: `http_api` and `http_server`, sharing one socket when
-/// they are configured on the same address (as SRS allows).
-async fn bind_http(config: &Config) -> anyhow::Result<Vec<(tokio::net::TcpListener, http::Role)>> {
+/// Which HTTP sockets a config asks for.
+fn http_wanted(config: &Config) -> Vec<(SocketAddr, http::Role)> {
     let mut wanted = Vec::new();
     let api = config.http_api.enabled.then_some(config.http_api.listen);
     let server = config
@@ -105,9 +364,16 @@ async fn bind_http(config: &Config) -> anyhow::Result<Vec<(tokio::net::TcpListen
             }
         }
     }
+    wanted
+}
+
+/// The HTTP listeners: `http_api` and `http_server`, sharing one socket when
+/// they are configured on the same address (as SRS allows).
+async fn bind_http(config: &Config) -> anyhow::Result<Vec<(TcpListener, http::Role)>> {
+    let wanted = http_wanted(config);
     let mut out = Vec::new();
     for (addr, role) in wanted {
-        let l = tokio::net::TcpListener::bind(addr)
+        let l = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} for HTTP"))?;
         out.push((l, role));
@@ -115,18 +381,51 @@ async fn bind_http(config: &Config) -> anyhow::Result<Vec<(tokio::net::TcpListen
     Ok(out)
 }
 
-async fn wait_for_signal() -> &'static str {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    Terminate,
+    Interrupt,
+    Graceful,
+    Reload,
+}
+
+impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Terminate => "SIGTERM",
+            Signal::Interrupt => "SIGINT",
+            Signal::Graceful => "SIGQUIT",
+            Signal::Reload => "SIGHUP",
+        }
+    }
+}
+
+/// SIGTERM/SIGINT: stop now; SIGQUIT: stop gracefully; SIGHUP: reload;
+/// SIGUSR1: reopen the log file (handled here, never returned).
+async fn wait_for_signal() -> Signal {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut quit), Ok(mut hup), Ok(mut usr1)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
+        signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
     ) else {
-        // Without signal handlers, Ctrl-C still kills the process by default.
+        // Without signal handlers the default actions apply.
         std::future::pending::<()>().await;
-        return "never";
+        return Signal::Terminate;
     };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Signal::Terminate,
+            _ = int.recv() => return Signal::Interrupt,
+            _ = quit.recv() => return Signal::Graceful,
+            _ = hup.recv() => return Signal::Reload,
+            _ = usr1.recv() => match crate::logging::reopen() {
+                Ok(true) => info!("SIGUSR1: log file reopened"),
+                Ok(false) => info!("SIGUSR1: logging to the console, nothing to reopen"),
+                Err(e) => warn!("SIGUSR1: {e:#}"),
+            },
+        }
     }
 }

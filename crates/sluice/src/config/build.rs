@@ -10,8 +10,16 @@ use super::parser::Directive;
 use super::types::*;
 use super::ConfigError;
 
+#[path = "build_cluster.rs"]
+mod cluster;
+#[path = "build_dvr.rs"]
+mod dvr;
+#[path = "build_ffmpeg.rs"]
+mod ffmpeg;
 #[path = "build_hls.rs"]
 mod hls;
+#[path = "build_hooks.rs"]
+mod hooks;
 #[path = "build_http.rs"]
 mod http;
 
@@ -306,6 +314,18 @@ impl Builder {
                 self.seen.check_as(d, "http_server")?;
                 http::http_server(d, &mut self.cfg.http_server, &mut self.cfg.warnings)?;
             }
+            "heartbeat" => {
+                self.seen.check(d)?;
+                hooks::heartbeat(d, &mut self.cfg.heartbeat)?;
+            }
+            "ff_log_dir" => {
+                self.seen.check(d)?;
+                self.cfg.ff_log.dir = path(d)?;
+            }
+            "ff_log_level" => {
+                self.seen.check(d)?;
+                self.cfg.ff_log.level = ffmpeg::ff_log_level(d)?;
+            }
             "max_connections" => {
                 self.seen.check(d)?;
                 let n = integer(d, 1, MAX_MAX_CONNECTIONS, "")?;
@@ -368,6 +388,11 @@ fn vhost(
             warn_unimplemented(warnings, c, "vhost.");
             continue;
         }
+        // Several transcode (one per scope) and ingest (one per id) blocks are allowed.
+        if n == "transcode" || n == "ingest" {
+            ffmpeg::vhost_directive(c, &mut v)?;
+            continue;
+        }
         seen.check(c)?;
         match n {
             "enabled" => v.enabled = flag(c)?,
@@ -390,6 +415,13 @@ fn vhost(
             }
             "http_remux" => http::http_remux(c, &mut v.http_remux, warnings)?,
             "hls" => hls::hls(c, &mut v.hls, warnings)?,
+            "cluster" => cluster::cluster(c, &mut v.cluster, warnings)?,
+            "forward" => cluster::forward(c, &mut v.forward)?,
+            "http_hooks" => hooks::http_hooks(c, &mut v.http_hooks)?,
+            "refer" => hooks::refer(c, &mut v.refer)?,
+            "refer_publish" | "refer_play" => hooks::legacy_refer(c, &mut v.refer)?,
+            "security" => hooks::security(c, &mut v.security)?,
+            "dvr" => dvr::dvr(c, &mut v.dvr)?,
             _ => return Err(unknown(c, &ctx)),
         }
     }

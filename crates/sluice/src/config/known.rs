@@ -5,10 +5,7 @@
 
 /// Top level.
 pub const ROOT: &[&str] = &[
-    "ff_log_dir",
-    "ff_log_level",
     "srs_log_level_v2",
-    "heartbeat",
     "tencentcloud_apm",
     "tencentcloud_cls",
     "stats",
@@ -43,15 +40,7 @@ pub const ROOT: &[&str] = &[
 pub const VHOST: &[&str] = &[
     "min_latency",
     "tcp_nodelay",
-    "dvr",
-    "ingest",
-    "http_hooks",
-    "refer",
-    "forward",
-    "transcode",
     "bandcheck",
-    "cluster",
-    "security",
     "dash",
     "http_static",
     "hds",
@@ -67,8 +56,6 @@ pub const VHOST: &[&str] = &[
     "token_traverse",
     "vhost",
     "debug_srs_upnode",
-    "refer_publish",
-    "refer_play",
     "http",
     "mr",
     "mr_latency",

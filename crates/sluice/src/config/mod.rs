@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 mod build;
+pub mod env;
 mod error;
 mod known;
 pub mod parser;
@@ -39,6 +40,43 @@ impl Config {
     pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigError> {
         let tree = parser::parse_with_includes(text, file_name, None, None)?;
         build::build(&tree)
+    }
+
+    /// Like [`Config::load`], with `SLUICE_*` overrides from `vars` (see [`env`]).
+    pub fn load_with_env(
+        path: &Path,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = parser::read_file(path)?;
+        let name = path.display().to_string();
+        let root = std::fs::canonicalize(path).ok();
+        let mut tree = parser::parse_with_includes(&text, &name, path.parent(), root)?;
+        let applied = env::apply(&mut tree, vars);
+        let mut cfg = build::build(&tree)?;
+        cfg.warnings.extend(
+            applied
+                .into_iter()
+                .map(|a| format!("environment override {a}")),
+        );
+        cfg.source = Some(path.to_path_buf());
+        Ok(cfg)
+    }
+
+    /// Like [`Config::parse`], with `SLUICE_*` overrides from `vars`.
+    pub fn parse_with_env(
+        text: &str,
+        file_name: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut tree = parser::parse_with_includes(text, file_name, None, None)?;
+        let applied = env::apply(&mut tree, vars);
+        let mut cfg = build::build(&tree)?;
+        cfg.warnings.extend(
+            applied
+                .into_iter()
+                .map(|a| format!("environment override {a}")),
+        );
+        Ok(cfg)
     }
 
     /// SRS's vhost resolution: the enabled vhost of that exact name, else `__defaultVhost__`.

@@ -373,14 +373,14 @@ fn vhost_resolution() {
 
 #[test]
 fn srs_directives_warn_typos_fail() {
-    let text = "heartbeat { enabled on; interval 9; }\nstats { network 0; }\nutc_time off;\n\
-                vhost x {\n dash { enabled on; }\n dvr { }\n tcp_nodelay on;\n\
+    let text = "tencentcloud_apm { enabled on; }\nstats { network 0; }\nutc_time off;\n\
+                vhost x {\n dash { enabled on; }\n exec { }\n tcp_nodelay on;\n\
                  play { atc on; mw_msgs 8; }\n publish { mr on; parse_sps on; kickoff_for_idle 0; }\n}";
     let c = ok(text);
     assert_eq!(c.warnings.len(), 11, "{:#?}", c.warnings);
     assert_eq!(
         c.warnings[0],
-        "t.conf:1: heartbeat: known SRS directive, not implemented by sluice yet; ignored"
+        "t.conf:1: tencentcloud_apm: known SRS directive, not implemented by sluice yet; ignored"
     );
     assert!(
         c.warnings[3].starts_with("t.conf:5: vhost.dash:"),
@@ -1068,5 +1068,147 @@ fn hls_bad_values() {
         let e = err_of(text);
         assert_eq!(e.line(), Some(*line), "{text:?}: {e}");
         assert!(e.to_string().contains(msg), "{text:?}: {e}");
+    }
+}
+
+// ---------------------------------------------------------------- hooks, refer, security
+
+#[test]
+fn hooks_refer_security_heartbeat_defaults_follow_srs() {
+    let c = ok("");
+    let v = c.resolve_vhost("x").expect("default vhost");
+    assert_eq!(v.http_hooks, HttpHooksConfig::default());
+    assert!(!v.http_hooks.enabled);
+    assert_eq!(v.http_hooks.timeout, Duration::from_millis(5000));
+    assert_eq!(v.refer, ReferConfig::default());
+    assert_eq!(v.security, SecurityConfig::default());
+    let h = &c.heartbeat;
+    assert!(!h.enabled && !h.summaries && !h.ports);
+    assert_eq!(h.interval, Duration::from_millis(9300));
+    assert_eq!(h.url.url, "http://127.0.0.1:8085/api/v1/servers");
+    assert_eq!(h.device_id, "my-srs-device");
+}
+
+#[test]
+fn hooks_refer_security_heartbeat_values() {
+    let c = ok("heartbeat { enabled on; interval 0.5; url http://[::1]:9/hb?x=1; device_id d; summaries on; ports on; }
+        vhost v {
+            http_hooks { enabled on; timeout_ms 1500; on_publish http://a/1 http://b:81;
+                on_play http://c/p; on_hls_notify http://cdn/[app]/[stream]/[ts_url]; }
+            refer { enabled on; all a.com b.com; play p.com; }
+            security { enabled on; allow publish 10.1.2.3/8; deny play ::1; allow play all; }
+        }
+        vhost old { refer x.com; refer_publish p.com; }");
+    let h = &c.heartbeat;
+    assert!(h.enabled && h.summaries && h.ports);
+    assert_eq!(h.interval, Duration::from_millis(500));
+    assert_eq!(
+        (h.url.host.as_str(), h.url.port, h.url.path.as_str()),
+        ("::1", 9, "/hb?x=1")
+    );
+    assert_eq!(h.url.authority(), "[::1]:9");
+    let v = c.vhost("v").expect("v");
+    let hk = &v.http_hooks;
+    assert!(hk.enabled);
+    assert_eq!(hk.timeout, Duration::from_millis(1500));
+    let urls: Vec<(&str, u16, &str)> = hk
+        .on_publish
+        .iter()
+        .map(|u| (u.host.as_str(), u.port, u.path.as_str()))
+        .collect();
+    assert_eq!(urls, [("a", 80, "/1"), ("b", 81, "/")]);
+    assert_eq!(hk.on_play.len(), 1);
+    assert!(hk.on_connect.is_empty());
+    assert_eq!(hk.on_hls_notify, ["http://cdn/[app]/[stream]/[ts_url]"]);
+    assert_eq!(
+        v.refer.all.as_deref(),
+        Some(&["a.com".to_string(), "b.com".to_string()][..])
+    );
+    assert_eq!(v.refer.publish, None);
+    assert_eq!(v.refer.play.as_deref(), Some(&["p.com".to_string()][..]));
+    let r = &v.security.rules;
+    assert_eq!(r.len(), 3);
+    assert_eq!(
+        r[0],
+        SecurityRule {
+            allow: true,
+            scope: AccessScope::Publish,
+            target: AccessTarget::Cidr("10.0.0.0".parse().expect("ip"), 8),
+        }
+    );
+    assert_eq!(r[1].target, AccessTarget::Ip("::1".parse().expect("ip")));
+    assert!(!r[1].allow && r[1].scope == AccessScope::Play);
+    assert_eq!(r[2].target, AccessTarget::All);
+    let old = c.vhost("old").expect("old");
+    assert!(old.refer.enabled);
+    assert_eq!(old.refer.all.as_deref(), Some(&["x.com".to_string()][..]));
+    assert_eq!(
+        old.refer.publish.as_deref(),
+        Some(&["p.com".to_string()][..])
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn hooks_refer_security_bad_values() {
+    for (text, want) in [
+        (
+            "vhost v { http_hooks { on_publish https://h/x; } }",
+            "https hooks are not supported",
+        ),
+        (
+            "vhost v { http_hooks { on_publish ftp://h/x; } }",
+            "expected an http:// URL",
+        ),
+        (
+            "vhost v { http_hooks { on_publish http://:80/x; } }",
+            "no host",
+        ),
+        (
+            "vhost v { http_hooks { on_publish http://h:0/x; } }",
+            "invalid port",
+        ),
+        (
+            "vhost v { http_hooks { on_publish http://u:p@h/x; } }",
+            "user:password",
+        ),
+        ("vhost v { http_hooks { on_publish; } }", "at least one URL"),
+        (
+            "vhost v { http_hooks { on_hls_notify http://h/[steam]; } }",
+            "[steam]",
+        ),
+        (
+            "vhost v { http_hooks { timeout_ms 30001; } }",
+            "out of range",
+        ),
+        (
+            "vhost v { http_hooks { on_record http://h/; } }",
+            "on_record",
+        ),
+        ("vhost v { refer { enabled on; pubish a.com; } }", "pubish"),
+        (
+            "vhost v { security { allow publish; } }",
+            "expected two values",
+        ),
+        (
+            "vhost v { security { allow publish 1.2.3.4.5; } }",
+            "invalid value",
+        ),
+        (
+            "vhost v { security { deny play ::1/129; } }",
+            "prefix length",
+        ),
+        (
+            "vhost v { security { deny play 10.0.0.0/-1; } }",
+            "prefix length",
+        ),
+        ("vhost v { security { permit play all; } }", "permit"),
+        ("heartbeat { interval 0; }", "out of range"),
+        ("heartbeat { url https://h/; }", "https"),
+        ("heartbeat { enabled on; enabled off; }", "duplicate"),
+    ] {
+        let e = err_of(text).to_string();
+        assert!(e.contains(want), "{text}: {e}");
+        assert!(e.contains("t.conf:"), "{text}: {e}");
     }
 }

@@ -9,6 +9,22 @@ use std::time::Duration;
 mod http;
 pub use http::*;
 
+// Origin/edge (`cluster`) and `forward`.
+#[path = "types_cluster.rs"]
+mod cluster;
+pub use cluster::*;
+// Hooks, refer, security and heartbeat.
+#[path = "types_hooks.rs"]
+mod hooks;
+pub use hooks::*;
+// DVR recording, and ffmpeg transcode/ingest.
+#[path = "types_dvr.rs"]
+mod dvr;
+pub use dvr::*;
+#[path = "types_ffmpeg.rs"]
+mod ffmpeg;
+pub use ffmpeg::*;
+
 /// Name of the catch-all vhost, as in SRS.
 pub const DEFAULT_VHOST: &str = "__defaultVhost__";
 
@@ -118,6 +134,14 @@ pub struct VhostConfig {
     pub publish: PublishConfig,
     pub http_remux: HttpRemuxConfig,
     pub hls: HlsConfig,
+    pub cluster: ClusterConfig,
+    pub forward: ForwardConfig,
+    pub http_hooks: HttpHooksConfig,
+    pub refer: ReferConfig,
+    pub security: SecurityConfig,
+    pub dvr: DvrConfig,
+    pub transcodes: Vec<TranscodeConfig>,
+    pub ingests: Vec<IngestConfig>,
 }
 
 impl VhostConfig {
@@ -134,6 +158,14 @@ impl VhostConfig {
             publish: PublishConfig::default(),
             http_remux: HttpRemuxConfig::default(),
             hls: HlsConfig::default(),
+            cluster: ClusterConfig::default(),
+            forward: ForwardConfig::default(),
+            http_hooks: HttpHooksConfig::default(),
+            refer: ReferConfig::default(),
+            security: SecurityConfig::default(),
+            dvr: DvrConfig::default(),
+            transcodes: Vec::new(),
+            ingests: Vec::new(),
         }
     }
 
@@ -170,6 +202,9 @@ pub struct Config {
     pub log: LogConfig,
     pub http_api: HttpApiConfig,
     pub http_server: HttpServerConfig,
+    pub heartbeat: HeartbeatConfig,
+    /// `ff_log_dir` and `ff_log_level`, for transcode and ingest processes.
+    pub ff_log: FfmpegLogConfig,
     pub vhosts: Vec<VhostConfig>,
     /// One line per ignored-but-known directive, as `FILE:LINE: message`.
     pub warnings: Vec<String>,
@@ -187,6 +222,8 @@ impl Default for Config {
             log: LogConfig::default(),
             http_api: HttpApiConfig::default(),
             http_server: HttpServerConfig::default(),
+            heartbeat: HeartbeatConfig::default(),
+            ff_log: FfmpegLogConfig::default(),
             vhosts: vec![VhostConfig::new(DEFAULT_VHOST)],
             warnings: Vec::new(),
             source: None,

@@ -9,17 +9,18 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tracing::{info, warn, Instrument};
 
-use crate::config::{Config, VhostConfig, DEFAULT_VHOST};
+use crate::config::{Config, HttpHooksConfig, VhostConfig, DEFAULT_VHOST};
 use crate::context::Context;
+use crate::hooks::{self, HookRequest};
 use crate::hub::jitter::Jitter;
 use crate::hub::{Consumer, FrameKind, Item, SourceSettings, StreamKey};
 use crate::stats::{ClientGuard, ClientKind};
@@ -109,32 +110,64 @@ pub fn resolve<'a>(
 }
 
 /// Serves the request if it names a live FLV mount; None lets the file server have it.
-pub fn try_serve(ctx: &Arc<Context>, req: &Request) -> Option<Response> {
-    let path = req.uri().path();
-    if !path.ends_with(".flv") || !(req.method() == Method::GET || req.method() == Method::HEAD) {
+pub async fn try_serve(ctx: &Arc<Context>, req: &Parts) -> Option<Response> {
+    let path = req.uri.path();
+    if !path.ends_with(".flv") || !(req.method == Method::GET || req.method == Method::HEAD) {
         return None;
     }
     let config = ctx.config();
     let host = req
-        .headers()
+        .headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(|h| h.rsplit_once(':').map(|(h, _)| h).unwrap_or(h));
-    let (vhost, key) = resolve(&config, path, req.uri().query().unwrap_or(""), host)?;
-    let source = ctx.hub.get(&key).filter(|s| s.is_publishing());
-    let Some(source) = source else {
+    let (vhost, key) = resolve(&config, path, req.uri.query().unwrap_or(""), host)?;
+    let live = ctx.hub.get(&key).filter(|s| s.is_publishing());
+    // An edge pulls on demand: subscribing starts the pull, the body waits for it.
+    let edge = vhost.cluster.mode == crate::config::ClusterMode::Remote;
+    if live.is_none() && !edge {
         // Not live: a file of that name may still exist (FLV VOD).
         return None;
+    }
+    let peer = req
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let peer_addr = peer.unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+    let query = req.uri.query().unwrap_or("");
+    let cid = ctx.new_client_id();
+    let hook_req = HookRequest {
+        client_id: cid.clone(),
+        ip: peer_addr.ip().to_canonical().to_string(),
+        vhost: vhost.name.clone(),
+        app: key.app.clone(),
+        stream: key.stream.clone(),
+        param: HookRequest::param_of(query),
+        tc_url: format!("http://{}{}", host.unwrap_or(""), path),
+        page_url: req
+            .headers
+            .get(header::REFERER)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
     };
-    let peer = super::peer_of(req);
+    // Same gate as RTMP players: security rules, refer, then on_play.
+    if let Err(why) = hooks::admit_play(ctx, vhost, &hook_req, peer_addr.ip().to_canonical()).await
+    {
+        info!("flv play of {key} refused for {peer_addr}: {}", why.0);
+        return Some((StatusCode::FORBIDDEN, why.0).into_response());
+    }
     let crossdomain = config.http_server.crossdomain;
     let settings = SourceSettings {
         gop_cache: vhost.effective_gop_cache(),
         queue_length_ms: (vhost.effective_queue_length().max(0.0) * 1000.0) as u64,
     };
-    let (video, audio) = source.codec_info();
+    let (video, audio) = live
+        .as_ref()
+        .map(|s| s.codec_info())
+        .unwrap_or((None, None));
     let remux = &vhost.http_remux;
-    let (has_audio, has_video) = if remux.guess_has_av {
+    let (has_audio, has_video) = if remux.guess_has_av && live.is_some() {
         // A sequence header seen means the track exists; MP3 shows up via its first frame.
         (
             audio.is_some() || !remux.has_video,
@@ -154,7 +187,7 @@ pub fn try_serve(ctx: &Arc<Context>, req: &Request) -> Option<Response> {
             HeaderValue::from_static("*"),
         );
     }
-    if req.method() == Method::HEAD {
+    if req.method == Method::HEAD {
         return Some(
             resp.body(Body::empty())
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
@@ -168,7 +201,8 @@ pub fn try_serve(ctx: &Arc<Context>, req: &Request) -> Option<Response> {
     registration.client.update(|c| {
         c.kind = ClientKind::FlvPlay;
         c.stream = Some(key.clone());
-        c.param = crate::stream_url::mask_param(req.uri().query().unwrap_or(""));
+        c.param = crate::stream_url::mask_param(query);
+        c.raw_param = query.to_string();
         c.tc_url = format!("http://{}{}", host.unwrap_or(""), path);
     });
     let span = tracing::info_span!("flv", cid = %cid);
@@ -183,7 +217,8 @@ pub fn try_serve(ctx: &Arc<Context>, req: &Request) -> Option<Response> {
         ctx: ctx.clone(),
         consumer,
         jitter: Jitter::new(vhost.effective_time_jitter()),
-        mw_latency: vhost.play.mw_latency,
+        hooks: vhost.http_hooks.clone(),
+        hook_req,
         pending: VecDeque::new(),
         items: Vec::new(),
         header: Some(flv_header(has_audio, has_video)),
@@ -219,7 +254,8 @@ struct Player {
     ctx: Arc<Context>,
     consumer: Consumer,
     jitter: Jitter,
-    mw_latency: Duration,
+    hooks: HttpHooksConfig,
+    hook_req: HookRequest,
     pending: VecDeque<Bytes>,
     items: Vec<Item>,
     header: Option<Bytes>,
@@ -239,6 +275,10 @@ impl Player {
             if let Some(b) = self.pending.pop_front() {
                 return Some(self.count(b));
             }
+            // A GOP-sized first batch must not pin its capacity for the player's lifetime.
+            if self.pending.capacity() > 1024 {
+                self.pending.shrink_to(64);
+            }
             if self.done || self.registration.client.kick.is_cancelled() {
                 return None;
             }
@@ -251,12 +291,9 @@ impl Player {
             }
             if self.items.is_empty() {
                 let kick = self.registration.client.kick.clone();
+                // The source paces wake-ups (mw_latency): each brings a batch.
                 tokio::select! {
-                    _ = self.consumer.changed() => {
-                        if !self.mw_latency.is_zero() {
-                            tokio::time::sleep(self.mw_latency).await;
-                        }
-                    }
+                    _ = self.consumer.changed() => {}
                     _ = kick.cancelled() => return None,
                 }
                 continue;
@@ -308,6 +345,7 @@ impl Drop for Player {
             c.send_bytes.load(std::sync::atomic::Ordering::Relaxed)
         );
         self.ctx.hub.release(&self.key);
+        hooks::spawn_on_stop(self.ctx.clone(), self.hooks.clone(), self.hook_req.clone());
     }
 }
 

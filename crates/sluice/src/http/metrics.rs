@@ -1,10 +1,200 @@
-//! (being written) Prometheus metrics.
+//! Prometheus `/metrics` on the API listener (text exposition format 0.0.4), behind
+//! the same CORS and auth as the API.
+//!
+//! Byte totals are the connections' own counters; per-stream rates are the kbps
+//! sampler's 30 s rates (zero until it has two samples).
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
 
 use crate::context::Context;
 
-pub fn router(_ctx: Arc<Context>) -> Router {
-    Router::new()
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub fn router(ctx: Arc<Context>) -> Router {
+    let r = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(ctx.clone());
+    super::api::protect(r, ctx)
+}
+
+async fn metrics(State(ctx): State<Arc<Context>>) -> Response {
+    let mut resp = render(&ctx).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    resp
+}
+
+/// A label value with `\`, `"` and newlines escaped, as the format requires.
+pub fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+pub fn render(ctx: &Context) -> String {
+    let mut out = String::new();
+    let sources = ctx.hub.sources();
+    let c = &ctx.counters;
+    single(
+        &mut out,
+        "sluice_streams",
+        "gauge",
+        "Streams the server knows (publishing, or awaited by players).",
+        sources.len() as u64,
+    );
+    single(
+        &mut out,
+        "sluice_clients",
+        "gauge",
+        "Connected RTMP and HTTP-FLV clients.",
+        ctx.clients.len() as u64,
+    );
+    single(
+        &mut out,
+        "sluice_bytes_received_total",
+        "counter",
+        "Bytes received from clients.",
+        c.bytes_in.load(Ordering::Relaxed),
+    );
+    single(
+        &mut out,
+        "sluice_bytes_sent_total",
+        "counter",
+        "Bytes sent to clients.",
+        c.bytes_out.load(Ordering::Relaxed),
+    );
+    single(
+        &mut out,
+        "sluice_connections_accepted_total",
+        "counter",
+        "TCP connections accepted on the RTMP and HTTP listeners.",
+        c.accepted.load(Ordering::Relaxed),
+    );
+    single(
+        &mut out,
+        "sluice_connections_refused_total",
+        "counter",
+        "Connections closed at once because max_connections was reached.",
+        c.refused.load(Ordering::Relaxed),
+    );
+    let clients = ctx.clients.list();
+    let mut per_stream: Vec<(String, u64, u64, usize)> = Vec::with_capacity(sources.len());
+    for s in &sources {
+        let labels = format!(
+            "vhost=\"{}\",app=\"{}\",stream=\"{}\"",
+            escape_label(&s.key.vhost),
+            escape_label(&s.key.app),
+            escape_label(&s.key.stream)
+        );
+        let k = ctx.rates.stream(&s.id).kbps();
+        let n = clients
+            .iter()
+            .filter(|c| {
+                c.state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .stream
+                    .as_ref()
+                    == Some(&s.key)
+            })
+            .count();
+        per_stream.push((labels, k.recv_30s, k.send_30s, n));
+    }
+    family(
+        &mut out,
+        "sluice_stream_recv_kbps",
+        "gauge",
+        "Stream's received bit rate over the last 30 s, in kbit/s.",
+    );
+    for (l, recv, _, _) in &per_stream {
+        let _ = writeln!(out, "sluice_stream_recv_kbps{{{l}}} {recv}");
+    }
+    family(
+        &mut out,
+        "sluice_stream_send_kbps",
+        "gauge",
+        "Bit rate sent to the stream's players over the last 30 s, in kbit/s.",
+    );
+    for (l, _, send, _) in &per_stream {
+        let _ = writeln!(out, "sluice_stream_send_kbps{{{l}}} {send}");
+    }
+    family(
+        &mut out,
+        "sluice_stream_clients",
+        "gauge",
+        "Clients of the stream (its publisher and players).",
+    );
+    for (l, _, _, n) in &per_stream {
+        let _ = writeln!(out, "sluice_stream_clients{{{l}}} {n}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::hub::{SourceSettings, StreamKey};
+
+    #[test]
+    fn escapes_labels() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(escape_label("plain"), "plain");
+    }
+
+    #[test]
+    fn renders_every_family() {
+        let ctx = Context::new(Config::default());
+        let key = StreamKey {
+            vhost: "__defaultVhost__".into(),
+            app: "li\"ve".into(),
+            stream: "s".into(),
+        };
+        ctx.hub.source(
+            &key,
+            SourceSettings {
+                gop_cache: true,
+                queue_length_ms: 1000,
+            },
+        );
+        let text = render(&ctx);
+        for name in [
+            "sluice_streams 1",
+            "sluice_clients 0",
+            "sluice_bytes_received_total 0",
+            "sluice_bytes_sent_total 0",
+            "sluice_connections_accepted_total 0",
+            "sluice_connections_refused_total 0",
+            "sluice_stream_recv_kbps{vhost=\"__defaultVhost__\",app=\"li\\\"ve\",stream=\"s\"} 0",
+            "# TYPE sluice_stream_send_kbps gauge",
+            "sluice_stream_clients{",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+    }
 }

@@ -8,9 +8,10 @@
 
 pub mod api;
 pub mod flv_live;
+pub mod flv_vod;
 pub mod metrics;
 pub mod static_files;
-mod timeout_io;
+pub(crate) mod timeout_io;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -39,7 +40,7 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// Which listener a router is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     Api,
     Server,
@@ -65,10 +66,11 @@ pub fn router(ctx: Arc<Context>, role: Role) -> Router {
 /// Everything on the HTTP server that is not the API: a live FLV mount wins,
 /// then files (HLS, static, FLV VOD).
 async fn server_fallback(State(ctx): State<Arc<Context>>, req: Request) -> Response {
-    if let Some(resp) = flv_live::try_serve(&ctx, &req) {
+    let (parts, body) = req.into_parts();
+    if let Some(resp) = flv_live::try_serve(&ctx, &parts).await {
         return resp;
     }
-    static_files::serve(ctx, req).await
+    static_files::serve(ctx, Request::from_parts(parts, body)).await
 }
 
 /// Accepts HTTP connections until the task is dropped.

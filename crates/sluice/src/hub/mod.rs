@@ -29,16 +29,54 @@ impl fmt::Display for StreamKey {
     }
 }
 
+/// Publish edges, for services that attach their own consumer to every
+/// published stream (HLS, DVR, forward): they subscribe here instead of being
+/// called from the publisher's code.
+#[derive(Debug, Clone)]
+pub enum HubEvent {
+    Published(Arc<Source>),
+    Unpublished(Arc<Source>),
+    /// The config was reloaded: services look at the live streams again (e.g. HLS
+    /// turned on for a vhost that is already publishing).
+    Reloaded,
+    /// A consumer subscribed to a source nobody publishes: an edge may pull it from
+    /// upstream. Sent after the consumer is counted in `stats.consumers`.
+    Demand(Arc<Source>),
+}
+
+/// How many publish edges a slow service may fall behind before it misses some.
+const EVENT_CAPACITY: usize = 1024;
+
 /// All live sources of the server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Hub {
     sources: Mutex<HashMap<StreamKey, Arc<Source>>>,
     next_id: std::sync::atomic::AtomicU64,
+    events: tokio::sync::broadcast::Sender<HubEvent>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            sources: Mutex::default(),
+            next_id: Default::default(),
+            events: tokio::sync::broadcast::channel(EVENT_CAPACITY).0,
+        }
+    }
 }
 
 impl Hub {
     pub fn new() -> Hub {
         Hub::default()
+    }
+
+    pub fn announce_reload(&self) {
+        let _ = self.events.send(HubEvent::Reloaded);
+    }
+
+    /// Publish and unpublish events of every source, from now on.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<HubEvent> {
+        self.events.subscribe()
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<StreamKey, Arc<Source>>> {
@@ -54,7 +92,12 @@ impl Hub {
                 let n = self
                     .next_id
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Arc::new(Source::new(format!("vid-{n}"), key.clone(), settings))
+                Source::new(
+                    format!("vid-{n}"),
+                    key.clone(),
+                    settings,
+                    self.events.clone(),
+                )
             })
             .clone()
     }
@@ -65,7 +108,13 @@ impl Hub {
 
     pub fn subscribe(&self, key: &StreamKey, settings: SourceSettings) -> Consumer {
         let source = self.source(key, settings);
-        Consumer::new(source, settings.queue_length_ms)
+        let demand = (!source.is_publishing()).then(|| source.clone());
+        let consumer = Consumer::new(source, settings.queue_length_ms);
+        if let Some(source) = demand {
+            // No receiver is fine: nobody pulls on demand.
+            let _ = self.events.send(HubEvent::Demand(source));
+        }
+        consumer
     }
 
     /// Forgets a source nobody publishes or plays any more. Called when a

@@ -181,12 +181,26 @@ pub struct Source {
     pub(super) notify: watch::Sender<u64>,
     pub stats: SourceStats,
     pub created: Instant,
+    events: tokio::sync::broadcast::Sender<super::HubEvent>,
+    /// Ourselves, for the events and the ticker (set by `Arc::new_cyclic`).
+    me: std::sync::Weak<Source>,
+    /// Merged-write interval in ms (the vhost's `mw_latency`); 0 wakes consumers on
+    /// every frame.
+    notify_interval_ms: AtomicU64,
+    ticker_running: std::sync::atomic::AtomicBool,
 }
 
 impl Source {
-    pub fn new(id: String, key: StreamKey, settings: SourceSettings) -> Source {
+    pub fn new(
+        id: String,
+        key: StreamKey,
+        settings: SourceSettings,
+        events: tokio::sync::broadcast::Sender<super::HubEvent>,
+    ) -> std::sync::Arc<Source> {
         let (notify, _) = watch::channel(0);
-        Source {
+        std::sync::Arc::new_cyclic(|me| Source {
+            events,
+            me: me.clone(),
             id,
             key,
             ring: RwLock::new(Ring {
@@ -209,6 +223,47 @@ impl Source {
             notify,
             stats: SourceStats::default(),
             created: Instant::now(),
+            notify_interval_ms: AtomicU64::new(0),
+            ticker_running: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Sets the merged-write interval: consumers are woken at most this often
+    /// (by one ticker per stream), so each wake-up finds a batch of frames and a
+    /// player writes them with one system call. One timer per stream, not per player.
+    pub fn set_notify_interval(&self, interval: std::time::Duration) {
+        self.notify_interval_ms.store(
+            interval.as_millis().min(u128::from(u32::MAX)) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Wakes consumers now, or leaves it to the ticker when merged writes are on.
+    fn wake(&self, end: u64) {
+        let interval = self.notify_interval_ms.load(Ordering::Relaxed);
+        if interval == 0 {
+            self.notify.send_replace(end);
+            return;
+        }
+        if self.ticker_running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(ticker(self.me.clone(), interval));
+            }
+            Err(_) => {
+                // No runtime (unit tests): wake at once.
+                self.ticker_running.store(false, Ordering::Release);
+                self.notify.send_replace(end);
+            }
+        }
+    }
+
+    fn emit(&self, make: fn(std::sync::Arc<Source>) -> super::HubEvent) {
+        if let Some(me) = self.me.upgrade() {
+            // No receiver is fine: nobody needs to know.
+            let _ = self.events.send(make(me));
         }
     }
 
@@ -262,6 +317,7 @@ impl Source {
             ring.end()
         };
         self.notify.send_replace(end);
+        self.emit(super::HubEvent::Published);
         Ok(())
     }
 
@@ -279,6 +335,7 @@ impl Source {
             ring.end()
         };
         self.notify.send_replace(end);
+        self.emit(super::HubEvent::Unpublished);
     }
 
     /// Adds one frame from the publisher and wakes the consumers.
@@ -325,7 +382,7 @@ impl Source {
             ring.push(Entry::Frame(frame), ts);
             ring.end()
         };
-        self.notify.send_replace(end);
+        self.wake(end);
     }
 
     pub fn codec_info(&self) -> (Option<VideoCodecInfo>, Option<AudioCodecInfo>) {
@@ -337,5 +394,30 @@ impl Source {
     pub fn cached(&self) -> (usize, usize) {
         let ring = self.read();
         (ring.slots.len(), ring.bytes)
+    }
+}
+
+/// Wakes a stream's consumers every `interval_ms` while frames arrive; exits when
+/// the stream is gone or unpublished (a new publish starts a new ticker).
+async fn ticker(source: std::sync::Weak<Source>, interval_ms: u64) {
+    let period = std::time::Duration::from_millis(interval_ms.max(1));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(src) = source.upgrade() else {
+            return;
+        };
+        let end = src.read().end();
+        if *src.notify.borrow() != end {
+            src.notify.send_replace(end);
+        }
+        if !src.is_publishing() {
+            src.ticker_running.store(false, Ordering::Release);
+            // A publish may have raced with the decision to stop.
+            if !src.is_publishing() || src.ticker_running.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
     }
 }

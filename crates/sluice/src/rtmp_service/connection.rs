@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use rtmp::chunk::DecoderLimits;
@@ -18,8 +18,10 @@ use super::io::{write_all, write_all_bufs};
 use super::{
     HANDSHAKE_TIMEOUT, IDENTIFY_TIMEOUT, MAX_CHUNK_STREAMS, MAX_MESSAGE_SIZE, SEND_TIMEOUT,
 };
-use crate::config::{TimeJitter, VhostConfig};
+use crate::config::{HttpHooksConfig, TimeJitter, VhostConfig};
 use crate::context::Context;
+use crate::hooks::{self, HookRequest};
+use crate::http::timeout_io::WriteTimeout;
 use crate::hub::jitter::{Jitter, Unwrapper};
 use crate::hub::{Consumer, Frame, FrameKind, Item, Source, SourceSettings, StreamKey};
 use crate::stats::{Client, ClientKind};
@@ -27,6 +29,11 @@ use crate::stream_url::{self, mask_param, StreamRequest};
 
 /// Read buffer growth step: one read takes up to this much.
 const READ_CHUNK: usize = 64 * 1024;
+/// Players send little (acks, pings): a small read buffer keeps memory per player low.
+const PLAYER_READ_CHUNK: usize = 4 * 1024;
+/// Write batches above this many buffers shrink back after being sent.
+const SHRINK_ABOVE: usize = 256;
+const SHRINK_TO: usize = 64;
 
 /// Why a connection ended, for the close log line.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +69,8 @@ pub struct Connection {
     peer: SocketAddr,
     cid: String,
     reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    /// Every write fails after SEND_TIMEOUT without progress (no timer per write).
+    writer: WriteTimeout<OwnedWriteHalf>,
     rbuf: BytesMut,
     session: ServerSession,
     bytes_out: u64,
@@ -70,6 +78,13 @@ pub struct Connection {
     role: Role,
     url: String,
     client: Arc<Client>,
+    /// Hook state: the vhost's hooks (taken at connect) and what on_close, on_unpublish and
+    /// on_stop must report when the connection ends, however it ends.
+    hooks: Option<HttpHooksConfig>,
+    connected: Option<HookRequest>,
+    published: Option<HookRequest>,
+    playing: Option<HookRequest>,
+    page_url: String,
 }
 
 /// Unpublishes on every exit path (error, time-out, task cancelled).
@@ -161,20 +176,26 @@ impl Connection {
             peer,
             cid,
             reader,
-            writer,
-            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            writer: WriteTimeout::new(writer, SEND_TIMEOUT),
+            rbuf: BytesMut::with_capacity(PLAYER_READ_CHUNK),
             session,
             bytes_out: 0,
             started: Instant::now(),
             role: Role::Unknown,
             url: String::new(),
             client,
+            hooks: None,
+            connected: None,
+            published: None,
+            playing: None,
+            page_url: String::new(),
         }
     }
 
     pub async fn run(mut self) {
         let kick = self.client.kick.clone();
         let result = tokio::select! {
+            biased;
             r = self.serve() => r,
             _ = kick.cancelled() => Err(CloseReason::Kicked),
         };
@@ -201,11 +222,48 @@ impl Connection {
             ),
             Err(e) => warn!("{line}: {e}"),
         }
+        self.end_hooks().await;
+    }
+
+    /// The notification hooks of a connection that ended (after the stream was released, so
+    /// the hook server may already see a new publisher of the same stream).
+    async fn end_hooks(&mut self) {
+        let Some(cfg) = self.hooks.take() else {
+            return;
+        };
+        if let Some(r) = self.published.take() {
+            hooks::on_unpublish(&self.ctx, &cfg, &r).await;
+        }
+        if let Some(r) = self.playing.take() {
+            hooks::on_stop(&self.ctx, &cfg, &r).await;
+        }
+        if let Some(r) = self.connected.take() {
+            hooks::on_close(&self.ctx, &cfg, &r, self.bytes_out, self.session.bytes_in()).await;
+        }
+    }
+
+    /// What hooks are told about this client and `req`'s stream.
+    fn hook_request(&self, req: &StreamRequest, vhost: &VhostConfig) -> HookRequest {
+        HookRequest {
+            client_id: self.cid.clone(),
+            ip: self.peer.ip().to_canonical().to_string(),
+            vhost: vhost.name.clone(),
+            app: req.app.clone(),
+            stream: req.stream.clone(),
+            param: HookRequest::param_of(&req.param),
+            tc_url: req.tc_url.clone(),
+            page_url: self.page_url.clone(),
+        }
     }
 
     async fn read_some(&mut self) -> Result<(), CloseReason> {
-        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
-            self.rbuf.reserve(READ_CHUNK);
+        let chunk = if self.role == Role::Publisher {
+            READ_CHUNK
+        } else {
+            PLAYER_READ_CHUNK
+        };
+        if self.rbuf.capacity() - self.rbuf.len() < chunk / 4 {
+            self.rbuf.reserve(chunk);
         }
         let n = self.reader.read_buf(&mut self.rbuf).await?;
         if n == 0 {
@@ -223,9 +281,7 @@ impl Connection {
         if let Some(out) = self.session.take_output() {
             self.bytes_out += out.len() as u64;
             self.client.add_send(out.len() as u64);
-            tokio::time::timeout(SEND_TIMEOUT, write_all(&mut self.writer, &out))
-                .await
-                .map_err(|_| CloseReason::Timeout("send timed out".into()))??;
+            write_all(&mut self.writer, &out).await?;
         }
         Ok(())
     }
@@ -281,6 +337,7 @@ impl Connection {
                     stream_id, name, ..
                 } => {
                     let req = stream_url::parse(&connect.tc_url, &connect.app, &name);
+                    let vhost = self.stream_vhost(&req, &vhost);
                     return self.publish(stream_id, req, &vhost).await;
                 }
                 Event::Play {
@@ -290,10 +347,27 @@ impl Connection {
                     ..
                 } => {
                     let req = stream_url::parse(&connect.tc_url, &connect.app, &name);
+                    let vhost = self.stream_vhost(&req, &vhost);
                     return self.play(stream_id, req, &vhost, reset).await;
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// SRS re-resolves the vhost at publish/play, so `stream?vhost=v` picks `v` even when the
+    /// connect named another (or none). A name that resolves to nothing keeps the connect's.
+    fn stream_vhost(&mut self, req: &StreamRequest, connected: &VhostConfig) -> VhostConfig {
+        let config = self.ctx.config();
+        match config.resolve_vhost(&req.vhost) {
+            Some(v) if v.name != connected.name => {
+                // The hooks that apply are those of the vhost the stream lives on.
+                if v.http_hooks.enabled && self.hooks.is_none() {
+                    self.hooks = Some(v.http_hooks.clone());
+                }
+                v.clone()
+            }
+            _ => connected.clone(),
         }
     }
 
@@ -315,6 +389,23 @@ impl Connection {
                     "connect ip={} tcUrl={} app={} vhost={} flashVer={:?} pageUrl={:?}",
                     self.peer, info.tc_url, req.app, vhost.name, info.flash_ver, info.page_url
                 );
+                self.page_url = info.page_url.clone();
+                if let Some(why) = crate::access::check_refer(&vhost.refer, None, &info.page_url) {
+                    self.session.reject_connect(&why);
+                    self.flush().await?;
+                    return Err(CloseReason::Rejected(format!("connect refused: {why}")));
+                }
+                let hreq = self.hook_request(&req, &vhost);
+                if let Err(d) = hooks::on_connect(&self.ctx, &vhost.http_hooks, &hreq).await {
+                    let why = hooks::Refusal::from(d);
+                    self.session.reject_connect(&why.0);
+                    self.flush().await?;
+                    return Err(CloseReason::Rejected(format!("connect refused: {why}")));
+                }
+                if vhost.http_hooks.enabled {
+                    self.hooks = Some(vhost.http_hooks.clone());
+                    self.connected = Some(hreq);
+                }
                 self.client.update(|c| {
                     c.tc_url = info.tc_url.clone();
                     c.page_url = info.page_url.clone();
@@ -355,7 +446,20 @@ impl Connection {
                 "publish with empty app or stream name".into(),
             ));
         }
+        let hreq = self.hook_request(&req, vhost);
+        if let Err(why) =
+            hooks::admit_publish(&self.ctx, vhost, &hreq, self.peer.ip().to_canonical()).await
+        {
+            self.session
+                .reject_publish(stream_id, "NetStream.Publish.Denied", &why.0);
+            self.flush().await?;
+            return Err(CloseReason::Rejected(format!("publish refused: {why}")));
+        }
+        if self.hooks.is_some() {
+            self.published = Some(hreq);
+        }
         let source = self.ctx.hub.source(&key, settings_of(vhost));
+        source.set_notify_interval(vhost.play.mw_latency);
         if let Err(e) = source.publish(&self.cid) {
             self.session
                 .reject_publish(stream_id, "NetStream.Publish.BadName", &e.to_string());
@@ -383,6 +487,7 @@ impl Connection {
             c.kind = kind;
             c.stream = Some(key.clone());
             c.param = mask_param(&req.param);
+            c.raw_param = req.param.clone();
         });
         self.session.accept_publish(stream_id);
         self.flush().await?;
@@ -456,6 +561,18 @@ impl Connection {
                 "play with empty app or stream name".into(),
             ));
         }
+        let hreq = self.hook_request(&req, vhost);
+        if let Err(why) =
+            hooks::admit_play(&self.ctx, vhost, &hreq, self.peer.ip().to_canonical()).await
+        {
+            self.session
+                .reject_play(stream_id, "NetStream.Play.Failed", &why.0);
+            self.flush().await?;
+            return Err(CloseReason::Rejected(format!("play refused: {why}")));
+        }
+        if self.hooks.is_some() {
+            self.playing = Some(hreq);
+        }
         let mut consumer = self.ctx.hub.subscribe(&key, settings_of(vhost));
         let publishing = consumer.source().is_publishing();
         info!(
@@ -469,16 +586,12 @@ impl Connection {
             c.kind = ClientKind::RtmpPlay;
             c.stream = Some(key.clone());
             c.param = mask_param(&req.param);
+            c.raw_param = req.param.clone();
         });
         self.session.accept_play(stream_id, &req.stream, reset);
         self.flush().await?;
         let result = self
-            .play_loop(
-                &mut consumer,
-                stream_id,
-                vhost.effective_time_jitter(),
-                vhost.play.mw_latency,
-            )
+            .play_loop(&mut consumer, stream_id, vhost.effective_time_jitter())
             .await;
         drop(consumer);
         self.ctx.hub.release(&key);
@@ -490,7 +603,6 @@ impl Connection {
         consumer: &mut Consumer,
         stream_id: u32,
         jitter_mode: TimeJitter,
-        mw_latency: Duration,
     ) -> Result<(), CloseReason> {
         let mut jitter = Jitter::new(jitter_mode);
         let mut items: Vec<Item> = Vec::new();
@@ -545,14 +657,15 @@ impl Connection {
                         }
                     }
                 }
-                let n =
-                    tokio::time::timeout(SEND_TIMEOUT, write_all_bufs(&mut self.writer, &mut bufs))
-                        .await
-                        .map_err(|_| {
-                            CloseReason::Timeout(format!(
-                                "player accepted nothing for {SEND_TIMEOUT:?}"
-                            ))
-                        })??;
+                let n = write_all_bufs(&mut self.writer, &mut bufs).await?;
+                // A GOP-sized first batch must not pin its capacity for the
+                // player's lifetime: memory per player is what limits scale.
+                if bufs.capacity() > SHRINK_ABOVE {
+                    bufs.shrink_to(SHRINK_TO);
+                }
+                if items.capacity() > SHRINK_ABOVE {
+                    items.shrink_to(SHRINK_TO);
+                }
                 self.bytes_out += n;
                 self.client.add_send(n);
                 self.ctx
@@ -563,12 +676,9 @@ impl Connection {
             }
             self.flush().await?;
             tokio::select! {
-                _ = consumer.changed() => {
-                    // Merged write: let frames gather so that one writev carries many.
-                    if !mw_latency.is_zero() {
-                        tokio::time::sleep(mw_latency).await;
-                    }
-                }
+                // Merged write: the source wakes its consumers once per
+                // mw_latency (one timer per stream), so each wake-up brings a batch.
+                _ = consumer.changed() => {}
                 r = self.read_some() => {
                     r?;
                     while let Some(ev) = self.session.feed(&mut self.rbuf)? {

@@ -1,6 +1,9 @@
 //! Who is connected and what they are doing: the registry behind the API's
 //! `clients` and the kick (`DELETE /api/v1/clients/{id}`).
 
+pub mod kbps;
+pub mod system;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,6 +54,9 @@ pub struct ClientState {
     pub swf_url: String,
     /// Stream query string (masked before it reaches the API).
     pub param: String,
+    /// The same, unmasked: only for passing the client's token upstream (edge
+    /// `token_traverse`, forward backends); never logged nor shown in the API.
+    pub raw_param: String,
 }
 
 #[derive(Debug)]
@@ -123,6 +129,7 @@ impl ClientRegistry {
                 page_url: String::new(),
                 swf_url: String::new(),
                 param: String::new(),
+                raw_param: String::new(),
             }),
             send_bytes: AtomicU64::new(0),
             recv_bytes: AtomicU64::new(0),

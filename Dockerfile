@@ -1,0 +1,18 @@
+# Build and run sluice in a container.
+#   docker build -t sluice . && docker run -p 1935:1935 -p 1985:1985 -p 8080:8080 sluice
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p sluice
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/sluice /usr/local/bin/sluice
+COPY conf /etc/sluice
+WORKDIR /var/lib/sluice
+EXPOSE 1935 1985 8080
+# The embedded default config: RTMP 1935, API 1985, HTTP 8080, HLS under ./objs/nginx/html.
+# Mount your own with -v ./my.conf:/etc/sluice/sluice.conf and add: -c /etc/sluice/sluice.conf
+STOPSIGNAL SIGQUIT
+ENTRYPOINT ["/usr/local/bin/sluice"]

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Fan-out benchmark: sluice and nginx-rtmp side by side, same machine, same steps.
+#
+# The server is pinned to one core and sluice-bench to another (taskset); for each player
+# count a fresh server is started, one publisher pushes the ~500 kbps fixture and N players
+# play it for DURATION seconds of steady state. Writes bench/results-DATE.md and prints it.
+#
+#   bench/fanout.sh                                  # 1000..16000 players, 60 s each
+#   PLAYERS="200 1000" DURATION=15 bench/fanout.sh   # a quick run
+#
+# Environment: PLAYERS, DURATION (s), MW_LATENCY (ms, sluice's play { mw_latency }),
+# SERVERS ("sluice nginx"), PROTOCOL (rtmp|flv; flv is sluice-only), RAMP (players/s),
+# SERVER_CPU / BENCH_CPU (cores), BENCH_THREADS, FIXTURE, OUT.
+# Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PLAYERS=${PLAYERS:-"1000 2000 4000 8000 16000"}
+DURATION=${DURATION:-60}
+MW_LATENCY=${MW_LATENCY:-100}
+SERVERS=${SERVERS:-"sluice nginx"}
+PROTOCOL=${PROTOCOL:-rtmp}
+RAMP=${RAMP:-1000}
+SERVER_CPU=${SERVER_CPU:-0}
+BENCH_CPU=${BENCH_CPU:-1}
+BENCH_THREADS=${BENCH_THREADS:-1}
+FIXTURE=${FIXTURE:-$ROOT/tests/fixtures/avc-aac-640x360-10s.flv}
+DATE=$(date +%Y%m%d-%H%M%S)
+OUT=${OUT:-$ROOT/bench/results-$DATE.md}
+NGINX=${NGINX:-/usr/sbin/nginx}
+NGINX_MODULE=${NGINX_MODULE:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
+
+WORK=$(mktemp -d /tmp/sluice-fanout.XXXXXX)
+SERVER_PID=""
+
+stop_server() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+}
+cleanup() {
+    stop_server
+    # Anything else still running in this script's job table (a bench cut short by Ctrl-C).
+    for p in $(jobs -p); do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on 127.0.0.1:$1" >&2
+    return 1
+}
+
+echo "building (release)..." >&2
+(cd "$ROOT" && cargo build --release -q -p sluice -p sluice-bench)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+SLUICE=$TARGET_DIR/release/sluice
+BENCH=$TARGET_DIR/release/sluice-bench
+
+if [[ " $SERVERS " == *" nginx "* ]] && [[ ! -f "$NGINX_MODULE" || ! -x "$NGINX" ]]; then
+    echo "installing nginx with the RTMP module (libnginx-mod-rtmp)..." >&2
+    apt-get install -y -q libnginx-mod-rtmp nginx-core >&2 || apt-get install -y -q libnginx-mod-rtmp >&2
+fi
+
+start_sluice() { # $1 = rtmp port, $2 = http port
+    local dir=$WORK/sluice
+    mkdir -p "$dir"
+    cat > "$dir/sluice.conf" <<CONF
+listen              127.0.0.1:$1;
+max_connections     1000000;
+daemon              off;
+pid                 $dir/sluice.pid;
+srs_log_tank        file;
+srs_log_file        $dir/sluice.log;
+srs_log_level       trace;
+http_server {
+    enabled         on;
+    listen          127.0.0.1:$2;
+    dir             $dir;
+}
+vhost __defaultVhost__ {
+    play {
+        mw_latency  $MW_LATENCY;
+    }
+    http_remux {
+        enabled     on;
+        mount       [vhost]/[app]/[stream].flv;
+    }
+}
+CONF
+    taskset -c "$SERVER_CPU" "$SLUICE" -c "$dir/sluice.conf" >>"$dir/stdout.log" 2>&1 &
+    SERVER_PID=$!
+}
+
+start_nginx() { # $1 = rtmp port
+    local dir=$WORK/nginx
+    mkdir -p "$dir/logs"
+    # master_process off: one process does the work, so its pid is the one to sample.
+    cat > "$dir/nginx.conf" <<CONF
+load_module $NGINX_MODULE;
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events {
+    worker_connections 20000;
+}
+rtmp {
+    server {
+        listen 127.0.0.1:$1;
+        application live {
+            live on;
+        }
+    }
+}
+CONF
+    taskset -c "$SERVER_CPU" "$NGINX" -p "$dir/" -c "$dir/nginx.conf" >>"$dir/stdout.log" 2>&1 &
+    SERVER_PID=$!
+}
+
+ROWS=$WORK/rows.jsonl
+: > "$ROWS"
+for n in $PLAYERS; do
+    for server in $SERVERS; do
+        if [[ "$server" == nginx && "$PROTOCOL" != rtmp ]]; then
+            continue
+        fi
+        rtmp_port=$(free_port)
+        http_port=$(free_port)
+        case "$server" in
+            sluice) start_sluice "$rtmp_port" "$http_port" ;;
+            nginx) start_nginx "$rtmp_port" ;;
+            *) echo "unknown server $server" >&2; exit 2 ;;
+        esac
+        wait_port "$rtmp_port"
+        echo "== $server, $n players, ${DURATION}s" >&2
+        json=$WORK/$server-$n.json
+        if taskset -c "$BENCH_CPU" "$BENCH" fanout \
+            --url "rtmp://127.0.0.1:$rtmp_port/live/bench" --file "$FIXTURE" \
+            --clients "$n" --duration "$DURATION" --ramp "$RAMP" --protocol "$PROTOCOL" \
+            --http-port "$http_port" --threads "$BENCH_THREADS" \
+            --server-pid "$SERVER_PID" --json > "$json"; then
+            python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["server_name"]=sys.argv[2]; d["players"]=int(sys.argv[3]); print(json.dumps(d))' \
+                "$json" "$server" "$n" >> "$ROWS"
+        else
+            echo "bench failed for $server with $n players" >&2
+        fi
+        stop_server
+    done
+done
+
+python3 - "$ROWS" "$OUT" "$DURATION" "$MW_LATENCY" "$PROTOCOL" <<'PY'
+import json, sys, platform, os
+rows_path, out, duration, mw, proto = sys.argv[1:6]
+rows = [json.loads(l) for l in open(rows_path) if l.strip()]
+def f(v, fmt="{:.1f}"):
+    return "-" if v is None else fmt.format(v)
+cpu = "?"
+try:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip(); break
+except OSError:
+    pass
+lines = [
+    f"# Fan-out benchmark {os.path.basename(out)}",
+    "",
+    f"- machine: {cpu}, {os.cpu_count()} cores, Linux {platform.release()}",
+    f"- protocol {proto}, {duration} s steady state per step, sluice `mw_latency {mw}`; "
+    "server on one core, sluice-bench on another (taskset)",
+    "",
+    "| players | server | connected | CPU % | RSS MB | KB/player | frames ok % | latency p50/p99 ms | first frame p50 ms | bench CPU % |",
+    "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+]
+for r in rows:
+    s, lat = r["server"], r["latency_ms"]
+    lines.append(
+        f"| {r['players']} | {r['server_name']} | {r['connected']} | {f(s['cpu_pct'])} | "
+        f"{f(s['rss_mb'])} | {f(s['kb_per_player'])} | {f(r['frames']['ok_pct'], '{:.2f}')} | "
+        f"{f(lat['p50'], '{}')}/{f(lat['p99'], '{}')} | {f(r['first_frame_ms']['p50'])} | "
+        f"{f(r['bench']['cpu_pct'])} |"
+    )
+text = "\n".join(lines) + "\n"
+open(out, "w").write(text)
+print(text)
+PY
+echo "written to $OUT" >&2

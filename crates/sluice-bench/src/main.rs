@@ -1,0 +1,188 @@
+//! sluice-bench: parse the command line and run one command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use sluice_bench::player::Protocol;
+use sluice_bench::run::{self, FanoutConfig, PlayConfig};
+use sluice_bench::shared::Shared;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sluice-bench",
+    about = "Load generator and fan-out benchmark for live streaming servers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Debug)]
+struct PlayArgs {
+    /// Players to run.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// New players per second (0 = all at once).
+    #[arg(long, default_value_t = 1000.0)]
+    ramp: f64,
+    /// Seconds of steady state measured once every player has connected.
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// rtmp, flv (HTTP-FLV) or hls.
+    #[arg(long, default_value = "rtmp")]
+    protocol: Protocol,
+    /// Server process to sample CPU and RSS of (/proc).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Player runtime threads (1 = one current-thread runtime).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// No progress line on stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Seconds players keep reading after the publisher stops.
+    #[arg(long, default_value_t = 3.0)]
+    grace: f64,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Push an FLV file in real time over RTMP, looped with continuous timestamps.
+    Publish {
+        /// rtmp://HOST[:PORT]/APP/STREAM (more streams: STREAM_1, STREAM_2, ...).
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        streams: usize,
+        /// Seconds to publish (default: until interrupted).
+        #[arg(long)]
+        duration: Option<f64>,
+    },
+    /// N players of a live stream.
+    Play {
+        /// rtmp://..., http://.../STREAM.flv or http://.../STREAM.m3u8.
+        #[arg(long)]
+        url: String,
+        #[command(flatten)]
+        args: PlayArgs,
+    },
+    /// One publisher and N players: delivery latency, first-frame time, frames lost.
+    Fanout {
+        /// rtmp://HOST:PORT/APP/STREAM (published to; RTMP players play it too).
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        file: PathBuf,
+        /// HTTP port for flv/hls players (http://HOST:PORT/APP/STREAM.flv or .m3u8).
+        #[arg(long, default_value_t = 8080)]
+        http_port: u16,
+        #[command(flatten)]
+        args: PlayArgs,
+    },
+}
+
+fn secs(s: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s).map_err(|_| format!("bad duration {s}"))
+}
+
+fn play_config(url: String, a: &PlayArgs) -> Result<PlayConfig, String> {
+    Ok(PlayConfig {
+        url,
+        protocol: a.protocol,
+        clients: a.clients,
+        ramp: a.ramp,
+        duration: secs(a.duration)?,
+        grace: secs(a.grace)?,
+        server_pid: a.server_pid,
+        threads: a.threads,
+        progress: !a.quiet,
+    })
+}
+
+fn print(report: &sluice_bench::report::Report, json: bool) {
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+}
+
+fn main() -> ExitCode {
+    match real_main(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sluice-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Publish {
+            url,
+            file,
+            streams,
+            duration,
+        } => {
+            let duration = duration.map(secs).transpose().map_err(anyhow::Error::msg)?;
+            let results = run::publish_streams(&url, &file, streams, duration)?;
+            let mut ok = true;
+            for (i, r) in results.iter().enumerate() {
+                match r {
+                    Ok(s) => println!("stream {i}: {} frames, {} bytes", s.frames, s.bytes),
+                    Err(e) => {
+                        ok = false;
+                        println!("stream {i}: {e:#}");
+                    }
+                }
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Play { url, args } => {
+            let cfg = play_config(url, &args).map_err(anyhow::Error::msg)?;
+            let shared = Arc::new(Shared::new(cfg.clients));
+            let report = run::players(&cfg, shared, None)?;
+            print(&report, args.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Fanout {
+            url,
+            file,
+            http_port,
+            args,
+        } => {
+            let play_url = player_url(&url, args.protocol, http_port)?;
+            let cfg = FanoutConfig {
+                play: play_config(play_url, &args).map_err(anyhow::Error::msg)?,
+                publish_url: url,
+                file,
+            };
+            let report = run::fanout(&cfg)?;
+            print(&report, args.json);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The URL players open for a published rtmp://HOST:PORT/APP/STREAM.
+fn player_url(rtmp: &str, protocol: Protocol, http_port: u16) -> anyhow::Result<String> {
+    let u = rtmp::client::RtmpUrl::parse(rtmp)?;
+    Ok(match protocol {
+        Protocol::Rtmp => rtmp.to_string(),
+        Protocol::Flv => format!("http://{}:{http_port}/{}/{}.flv", u.host, u.app, u.stream),
+        Protocol::Hls => format!("http://{}:{http_port}/{}/{}.m3u8", u.host, u.app, u.stream),
+    })
+}

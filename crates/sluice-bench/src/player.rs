@@ -1,0 +1,316 @@
+//! One player per tokio task: RTMP (the `rtmp` crate's client), HTTP-FLV or HLS. Each parses
+//! just enough to count frames and bytes, check timestamps and match frames to the
+//! publisher's log; nothing is copied or kept beyond that.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use bytes::BytesMut;
+use media::flv::{tag_type, FlvReader};
+use rtmp::client::{Client, ClientOptions, MediaKind};
+use tokio::io::AsyncReadExt;
+
+use crate::http::{self, Dechunker, HttpUrl};
+use crate::matching::{Cursor, FrameKey, Matched};
+use crate::shared::{PlayerState, Shared};
+use crate::source::is_config;
+
+/// Bytes asked for per read: a whole merged write of a 500 kbps stream at a few hundred
+/// milliseconds of `mw_latency` fits, so one wake-up drains it.
+pub const READ_CHUNK: usize = 64 * 1024;
+/// Largest FLV tag a player accepts (a 4K keyframe fits easily).
+pub const MAX_TAG: u32 = 8 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Rtmp,
+    Flv,
+    Hls,
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "rtmp" => Ok(Protocol::Rtmp),
+            "flv" | "http-flv" => Ok(Protocol::Flv),
+            "hls" => Ok(Protocol::Hls),
+            _ => Err(format!("unknown protocol {s:?} (rtmp, flv or hls)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Rtmp => "rtmp",
+            Protocol::Flv => "flv",
+            Protocol::Hls => "hls",
+        })
+    }
+}
+
+/// What one player saw, handed back when it ends.
+#[derive(Debug, Clone, Default)]
+pub struct PlayerResult {
+    pub connected: bool,
+    pub error: Option<String>,
+    /// Payload bytes of media and metadata received (RTMP), or bytes read (HTTP).
+    pub bytes: u64,
+    /// Audio and video frames, sequence headers excluded.
+    pub frames: u64,
+    pub config_frames: u64,
+    /// Frames whose timestamp went back on their track.
+    pub ts_regressions: u64,
+    /// From the start of the connection to the first audio or video frame.
+    pub first_frame: Option<Duration>,
+    /// From the first frame to the last: the span the bit rate is measured over.
+    pub active: Duration,
+    pub cursor: Cursor,
+}
+
+/// Per-frame bookkeeping shared by all protocols.
+struct Tracker<'a> {
+    shared: &'a Shared,
+    slot: usize,
+    started: Instant,
+    /// When play started: frames sent before it came from the GOP cache and say nothing
+    /// about delivery latency.
+    joined: Option<Instant>,
+    first_frame_at: Option<Instant>,
+    last_frame_at: Option<Instant>,
+    last_ts: [Option<u32>; 2],
+    result: PlayerResult,
+}
+
+impl<'a> Tracker<'a> {
+    fn new(shared: &'a Shared, slot: usize) -> Self {
+        Tracker {
+            shared,
+            slot,
+            started: Instant::now(),
+            joined: None,
+            first_frame_at: None,
+            last_frame_at: None,
+            last_ts: [None; 2],
+            result: PlayerResult::default(),
+        }
+    }
+
+    fn connected(&mut self) {
+        self.joined = Some(Instant::now());
+        self.result.connected = true;
+        if let Some(s) = self.shared.slots.get(self.slot) {
+            s.set_state(PlayerState::Connected);
+        }
+    }
+
+    fn bytes(&mut self, n: usize) {
+        self.result.bytes += n as u64;
+        self.shared.bytes.fetch_add(n as u64, Relaxed);
+    }
+
+    /// One audio/video/metadata message; `log` is the publisher's log, read-locked by the
+    /// caller once per batch of frames.
+    fn frame(&mut self, log: &[crate::matching::Sent], kind: MediaKind, ts: u32, payload: &[u8]) {
+        let now = Instant::now();
+        if is_config(kind, payload) {
+            self.result.config_frames += 1;
+            return;
+        }
+        if self.first_frame_at.is_none() {
+            self.first_frame_at = Some(now);
+            self.result.first_frame = Some(now - self.started);
+        }
+        self.result.frames += 1;
+        self.last_frame_at = Some(now);
+        let track = usize::from(kind == MediaKind::Video);
+        if let Some(last) = self.last_ts[track] {
+            if ts < last {
+                self.result.ts_regressions += 1;
+            }
+        }
+        self.last_ts[track] = Some(ts);
+        let mut latency = None;
+        if !log.is_empty() {
+            if let Matched::At { sent, .. } = self
+                .result
+                .cursor
+                .on_frame(log, FrameKey::new(kind, payload))
+            {
+                if self.joined.is_some_and(|j| sent >= j) {
+                    let ms = now.saturating_duration_since(sent).as_millis() as u64;
+                    self.shared.latency.record(ms);
+                    latency = Some(ms);
+                }
+            }
+        }
+        if let Some(s) = self.shared.slots.get(self.slot) {
+            s.frame(now - self.shared.start, latency);
+        }
+    }
+
+    fn finish(mut self, error: Option<anyhow::Error>) -> PlayerResult {
+        if let (Some(first), Some(last)) = (self.first_frame_at, self.last_frame_at) {
+            self.result.active = last - first;
+        }
+        let state = if error.is_some() && !self.result.connected {
+            PlayerState::Failed
+        } else {
+            PlayerState::Done
+        };
+        self.result.error = error.map(|e| format!("{e:#}"));
+        if let Some(s) = self.shared.slots.get(self.slot) {
+            s.set_state(state);
+        }
+        self.result
+    }
+}
+
+/// Runs one player until `stop` turns true (or the stream ends); never fails: errors are in
+/// the result.
+pub async fn run(
+    protocol: Protocol,
+    url: Arc<str>,
+    shared: Arc<Shared>,
+    slot: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> PlayerResult {
+    let mut t = Tracker::new(&shared, slot);
+    let r = tokio::select! {
+        _ = stop.wait_for(|s| *s) => Ok(()),
+        r = play(protocol, &url, &mut t) => r,
+    };
+    t.finish(r.err())
+}
+
+async fn play(protocol: Protocol, url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
+    match protocol {
+        Protocol::Rtmp => play_rtmp(url, t).await,
+        Protocol::Flv => play_flv(url, t).await,
+        Protocol::Hls => play_hls(url, t).await,
+    }
+}
+
+async fn play_rtmp(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
+    let options = ClientOptions {
+        // The simple handshake: no HMAC work per connection, and every server accepts it.
+        complex_handshake: false,
+        ..ClientOptions::default()
+    };
+    let mut player = Client::connect_with(url, options).await?.play().await?;
+    t.connected();
+    while let Some(m) = player.recv().await? {
+        t.bytes(m.payload.len());
+        let log = t
+            .shared
+            .log
+            .read()
+            .map_err(|_| anyhow::anyhow!("log lock poisoned"))?;
+        t.frame(&log, m.kind, m.timestamp, &m.payload);
+    }
+    Ok(())
+}
+
+async fn play_flv(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
+    let url = HttpUrl::parse(url)?;
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let (mut stream, head) = http::open(&url, &mut buf).await?;
+    if head.status != 200 {
+        bail!("HTTP status {}", head.status);
+    }
+    t.connected();
+    let mut dechunker = head.chunked.then(Dechunker::default);
+    let mut body = BytesMut::with_capacity(READ_CHUNK);
+    let mut scratch = Vec::new();
+    let mut reader = FlvReader::new(MAX_TAG);
+    loop {
+        t.bytes(buf.len());
+        match &mut dechunker {
+            Some(d) => {
+                scratch.clear();
+                d.decode(&mut buf, &mut scratch)?;
+                body.extend_from_slice(&scratch);
+            }
+            None => body.unsplit(buf.split()),
+        }
+        {
+            let log = t
+                .shared
+                .log
+                .read()
+                .map_err(|_| anyhow::anyhow!("log lock poisoned"))?;
+            while let Some(tag) = reader.next_tag(&mut body)? {
+                let kind = match tag.tag_type {
+                    tag_type::AUDIO => MediaKind::Audio,
+                    tag_type::VIDEO => MediaKind::Video,
+                    _ => continue,
+                };
+                t.frame(&log, kind, tag.timestamp, &tag.data);
+            }
+        }
+        buf.reserve(READ_CHUNK);
+        if stream.read_buf(&mut buf).await.context("reading")? == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Polls the playlist about twice per target duration and fetches each new segment once,
+/// counting PES packets as frames (PTS must grow per stream). Latency is not matched: TS
+/// payloads are not the FLV payloads the publisher sent.
+async fn play_hls(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
+    let url = HttpUrl::parse(url)?;
+    let mut next_seq: Option<u64> = None;
+    let mut connected = false;
+    let mut events = Vec::new();
+    loop {
+        let (status, body) = http::get(&url).await?;
+        if status != 200 {
+            bail!("playlist: HTTP status {status}");
+        }
+        t.bytes(body.len());
+        let text = String::from_utf8_lossy(&body);
+        let playlist = media::hls::parse_media_playlist(&text)?;
+        if !connected {
+            connected = true;
+            t.connected();
+        }
+        // Start like a player does: near the live edge (the last three segments).
+        let first_new = next_seq.unwrap_or_else(|| {
+            let n = playlist.segments.len() as u64;
+            playlist.media_sequence + n.saturating_sub(3)
+        });
+        for seg in playlist.segments.iter().filter(|s| s.sequence >= first_new) {
+            let (status, data) = http::get(&url.join(&seg.uri)?).await?;
+            if status != 200 {
+                bail!("segment {}: HTTP status {status}", seg.uri);
+            }
+            t.bytes(data.len());
+            let mut demux = media::ts::TsDemuxer::new();
+            events.clear();
+            demux.push(&data, &mut events);
+            demux.finish(&mut events);
+            for ev in events.drain(..) {
+                if let media::ts::TsEvent::Pes(pes) = ev {
+                    let kind = if pes.stream_id & 0xf0 == 0xe0 {
+                        MediaKind::Video
+                    } else {
+                        MediaKind::Audio
+                    };
+                    // 90 kHz to ms: the same unit as the other protocols.
+                    let ts = (pes.dts.or(pes.pts).unwrap_or(0) / 90) as u32;
+                    t.frame(&[], kind, ts, &pes.data);
+                }
+            }
+            next_seq = Some(seg.sequence + 1);
+        }
+        if playlist.ended {
+            return Ok(());
+        }
+        let wait = (playlist.effective_target_duration() as f64 / 2.0).max(0.5);
+        tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+    }
+}

@@ -1,0 +1,262 @@
+//! Driving a run: the publisher on its own thread (its pacing must not depend on how busy
+//! the players are), the players on a small runtime, a progress line once a second, and
+//! the resource figures sampled over the steady-state window.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::player::{self, Protocol};
+use crate::procstat::{CpuMark, Target};
+use crate::publisher::{self, Phase, PublishStats};
+use crate::report::{Report, Resources};
+use crate::shared::{PlayerState, Shared};
+use crate::source::LoopSource;
+use crate::stats::kbps;
+
+/// How long players wait for the publisher's stream to settle (a keyframe in the GOP cache)
+/// before the first one connects.
+pub const WARMUP: Duration = Duration::from_secs(1);
+/// Most time allowed for the last players to finish connecting after the ramp.
+pub const CONNECT_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct PlayConfig {
+    /// The URL players open (rtmp://, or http:// .flv / .m3u8).
+    pub url: String,
+    pub protocol: Protocol,
+    pub clients: usize,
+    /// New players per second; 0 = all at once.
+    pub ramp: f64,
+    /// Steady-state window, after every player connected (or failed).
+    pub duration: Duration,
+    /// Time players keep reading after the publisher stopped, to drain what is in flight.
+    pub grace: Duration,
+    pub server_pid: Option<u32>,
+    /// Player runtime threads; 1 = a current-thread runtime.
+    pub threads: usize,
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct FanoutConfig {
+    pub play: PlayConfig,
+    /// The RTMP URL published to.
+    pub publish_url: String,
+    pub file: PathBuf,
+}
+
+pub fn load_source(file: &std::path::Path) -> anyhow::Result<LoopSource> {
+    let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    LoopSource::from_flv(Bytes::from(data)).with_context(|| format!("{}", file.display()))
+}
+
+fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut b = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    b.enable_all()
+        .build()
+        .context("cannot start a tokio runtime")
+}
+
+/// One publisher and the players: the `fanout` command.
+pub fn fanout(cfg: &FanoutConfig) -> anyhow::Result<Report> {
+    let source = Arc::new(load_source(&cfg.file)?);
+    let shared = Arc::new(Shared::new(cfg.play.clients));
+    let (phase_tx, phase_rx) = watch::channel(Phase::Send);
+    let (published_tx, published_rx) = std::sync::mpsc::channel();
+    let pub_thread = {
+        let url = cfg.publish_url.clone();
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("publisher".into())
+            .spawn(move || -> anyhow::Result<PublishStats> {
+                let rt = runtime(1)?;
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let r = rt.block_on(async move {
+                    let run =
+                        publisher::publish(&url, source, None, Some(shared), phase_rx, Some(tx));
+                    tokio::pin!(run);
+                    tokio::select! {
+                        r = &mut run => r,
+                        ok = rx => {
+                            let _ = published_tx.send(ok.is_ok());
+                            run.await
+                        }
+                    }
+                });
+                r.context("publisher")
+            })
+            .context("cannot start the publisher thread")?
+    };
+    // Wait for Publish.Start (or the publisher's failure).
+    if published_rx.recv_timeout(Duration::from_secs(15)) != Ok(true) {
+        let _ = phase_tx.send(Phase::Close);
+        return match pub_thread.join() {
+            Ok(Err(e)) => Err(e),
+            _ => Err(anyhow::anyhow!("the publisher did not start within 15 s")),
+        };
+    }
+    std::thread::sleep(WARMUP);
+    let report = players(&cfg.play, shared.clone(), Some(&phase_tx));
+    let _ = phase_tx.send(Phase::Close);
+    let pub_result = pub_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the publisher thread panicked"))?;
+    let report = report?;
+    if let Err(e) = pub_result {
+        eprintln!("warning: {e:#}");
+    }
+    Ok(report)
+}
+
+/// Players only (`play`), or the player half of `fanout` when `phase` is given.
+pub fn players(
+    cfg: &PlayConfig,
+    shared: Arc<Shared>,
+    phase: Option<&watch::Sender<Phase>>,
+) -> anyhow::Result<Report> {
+    let rt = runtime(cfg.threads)?;
+    let server = cfg.server_pid.map(Target::Pid);
+    rt.block_on(async {
+        let (stop, stop_rx) = watch::channel(false);
+        let url: Arc<str> = Arc::from(cfg.url.as_str());
+        let progress = cfg
+            .progress
+            .then(|| tokio::spawn(progress_loop(shared.clone())));
+        let rss_base = server.and_then(|s| s.rss_bytes());
+        let ramp_start = tokio::time::Instant::now();
+        let mut handles = Vec::with_capacity(cfg.clients);
+        for i in 0..cfg.clients {
+            if cfg.ramp > 0.0 {
+                let at = ramp_start + Duration::from_secs_f64(i as f64 / cfg.ramp);
+                tokio::time::sleep_until(at).await;
+            }
+            handles.push(tokio::spawn(player::run(
+                cfg.protocol,
+                url.clone(),
+                shared.clone(),
+                i,
+                stop_rx.clone(),
+            )));
+        }
+        // The window starts once nobody is still connecting.
+        let wait_until = tokio::time::Instant::now() + CONNECT_WAIT;
+        while tokio::time::Instant::now() < wait_until
+            && shared
+                .slots
+                .iter()
+                .any(|s| s.state() == PlayerState::Pending)
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let server_start = server.and_then(CpuMark::take);
+        let bench_start = CpuMark::take(Target::SelfProcess);
+        let bytes_start = shared.bytes.load(Relaxed);
+        let window_start = Instant::now();
+        tokio::time::sleep(cfg.duration).await;
+        let window = window_start.elapsed();
+        let server_end = server.and_then(CpuMark::take);
+        let bench_end = CpuMark::take(Target::SelfProcess);
+        let resources = Resources {
+            server_cpu_pct: server_start
+                .zip(server_end)
+                .map(|(a, b)| a.percent_until(&b)),
+            server_rss_bytes: server.and_then(|s| s.rss_bytes()),
+            server_rss_base_bytes: rss_base,
+            bench_cpu_pct: bench_start.zip(bench_end).map(|(a, b)| a.percent_until(&b)),
+            bench_rss_bytes: Target::SelfProcess.rss_bytes(),
+            aggregate_kbps: kbps(shared.bytes.load(Relaxed) - bytes_start, window),
+            window_secs: window.as_secs_f64(),
+        };
+        if let Some(p) = phase {
+            let _ = p.send(Phase::Hold);
+        }
+        tokio::time::sleep(cfg.grace).await;
+        let _ = stop.send(true);
+        let mut results = Vec::with_capacity(handles.len());
+        for h in handles {
+            results.push(h.await.unwrap_or_default());
+        }
+        if let Some(p) = progress {
+            p.abort();
+        }
+        let frames_sent = shared.log_len() as u64;
+        let latency = shared.latency.snapshot();
+        Ok(Report::new(
+            &cfg.protocol.to_string(),
+            &results,
+            frames_sent,
+            latency,
+            resources,
+        ))
+    })
+}
+
+async fn progress_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut last = (Instant::now(), shared.bytes.load(Relaxed));
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let bytes = shared.bytes.load(Relaxed);
+        let (connected, failed, late) = shared.counts();
+        eprintln!(
+            "[{:>4.0}s] connected {connected} failed {failed} rate {:.1} Mbps late {late}",
+            shared.start.elapsed().as_secs_f64(),
+            kbps(bytes - last.1, now - last.0) / 1000.0,
+        );
+        last = (now, bytes);
+    }
+}
+
+/// `publish`: N streams (`stream`, `stream_1`, ...) for `duration` (or until Ctrl-C).
+pub fn publish_streams(
+    url: &str,
+    file: &std::path::Path,
+    streams: usize,
+    duration: Option<Duration>,
+) -> anyhow::Result<Vec<anyhow::Result<PublishStats>>> {
+    let source = Arc::new(load_source(file)?);
+    eprintln!(
+        "{}: {:.0} kbps, loop every {} ms",
+        file.display(),
+        source.kbps(),
+        source.pass_ms()
+    );
+    let rt = runtime(1)?;
+    rt.block_on(async {
+        let (_tx, rx) = watch::channel(Phase::Send);
+        let mut handles = Vec::new();
+        for i in 0..streams {
+            let url = if i == 0 {
+                url.to_string()
+            } else {
+                format!("{url}_{i}")
+            };
+            let (source, rx) = (source.clone(), rx.clone());
+            handles.push(tokio::spawn(async move {
+                publisher::publish(&url, source, duration, None, rx, None).await
+            }));
+        }
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(
+                h.await
+                    .unwrap_or_else(|e| Err(anyhow::anyhow!("task: {e}"))),
+            );
+        }
+        Ok(out)
+    })
+}

@@ -1,0 +1,195 @@
+//! `vhost { cluster { } }` and `vhost { forward { } }` → typed config.
+
+use super::super::parser::Directive;
+use super::super::types::*;
+use super::super::ConfigError;
+use super::{bad_value, flag, invalid, need_block, no_block, one_arg, unknown, Seen};
+
+/// Directives of `cluster { }` SRS has and sluice ignores (origin clusters, HTTP-FLV edges).
+const CLUSTER_UNIMPLEMENTED: &[&str] = &[
+    "debug_srs_upnode",
+    "origin_cluster",
+    "coworkers",
+    "protocol",
+    "follow_client",
+];
+
+/// Most upstream servers one list may name: a typo guard, not a real limit.
+const MAX_HOSTS: usize = 64;
+
+/// `HOST`, `HOST:PORT` or `[V6]:PORT`; only the shape is checked (names resolve later).
+fn host_port(d: &Directive, v: &str) -> Result<String, ConfigError> {
+    const EXPECTED: &str = "HOST or HOST:PORT";
+    if v.is_empty() || v.contains('/') || v.chars().any(char::is_whitespace) {
+        return Err(bad_value(d, v, EXPECTED));
+    }
+    let port = if let Some(rest) = v.strip_prefix('[') {
+        let (_, after) = rest.split_once(']').ok_or(bad_value(d, v, EXPECTED))?;
+        after.strip_prefix(':')
+    } else {
+        match v.matches(':').count() {
+            0 => None,
+            1 => v.split_once(':').map(|(_, p)| p),
+            _ => return Err(bad_value(d, v, "HOST:PORT, with IPv6 in brackets")),
+        }
+    };
+    if let Some(p) = port {
+        match p.parse::<u16>() {
+            Ok(n) if n > 0 => {}
+            _ => return Err(bad_value(d, v, EXPECTED)),
+        }
+    }
+    Ok(v.to_string())
+}
+
+fn hosts(d: &Directive) -> Result<Vec<String>, ConfigError> {
+    no_block(d)?;
+    if d.args.is_empty() {
+        return Err(invalid(d, "expected at least one HOST:PORT"));
+    }
+    if d.args.len() > MAX_HOSTS {
+        return Err(invalid(d, format!("more than {MAX_HOSTS} servers")));
+    }
+    d.args.iter().map(|a| host_port(d, a)).collect()
+}
+
+pub(super) fn cluster(
+    d: &Directive,
+    c: &mut ClusterConfig,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    need_block(d, 0)?;
+    let mut seen = Seen::default();
+    for x in &d.children {
+        let n = x.name.as_str();
+        if CLUSTER_UNIMPLEMENTED.contains(&n) {
+            super::warn_unimplemented(warnings, x, "vhost.cluster.");
+            continue;
+        }
+        seen.check(x)?;
+        match n {
+            "mode" => {
+                c.mode = match one_arg(x)? {
+                    "local" => ClusterMode::Local,
+                    "remote" => ClusterMode::Remote,
+                    v => return Err(bad_value(x, v, "local or remote")),
+                }
+            }
+            "origin" => c.origins = hosts(x)?,
+            // SRS writes `token_traverse on;`; a bare `token_traverse;` reads as on.
+            "token_traverse" => {
+                c.token_traverse = if x.args.is_empty() {
+                    no_block(x)?;
+                    true
+                } else {
+                    flag(x)?
+                }
+            }
+            _ => return Err(unknown(x, " in cluster")),
+        }
+    }
+    if c.mode == ClusterMode::Remote && c.origins.is_empty() {
+        return Err(invalid(d, "mode remote needs at least one origin"));
+    }
+    Ok(())
+}
+
+pub(super) fn forward(d: &Directive, f: &mut ForwardConfig) -> Result<(), ConfigError> {
+    need_block(d, 0)?;
+    let mut seen = Seen::default();
+    for x in &d.children {
+        seen.check(x)?;
+        match x.name.as_str() {
+            "enabled" => f.enabled = flag(x)?,
+            "destination" => f.destinations = hosts(x)?,
+            "backend" => {
+                let v = one_arg(x)?;
+                if !v.starts_with("http://") || v.len() <= "http://".len() {
+                    return Err(bad_value(
+                        x,
+                        v,
+                        "an http:// URL (use a local proxy for https)",
+                    ));
+                }
+                f.backend = Some(v.to_string());
+            }
+            _ => return Err(unknown(x, " in forward")),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{ClusterMode, Config, ConfigError};
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test.conf")
+    }
+
+    #[test]
+    fn edge_vhost() {
+        let c = parse(
+            "vhost v { cluster { mode remote; origin 10.0.0.1:1935 10.0.0.2 [::1]:19350; token_traverse on; } }",
+        )
+        .unwrap();
+        let v = c.vhost("v").unwrap();
+        assert_eq!(v.cluster.mode, ClusterMode::Remote);
+        assert_eq!(
+            v.cluster.origins,
+            ["10.0.0.1:1935", "10.0.0.2", "[::1]:19350"]
+        );
+        assert!(v.cluster.token_traverse && v.cluster.is_edge());
+        let d = c.vhost("__defaultVhost__").unwrap();
+        assert_eq!(d.cluster.mode, ClusterMode::Local);
+        assert!(!d.forward.enabled);
+    }
+
+    #[test]
+    fn forward_vhost() {
+        let c = parse(
+            "vhost v { forward { enabled on; destination 127.0.0.1:1936 h:1937; backend http://127.0.0.1:8085/api/v1/forward; } }",
+        )
+        .unwrap();
+        let f = &c.vhost("v").unwrap().forward;
+        assert!(f.enabled);
+        assert_eq!(f.destinations, ["127.0.0.1:1936", "h:1937"]);
+        assert_eq!(
+            f.backend.as_deref(),
+            Some("http://127.0.0.1:8085/api/v1/forward")
+        );
+    }
+
+    #[test]
+    fn srs_extras_warn() {
+        let c = parse(
+            "vhost v { cluster { mode local; origin_cluster off; coworkers 1.2.3.4:1985; } }",
+        )
+        .unwrap();
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn mistakes_are_errors() {
+        for bad in [
+            "vhost v { cluster { mode remote; } }",
+            "vhost v { cluster { mode edge; } }",
+            "vhost v { cluster { origin a:b; } }",
+            "vhost v { cluster { origin a:0; } }",
+            "vhost v { cluster { origin 1:2:3; } }",
+            "vhost v { cluster { origin; } }",
+            "vhost v { cluster { origin a/b; } }",
+            "vhost v { cluster { mode local; mode remote; } }",
+            "vhost v { cluster { orign a; } }",
+            "vhost v { cluster { token_traverse maybe; } }",
+            "vhost v { forward { destination; } }",
+            "vhost v { forward { backend https://x/y; } }",
+            "vhost v { forward { backend http://; } }",
+            "vhost v { forward { enabled yes; } }",
+            "vhost v { forward { destinaton a:1; } }",
+            "vhost v { forward on; }",
+        ] {
+            assert!(parse(bad).is_err(), "accepted: {bad}");
+        }
+    }
+}

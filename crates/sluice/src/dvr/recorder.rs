@@ -1,0 +1,211 @@
+//! One stream's recording: reads the stream as a consumer and writes the segmenter's files.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::fs::File;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::segmenter::{Action, Segmenter};
+use super::{lock_status, path, RecorderStatus};
+use crate::config::VhostConfig;
+use crate::context::Context;
+use crate::hub::{Item, Source, SourceSettings, StreamKey};
+
+/// Write buffer: large enough that a file costs few syscalls, small per stream.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+struct OpenFile {
+    out: BufWriter<File>,
+    tmp: PathBuf,
+    path: PathBuf,
+    duration_at: Option<u64>,
+}
+
+struct Writer<'a> {
+    ctx: &'a Arc<Context>,
+    key: StreamKey,
+    /// The publisher, for the on_dvr hook.
+    client_id: String,
+    template: String,
+    status: Arc<Mutex<RecorderStatus>>,
+    file: Option<OpenFile>,
+}
+
+impl Writer<'_> {
+    async fn apply(&mut self, action: Action) -> Result<(), String> {
+        match action {
+            Action::Open {
+                preamble,
+                duration_at,
+            } => {
+                let path = path::expand(&self.template, &self.key, path::now_millis())
+                    .map_err(|e| e.to_string())?;
+                let tmp = path::temp_path(&path);
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    tokio::fs::create_dir_all(dir)
+                        .await
+                        .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+                }
+                let file = File::create(&tmp)
+                    .await
+                    .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+                let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+                out.write_all(&preamble)
+                    .await
+                    .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+                {
+                    let mut s = lock_status(&self.status);
+                    s.current = Some(tmp.clone());
+                    s.bytes += preamble.len() as u64;
+                }
+                self.file = Some(OpenFile {
+                    out,
+                    tmp,
+                    path,
+                    duration_at,
+                });
+            }
+            Action::Write(bytes) => {
+                let Some(f) = &mut self.file else {
+                    return Ok(());
+                };
+                f.out
+                    .write_all(&bytes)
+                    .await
+                    .map_err(|e| format!("cannot write {}: {e}", f.tmp.display()))?;
+                lock_status(&self.status).bytes += bytes.len() as u64;
+            }
+            Action::Close { duration_ms } => {
+                let Some(mut f) = self.file.take() else {
+                    return Ok(());
+                };
+                let fail = |e: std::io::Error| format!("cannot write {}: {e}", f.tmp.display());
+                f.out.flush().await.map_err(fail)?;
+                let mut file = f.out.into_inner();
+                if let Some(at) = f.duration_at {
+                    let seconds = duration_ms as f64 / 1000.0;
+                    file.seek(std::io::SeekFrom::Start(at))
+                        .await
+                        .map_err(fail)?;
+                    file.write_all(&seconds.to_be_bytes()).await.map_err(fail)?;
+                }
+                // Errors the kernel could still report (a full disk on some file systems)
+                // surface here rather than in a file that looks complete.
+                file.sync_all().await.map_err(fail)?;
+                drop(file);
+                tokio::fs::rename(&f.tmp, &f.path).await.map_err(|e| {
+                    format!(
+                        "cannot rename {} to {}: {e}",
+                        f.tmp.display(),
+                        f.path.display()
+                    )
+                })?;
+                {
+                    let mut s = lock_status(&self.status);
+                    s.current = None;
+                    s.files += 1;
+                }
+                info!(
+                    "dvr: {} closed {} duration={:.1}s",
+                    self.key,
+                    f.path.display(),
+                    duration_ms as f64 / 1000.0
+                );
+                super::on_file_closed(self.ctx, &self.key, &self.client_id, &f.path);
+            }
+        }
+        Ok(())
+    }
+
+    /// One error line, then the stream is no longer recorded. What was written so far is
+    /// kept under its final name when the file system still allows it.
+    async fn fail(&mut self, message: String) {
+        error!(
+            "dvr: stopped recording {}: {message} (the live stream is not affected)",
+            self.key
+        );
+        if let Some(f) = self.file.take() {
+            drop(f.out);
+            if tokio::fs::rename(&f.tmp, &f.path).await.is_ok() {
+                warn!(
+                    "dvr: {}: partial file kept as {}",
+                    self.key,
+                    f.path.display()
+                );
+            }
+        }
+        let mut s = lock_status(&self.status);
+        s.current = None;
+        s.last_error = Some(message);
+    }
+}
+
+/// Records `source` until its publish ends, `cancel` fires, or writing fails.
+pub(super) async fn run(
+    ctx: &Arc<Context>,
+    source: Arc<Source>,
+    vhost: &VhostConfig,
+    cancel: CancellationToken,
+    status: Arc<Mutex<RecorderStatus>>,
+) {
+    let key = source.key.clone();
+    let client_id = source.publisher().map(|p| p.client_id).unwrap_or_default();
+    drop(source);
+    let settings = SourceSettings {
+        gop_cache: true,
+        queue_length_ms: (vhost.effective_queue_length().max(1.0) * 1000.0) as u64,
+    };
+    let mut consumer = ctx.hub.subscribe(&key, settings);
+    let mut seg = Segmenter::new(&vhost.dvr);
+    let mut w = Writer {
+        ctx,
+        key: key.clone(),
+        client_id,
+        template: vhost.dvr.path.clone(),
+        status,
+        file: None,
+    };
+    let mut items = Vec::new();
+    'outer: loop {
+        items.clear();
+        if let Some(s) = consumer.fetch(&mut items) {
+            warn!(
+                "dvr: {key} fell {} ms behind (disk too slow?); skipped {} entries",
+                s.lag_ms, s.entries
+            );
+        }
+        if items.is_empty() {
+            tokio::select! {
+                _ = consumer.changed() => continue,
+                _ = cancel.cancelled() => break,
+            }
+        }
+        for item in items.drain(..) {
+            match item {
+                Item::Frame(f) => {
+                    for a in seg.push(&f) {
+                        if let Err(e) = w.apply(a).await {
+                            w.fail(e).await;
+                            return;
+                        }
+                    }
+                }
+                Item::Unpublished => break 'outer,
+                Item::Published => {}
+            }
+        }
+        if cancel.is_cancelled() {
+            break;
+        }
+    }
+    if let Some(a) = seg.close() {
+        if let Err(e) = w.apply(a).await {
+            w.fail(e).await;
+            return;
+        }
+    }
+    info!("dvr: {key} recording ended");
+}

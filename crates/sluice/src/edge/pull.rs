@@ -1,0 +1,300 @@
+//! One edge pull: plays the stream from an origin and publishes it into the local Source,
+//! which every player of the edge shares.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rtmp::client::{Client, ClientOptions, MediaKind, Player};
+use tracing::{info, warn};
+
+use crate::context::Context;
+use crate::forward::relay::{make_frame, upstream_url, MAX_BACKOFF, MIN_BACKOFF, UPSTREAM_TIMEOUT};
+use crate::hub::jitter::Unwrapper;
+use crate::hub::Source;
+
+/// A pull with no consumer left for this long stops (SRS stops its edge ingester when the
+/// last player leaves; a short grace keeps a player that reconnects from paying a new pull).
+pub const EDGE_IDLE_STOP: Duration = Duration::from_secs(5);
+/// After losing its origin the pull keeps the local stream published this long while it
+/// tries the next origins, so players ride through a failover without a republish.
+pub const FAILOVER_GRACE: Duration = Duration::from_secs(5);
+/// How often the pull looks at its consumer count.
+const IDLE_CHECK: Duration = Duration::from_millis(250);
+/// Gap put between the last frame from one origin and the first from the next, so
+/// timestamps keep increasing across a switch.
+const SWITCH_GAP_MS: u64 = 40;
+
+/// What the API shows about one pull.
+#[derive(Debug)]
+pub struct PullState {
+    pub stream: String,
+    pub source_id: String,
+    pub origins: Vec<String>,
+    pub created: SystemTime,
+    pub errors: AtomicU64,
+    pub bytes: AtomicU64,
+    pub frames: AtomicU64,
+    /// Connections that delivered media; more than one means a failover or a reconnect.
+    pub sessions: AtomicU64,
+    live: Mutex<Live>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Live {
+    origin: String,
+    /// `connecting`, `waiting` (connected, no media yet) or `pulling`.
+    state: &'static str,
+    since: Option<SystemTime>,
+    last_error: String,
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl PullState {
+    pub fn new(source: &Source, origins: Vec<String>) -> PullState {
+        PullState {
+            stream: source.key.to_string(),
+            source_id: source.id.clone(),
+            origins,
+            created: SystemTime::now(),
+            errors: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            frames: AtomicU64::new(0),
+            sessions: AtomicU64::new(0),
+            live: Mutex::new(Live::default()),
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set(&self, origin: &str, state: &'static str) {
+        let mut l = self.live();
+        l.origin = origin.to_string();
+        l.state = state;
+        l.since = Some(SystemTime::now());
+    }
+
+    fn failed(&self, e: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.live().last_error = e;
+    }
+
+    pub fn json(&self, players: usize) -> serde_json::Value {
+        let l = self.live().clone();
+        serde_json::json!({
+            "stream": self.stream,
+            "source_id": self.source_id,
+            "origins": self.origins,
+            "origin": l.origin,
+            "state": l.state,
+            "since": l.since.map(unix_ms),
+            "created": unix_ms(self.created),
+            "errors": self.errors.load(Ordering::Relaxed),
+            "last_error": l.last_error,
+            "sessions": self.sessions.load(Ordering::Relaxed),
+            "frames": self.frames.load(Ordering::Relaxed),
+            "bytes": self.bytes.load(Ordering::Relaxed),
+            "players": players,
+        })
+    }
+}
+
+/// The local side of the pull: publishes into the Source on the first media and keeps the
+/// timeline continuous across origins.
+struct Feed {
+    source: Arc<Source>,
+    cid: String,
+    published: bool,
+    /// Origin connection lost at; the local publish ends FAILOVER_GRACE later.
+    lost_at: Option<Instant>,
+    last_ts: Option<u64>,
+}
+
+impl Feed {
+    fn unpublish(&mut self) {
+        if self.published {
+            self.source.unpublish(&self.cid);
+            self.published = false;
+            self.last_ts = None;
+        }
+        self.lost_at = None;
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.unpublish();
+    }
+}
+
+enum Outcome {
+    /// No consumer left: the pull is over.
+    Idle,
+    /// The stream was taken by a local publisher.
+    Taken,
+    Failed(String),
+}
+
+/// Runs the pull until nobody consumes the stream any more.
+pub async fn run(ctx: Arc<Context>, source: Arc<Source>, param: String, state: Arc<PullState>) {
+    let cid = format!("edge-{}", ctx.new_client_id());
+    let mut feed = Feed {
+        source: source.clone(),
+        cid,
+        published: false,
+        lost_at: None,
+        last_ts: None,
+    };
+    let mut idx = 0usize;
+    let mut backoff = MIN_BACKOFF;
+    let mut idle_since: Option<Instant> = None;
+    let n = state.origins.len().max(1);
+    while let Some(origin) = state.origins.get(idx % n).cloned() {
+        let url = upstream_url(&origin, &source.key, &param);
+        state.set(&origin, "connecting");
+        let started = Instant::now();
+        let outcome = tokio::select! {
+            o = pull_once(&url, &origin, &mut feed, &state) => o,
+            _ = wait_idle(&source, &mut idle_since) => Outcome::Idle,
+        };
+        match outcome {
+            Outcome::Idle => {
+                info!("edge {}: no player left, pull stopped", state.stream);
+                break;
+            }
+            Outcome::Taken => {
+                info!("edge {}: published locally, pull stopped", state.stream);
+                break;
+            }
+            Outcome::Failed(e) => {
+                warn!("edge {} from {origin}: {e}", state.stream);
+                state.failed(e);
+                if feed.published && feed.lost_at.is_none() {
+                    feed.lost_at = Some(Instant::now());
+                }
+            }
+        }
+        if started.elapsed() >= FAILOVER_GRACE {
+            backoff = MIN_BACKOFF;
+        }
+        idx = (idx + 1) % n;
+        if idx == 0 {
+            // A full round failed: wait, but keep watching the players and the grace.
+            let wait = tokio::time::sleep(backoff);
+            tokio::pin!(wait);
+            let idle = tokio::select! {
+                _ = &mut wait => false,
+                _ = wait_idle(&source, &mut idle_since) => true,
+            };
+            if idle {
+                info!("edge {}: no player left, pull stopped", state.stream);
+                break;
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        if feed.lost_at.is_some_and(|t| t.elapsed() >= FAILOVER_GRACE) {
+            info!(
+                "edge {}: no origin within {FAILOVER_GRACE:?}, unpublished",
+                state.stream
+            );
+            feed.unpublish();
+        }
+    }
+    drop(feed);
+    ctx.hub.release(&source.key);
+}
+
+/// Returns once the source has had no consumer for [`EDGE_IDLE_STOP`].
+/// `idle_since` survives between calls, so that quick failed attempts do not restart the count.
+async fn wait_idle(source: &Source, idle_since: &mut Option<Instant>) {
+    loop {
+        tokio::time::sleep(IDLE_CHECK).await;
+        if source.stats.consumers.load(Ordering::Relaxed) == 0 {
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= EDGE_IDLE_STOP {
+                return;
+            }
+        } else {
+            *idle_since = None;
+        }
+    }
+}
+
+async fn connect(url: &str) -> Result<Player, rtmp::client::ClientError> {
+    let options = ClientOptions {
+        timeout: UPSTREAM_TIMEOUT,
+        ..ClientOptions::default()
+    };
+    Client::connect_with(url, options).await?.play().await
+}
+
+async fn pull_once(url: &str, origin: &str, feed: &mut Feed, state: &PullState) -> Outcome {
+    let mut player = match connect(url).await {
+        Ok(p) => p,
+        Err(e) => return Outcome::Failed(format!("cannot play {url}: {e}")),
+    };
+    state.set(origin, "waiting");
+    info!("edge {}: playing {url}", state.stream);
+    let mut unwrapper = Unwrapper::default();
+    // Added to this connection's timestamps to continue the local timeline.
+    let mut offset: Option<u64> = None;
+    let mut first = true;
+    loop {
+        let grace_left = feed
+            .lost_at
+            .map(|t| FAILOVER_GRACE.saturating_sub(t.elapsed()));
+        let msg = match grace_left {
+            Some(left) => match tokio::time::timeout(left, player.recv()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // This origin is up but has nothing yet: stop pretending to players.
+                    feed.unpublish();
+                    continue;
+                }
+            },
+            None => player.recv().await,
+        };
+        let msg = match msg {
+            Ok(Some(m)) => m,
+            Ok(None) => return Outcome::Failed("stream ended at the origin".into()),
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        if !feed.published {
+            if let Err(e) = feed.source.publish(&feed.cid) {
+                warn!("edge {}: {e}", state.stream);
+                return Outcome::Taken;
+            }
+            feed.published = true;
+            feed.last_ts = None;
+        }
+        if first {
+            first = false;
+            feed.lost_at = None;
+            state.sessions.fetch_add(1, Ordering::Relaxed);
+            state.set(origin, "pulling");
+        }
+        let ts = unwrapper.unwrap(msg.timestamp);
+        let base = *offset.get_or_insert_with(|| {
+            feed.last_ts
+                .map_or(0, |last| (last + SWITCH_GAP_MS).saturating_sub(ts))
+        });
+        let ts = ts.saturating_add(base);
+        state.frames.fetch_add(1, Ordering::Relaxed);
+        state
+            .bytes
+            .fetch_add(msg.payload.len() as u64, Ordering::Relaxed);
+        if let Some(frame) = make_frame(msg.kind, ts, msg.payload) {
+            if msg.kind != MediaKind::Metadata {
+                feed.last_ts = Some(feed.last_ts.map_or(ts, |l| l.max(ts)));
+            }
+            feed.source.push(frame);
+        }
+    }
+}

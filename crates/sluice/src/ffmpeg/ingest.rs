@@ -1,0 +1,139 @@
+//! `vhost { ingest ID { } }`: ffmpeg pulls a file (looped in real time) or a stream
+//! (restarted with back-off when it drops) and publishes it into this server.
+
+use std::sync::Arc;
+
+use super::supervisor::{find_program, ProcessSpec};
+use super::transcode::engine_args;
+use super::{common_args, file_safe, fill, local_rtmp, log_path, own_stream, Kind, Wanted};
+use crate::config::{Config, IngestInputType};
+use crate::context::Context;
+
+/// What should run according to `config`.
+pub fn build(config: &Config) -> Vec<Result<Wanted, (String, String)>> {
+    let mut out = Vec::new();
+    let port = local_rtmp(config)
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_default();
+    for v in config.vhosts.iter().filter(|v| v.enabled) {
+        for ing in v.ingests.iter().filter(|i| i.enabled) {
+            let program = find_program(ing.ffmpeg.as_deref());
+            for (n, e) in ing.engines.iter().enumerate() {
+                let engine = if e.name.is_empty() {
+                    n.to_string()
+                } else {
+                    e.name.clone()
+                };
+                let id = format!("ingest {}/{}/{engine}", v.name, ing.id);
+                let program = match &program {
+                    Ok(p) => p.clone(),
+                    Err(m) => {
+                        out.push(Err((id, m.clone())));
+                        continue;
+                    }
+                };
+                let mut args = common_args(config);
+                if ing.input_type == IngestInputType::File {
+                    args.extend(["-re".into(), "-stream_loop".into(), "-1".into()]);
+                }
+                args.extend(["-i".into(), ing.input_url.clone()]);
+                if e.enabled {
+                    args.extend(engine_args(e));
+                } else {
+                    let format = e.oformat.clone().unwrap_or_else(|| "flv".into());
+                    args.extend(
+                        ["-vcodec", "copy", "-acodec", "copy", "-f", &format].map(String::from),
+                    );
+                }
+                let output = fill(&e.output, &[("vhost", &v.name), ("port", &port)]);
+                args.extend(["-y".into(), output.clone()]);
+                let log = log_path(
+                    &config.ff_log,
+                    &format!(
+                        "ffmpeg-ingest-{}-{}-{}.log",
+                        file_safe(&v.name),
+                        file_safe(&ing.id),
+                        file_safe(&engine)
+                    ),
+                );
+                out.push(Ok(Wanted {
+                    id: id.clone(),
+                    kind: Kind::Ingest,
+                    vhost: v.name.clone(),
+                    input: None,
+                    output: own_stream(config, &output),
+                    spec: ProcessSpec {
+                        name: id,
+                        program,
+                        args,
+                        log,
+                    },
+                }));
+            }
+        }
+    }
+    out
+}
+
+/// Starts the ingests the config in force asks for and stops the others.
+pub fn reconcile(ctx: &Arc<Context>) {
+    let config = ctx.config();
+    ctx.ffmpeg.apply(build(&config), |w| w.kind == Kind::Ingest);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_and_stream_inputs() {
+        let cfg = Config::parse(
+            "listen 19350; ff_log_dir /dev/null; vhost v { \
+             ingest f { enabled on; input { type file; url ./a.flv; } ffmpeg /bin/sh; \
+               engine { enabled off; output rtmp://127.0.0.1:[port]/live?vhost=[vhost]/f; } } \
+             ingest s { enabled on; input { type stream; url rtmp://far/live/x; } ffmpeg /bin/sh; \
+               engine hd { enabled on; vcodec copy; acodec an; output rtmp://127.0.0.1:[port]/live/s; } } \
+             ingest off { enabled off; input { type file; url x; } } }",
+            "t",
+        )
+        .unwrap();
+        let w: Vec<Wanted> = build(&cfg).into_iter().map(Result::unwrap).collect();
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].id, "ingest v/f/0");
+        assert_eq!(
+            &w[0].spec.args[5..],
+            [
+                "-re",
+                "-stream_loop",
+                "-1",
+                "-i",
+                "./a.flv",
+                "-vcodec",
+                "copy",
+                "-acodec",
+                "copy",
+                "-f",
+                "flv",
+                "-y",
+                "rtmp://127.0.0.1:19350/live?vhost=v/f"
+            ]
+        );
+        assert!(w[0].spec.log.is_none());
+        assert_eq!(w[0].output.as_ref().unwrap().to_string(), "v/live/f");
+        assert_eq!(
+            &w[1].spec.args[5..],
+            [
+                "-i",
+                "rtmp://far/live/x",
+                "-vcodec",
+                "copy",
+                "-an",
+                "-f",
+                "flv",
+                "-y",
+                "rtmp://127.0.0.1:19350/live/s"
+            ]
+        );
+        assert_eq!(w[1].id, "ingest v/s/hd");
+    }
+}

@@ -1,0 +1,955 @@
+//! The HLS service: one consumer per published stream of an HLS-enabled vhost, muxing its
+//! frames to MPEG-TS segments and keeping a live playlist (SRS's `vhost { hls { } }`).
+//!
+//! Why a service that listens to the hub rather than a call from the publisher: HLS is one
+//! consumer among others and must never slow the publisher; its disk work happens on its own
+//! task, reading the shared ring at its own pace. Per-stream state outlives a publish, so a
+//! republish continues the playlist (with a discontinuity) until `hls_dispose` forgets it.
+
+pub mod segmenter;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::FutureExt as _;
+use media::ts::{TsAudio, TsMuxer, TsStreams, TsVideo};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinSet;
+use tracing::{error, info, warn, Instrument};
+
+use crate::config::{HlsAcodec, HlsConfig, HlsOnError, HlsVcodec};
+use crate::context::Context;
+use crate::hub::{Frame, FrameKind, HubEvent, Item, SourceSettings, StreamKey};
+use crate::path_template::{self, Vars};
+use segmenter::{CutPolicy, Entry, FrameClass, Probe, Window};
+use writer::{SegmentFile, FLUSH_BYTES};
+
+/// The HLS consumer's queue: generous, as a disk stall must not make it skip media.
+const MIN_QUEUE_MS: u64 = 30_000;
+/// How often idle streams are checked for due deletions and `hls_dispose`.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// Used as the last frame's duration when a stream ends before two frames were seen.
+const DEFAULT_FRAME_MS: u64 = 40;
+
+/// What the API shows of one stream's HLS output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HlsStatus {
+    pub playlist: PathBuf,
+    /// The playlist's path under the HLS root, as the HTTP server serves it.
+    pub playlist_url: String,
+    pub publishing: bool,
+    /// Sequence number of the newest closed segment.
+    pub sequence: Option<u64>,
+    pub segments: usize,
+    /// UNIX ms when the newest segment was closed.
+    pub last_segment_at_ms: Option<u64>,
+    pub last_segment_duration_ms: Option<u64>,
+    pub errors: u64,
+    pub last_error: Option<String>,
+}
+
+/// Per-stream HLS status, shared with the API (a field of [`Context`]).
+#[derive(Debug, Default)]
+pub struct HlsRegistry {
+    streams: Mutex<HashMap<StreamKey, HlsStatus>>,
+}
+
+impl HlsRegistry {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<StreamKey, HlsStatus>> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update(&self, key: &StreamKey, f: impl FnOnce(&mut HlsStatus)) {
+        f(self.map().entry(key.clone()).or_default());
+    }
+
+    fn forget(&self, key: &StreamKey) {
+        self.map().remove(key);
+    }
+
+    pub fn get(&self, key: &StreamKey) -> Option<HlsStatus> {
+        self.map().get(key).cloned()
+    }
+
+    pub fn list(&self) -> Vec<(StreamKey, HlsStatus)> {
+        let mut v: Vec<_> = self
+            .map()
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        v.sort_by_key(|a| a.0.to_string());
+        v
+    }
+}
+
+/// Every stream with HLS state (live, or waiting for a republish until `hls_dispose`).
+pub fn status(ctx: &Context) -> Vec<(StreamKey, HlsStatus)> {
+    ctx.hls.list()
+}
+
+/// What `on_hls` reports for each closed segment (SRS's arguments).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentClosed {
+    pub key: StreamKey,
+    /// The publisher's client id, if still known.
+    pub client_id: Option<String>,
+    /// Path of the segment file.
+    pub file: PathBuf,
+    /// The segment's URI as the playlist lists it (SRS's `url`).
+    pub url: String,
+    pub m3u8: PathBuf,
+    pub m3u8_url: String,
+    pub seq_no: u64,
+    pub duration: Duration,
+}
+
+/// Called after each segment is closed and listed: runs the `on_hls` and `on_hls_notify`
+/// hooks on their own task, so a slow hook server never delays the segmenter.
+pub fn on_segment_closed(ctx: &Arc<Context>, event: SegmentClosed) {
+    let config = ctx.config();
+    let Some(vhost) = config.vhost(&event.key.vhost) else {
+        return;
+    };
+    let hooks = &vhost.http_hooks;
+    if !hooks.enabled || (hooks.on_hls.is_empty() && hooks.on_hls_notify.is_empty()) {
+        return;
+    }
+    let ctx = ctx.clone();
+    let vhost = vhost.clone();
+    tokio::spawn(async move {
+        let cid = event.client_id.clone().unwrap_or_default();
+        let file = event.file.display().to_string();
+        let m3u8 = event.m3u8.display().to_string();
+        let res = crate::hooks::on_hls(
+            &ctx,
+            &vhost,
+            &cid,
+            &event.key,
+            &file,
+            &event.url,
+            &m3u8,
+            &event.m3u8_url,
+            event.seq_no,
+            event.duration.as_secs_f64(),
+        )
+        .await;
+        if let Err(e) = res {
+            warn!("hls: {e}");
+        }
+        crate::hooks::on_hls_notify(
+            &ctx,
+            &vhost,
+            &cid,
+            &event.key,
+            &event.url,
+            vhost.hls.nb_notify,
+        )
+        .await;
+    });
+}
+
+/// Starts the HLS service. Closes stale playlists first (nothing is live yet at start-up).
+pub fn spawn(ctx: Arc<Context>) -> tokio::task::JoinHandle<()> {
+    // Subscribed before anything else so no publish between now and the loop is missed.
+    let events = ctx.hub.events();
+    tokio::spawn(run(ctx, events).instrument(tracing::info_span!("hls")))
+}
+
+async fn run(ctx: Arc<Context>, mut events: tokio::sync::broadcast::Receiver<HubEvent>) {
+    let config = ctx.config();
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for v in config.vhosts.iter().filter(|v| v.enabled && v.hls.enabled) {
+        if !roots.contains(&v.hls.path) {
+            roots.push(v.hls.path.clone());
+        }
+    }
+    for root in roots {
+        let scan = root.clone();
+        let closed = tokio::task::spawn_blocking(move || writer::close_stale_playlists(&scan))
+            .await
+            .unwrap_or_default();
+        for p in closed {
+            info!(
+                "hls: closed stale playlist {} (left live by a previous run)",
+                p.display()
+            );
+        }
+    }
+    let mut svc = Service {
+        ctx: ctx.clone(),
+        streams: HashMap::new(),
+        tasks: JoinSet::new(),
+    };
+    let mut tick = tokio::time::interval(HOUSEKEEPING);
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(HubEvent::Published(source)) => svc.start(&source.key),
+                Ok(HubEvent::Reloaded) => {
+                    for s in ctx.hub.sources().into_iter().filter(|s| s.is_publishing()) {
+                        svc.start(&s.key);
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => {
+                    warn!("hls: missed {n} publish events; rescanning the hub");
+                    for s in ctx.hub.sources().into_iter().filter(|s| s.is_publishing()) {
+                        svc.start(&s.key);
+                    }
+                }
+                Err(RecvError::Closed) => break,
+            },
+            Some(done) = svc.tasks.join_next() => {
+                if let Ok((key, state)) = done {
+                    svc.task_done(key, state);
+                }
+            }
+            _ = tick.tick() => svc.housekeeping().await,
+        }
+    }
+}
+
+enum Slot {
+    Running,
+    Idle {
+        state: Box<StreamState>,
+        since: Instant,
+    },
+}
+
+struct Service {
+    ctx: Arc<Context>,
+    streams: HashMap<StreamKey, Slot>,
+    tasks: JoinSet<(StreamKey, Option<StreamState>)>,
+}
+
+impl Service {
+    fn start(&mut self, key: &StreamKey) {
+        let config = self.ctx.config();
+        let Some(vhost) = config
+            .vhost(&key.vhost)
+            .filter(|v| v.enabled && v.hls.enabled)
+        else {
+            return;
+        };
+        let state = match self.streams.remove(key) {
+            Some(Slot::Running) => {
+                self.streams.insert(key.clone(), Slot::Running);
+                return;
+            }
+            Some(Slot::Idle { state, .. }) => *state,
+            None => match StreamState::new(key, &vhost.hls) {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!("hls: stream {key} gets no HLS: {e}");
+                    return;
+                }
+            },
+        };
+        self.streams.insert(key.clone(), Slot::Running);
+        let ctx = self.ctx.clone();
+        let cfg = vhost.hls.clone();
+        let k = key.clone();
+        let task = async move {
+            let out = std::panic::AssertUnwindSafe(stream_task(ctx, k.clone(), cfg, state))
+                .catch_unwind()
+                .await;
+            match out {
+                Ok(state) => (k, Some(state)),
+                Err(_) => {
+                    error!("hls: the segmenter of {k} panicked; its HLS state is dropped");
+                    (k, None)
+                }
+            }
+        };
+        self.tasks
+            .spawn(task.instrument(tracing::info_span!("hls", stream = %key)));
+    }
+
+    fn task_done(&mut self, key: StreamKey, state: Option<StreamState>) {
+        self.streams.remove(&key);
+        let Some(state) = state else {
+            self.ctx.hls.forget(&key);
+            return;
+        };
+        self.ctx.hls.update(&key, |s| s.publishing = false);
+        self.streams.insert(
+            key.clone(),
+            Slot::Idle {
+                state: Box::new(state),
+                since: Instant::now(),
+            },
+        );
+        // A republish that raced with the end of the previous publish.
+        if self.ctx.hub.get(&key).is_some_and(|s| s.is_publishing()) {
+            self.start(&key);
+        }
+    }
+
+    async fn housekeeping(&mut self) {
+        let config = self.ctx.config();
+        let now = Instant::now();
+        let mut disposed = Vec::new();
+        for (key, slot) in self.streams.iter_mut() {
+            let Slot::Idle { state, since } = slot else {
+                continue;
+            };
+            state.delete_due(now).await;
+            let dispose = config
+                .vhost(&key.vhost)
+                .map(|v| v.hls.dispose)
+                .unwrap_or_default();
+            if !dispose.is_zero() && now.duration_since(*since) >= dispose {
+                state.dispose().await;
+                disposed.push(key.clone());
+            }
+        }
+        for key in disposed {
+            info!("hls: disposed {key}: no publisher for the hls_dispose time");
+            self.streams.remove(&key);
+            self.ctx.hls.forget(&key);
+        }
+    }
+}
+
+/// A stream's HLS state that outlives one publish.
+struct StreamState {
+    key: StreamKey,
+    root: PathBuf,
+    /// Playlist path relative to `root`, and absolute.
+    playlist_rel: PathBuf,
+    playlist: PathBuf,
+    window: Window,
+    /// Segments out of the window, deleted once no player can still want them.
+    doomed: Vec<(Instant, PathBuf)>,
+    /// The next segment starts a new timeline (republish, codec change, lost media).
+    discontinuity_next: bool,
+    video_sh: Option<Bytes>,
+    audio_sh: Option<Bytes>,
+    error_logged: bool,
+}
+
+impl StreamState {
+    fn new(key: &StreamKey, cfg: &HlsConfig) -> Result<StreamState, path_template::PathError> {
+        let vars = Vars {
+            vhost: &key.vhost,
+            app: &key.app,
+            stream: &key.stream,
+            ..Vars::default()
+        };
+        let playlist_rel = path_template::normalize(&path_template::render(&cfg.m3u8_file, &vars))?;
+        Ok(StreamState {
+            key: key.clone(),
+            root: cfg.path.clone(),
+            playlist: cfg.path.join(&playlist_rel),
+            playlist_rel,
+            window: Window::new(cfg.fragment, cfg.td_ratio, cfg.window),
+            doomed: Vec::new(),
+            discontinuity_next: false,
+            video_sh: None,
+            audio_sh: None,
+            error_logged: false,
+        })
+    }
+
+    async fn delete_due(&mut self, now: Instant) {
+        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.doomed)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.doomed = keep;
+        for (_, p) in due {
+            writer::remove(&p).await;
+        }
+    }
+
+    /// Deletes every file of the stream: the playlist, listed and doomed segments.
+    async fn dispose(&mut self) {
+        writer::remove(&self.playlist).await;
+        for e in self.window.drain() {
+            writer::remove(&e.path).await;
+        }
+        for (_, p) in std::mem::take(&mut self.doomed) {
+            writer::remove(&p).await;
+        }
+    }
+
+    fn playlist_url(&self) -> String {
+        self.playlist_rel.to_string_lossy().into_owned()
+    }
+}
+
+/// A segment being written.
+struct OpenSegment {
+    seq: u64,
+    start_dts: u64,
+    last_dts: u64,
+    buf: Vec<u8>,
+    file: Option<SegmentFile>,
+    /// The name rendered at open time, `[duration]` still unresolved.
+    name: String,
+    opened_at: SystemTime,
+    timestamp: u64,
+    discontinuity: bool,
+    /// A disk error hit this segment: its bytes are discarded, the next one tries again.
+    failed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum HlsError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Path(#[from] path_template::PathError),
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> HlsError {
+    let path = path.display().to_string();
+    move |source| HlsError::Io { what, path, source }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// One publish of a stream: the muxer and the segment being written.
+struct Publish {
+    ctx: Arc<Context>,
+    cfg: HlsConfig,
+    policy: CutPolicy,
+    want_video: bool,
+    want_audio: bool,
+    probe: Probe,
+    pending: Vec<Frame>,
+    muxer: Option<TsMuxer>,
+    seg: Option<OpenSegment>,
+    /// With a video track, nothing is written before the first keyframe.
+    started: bool,
+    last_track_dts: Option<u64>,
+    gap_ms: u64,
+    client_id: Option<String>,
+    /// HLS stopped for this publish (`hls_on_error ignore|disconnect`, or nothing muxable).
+    disabled: bool,
+    mux_error_logged: bool,
+    scratch: Vec<u8>,
+}
+
+async fn stream_task(
+    ctx: Arc<Context>,
+    key: StreamKey,
+    cfg: HlsConfig,
+    mut st: StreamState,
+) -> StreamState {
+    let fragment_ms = cfg.fragment.as_millis() as u64;
+    let settings = SourceSettings {
+        gop_cache: true,
+        queue_length_ms: MIN_QUEUE_MS.max(fragment_ms.saturating_mul(3)),
+    };
+    let mut consumer = ctx.hub.subscribe(&key, settings);
+    let client_id = consumer.source().publisher().map(|p| p.client_id);
+    info!(
+        "hls: start {key} -> {} (fragment {}s, window {}s)",
+        st.playlist.display(),
+        cfg.fragment.as_secs_f64(),
+        cfg.window.as_secs_f64()
+    );
+    // A new publish of a stream that already has segments continues on a new timeline.
+    if st.window.segments().next().is_some() {
+        st.discontinuity_next = true;
+    }
+    ctx.hls.update(&key, |s| {
+        s.playlist = st.playlist.clone();
+        s.playlist_url = st.playlist_url();
+        s.publishing = true;
+    });
+    let mut p = Publish {
+        ctx: ctx.clone(),
+        policy: CutPolicy::new(cfg.fragment, cfg.td_ratio, cfg.aof_ratio, cfg.wait_keyframe),
+        want_video: cfg.vcodec != HlsVcodec::Vn,
+        want_audio: cfg.acodec != HlsAcodec::An,
+        cfg,
+        probe: Probe::default(),
+        pending: Vec::new(),
+        muxer: None,
+        seg: None,
+        started: false,
+        last_track_dts: None,
+        gap_ms: DEFAULT_FRAME_MS,
+        client_id,
+        disabled: false,
+        mux_error_logged: false,
+        scratch: Vec::new(),
+    };
+    let mut items = Vec::new();
+    'outer: loop {
+        items.clear();
+        if let Some(s) = consumer.fetch(&mut items) {
+            warn!(
+                "hls: fell {} ms behind (disk too slow?); skipped {} entries",
+                s.lag_ms, s.entries
+            );
+            // Media is missing: the next segment starts a new timeline.
+            p.cut(&mut st).await;
+            st.discontinuity_next = true;
+            p.started = false;
+        }
+        if items.is_empty() {
+            if !consumer.source().is_publishing() {
+                break;
+            }
+            consumer.changed().await;
+            continue;
+        }
+        for item in items.drain(..) {
+            match item {
+                Item::Frame(f) => p.on_frame(&mut st, f).await,
+                Item::Published => {}
+                Item::Unpublished => break 'outer,
+            }
+        }
+    }
+    p.finish(&mut st).await;
+    drop(consumer);
+    ctx.hub.release(&key);
+    info!("hls: stop {key}");
+    st
+}
+
+impl Publish {
+    fn track_wanted(&self, f: &Frame) -> bool {
+        match f.kind {
+            FrameKind::Video => self.want_video,
+            FrameKind::Audio => self.want_audio,
+            FrameKind::Script => false,
+        }
+    }
+
+    async fn on_frame(&mut self, st: &mut StreamState, f: Frame) {
+        if self.disabled || !self.track_wanted(&f) {
+            return;
+        }
+        if self.muxer.is_none() {
+            self.probe.see(f.timestamp, f.is_video(), f.sequence_header);
+            self.pending.push(f);
+            if self.probe.ready(self.want_video, self.want_audio) {
+                self.create_muxer(st).await;
+            }
+            return;
+        }
+        self.mux(st, f).await;
+    }
+
+    /// Declares the tracks seen so far and replays what was held back.
+    async fn create_muxer(&mut self, st: &mut StreamState) {
+        let pending = std::mem::take(&mut self.pending);
+        let streams = TsStreams {
+            video: pending
+                .iter()
+                .filter(|f| f.is_video())
+                .find_map(|f| TsVideo::from_flv(&f.payload)),
+            audio: pending
+                .iter()
+                .filter(|f| f.is_audio())
+                .find_map(|f| TsAudio::from_flv(&f.payload)),
+        };
+        if streams.video.is_none() && streams.audio.is_none() {
+            warn!(
+                "hls: {}: no codec HLS can carry (H.264/H.265, AAC/MP3); HLS off for this publish",
+                st.key
+            );
+            self.disabled = true;
+            return;
+        }
+        info!(
+            "hls: {}: tracks video={:?} audio={:?}",
+            st.key, streams.video, streams.audio
+        );
+        self.muxer = Some(TsMuxer::new(streams));
+        for f in pending {
+            self.mux(st, f).await;
+        }
+    }
+
+    async fn mux(&mut self, st: &mut StreamState, f: Frame) {
+        let Some(streams) = self.muxer.as_ref().map(|m| m.streams()) else {
+            return;
+        };
+        let ts = f.timestamp;
+        if f.sequence_header {
+            self.on_sequence_header(st, f, streams).await;
+            return;
+        }
+        let declared = if f.is_video() {
+            streams.video.is_some()
+        } else {
+            streams.audio.is_some()
+        };
+        if !declared {
+            return;
+        }
+        let class = match (f.is_video(), f.keyframe) {
+            (true, true) => FrameClass::Keyframe,
+            (true, false) => FrameClass::Video,
+            (false, _) => FrameClass::Audio,
+        };
+        if !self.started {
+            if streams.video.is_some() && class != FrameClass::Keyframe {
+                return;
+            }
+            self.started = true;
+        }
+        // The frame gap of the track that drives the segments, for the last segment's length.
+        let drives = f.is_video() == streams.video.is_some();
+        if drives {
+            if let Some(prev) = self.last_track_dts {
+                let gap = ts.saturating_sub(prev);
+                if gap > 0 && gap < 1_000 {
+                    self.gap_ms = gap;
+                }
+            }
+            self.last_track_dts = Some(ts);
+        }
+        let cut = self.seg.as_ref().is_some_and(|s| {
+            self.policy
+                .should_cut(ts.saturating_sub(s.start_dts), class)
+        });
+        if cut {
+            self.close_segment(st, ts).await;
+        }
+        if self.seg.is_none() {
+            self.open_segment(st, ts).await;
+        }
+        let (Some(seg), Some(muxer)) = (self.seg.as_mut(), self.muxer.as_mut()) else {
+            return;
+        };
+        let res = if f.is_video() {
+            muxer.write_video(ts, &f.payload, &mut seg.buf)
+        } else {
+            muxer.write_audio(ts, &f.payload, &mut seg.buf)
+        };
+        if let Err(e) = res {
+            if !self.mux_error_logged {
+                warn!("hls: {}: frame at {ts} ms not muxed: {e}", st.key);
+                self.mux_error_logged = true;
+            }
+        }
+        seg.last_dts = seg.last_dts.max(ts);
+        if seg.buf.len() >= FLUSH_BYTES {
+            self.flush(st).await;
+        }
+    }
+
+    /// A new sequence header: the decoder config changes. A different one than before cuts
+    /// the segment and marks a discontinuity; a different codec needs a new PMT (new muxer).
+    async fn on_sequence_header(&mut self, st: &mut StreamState, f: Frame, streams: TsStreams) {
+        let previous = if f.is_video() {
+            st.video_sh.replace(f.payload.clone())
+        } else {
+            st.audio_sh.replace(f.payload.clone())
+        };
+        let changed = previous.as_ref().is_some_and(|p| *p != f.payload);
+        if changed {
+            info!(
+                "hls: {}: codec config changed; new segment with a discontinuity",
+                st.key
+            );
+            self.close_segment(st, f.timestamp).await;
+            st.discontinuity_next = true;
+            self.started = false;
+            let mut next = streams;
+            if f.is_video() {
+                next.video = TsVideo::from_flv(&f.payload).or(streams.video);
+            } else {
+                next.audio = TsAudio::from_flv(&f.payload).or(streams.audio);
+            }
+            if next != streams {
+                let mut m = TsMuxer::new(next);
+                let other = if f.is_video() {
+                    &st.audio_sh
+                } else {
+                    &st.video_sh
+                };
+                if let Some(sh) = other {
+                    self.scratch.clear();
+                    let _ = if f.is_video() {
+                        m.write_audio(0, sh, &mut self.scratch)
+                    } else {
+                        m.write_video(0, sh, &mut self.scratch)
+                    };
+                }
+                self.muxer = Some(m);
+            }
+        }
+        let Some(m) = self.muxer.as_mut() else {
+            return;
+        };
+        let declared = if f.is_video() {
+            streams.video.is_some()
+        } else {
+            streams.audio.is_some()
+        };
+        if declared {
+            self.scratch.clear();
+            let res = if f.is_video() {
+                m.write_video(f.timestamp, &f.payload, &mut self.scratch)
+            } else {
+                m.write_audio(f.timestamp, &f.payload, &mut self.scratch)
+            };
+            if let Err(e) = res {
+                warn!("hls: {}: sequence header refused: {e}", st.key);
+            }
+        }
+    }
+
+    fn segment_vars<'a>(
+        &self,
+        st: &'a StreamState,
+        seq: u64,
+        at: SystemTime,
+        timestamp: u64,
+    ) -> Vars<'a> {
+        Vars {
+            vhost: &st.key.vhost,
+            app: &st.key.app,
+            stream: &st.key.stream,
+            seq: Some(seq),
+            timestamp: Some(timestamp),
+            time: Some(at),
+            duration_ms: None,
+        }
+    }
+
+    async fn open_segment(&mut self, st: &mut StreamState, dts: u64) {
+        let seq = st.window.next_seq();
+        let now = SystemTime::now();
+        let fragment_ms = (self.cfg.fragment.as_millis() as u64).max(1);
+        let timestamp = if self.cfg.ts_floor {
+            unix_ms(now) / fragment_ms
+        } else {
+            unix_ms(now)
+        };
+        let name = path_template::render(
+            &self.cfg.ts_file,
+            &self.segment_vars(st, seq, now, timestamp),
+        );
+        let mut seg = OpenSegment {
+            seq,
+            start_dts: dts,
+            last_dts: dts,
+            buf: Vec::with_capacity(64 * 1024),
+            file: None,
+            name,
+            opened_at: now,
+            timestamp,
+            discontinuity: std::mem::take(&mut st.discontinuity_next),
+            failed: false,
+        };
+        if let Some(m) = self.muxer.as_mut() {
+            m.write_tables(&mut seg.buf);
+        }
+        let opened = match path_template::under(&st.root, &seg.name) {
+            Ok(path) => SegmentFile::create(&path)
+                .await
+                .map_err(io_err("cannot create segment", &path)),
+            Err(e) => Err(e.into()),
+        };
+        match opened {
+            Ok(f) => seg.file = Some(f),
+            Err(e) => {
+                seg.failed = true;
+                self.seg = Some(seg);
+                self.fail(st, e).await;
+                return;
+            }
+        }
+        self.seg = Some(seg);
+    }
+
+    async fn flush(&mut self, st: &mut StreamState) {
+        let Some(seg) = self.seg.as_mut() else {
+            return;
+        };
+        if seg.failed {
+            seg.buf.clear();
+            return;
+        }
+        let Some(file) = seg.file.as_mut() else {
+            return;
+        };
+        let res = file.write(&seg.buf).await;
+        seg.buf.clear();
+        if let Err(e) = res {
+            seg.failed = true;
+            let err = HlsError::Io {
+                what: "cannot write segment",
+                path: seg.name.clone(),
+                source: e,
+            };
+            self.fail(st, err).await;
+        }
+    }
+
+    /// Closes the current segment at `end_dts` (the first dts of the next one) and lists it.
+    async fn close_segment(&mut self, st: &mut StreamState, end_dts: u64) {
+        self.flush(st).await;
+        let Some(mut seg) = self.seg.take() else {
+            return;
+        };
+        let duration_ms = end_dts.saturating_sub(seg.start_dts);
+        let file = match seg.file.take() {
+            Some(f) if !seg.failed && duration_ms >= segmenter::MIN_SEGMENT_MS => f,
+            other => {
+                if let Some(f) = other {
+                    f.abandon().await;
+                }
+                // The discontinuity must survive a dropped segment.
+                st.discontinuity_next |= seg.discontinuity;
+                return;
+            }
+        };
+        let vars = Vars {
+            duration_ms: Some(duration_ms),
+            ..self.segment_vars(st, seg.seq, seg.opened_at, seg.timestamp)
+        };
+        let final_name = path_template::render(&self.cfg.ts_file, &vars);
+        let rel = match path_template::normalize(&final_name) {
+            Ok(r) => r,
+            Err(e) => {
+                file.abandon().await;
+                self.fail(st, e.into()).await;
+                return;
+            }
+        };
+        let path = st.root.join(&rel);
+        if let Err(e) = file.finish(&path).await {
+            self.fail(st, io_err("cannot finish segment", &path)(e))
+                .await;
+            return;
+        }
+        let uri = segmenter::segment_uri(&st.playlist_rel, &rel, &self.cfg.entry_prefix);
+        let removed = st.window.push(Entry {
+            seq: seg.seq,
+            uri: uri.clone(),
+            path: path.clone(),
+            duration_ms,
+            discontinuity: seg.discontinuity,
+        });
+        let now = Instant::now();
+        let listed = Duration::from_millis(st.window.total_ms());
+        for r in removed {
+            if self.cfg.cleanup {
+                // RFC 8216 §6.2.2: a removed segment stays available for its duration plus
+                // the playlist's, for players that loaded the previous playlist.
+                let keep = Duration::from_millis(r.duration_ms) + listed;
+                st.doomed.push((now + keep, r.path));
+            }
+        }
+        st.delete_due(now).await;
+        if let Err(e) = self.write_playlist(st, false).await {
+            self.fail(st, e).await;
+            return;
+        }
+        let at = unix_ms(SystemTime::now());
+        let segments = st.window.segments().count();
+        self.ctx.hls.update(&st.key, |s| {
+            s.sequence = Some(seg.seq);
+            s.segments = segments;
+            s.last_segment_at_ms = Some(at);
+            s.last_segment_duration_ms = Some(duration_ms);
+        });
+        on_segment_closed(
+            &self.ctx,
+            SegmentClosed {
+                key: st.key.clone(),
+                client_id: self.client_id.clone(),
+                file: path,
+                url: uri,
+                m3u8: st.playlist.clone(),
+                m3u8_url: st.playlist_url(),
+                seq_no: seg.seq,
+                duration: Duration::from_millis(duration_ms),
+            },
+        );
+    }
+
+    async fn write_playlist(&self, st: &StreamState, ended: bool) -> Result<(), HlsError> {
+        let text = st.window.playlist(ended).render();
+        writer::write_atomic(&st.playlist, text.as_bytes())
+            .await
+            .map_err(io_err("cannot write playlist", &st.playlist))
+    }
+
+    /// Closes the open segment where it stands (after lost media).
+    async fn cut(&mut self, st: &mut StreamState) {
+        if let Some(end) = self.seg.as_ref().map(|s| s.last_dts + self.gap_ms) {
+            self.close_segment(st, end).await;
+        }
+    }
+
+    /// The publisher left: the last segment is closed and listed.
+    async fn finish(&mut self, st: &mut StreamState) {
+        if self.muxer.is_none() && !self.pending.is_empty() && !self.disabled {
+            self.create_muxer(st).await;
+        }
+        self.cut(st).await;
+        st.discontinuity_next = true;
+        // Without hls_dispose nothing would ever end the playlist: end it now.
+        if self.cfg.dispose.is_zero() && st.window.segments().next().is_some() {
+            if let Err(e) = self.write_playlist(st, true).await {
+                warn!("hls: {}: {e}", st.key);
+            }
+        }
+    }
+
+    /// A disk error, handled as `hls_on_error` says; never affects other streams.
+    async fn fail(&mut self, st: &mut StreamState, e: HlsError) {
+        let msg = e.to_string();
+        self.ctx.hls.update(&st.key, |s| {
+            s.errors += 1;
+            s.last_error = Some(msg.clone());
+        });
+        match self.cfg.on_error {
+            HlsOnError::Continue => {
+                if !st.error_logged {
+                    warn!("hls: {}: {msg}; will retry with the next segment (further errors counted in the API)", st.key);
+                    st.error_logged = true;
+                }
+            }
+            HlsOnError::Ignore => {
+                warn!(
+                    "hls: {}: {msg}; HLS off for this publish (hls_on_error ignore)",
+                    st.key
+                );
+                self.disable().await;
+            }
+            HlsOnError::Disconnect => {
+                warn!(
+                    "hls: {}: {msg}; disconnecting the publisher (hls_on_error disconnect)",
+                    st.key
+                );
+                if let Some(id) = &self.client_id {
+                    self.ctx.clients.kick(id);
+                }
+                self.disable().await;
+            }
+        }
+    }
+
+    async fn disable(&mut self) {
+        self.disabled = true;
+        if let Some(mut seg) = self.seg.take() {
+            if let Some(f) = seg.file.take() {
+                f.abandon().await;
+            }
+        }
+    }
+}

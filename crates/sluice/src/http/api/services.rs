@@ -1,0 +1,81 @@
+//! sluice's own endpoints for the per-stream services (not in SRS): HLS, DVR
+//! (with start/stop), ffmpeg processes, forwarders and edge pulls.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use super::{ok_reply, short, ApiError};
+use crate::context::Context;
+
+pub async fn hls(State(ctx): State<Arc<Context>>) -> Response {
+    let list: Vec<Value> = crate::hls::status(&ctx)
+        .into_iter()
+        .map(|(key, s)| {
+            json!({
+                "vhost": key.vhost,
+                "app": key.app,
+                "stream": key.stream,
+                "playlist": s.playlist.display().to_string(),
+                "playlist_url": s.playlist_url,
+                "publishing": s.publishing,
+                "sequence": s.sequence,
+                "segments": s.segments,
+                "last_segment_at_ms": s.last_segment_at_ms,
+                "last_segment_duration_ms": s.last_segment_duration_ms,
+                "errors": s.errors,
+                "last_error": s.last_error,
+            })
+        })
+        .collect();
+    ok_reply([("hls", Value::Array(list))])
+}
+
+pub async fn dvrs(State(ctx): State<Arc<Context>>) -> Response {
+    ok_reply([("dvr", crate::dvr::status(&ctx))])
+}
+
+/// `POST /api/v1/dvrs/{stream_id}/start|stop`: records a live stream on demand
+/// (or stops it), whatever `dvr_apply` says, until the next reload.
+pub async fn dvr_action(
+    State(ctx): State<Arc<Context>>,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let source = ctx
+        .hub
+        .find_by_id(&id)
+        .ok_or_else(|| ApiError::StreamNotFound(short(&id)))?;
+    let key = source.key.clone();
+    match action.as_str() {
+        "start" => {
+            let started =
+                crate::dvr::start(&ctx, &key).map_err(|e| ApiError::RawInvalid(e.to_string()))?;
+            Ok(ok_reply([
+                ("started", json!(started)),
+                ("stream", json!(key.to_string())),
+            ]))
+        }
+        "stop" => {
+            let stopped = crate::dvr::stop(&ctx, &key);
+            Ok(ok_reply([
+                ("stopped", json!(stopped)),
+                ("stream", json!(key.to_string())),
+            ]))
+        }
+        other => Err(ApiError::NoSuchApi(short(&format!("dvr action {other}")))),
+    }
+}
+
+pub async fn ffmpegs(State(ctx): State<Arc<Context>>) -> Response {
+    ok_reply([("ffmpeg", crate::ffmpeg::status(&ctx))])
+}
+
+pub async fn forwards(State(ctx): State<Arc<Context>>) -> Response {
+    ok_reply([("forward", crate::forward::status(&ctx))])
+}
+
+pub async fn edges(State(ctx): State<Arc<Context>>) -> Response {
+    ok_reply([("edge", crate::edge::status(&ctx))])
+}

@@ -1,0 +1,153 @@
+//! A real browser plays sluice's live HLS: headless Chromium runs hls.js from a page served by
+//! sluice's http_server, while ffmpeg publishes over RTMP. Driven by a small node script with
+//! playwright-core (tests/web/play_hls.mjs) using the system's chromium.
+//!
+//! Needs: chromium, node and npm (`apt-get install chromium nodejs npm`); the npm packages
+//! pinned in tests/web/package-lock.json are installed here with `npm ci` when missing.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/web");
+
+fn find_chromium() -> PathBuf {
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|p| !p.is_empty());
+        if let Some(p) = found {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("chromium not found: install it (apt-get install chromium) to run the browser HLS test");
+}
+
+fn ensure_node_modules() {
+    for tool in ["node", "npm"] {
+        let ok = Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "{tool} not found: install it (apt-get install nodejs npm)"
+        );
+    }
+    let web = Path::new(WEB_DIR);
+    if web.join("node_modules/playwright-core").is_dir()
+        && web.join("node_modules/hls.js/dist/hls.min.js").is_file()
+    {
+        return;
+    }
+    let st = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+        .arg(web)
+        .stdin(Stdio::null())
+        .status()
+        .expect("run npm ci");
+    assert!(st.success(), "npm ci --prefix tests/web failed");
+}
+
+#[test]
+fn chromium_plays_live_hls_with_hls_js() {
+    require_ffmpeg();
+    let chromium = find_chromium();
+    ensure_node_modules();
+
+    let root = unique_dir("web-hls-root").join("hls");
+    fs::create_dir_all(&root).expect("hls root");
+    let web = Path::new(WEB_DIR);
+    fs::copy(
+        web.join("node_modules/hls.js/dist/hls.min.js"),
+        root.join("hls.min.js"),
+    )
+    .expect("copy hls.js");
+    fs::copy(web.join("hls.html"), root.join("hls.html")).expect("copy page");
+
+    let http = free_port();
+    let body = format!(
+        "max_connections 100;
+daemon off;
+srs_log_tank console;
+http_server {{ enabled on; listen 127.0.0.1:{http}; dir {root}; }}
+vhost __defaultVhost__ {{
+    hls {{ enabled on; hls_path {root}; hls_fragment 2; hls_window 10; }}
+}}
+",
+        root = root.display()
+    );
+    let server = Server::start_with("web-hls", &body);
+
+    // 30 s of media so the playlist stays live during the whole browser session.
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-stream_loop", "2", "-i"])
+        .arg(fixture(AVC_AAC))
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(server.url("live/test"));
+    let _publisher = Proc::spawn("ffmpeg publisher", cmd, server.tmp("publisher.log"));
+
+    // A live player starts a few segments from the end: wait for three.
+    let playlist = root.join("live/test.m3u8");
+    let ready = wait_for(Duration::from_secs(20), || {
+        let text = fs::read_to_string(&playlist).ok()?;
+        let pl = media::hls::parse_media_playlist(&text).ok()?;
+        (pl.segments.len() >= 3).then_some(())
+    });
+    assert!(ready.is_some(), "no live playlist with 3 segments");
+
+    let out = Command::new("node")
+        .arg(web.join("play_hls.mjs"))
+        .arg(format!("http://127.0.0.1:{http}/hls.html"))
+        .arg(&chromium)
+        .arg("20")
+        .current_dir(web)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser driver failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().last().unwrap_or("");
+    let v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("driver output {line:?}: {e}"));
+    eprintln!("browser state: {v}");
+    assert!(v["error"].is_null(), "hls.js error: {v}");
+    assert!(
+        v["supported"].as_bool() == Some(true),
+        "hls.js unsupported: {v}"
+    );
+    let frags = v["fragsLoaded"].as_u64().unwrap_or(0);
+    let buffered = v["buffered"].as_f64().unwrap_or(0.0);
+    assert!(frags > 0, "no fragment loaded: {v}");
+    assert!(buffered > 0.0, "nothing buffered: {v}");
+    if v["h264"].as_bool() == Some(true) {
+        let start = v["startTime"].as_f64().unwrap_or(0.0);
+        let now = v["currentTime"].as_f64().unwrap_or(0.0);
+        assert!(now > start + 1.0, "playback did not advance: {v}");
+    } else {
+        // Debian's chromium may ship without proprietary codecs: then hls.js can load and
+        // buffer the segments but the browser cannot decode H.264, and time cannot advance.
+        eprintln!("this chromium cannot decode H.264: checked fragments and buffer only");
+    }
+    drop(server);
+    if let Some(parent) = root.parent() {
+        let _ = fs::remove_dir_all(parent);
+    }
+}
