@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod http;
 pub mod hub;
 pub mod limits;
+pub mod listen;
 pub mod logging;
 pub mod path_template;
 pub mod process;

@@ -218,8 +218,7 @@ impl Listeners {
         for addr in &new.listen {
             if !self.rtmp.keys().any(|a| matches(a, addr)) {
                 new_rtmp.push(
-                    TcpListener::bind(addr)
-                        .await
+                    crate::listen::bind(*addr)
                         .map_err(|e| format!("cannot listen on {addr}: {e}"))?,
                 );
             }
@@ -236,8 +235,7 @@ impl Listeners {
                     }
                 }
                 new_http.push((
-                    TcpListener::bind(addr)
-                        .await
+                    crate::listen::bind(*addr)
                         .map_err(|e| format!("cannot listen on {addr} for HTTP: {e}"))?,
                     *role,
                 ));
@@ -373,8 +371,7 @@ async fn bind_http(config: &Config) -> anyhow::Result<Vec<(TcpListener, http::Ro
     let wanted = http_wanted(config);
     let mut out = Vec::new();
     for (addr, role) in wanted {
-        let l = TcpListener::bind(addr)
-            .await
+        let l = crate::listen::bind(addr)
             .with_context(|| format!("cannot listen on {addr} for HTTP"))?;
         out.push((l, role));
     }

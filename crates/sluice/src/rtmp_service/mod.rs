@@ -30,8 +30,7 @@ pub const MAX_CHUNK_STREAMS: usize = 32;
 pub async fn bind(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
     let mut listeners = Vec::with_capacity(addrs.len());
     for addr in addrs {
-        let l = TcpListener::bind(addr)
-            .await
+        let l = crate::listen::bind(*addr)
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         listeners.push(l);
     }
