@@ -10,7 +10,7 @@ use super::frame::Frame;
 use super::source::{Entry, Ring, Source};
 
 /// Most items handed out by one `fetch`, so that one write batch stays bounded.
-pub const MAX_BATCH: usize = 512;
+pub const MAX_BATCH: usize = 128;
 
 /// What a consumer delivers to its writer, in order.
 #[derive(Debug, Clone)]

@@ -32,8 +32,8 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Players send little (acks, pings): a small read buffer keeps memory per player low.
 const PLAYER_READ_CHUNK: usize = 4 * 1024;
 /// Write batches above this many buffers shrink back after being sent.
-const SHRINK_ABOVE: usize = 256;
-const SHRINK_TO: usize = 64;
+const SHRINK_ABOVE: usize = 64;
+const SHRINK_TO: usize = 16;
 
 /// Why a connection ended, for the close log line.
 #[derive(Debug, thiserror::Error)]
@@ -232,13 +232,20 @@ impl Connection {
             return;
         };
         if let Some(r) = self.published.take() {
-            hooks::on_unpublish(&self.ctx, &cfg, &r).await;
+            Box::pin(hooks::on_unpublish(&self.ctx, &cfg, &r)).await;
         }
         if let Some(r) = self.playing.take() {
-            hooks::on_stop(&self.ctx, &cfg, &r).await;
+            Box::pin(hooks::on_stop(&self.ctx, &cfg, &r)).await;
         }
         if let Some(r) = self.connected.take() {
-            hooks::on_close(&self.ctx, &cfg, &r, self.bytes_out, self.session.bytes_in()).await;
+            Box::pin(hooks::on_close(
+                &self.ctx,
+                &cfg,
+                &r,
+                self.bytes_out,
+                self.session.bytes_in(),
+            ))
+            .await;
         }
     }
 
@@ -396,7 +403,9 @@ impl Connection {
                     return Err(CloseReason::Rejected(format!("connect refused: {why}")));
                 }
                 let hreq = self.hook_request(&req, &vhost);
-                if let Err(d) = hooks::on_connect(&self.ctx, &vhost.http_hooks, &hreq).await {
+                if let Err(d) =
+                    Box::pin(hooks::on_connect(&self.ctx, &vhost.http_hooks, &hreq)).await
+                {
                     let why = hooks::Refusal::from(d);
                     self.session.reject_connect(&why.0);
                     self.flush().await?;
@@ -447,8 +456,13 @@ impl Connection {
             ));
         }
         let hreq = self.hook_request(&req, vhost);
-        if let Err(why) =
-            hooks::admit_publish(&self.ctx, vhost, &hreq, self.peer.ip().to_canonical()).await
+        if let Err(why) = Box::pin(hooks::admit_publish(
+            &self.ctx,
+            vhost,
+            &hreq,
+            self.peer.ip().to_canonical(),
+        ))
+        .await
         {
             self.session
                 .reject_publish(stream_id, "NetStream.Publish.Denied", &why.0);
@@ -562,8 +576,13 @@ impl Connection {
             ));
         }
         let hreq = self.hook_request(&req, vhost);
-        if let Err(why) =
-            hooks::admit_play(&self.ctx, vhost, &hreq, self.peer.ip().to_canonical()).await
+        if let Err(why) = Box::pin(hooks::admit_play(
+            &self.ctx,
+            vhost,
+            &hreq,
+            self.peer.ip().to_canonical(),
+        ))
+        .await
         {
             self.session
                 .reject_play(stream_id, "NetStream.Play.Failed", &why.0);
