@@ -11,6 +11,10 @@ use bytes::{Buf, Bytes, BytesMut};
 
 /// Chunk size both directions start with (spec 5.4.1).
 pub const DEFAULT_CHUNK_SIZE: u32 = 128;
+/// Longest chunk header: 3-byte basic header, 11-byte fmt-0 header, 4-byte extended timestamp.
+const MAX_HEADER_LEN: usize = 18;
+/// Bytes reserved at a time for [`ChunkEncoder::encode_owned`]'s header arena.
+const HEADER_ARENA: usize = 2048;
 
 /// Largest chunk size accepted in Set Chunk Size. The spec allows up to 2^31-1, but a message
 /// length is a 24-bit field, so a chunk can never usefully carry more than 0xFFFFFF bytes; a
@@ -404,39 +408,56 @@ impl ChunkDecoder {
     }
 }
 
+/// Where chunk headers are written: a plain buffer, or a player's header arena.
+trait HeaderSink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl HeaderSink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl HeaderSink for BytesMut {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
 /// Writes a basic header. Ids outside 2..=65599 cannot be expressed and are clamped (a caller bug).
-fn put_basic_header(out: &mut Vec<u8>, fmt: u8, csid: u32) {
+fn put_basic_header(out: &mut impl HeaderSink, fmt: u8, csid: u32) {
     debug_assert!((MIN_CSID..=MAX_CSID).contains(&csid), "csid {csid}");
     let csid = csid.clamp(MIN_CSID, MAX_CSID);
     let fmt = fmt << 6;
     if csid < 64 {
-        out.push(fmt | csid as u8);
+        out.put(&[fmt | csid as u8]);
     } else if csid < 64 + 256 {
-        out.extend_from_slice(&[fmt, (csid - 64) as u8]);
+        out.put(&[fmt, (csid - 64) as u8]);
     } else {
         let id = (csid - 64).to_le_bytes();
-        out.extend_from_slice(&[fmt | 1, id[0], id[1]]);
+        out.put(&[fmt | 1, id[0], id[1]]);
     }
 }
 
 /// Writes the 11-byte fmt 0 message header and its extended timestamp, if needed.
-fn put_fmt0_message_header(out: &mut Vec<u8>, header: &MessageHeader, length: u32) {
+fn put_fmt0_message_header(out: &mut impl HeaderSink, header: &MessageHeader, length: u32) {
     let ts_field = header.timestamp.min(EXTENDED_TIMESTAMP);
-    out.extend_from_slice(&ts_field.to_be_bytes()[1..]);
-    out.extend_from_slice(&length.to_be_bytes()[1..]);
-    out.push(header.type_id);
-    out.extend_from_slice(&header.stream_id.to_le_bytes());
+    out.put(&ts_field.to_be_bytes()[1..]);
+    out.put(&length.to_be_bytes()[1..]);
+    out.put(&[header.type_id]);
+    out.put(&header.stream_id.to_le_bytes());
     if header.timestamp >= EXTENDED_TIMESTAMP {
-        out.extend_from_slice(&header.timestamp.to_be_bytes());
+        out.put(&header.timestamp.to_be_bytes());
     }
 }
 
 /// fmt 3 header. The extended timestamp is repeated, as the Adobe spec describes and SRS sends;
 /// our decoder accepts both conventions.
-fn put_fmt3_header(out: &mut Vec<u8>, csid: u32, timestamp: u32) {
+fn put_fmt3_header(out: &mut impl HeaderSink, csid: u32, timestamp: u32) {
     put_basic_header(out, 3, csid);
     if timestamp >= EXTENDED_TIMESTAMP {
-        out.extend_from_slice(&timestamp.to_be_bytes());
+        out.put(&timestamp.to_be_bytes());
     }
 }
 
@@ -514,6 +535,51 @@ impl ChunkEncoder {
                 Bytes::from(h)
             });
             out.push(h.clone());
+        }
+    }
+
+    /// The fan-out form of [`ChunkEncoder::encode`]: takes the payload by value (a
+    /// message that fits one chunk is pushed as it is, with no reference-count
+    /// traffic on the shared buffer) and writes the chunk headers into `arena`,
+    /// so that a batch of messages costs one allocation for all its headers
+    /// instead of one per message.
+    pub fn encode_owned(
+        &self,
+        csid: u32,
+        header: &MessageHeader,
+        payload: Bytes,
+        arena: &mut BytesMut,
+        out: &mut Vec<Bytes>,
+    ) {
+        let Some(length) = Self::length_of(payload.len()) else {
+            return;
+        };
+        if arena.capacity() - arena.len() < MAX_HEADER_LEN {
+            arena.reserve(HEADER_ARENA);
+        }
+        put_basic_header(arena, 0, csid);
+        put_fmt0_message_header(arena, header, length);
+        out.push(arena.split().freeze());
+        let step = self.step();
+        if payload.len() <= step {
+            if !payload.is_empty() {
+                out.push(payload);
+            }
+            return;
+        }
+        if arena.capacity() - arena.len() < MAX_HEADER_LEN {
+            arena.reserve(HEADER_ARENA);
+        }
+        put_fmt3_header(arena, csid, header.timestamp);
+        let fmt3 = arena.split().freeze();
+        let mut start = 0;
+        while start < payload.len() {
+            if start > 0 {
+                out.push(fmt3.clone());
+            }
+            let end = payload.len().min(start.saturating_add(step));
+            out.push(payload.slice(start..end));
+            start = end;
         }
     }
 
@@ -1088,6 +1154,48 @@ mod tests {
                 match dec.decode(&mut buf) {
                     Ok(Some(_)) => assert!(buf.len() < before, "a message must consume bytes"),
                     Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod encode_owned_tests {
+    use super::*;
+
+    #[test]
+    fn same_bytes_as_encode_and_no_copy_for_one_chunk() {
+        for chunk in [128u32, 4096, 60_000] {
+            let mut enc = ChunkEncoder::new();
+            enc.set_chunk_size(chunk);
+            let mut arena = BytesMut::new();
+            for (len, ts) in [
+                (0usize, 0u32),
+                (1, 40),
+                (127, 0xFF_FFFE),
+                (128, 0xFF_FFFF),
+                (129, 0x1234_5678),
+                (70_000, 7),
+            ] {
+                let payload = Bytes::from((0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+                let header = MessageHeader {
+                    timestamp: ts,
+                    length: len as u32,
+                    type_id: 9,
+                    stream_id: 1,
+                };
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                enc.encode(6, &header, &payload, &mut a);
+                enc.encode_owned(6, &header, payload.clone(), &mut arena, &mut b);
+                let flat = |v: &Vec<Bytes>| v.iter().flat_map(|x| x.to_vec()).collect::<Vec<u8>>();
+                assert_eq!(flat(&a), flat(&b), "chunk {chunk} len {len} ts {ts}");
+                if len > 0 && len <= chunk as usize {
+                    assert_eq!(
+                        b[1].as_ptr(),
+                        payload.as_ptr(),
+                        "one-chunk payload is not copied"
+                    );
                 }
             }
         }

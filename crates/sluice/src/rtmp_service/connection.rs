@@ -626,6 +626,8 @@ impl Connection {
         let mut jitter = Jitter::new(jitter_mode);
         let mut items: Vec<Item> = Vec::new();
         let mut bufs: Vec<Bytes> = Vec::new();
+        // Chunk headers of a batch share allocations (see encode_owned).
+        let mut arena = BytesMut::new();
         loop {
             items.clear();
             if let Some(s) = consumer.fetch(&mut items) {
@@ -643,11 +645,12 @@ impl Connection {
                         Item::Frame(f) => {
                             let ts = jitter.correct(f.timestamp, f.kind != FrameKind::Script);
                             // RTMP timestamps are 32-bit and wrap by design.
-                            self.session.encode_media(
+                            self.session.encode_media_owned(
                                 media_kind(f.kind),
                                 stream_id,
                                 ts as u32,
-                                &f.payload,
+                                f.payload,
+                                &mut arena,
                                 &mut bufs,
                             );
                         }
