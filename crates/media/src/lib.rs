@@ -5,6 +5,7 @@
 pub mod aac;
 pub mod avc;
 mod bits;
+pub mod civil;
 pub mod codec;
 pub mod error;
 pub mod flv;

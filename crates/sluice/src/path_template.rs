@@ -41,19 +41,6 @@ pub enum PathError {
     Control(String),
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// Substitutes every known variable that has a value.
 pub fn render(template: &str, vars: &Vars) -> String {
     let mut out = template
@@ -74,7 +61,7 @@ pub fn render(template: &str, vars: &Vars) -> String {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        let (y, mo, d) = civil_from_days(ms.div_euclid(86_400_000));
+        let (y, mo, d) = media::civil::civil_from_days(ms.div_euclid(86_400_000));
         let in_day = ms.rem_euclid(86_400_000);
         out = out
             .replace("[2006]", &format!("{y:04}"))

@@ -4,11 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use bytes::Bytes;
-use rtmp::client::MediaKind;
-
 use crate::config::{VhostConfig, DEFAULT_VHOST};
-use crate::hub::{Frame, FrameKind, SourceSettings, StreamKey};
+use crate::hub::{SourceSettings, StreamKey};
 
 /// First wait after a failed attempt; doubled on each failure up to [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
@@ -20,42 +17,7 @@ pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
 /// An upstream that accepts nothing for this long is given up and reconnected.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Classifies a message once, as the RTMP service does for its publishers.
-pub fn make_frame(kind: MediaKind, timestamp: u64, payload: Bytes) -> Option<Frame> {
-    let first = *payload.first()?;
-    let (kind, keyframe, sequence_header) = match kind {
-        MediaKind::Video => match media::codec::parse_video_header(&payload) {
-            Some(h) => (
-                FrameKind::Video,
-                h.info.keyframe && h.kind == media::codec::VideoPacketKind::Frames,
-                h.kind == media::codec::VideoPacketKind::SequenceHeader,
-            ),
-            // Unknown codecs are relayed as they are; FLV frame type 1 is a keyframe.
-            None => (FrameKind::Video, first >> 4 == 1, false),
-        },
-        MediaKind::Audio => (
-            FrameKind::Audio,
-            false,
-            media::codec::parse_audio(&payload).is_some_and(|a| a.sequence_header),
-        ),
-        MediaKind::Metadata => (FrameKind::Script, false, false),
-    };
-    Some(Frame {
-        kind,
-        timestamp,
-        payload,
-        keyframe,
-        sequence_header,
-    })
-}
-
-pub fn media_kind(kind: FrameKind) -> MediaKind {
-    match kind {
-        FrameKind::Audio => MediaKind::Audio,
-        FrameKind::Video => MediaKind::Video,
-        FrameKind::Script => MediaKind::Metadata,
-    }
-}
+pub use crate::hub::{make_frame, media_kind};
 
 /// The queue settings a relay's consumer uses: the vhost's, like any player.
 pub fn settings_of(vhost: &VhostConfig) -> SourceSettings {
@@ -140,6 +102,8 @@ fn is_local(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+    use rtmp::client::MediaKind;
 
     fn key(vhost: &str) -> StreamKey {
         StreamKey {

@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 pub use consumer::{Consumer, Item, Skipped, MAX_BATCH};
-pub use frame::{Frame, FrameKind};
+pub use frame::{make_frame, media_kind, Frame, FrameKind};
 pub use source::{PublishError, PublisherInfo, Source, SourceSettings};
 
 /// A stream's identity: `vhost/app/stream`. The same stream name on two vhosts

@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use rtmp::chunk::DecoderLimits;
 use rtmp::handshake::ServerHandshake;
-use rtmp::server::{ConnectInfo, Event, MediaKind, ServerConfig, ServerSession};
+use rtmp::server::{ConnectInfo, Event, ServerConfig, ServerSession};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -23,7 +23,9 @@ use crate::context::Context;
 use crate::hooks::{self, HookRequest};
 use crate::http::timeout_io::WriteTimeout;
 use crate::hub::jitter::{Jitter, Unwrapper};
-use crate::hub::{Consumer, Frame, FrameKind, Item, Source, SourceSettings, StreamKey};
+use crate::hub::{
+    make_frame, media_kind, Consumer, FrameKind, Item, Source, SourceSettings, StreamKey,
+};
 use crate::stats::{Client, ClientKind};
 use crate::stream_url::{self, mask_param, StreamRequest};
 
@@ -111,45 +113,6 @@ fn settings_of(vhost: &VhostConfig) -> SourceSettings {
         } else {
             0
         },
-    }
-}
-
-/// Turns a published message into a Frame, classifying it once for everyone.
-fn make_frame(kind: MediaKind, timestamp: u64, payload: Bytes) -> Option<Frame> {
-    if payload.is_empty() {
-        return None;
-    }
-    let (kind, keyframe, sequence_header) = match kind {
-        MediaKind::Video => match media::codec::parse_video_header(&payload) {
-            Some(h) => (
-                FrameKind::Video,
-                h.info.keyframe && h.kind == media::codec::VideoPacketKind::Frames,
-                h.kind == media::codec::VideoPacketKind::SequenceHeader,
-            ),
-            // Unknown codecs are relayed as they are; players may know them.
-            None => (FrameKind::Video, payload[0] >> 4 == 1, false),
-        },
-        MediaKind::Audio => (
-            FrameKind::Audio,
-            false,
-            media::codec::parse_audio(&payload).is_some_and(|a| a.sequence_header),
-        ),
-        MediaKind::Metadata => (FrameKind::Script, false, false),
-    };
-    Some(Frame {
-        kind,
-        timestamp,
-        payload,
-        keyframe,
-        sequence_header,
-    })
-}
-
-fn media_kind(kind: FrameKind) -> MediaKind {
-    match kind {
-        FrameKind::Audio => MediaKind::Audio,
-        FrameKind::Video => MediaKind::Video,
-        FrameKind::Script => MediaKind::Metadata,
     }
 }
 
