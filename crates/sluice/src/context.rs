@@ -24,6 +24,9 @@ pub type ReloadReply = tokio::sync::oneshot::Sender<Result<String, String>>;
 
 #[derive(Debug)]
 pub struct Context {
+    /// Set by a graceful stop (SIGQUIT): writers finish for good (HLS ends its
+    /// playlists) instead of waiting for a republish.
+    stopping: std::sync::atomic::AtomicBool,
     reloader: std::sync::OnceLock<tokio::sync::mpsc::Sender<ReloadReply>>,
     pub hub: Hub,
     pub clients: ClientRegistry,
@@ -50,6 +53,7 @@ impl Context {
             .unwrap_or(0x5eed)
             ^ u64::from(std::process::id()) << 32;
         Arc::new(Context {
+            stopping: std::sync::atomic::AtomicBool::new(false),
             reloader: std::sync::OnceLock::new(),
             hub: Hub::new(),
             clients: ClientRegistry::default(),
@@ -79,6 +83,14 @@ impl Context {
 
     pub fn set_config_arc(&self, config: Arc<Config>) {
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    pub fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     /// Where reload requests go (the server's main loop owns the listeners).

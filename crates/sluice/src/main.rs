@@ -30,10 +30,13 @@ struct Cli {
 
 fn load(cli: &Cli) -> Result<Config, String> {
     match &cli.conf {
-        Some(path) => Config::load(path).map_err(|e| e.to_string()),
-        None => {
-            Config::parse(DEFAULT_CONFIG, "conf/sluice.conf (embedded)").map_err(|e| e.to_string())
-        }
+        Some(path) => Config::load_with_env(path, std::env::vars()).map_err(|e| e.to_string()),
+        None => Config::parse_with_env(
+            DEFAULT_CONFIG,
+            "conf/sluice.conf (embedded)",
+            std::env::vars(),
+        )
+        .map_err(|e| e.to_string()),
     }
 }
 

@@ -108,6 +108,7 @@ async fn graceful(ctx: &Arc<Context>) {
         "SIGQUIT: graceful shutdown: closing {} clients",
         ctx.clients.len()
     );
+    ctx.set_stopping();
     for c in ctx.clients.list() {
         c.kick.cancel();
     }

@@ -902,10 +902,14 @@ impl Publish {
         }
         self.cut(st).await;
         st.discontinuity_next = true;
-        // Without hls_dispose nothing would ever end the playlist: end it now.
-        if self.cfg.dispose.is_zero() && st.window.segments().next().is_some() {
-            if let Err(e) = self.write_playlist(st, true).await {
-                warn!("hls: {}: {e}", st.key);
+        // Without hls_dispose nothing would ever end the playlist, and after a
+        // graceful stop no republish can come: end it now.
+        if (self.cfg.dispose.is_zero() || self.ctx.is_stopping())
+            && st.window.segments().next().is_some()
+        {
+            match self.write_playlist(st, true).await {
+                Ok(()) => info!("hls: {}: playlist ended (#EXT-X-ENDLIST)", st.key),
+                Err(e) => warn!("hls: {}: {e}", st.key),
             }
         }
     }

@@ -56,6 +56,8 @@ enum CloseReason {
     StreamClosed,
     #[error("kicked off by the API")]
     Kicked,
+    #[error("server shutting down")]
+    Shutdown,
 }
 
 /// What the client turned out to be, for the close log line.
@@ -160,7 +162,11 @@ impl Connection {
         let result = tokio::select! {
             biased;
             r = self.serve() => r,
-            _ = kick.cancelled() => Err(CloseReason::Kicked),
+            _ = kick.cancelled() => Err(if self.ctx.is_stopping() {
+                CloseReason::Shutdown
+            } else {
+                CloseReason::Kicked
+            }),
         };
         let secs = self.started.elapsed().as_secs_f64();
         let role = match self.role {
