@@ -190,6 +190,7 @@ async fn run(ctx: Arc<Context>, mut events: tokio::sync::broadcast::Receiver<Hub
             ev = events.recv() => match ev {
                 Ok(HubEvent::Published(source)) => svc.start(&source.key),
                 Ok(HubEvent::Reloaded) => {
+                    svc.stop_disabled();
                     for s in ctx.hub.sources().into_iter().filter(|s| s.is_publishing()) {
                         svc.start(&s.key);
                     }
@@ -214,7 +215,8 @@ async fn run(ctx: Arc<Context>, mut events: tokio::sync::broadcast::Receiver<Hub
 }
 
 enum Slot {
-    Running,
+    /// Cancelled when a reload turns HLS off for the stream's vhost.
+    Running(tokio_util::sync::CancellationToken),
     Idle {
         state: Box<StreamState>,
         since: Instant,
@@ -228,6 +230,20 @@ struct Service {
 }
 
 impl Service {
+    /// After a reload: streams whose vhost no longer has HLS (or no longer
+    /// exists) close their segment and stop; their files age out by hls_dispose.
+    fn stop_disabled(&self) {
+        let config = self.ctx.config();
+        for (key, slot) in &self.streams {
+            let on = config
+                .vhost(&key.vhost)
+                .is_some_and(|v| v.enabled && v.hls.enabled);
+            if let (false, Slot::Running(stop)) = (on, slot) {
+                stop.cancel();
+            }
+        }
+    }
+
     fn start(&mut self, key: &StreamKey) {
         let config = self.ctx.config();
         let Some(vhost) = config
@@ -237,8 +253,8 @@ impl Service {
             return;
         };
         let state = match self.streams.remove(key) {
-            Some(Slot::Running) => {
-                self.streams.insert(key.clone(), Slot::Running);
+            Some(Slot::Running(stop)) => {
+                self.streams.insert(key.clone(), Slot::Running(stop));
                 return;
             }
             Some(Slot::Idle { state, .. }) => *state,
@@ -250,12 +266,14 @@ impl Service {
                 }
             },
         };
-        self.streams.insert(key.clone(), Slot::Running);
+        let stop = tokio_util::sync::CancellationToken::new();
+        self.streams
+            .insert(key.clone(), Slot::Running(stop.clone()));
         let ctx = self.ctx.clone();
         let cfg = vhost.hls.clone();
         let k = key.clone();
         let task = async move {
-            let out = std::panic::AssertUnwindSafe(stream_task(ctx, k.clone(), cfg, state))
+            let out = std::panic::AssertUnwindSafe(stream_task(ctx, k.clone(), cfg, state, stop))
                 .catch_unwind()
                 .await;
             match out {
@@ -448,6 +466,7 @@ async fn stream_task(
     key: StreamKey,
     cfg: HlsConfig,
     mut st: StreamState,
+    stop: tokio_util::sync::CancellationToken,
 ) -> StreamState {
     let fragment_ms = cfg.fragment.as_millis() as u64;
     let settings = SourceSettings {
@@ -506,7 +525,13 @@ async fn stream_task(
             if !consumer.source().is_publishing() {
                 break;
             }
-            consumer.changed().await;
+            tokio::select! {
+                _ = consumer.changed() => {}
+                _ = stop.cancelled() => {
+                    info!("hls: {key}: turned off by a reload");
+                    break 'outer;
+                }
+            }
             continue;
         }
         for item in items.drain(..) {

@@ -167,14 +167,18 @@ pub async fn try_serve(ctx: &Arc<Context>, req: &Parts) -> Option<Response> {
         .map(|s| s.codec_info())
         .unwrap_or((None, None));
     let remux = &vhost.http_remux;
-    let (has_audio, has_video) = if remux.guess_has_av && live.is_some() {
-        // A sequence header seen means the track exists; MP3 shows up via its first frame.
+    // guess_has_av: a track exists when its sequence header or a frame of it has
+    // been seen; before anything is known, the configured flags stand.
+    let seen = live.as_ref().map(|s| {
+        use std::sync::atomic::Ordering::Relaxed;
         (
-            audio.is_some() || !remux.has_video,
-            video.is_some() || !remux.has_audio,
+            audio.is_some() || s.stats.audio_frames.load(Relaxed) > 0,
+            video.is_some() || s.stats.video_frames.load(Relaxed) > 0,
         )
-    } else {
-        (remux.has_audio, remux.has_video)
+    });
+    let (has_audio, has_video) = match seen {
+        Some((a, v)) if remux.guess_has_av && (a || v) => (a, v),
+        _ => (remux.has_audio, remux.has_video),
     };
     let mut resp = Response::builder()
         .status(StatusCode::OK)
