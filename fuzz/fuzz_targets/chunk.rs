@@ -9,6 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let limits = DecoderLimits {
         max_message_size: 1 << 20,
         max_chunk_streams: 16,
+        max_buffered: 4 * 1024 * 1024,
     };
     let mut dec = ChunkDecoder::new(limits);
     let mut buf = BytesMut::new();

@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
         limits: DecoderLimits {
             max_message_size: 1 << 20,
             max_chunk_streams: 16,
+            max_buffered: 4 * 1024 * 1024,
         },
         ..ServerConfig::default()
     };

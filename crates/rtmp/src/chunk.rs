@@ -63,6 +63,11 @@ pub struct DecoderLimits {
     /// Largest number of distinct chunk stream ids one connection may use; each keeps state
     /// and possibly a partial message.
     pub max_chunk_streams: usize,
+    /// Most bytes of unfinished messages held at once, across all chunk streams. Without
+    /// it a peer that really sends the bytes could keep `max_chunk_streams` messages of
+    /// `max_message_size` each half-sent; real clients interleave one large message (a
+    /// video frame) with small ones.
+    pub max_buffered: usize,
 }
 
 impl Default for DecoderLimits {
@@ -70,6 +75,7 @@ impl Default for DecoderLimits {
         DecoderLimits {
             max_message_size: 16 * 1024 * 1024,
             max_chunk_streams: 64,
+            max_buffered: 32 * 1024 * 1024,
         }
     }
 }
@@ -80,6 +86,8 @@ pub enum ChunkError {
     MessageTooLarge { len: u32, max: u32 },
     #[error("too many chunk streams (limit {max})")]
     TooManyChunkStreams { max: usize },
+    #[error("{held} bytes of unfinished messages would exceed the limit of {max}")]
+    TooMuchBuffered { held: usize, max: usize },
     #[error(
         "chunk stream {0} starts with a fmt 2/3 header but has no previous header to inherit from"
     )]
@@ -164,6 +172,8 @@ pub struct ChunkDecoder {
     limits: DecoderLimits,
     chunk_size: u32,
     streams: HashMap<u32, StreamState>,
+    /// Bytes held in partial messages, checked against `max_buffered`.
+    buffered: usize,
 }
 
 impl ChunkDecoder {
@@ -172,6 +182,7 @@ impl ChunkDecoder {
             limits,
             chunk_size: DEFAULT_CHUNK_SIZE,
             streams: HashMap::new(),
+            buffered: 0,
         }
     }
 
@@ -191,7 +202,9 @@ impl ChunkDecoder {
     /// Abort message: drops the partial message of `csid`, keeping its header for inheritance.
     pub fn abort(&mut self, csid: u32) {
         if let Some(state) = self.streams.get_mut(&csid) {
-            state.partial = None;
+            if let Some(p) = state.partial.take() {
+                self.buffered = self.buffered.saturating_sub(p.data.len());
+            }
         }
     }
 
@@ -204,6 +217,19 @@ impl ChunkDecoder {
             let Some(plan) = self.plan(buf)? else {
                 return Ok(None);
             };
+            // A piece that does not complete its message is held: bound the total.
+            let held = self
+                .streams
+                .get(&plan.csid)
+                .and_then(|s| s.partial.as_ref())
+                .map_or(0, |p| p.data.len());
+            let completes = held + plan.piece >= plan.header.length as usize;
+            if !completes && self.buffered + plan.piece > self.limits.max_buffered {
+                return Err(ChunkError::TooMuchBuffered {
+                    held: self.buffered + plan.piece,
+                    max: self.limits.max_buffered,
+                });
+            }
             buf.advance(plan.header_len);
             if let Some(message) = self.commit(plan, buf) {
                 return Ok(Some(message));
@@ -384,6 +410,7 @@ impl ChunkDecoder {
                 let mut data = BytesMut::with_capacity(length.min(INITIAL_RESERVE));
                 data.extend_from_slice(buf.get(..plan.piece).unwrap_or_default());
                 buf.advance(plan.piece);
+                self.buffered += data.len();
                 state.partial = Some(Partial { data });
                 return None;
             }
@@ -393,10 +420,13 @@ impl ChunkDecoder {
                     .extend_from_slice(buf.get(..plan.piece).unwrap_or_default());
                 buf.advance(plan.piece);
                 if partial.data.len() < length {
+                    self.buffered += plan.piece;
                     return None;
                 }
                 let data = std::mem::take(&mut partial.data);
                 state.partial = None;
+                // What was held before this final piece is released.
+                self.buffered = self.buffered.saturating_sub(data.len() - plan.piece);
                 data.freeze()
             }
         };
@@ -1059,6 +1089,7 @@ mod tests {
         let limits = DecoderLimits {
             max_message_size: 1024 * 1024,
             max_chunk_streams: 64,
+            max_buffered: usize::MAX,
         };
         let mut dec = ChunkDecoder::new(limits);
         // Only the header: the error must not wait for the payload.
@@ -1100,6 +1131,7 @@ mod tests {
         let limits = DecoderLimits {
             max_message_size: 1024,
             max_chunk_streams: 4,
+            max_buffered: usize::MAX,
         };
         let mut dec = ChunkDecoder::new(limits);
         let mut buf = BytesMut::new();
@@ -1131,6 +1163,7 @@ mod tests {
         let limits = DecoderLimits {
             max_message_size: 64 * 1024,
             max_chunk_streams: 8,
+            max_buffered: usize::MAX,
         };
         for i in 0..100_000 {
             let mut dec = ChunkDecoder::new(limits);
@@ -1198,6 +1231,65 @@ mod encode_owned_tests {
                     );
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod buffer_budget_tests {
+    use super::*;
+
+    /// A fmt-0 chunk starting a message of `len` bytes on `csid`, with `piece` payload bytes.
+    fn first_chunk(csid: u8, len: u32, piece: usize) -> Vec<u8> {
+        let mut v = vec![csid, 0, 0, 0];
+        v.extend_from_slice(&len.to_be_bytes()[1..]);
+        v.push(9);
+        v.extend_from_slice(&1u32.to_le_bytes());
+        v.extend(std::iter::repeat_n(0x17u8, piece));
+        v
+    }
+
+    #[test]
+    fn half_sent_messages_are_bounded_across_chunk_streams() {
+        let limits = DecoderLimits {
+            max_message_size: 1 << 20,
+            max_chunk_streams: 64,
+            max_buffered: 100_000,
+        };
+        let mut dec = ChunkDecoder::new(limits);
+        dec.set_chunk_size(60_000).unwrap();
+        let mut buf = BytesMut::new();
+        // Two half-sent 1 MB messages of 60 kB each: the second crosses 100 kB.
+        buf.extend_from_slice(&first_chunk(4, 1 << 20, 60_000));
+        assert!(dec.decode(&mut buf).unwrap().is_none());
+        buf.extend_from_slice(&first_chunk(5, 1 << 20, 60_000));
+        assert!(matches!(
+            dec.decode(&mut buf),
+            Err(ChunkError::TooMuchBuffered { max: 100_000, .. })
+        ));
+    }
+
+    #[test]
+    fn completed_and_aborted_messages_release_their_bytes() {
+        let limits = DecoderLimits {
+            max_message_size: 1 << 20,
+            max_chunk_streams: 64,
+            max_buffered: 100_000,
+        };
+        let mut dec = ChunkDecoder::new(limits);
+        dec.set_chunk_size(60_000).unwrap();
+        for round in 0..10 {
+            let mut buf = BytesMut::new();
+            // 90 kB message in two chunks: held 60 kB, then completed.
+            buf.extend_from_slice(&first_chunk(4, 90_000, 60_000));
+            buf.extend_from_slice(&[0xC4]);
+            buf.extend(std::iter::repeat_n(0x27u8, 30_000));
+            let m = dec.decode(&mut buf).unwrap().expect("message");
+            assert_eq!(m.payload.len(), 90_000, "round {round}");
+            // A half-sent one, aborted.
+            buf.extend_from_slice(&first_chunk(6, 90_000, 60_000));
+            assert!(dec.decode(&mut buf).unwrap().is_none());
+            dec.abort(6);
         }
     }
 }

@@ -133,6 +133,7 @@ impl Connection {
             limits: DecoderLimits {
                 max_message_size: MAX_MESSAGE_SIZE,
                 max_chunk_streams: MAX_CHUNK_STREAMS,
+                max_buffered: 2 * MAX_MESSAGE_SIZE as usize,
             },
             ..ServerConfig::default()
         });
