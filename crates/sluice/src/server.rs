@@ -110,7 +110,7 @@ async fn graceful(ctx: &Arc<Context>) {
     );
     ctx.set_stopping();
     for c in ctx.clients.list() {
-        c.kick.cancel();
+        c.disconnect();
     }
     let deadline = tokio::time::Instant::now() + GRACEFUL_TIMEOUT;
     loop {
@@ -311,7 +311,7 @@ impl Listeners {
             let mut n = 0;
             for c in self.ctx.clients.list() {
                 if c.state().stream.as_ref().is_some_and(|k| &k.vhost == name) {
-                    c.kick.cancel();
+                    c.disconnect();
                     n += 1;
                 }
             }

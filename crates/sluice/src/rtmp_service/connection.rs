@@ -159,15 +159,15 @@ impl Connection {
     }
 
     pub async fn run(mut self) {
-        let kick = self.client.kick.clone();
-        let result = tokio::select! {
-            biased;
-            r = self.serve() => r,
-            _ = kick.cancelled() => Err(if self.ctx.is_stopping() {
+        // A kick shuts the socket down (stats::Client::disconnect): the task ends
+        // through its own read or write, with no token polled per wake-up.
+        let result = match self.serve().await {
+            Err(_) if self.client.kick.is_cancelled() => Err(if self.ctx.is_stopping() {
                 CloseReason::Shutdown
             } else {
                 CloseReason::Kicked
             }),
+            r => r,
         };
         let secs = self.started.elapsed().as_secs_f64();
         let role = match self.role {

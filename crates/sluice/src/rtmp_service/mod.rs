@@ -83,6 +83,10 @@ async fn handle(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, cid: Str
     }
     ctx.counters.active.fetch_add(1, Ordering::Relaxed);
     let registration = ctx.clients.register(&cid, peer);
+    match std::os::fd::AsFd::as_fd(&socket).try_clone_to_owned() {
+        Ok(fd) => registration.client.attach_socket(fd),
+        Err(e) => warn!("cannot keep a handle to kick {cid}: {e}"),
+    }
     connection::Connection::new(ctx.clone(), socket, peer, cid, registration.client.clone())
         .run()
         .await;
