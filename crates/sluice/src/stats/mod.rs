@@ -85,7 +85,12 @@ impl Client {
     /// its RTMP socket, if any, is shut down both ways.
     pub fn disconnect(&self) {
         self.kick.cancel();
-        if let Some(fd) = self.socket.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(fd) = self
+            .socket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             let _ = nix::sys::socket::shutdown(
                 std::os::fd::AsRawFd::as_raw_fd(fd),
                 nix::sys::socket::Shutdown::Both,
