@@ -24,9 +24,11 @@ pub const MAX_CHUNK_SIZE: u32 = 0x00FF_FFFF;
 /// Value of the 24-bit timestamp field that announces a 4-byte extended timestamp.
 const EXTENDED_TIMESTAMP: u32 = 0x00FF_FFFF;
 
-/// Timestamps are kept to 31 bits as SRS does (FLV timestamps are SI32), so a peer sending
-/// 0xFF010203 does not produce a timestamp that later looks negative to FLV/HLS writers.
-const TIMESTAMP_MASK: u32 = 0x7FFF_FFFF;
+/// Timestamps keep all 32 bits, as the RTMP spec has them: they wrap at 2^32 ms and the
+/// server unwraps them to 64 bits, so a publish longer than 49.7 days stays continuous.
+/// (SRS masks them to 31 bits, vector `chunk_ext_ts_bit31_masked`; with that mask a stream
+/// would jump back after 24.8 days, so sluice differs here on purpose.)
+const TIMESTAMP_MASK: u32 = 0xFFFF_FFFF;
 
 /// Upper bound of the first reservation for a multi-chunk message: the declared length is
 /// peer-controlled, so memory grows with the bytes that actually arrive instead.
@@ -717,11 +719,13 @@ mod tests {
                 e["type"].as_u64().unwrap(),
                 "{name}"
             );
-            assert_eq!(
-                u64::from(m.header.timestamp),
-                e["timestamp"].as_u64().unwrap(),
-                "{name}"
-            );
+            // Our one deliberate difference from SRS: no 31-bit mask (see TIMESTAMP_MASK).
+            let want_ts = if name == "chunk_ext_ts_bit31_masked" {
+                0xFF01_0203
+            } else {
+                e["timestamp"].as_u64().unwrap()
+            };
+            assert_eq!(u64::from(m.header.timestamp), want_ts, "{name}");
             assert_eq!(u64::from(m.header.length), e["length"].as_u64().unwrap());
             assert_eq!(m.payload.len() as u64, e["length"].as_u64().unwrap());
             assert_eq!(

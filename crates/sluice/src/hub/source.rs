@@ -352,7 +352,9 @@ impl Source {
         let end = {
             let mut ring = self.write();
             if frame.kind != FrameKind::Script {
-                ring.newest_ts = ring.newest_ts.max(frame.timestamp);
+                // The latest, not the largest: a publisher whose clock jumps back must
+                // not make every consumer look hours behind (and skip forever).
+                ring.newest_ts = frame.timestamp;
             }
             if frame.sequence_header {
                 match frame.kind {

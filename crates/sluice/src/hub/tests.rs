@@ -254,3 +254,22 @@ fn batch_is_bounded() {
     c.fetch(&mut out);
     assert_eq!(out.len(), MAX_BATCH);
 }
+
+#[test]
+fn a_publisher_clock_jumping_back_does_not_make_consumers_skip() {
+    let hub = Hub::new();
+    let k = key("v", "s");
+    let src = hub.source(&k, settings(true));
+    src.publish("a").unwrap();
+    publish_gops(&src, 3_600_000, 1);
+    let mut c = hub.subscribe(&k, settings(true));
+    let mut out = Vec::new();
+    c.fetch(&mut out);
+    // The encoder restarts its clock at zero without republishing.
+    for i in 0..50 {
+        src.push(video(i * 40, i % 25 == 0));
+    }
+    out.clear();
+    assert!(c.fetch(&mut out).is_none(), "no skip on a backward jump");
+    assert_eq!(frames(&out).len(), 50);
+}
