@@ -14,7 +14,7 @@ pub const DEFAULT_CHUNK_SIZE: u32 = 128;
 /// Longest chunk header: 3-byte basic header, 11-byte fmt-0 header, 4-byte extended timestamp.
 const MAX_HEADER_LEN: usize = 18;
 /// Bytes reserved at a time for [`ChunkEncoder::encode_owned`]'s header arena.
-const HEADER_ARENA: usize = 2048;
+const HEADER_ARENA: usize = 512;
 
 /// Largest chunk size accepted in Set Chunk Size. The spec allows up to 2^31-1, but a message
 /// length is a 24-bit field, so a chunk can never usefully carry more than 0xFFFFFF bytes; a

@@ -32,7 +32,7 @@ use crate::stream_url::{self, mask_param, StreamRequest};
 /// Read buffer growth step: one read takes up to this much.
 const READ_CHUNK: usize = 64 * 1024;
 /// Players send little (acks, pings): a small read buffer keeps memory per player low.
-const PLAYER_READ_CHUNK: usize = 4 * 1024;
+const PLAYER_READ_CHUNK: usize = 1024;
 /// Write batches above this many buffers shrink back after being sent.
 const SHRINK_ABOVE: usize = 64;
 const SHRINK_TO: usize = 16;

@@ -5,9 +5,10 @@ use std::io::{self, IoSlice};
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-/// Most buffers handed to one `writev` (Linux's IOV_MAX is 1024; 64 keeps the
-/// slice array on the stack and is plenty for a batch of frames).
-const MAX_IOV: usize = 64;
+/// Most buffers handed to one `writev` (Linux's IOV_MAX is 1024). The slice array
+/// lives in every player's task while it writes, so it is kept small: 32 covers a
+/// steady-state batch (a few frames per `mw_latency`) in one call.
+const MAX_IOV: usize = 32;
 
 /// Writes every buffer in `bufs`, many per system call, then clears it.
 /// The buffers are shared media payloads and per-player headers: nothing is
