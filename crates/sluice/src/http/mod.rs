@@ -15,7 +15,6 @@ pub(crate) mod timeout_io;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +26,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, Instrument};
 
 use crate::context::Context;
 use timeout_io::WriteTimeout;
@@ -81,30 +80,7 @@ pub async fn serve(
     limit: Arc<Semaphore>,
     name: &'static str,
 ) {
-    let local = listener.local_addr().ok();
-    info!(
-        "{name} listening on {}",
-        local.map(|a| a.to_string()).unwrap_or_default()
-    );
-    loop {
-        let (socket, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!("{name}: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            ctx.counters.refused.fetch_add(1, Ordering::Relaxed);
-            warn!(
-                "refuse HTTP client {peer}: max_connections {} reached",
-                ctx.config().max_connections
-            );
-            continue;
-        };
-        let _ = socket.set_nodelay(true);
+    crate::listen::accept_loop(ctx, listener, limit, name, move |socket, peer, permit| {
         let router = router.clone();
         let span = tracing::info_span!("http", peer = %peer);
         tokio::spawn(
@@ -114,7 +90,8 @@ pub async fn serve(
             }
             .instrument(span),
         );
-    }
+    })
+    .await
 }
 
 async fn serve_connection(socket: tokio::net::TcpStream, peer: SocketAddr, router: Router) {

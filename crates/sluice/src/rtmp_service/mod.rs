@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tracing::{info, warn, Instrument};
+use tracing::{warn, Instrument};
 
 use crate::context::Context;
 
@@ -39,48 +39,23 @@ pub async fn bind(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
 
 /// Accepts connections on `listener` until the task is dropped.
 pub async fn serve(ctx: Arc<Context>, listener: TcpListener, limit: Arc<Semaphore>) {
-    let local = listener.local_addr().ok();
-    info!(
-        "RTMP listening on {}",
-        local.map(|a| a.to_string()).unwrap_or_default()
-    );
-    loop {
-        let (socket, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            ctx.counters.refused.fetch_add(1, Ordering::Relaxed);
-            warn!(
-                "refuse RTMP client {peer}: max_connections {} reached",
-                ctx.config().max_connections
-            );
-            drop(socket);
-            continue;
-        };
-        let cid = ctx.new_client_id();
+    let ctx2 = ctx.clone();
+    crate::listen::accept_loop(ctx, listener, limit, "RTMP", move |socket, peer, permit| {
+        let cid = ctx2.new_client_id();
         let span = tracing::info_span!("rtmp", cid = %cid);
-        let ctx2 = ctx.clone();
+        let ctx = ctx2.clone();
         tokio::spawn(
             async move {
-                handle(ctx2, socket, peer, cid).await;
+                handle(ctx, socket, peer, cid).await;
                 drop(permit);
             }
             .instrument(span),
         );
-    }
+    })
+    .await
 }
 
 async fn handle(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, cid: String) {
-    if let Err(e) = socket.set_nodelay(true) {
-        warn!("set TCP_NODELAY: {e}");
-    }
     ctx.counters.active.fetch_add(1, Ordering::Relaxed);
     let registration = ctx.clients.register(&cid, peer);
     match std::os::fd::AsFd::as_fd(&socket).try_clone_to_owned() {
