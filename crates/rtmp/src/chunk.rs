@@ -11,10 +11,6 @@ use bytes::{Buf, Bytes, BytesMut};
 
 /// Chunk size both directions start with (spec 5.4.1).
 pub const DEFAULT_CHUNK_SIZE: u32 = 128;
-/// Longest chunk header: 3-byte basic header, 11-byte fmt-0 header, 4-byte extended timestamp.
-const MAX_HEADER_LEN: usize = 18;
-/// Bytes reserved at a time for [`ChunkEncoder::encode_owned`]'s header arena.
-const HEADER_ARENA: usize = 512;
 
 /// Largest chunk size accepted in Set Chunk Size. The spec allows up to 2^31-1, but a message
 /// length is a 24-bit field, so a chunk can never usefully carry more than 0xFFFFFF bytes; a
@@ -129,12 +125,90 @@ struct StreamState {
     partial: Option<Partial>,
 }
 
+/// Chunk streams with an id below this live in an array indexed by id instead of the map:
+/// servers, encoders and players send everything on ids 2..=7, and the lookup happens for
+/// every chunk, so the common case neither hashes nor follows a pointer to a table.
+const INLINE_CSIDS: usize = 8;
+
+/// The chunk streams a connection has used. Entries are never removed (an aborted stream
+/// keeps its header for fmt 1/2/3 inheritance), so `len` only grows.
+#[derive(Debug, Default)]
+struct Streams {
+    inline: [Option<StreamState>; INLINE_CSIDS],
+    other: HashMap<u32, StreamState>,
+    len: usize,
+}
+
+impl Streams {
+    fn get(&self, csid: u32) -> Option<&StreamState> {
+        match usize::try_from(csid).ok().and_then(|i| self.inline.get(i)) {
+            Some(slot) => slot.as_ref(),
+            None => self.other.get(&csid),
+        }
+    }
+
+    fn get_mut(&mut self, csid: u32) -> Option<&mut StreamState> {
+        match usize::try_from(csid)
+            .ok()
+            .and_then(|i| self.inline.get_mut(i))
+        {
+            Some(slot) => slot.as_mut(),
+            None => self.other.get_mut(&csid),
+        }
+    }
+
+    fn get_or_insert(&mut self, csid: u32) -> &mut StreamState {
+        let len = &mut self.len;
+        match usize::try_from(csid)
+            .ok()
+            .and_then(|i| self.inline.get_mut(i))
+        {
+            Some(slot) => slot.get_or_insert_with(|| {
+                *len += 1;
+                StreamState::default()
+            }),
+            None => self.other.entry(csid).or_insert_with(|| {
+                *len += 1;
+                StreamState::default()
+            }),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[cfg(test)]
+    fn values(&self) -> impl Iterator<Item = &StreamState> {
+        self.inline.iter().flatten().chain(self.other.values())
+    }
+}
+
+/// A complete message lent to a callback: the payload is borrowed from the caller's buffer
+/// (or the decoder's reassembly buffer) only for the duration of the call.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageRef<'a> {
+    pub csid: u32,
+    pub header: MessageHeader,
+    pub payload: &'a [u8],
+}
+
+/// Where a completed message's payload is, before it is handed out.
+enum Completed {
+    /// A whole message in one chunk: the first `n` bytes of the input buffer, not consumed yet.
+    InInput(usize),
+    /// Reassembled from several chunks.
+    Assembled(BytesMut),
+}
+
 /// What the next complete chunk in the buffer means, computed without touching any state.
 #[derive(Debug)]
 struct Plan {
     csid: u32,
     header_len: usize,
     piece: usize,
+    /// Bytes of this chunk stream's message already held before this piece.
+    held: usize,
     header: MessageHeader,
     delta: u32,
     extended: bool,
@@ -173,7 +247,7 @@ fn basic_header(buf: &[u8]) -> Option<(u8, u32, usize)> {
 pub struct ChunkDecoder {
     limits: DecoderLimits,
     chunk_size: u32,
-    streams: HashMap<u32, StreamState>,
+    streams: Streams,
     /// Bytes held in partial messages, checked against `max_buffered`.
     buffered: usize,
 }
@@ -183,7 +257,7 @@ impl ChunkDecoder {
         ChunkDecoder {
             limits,
             chunk_size: DEFAULT_CHUNK_SIZE,
-            streams: HashMap::new(),
+            streams: Streams::default(),
             buffered: 0,
         }
     }
@@ -203,7 +277,7 @@ impl ChunkDecoder {
 
     /// Abort message: drops the partial message of `csid`, keeping its header for inheritance.
     pub fn abort(&mut self, csid: u32) {
-        if let Some(state) = self.streams.get_mut(&csid) {
+        if let Some(state) = self.streams.get_mut(csid) {
             if let Some(p) = state.partial.take() {
                 self.buffered = self.buffered.saturating_sub(p.data.len());
             }
@@ -216,27 +290,74 @@ impl ChunkDecoder {
     /// each message because a Set Chunk Size applies to the very next chunk.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<RawMessage>, ChunkError> {
         loop {
-            let Some(plan) = self.plan(buf)? else {
+            let Some((plan, done)) = self.next_chunk(buf)? else {
                 return Ok(None);
             };
-            // A piece that does not complete its message is held: bound the total.
-            let held = self
-                .streams
-                .get(&plan.csid)
-                .and_then(|s| s.partial.as_ref())
-                .map_or(0, |p| p.data.len());
-            let completes = held + plan.piece >= plan.header.length as usize;
-            if !completes && self.buffered + plan.piece > self.limits.max_buffered {
-                return Err(ChunkError::TooMuchBuffered {
-                    held: self.buffered + plan.piece,
-                    max: self.limits.max_buffered,
-                });
-            }
-            buf.advance(plan.header_len);
-            if let Some(message) = self.commit(plan, buf) {
-                return Ok(Some(message));
-            }
+            let payload = match done {
+                None => continue,
+                // Whole message in one chunk: hand out the socket buffer itself.
+                Some(Completed::InInput(n)) => buf.split_to(n).freeze(),
+                Some(Completed::Assembled(data)) => data.freeze(),
+            };
+            return Ok(Some(RawMessage {
+                csid: plan.csid,
+                header: plan.header,
+                payload,
+            }));
         }
+    }
+
+    /// [`ChunkDecoder::decode`] for a caller that is done with the message when `f` returns:
+    /// the payload is lent instead of split off the buffer, which spares a player reading
+    /// thousands of small messages a second a reference count (or an allocation) per message.
+    /// Same rules, limits and errors as `decode`, and the same bytes consumed.
+    pub fn decode_with<R>(
+        &mut self,
+        buf: &mut BytesMut,
+        f: impl FnOnce(MessageRef<'_>) -> R,
+    ) -> Result<Option<R>, ChunkError> {
+        loop {
+            let Some((plan, done)) = self.next_chunk(buf)? else {
+                return Ok(None);
+            };
+            let message = |payload| MessageRef {
+                csid: plan.csid,
+                header: plan.header,
+                payload,
+            };
+            let r = match done {
+                None => continue,
+                Some(Completed::InInput(n)) => {
+                    let r = f(message(buf.get(..n).unwrap_or_default()));
+                    buf.advance(n);
+                    r
+                }
+                Some(Completed::Assembled(data)) => f(message(&data)),
+            };
+            return Ok(Some(r));
+        }
+    }
+
+    /// Consumes the next chunk if it is complete in `buf`: its plan, and the message it
+    /// completes, if any.
+    fn next_chunk(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<(Plan, Option<Completed>)>, ChunkError> {
+        let Some(plan) = self.plan(buf)? else {
+            return Ok(None);
+        };
+        // A piece that does not complete its message is held: bound the total.
+        let completes = plan.held + plan.piece >= plan.header.length as usize;
+        if !completes && self.buffered + plan.piece > self.limits.max_buffered {
+            return Err(ChunkError::TooMuchBuffered {
+                held: self.buffered + plan.piece,
+                max: self.limits.max_buffered,
+            });
+        }
+        buf.advance(plan.header_len);
+        let done = self.commit(&plan, buf);
+        Ok(Some((plan, done)))
     }
 
     /// Works out the next chunk if it is completely in `buf`, validating it against the limits.
@@ -244,7 +365,7 @@ impl ChunkDecoder {
         let Some((fmt, csid, mut pos)) = basic_header(buf) else {
             return Ok(None);
         };
-        let state = self.streams.get(&csid);
+        let state = self.streams.get(csid);
         if state.is_none() && self.streams.len() >= self.limits.max_chunk_streams {
             return Err(ChunkError::TooManyChunkStreams {
                 max: self.limits.max_chunk_streams,
@@ -262,6 +383,9 @@ impl ChunkDecoder {
             csid,
             header_len: 0,
             piece: 0,
+            held: state
+                .and_then(|s| s.partial.as_ref())
+                .map_or(0, |p| p.data.len()),
             header: prev,
             delta: state.map_or(0, |s| s.delta),
             extended: state.is_some_and(|s| s.extended),
@@ -395,26 +519,23 @@ impl ChunkDecoder {
 
     /// Applies a planned chunk whose header was already consumed; its payload is at the front of
     /// `buf`. Returns the message it completes, if any.
-    fn commit(&mut self, plan: Plan, buf: &mut BytesMut) -> Option<RawMessage> {
-        let state = self.streams.entry(plan.csid).or_default();
+    fn commit(&mut self, plan: &Plan, buf: &mut BytesMut) -> Option<Completed> {
+        let state = self.streams.get_or_insert(plan.csid);
         state.header = plan.header;
         state.delta = plan.delta;
         state.extended = plan.extended;
         state.extended_raw = plan.extended_raw;
         let length = usize::try_from(plan.header.length).unwrap_or(usize::MAX);
 
-        let payload = match state.partial.as_mut() {
-            None if plan.piece == length => {
-                // Whole message in one chunk: hand out the socket buffer itself.
-                buf.split_to(plan.piece).freeze()
-            }
+        match state.partial.as_mut() {
+            None if plan.piece == length => Some(Completed::InInput(plan.piece)),
             None => {
                 let mut data = BytesMut::with_capacity(length.min(INITIAL_RESERVE));
                 data.extend_from_slice(buf.get(..plan.piece).unwrap_or_default());
                 buf.advance(plan.piece);
                 self.buffered += data.len();
                 state.partial = Some(Partial { data });
-                return None;
+                None
             }
             Some(partial) => {
                 partial
@@ -429,29 +550,18 @@ impl ChunkDecoder {
                 state.partial = None;
                 // What was held before this final piece is released.
                 self.buffered = self.buffered.saturating_sub(data.len() - plan.piece);
-                data.freeze()
+                Some(Completed::Assembled(data))
             }
-        };
-        Some(RawMessage {
-            csid: plan.csid,
-            header: plan.header,
-            payload,
-        })
+        }
     }
 }
 
-/// Where chunk headers are written: a plain buffer, or a player's header arena.
+/// Where chunk headers are written.
 trait HeaderSink {
     fn put(&mut self, bytes: &[u8]);
 }
 
 impl HeaderSink for Vec<u8> {
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
-impl HeaderSink for BytesMut {
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
     }
@@ -490,6 +600,59 @@ fn put_fmt3_header(out: &mut impl HeaderSink, csid: u32, timestamp: u32) {
     put_basic_header(out, 3, csid);
     if timestamp >= EXTENDED_TIMESTAMP {
         out.put(&timestamp.to_be_bytes());
+    }
+}
+
+/// One message's chunks as pieces of two buffers: the caller's header buffer and the
+/// payload (see [`ChunkEncoder::layout`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkLayout {
+    /// The fmt 0 header, in the header buffer.
+    pub fmt0: std::ops::Range<usize>,
+    /// The fmt 3 header put before every chunk after the first (empty for one chunk).
+    pub fmt3: std::ops::Range<usize>,
+    step: usize,
+    payload_len: usize,
+}
+
+/// Where the bytes of one piece of a chunked message are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkPiece {
+    /// A range of the header buffer.
+    Header(std::ops::Range<usize>),
+    /// A range of the payload.
+    Payload(std::ops::Range<usize>),
+}
+
+impl ChunkLayout {
+    /// Chunks the payload is cut into (at least one, whose payload may be empty).
+    pub fn chunks(&self) -> usize {
+        self.payload_len.div_ceil(self.step).max(1)
+    }
+
+    /// Pieces [`ChunkLayout::pieces`] yields: a header and a payload slice per chunk
+    /// (an empty payload yields its header only).
+    pub fn piece_count(&self) -> usize {
+        if self.payload_len == 0 {
+            1
+        } else {
+            2 * self.chunks()
+        }
+    }
+
+    /// The pieces in wire order.
+    pub fn pieces(&self) -> impl Iterator<Item = ChunkPiece> + '_ {
+        let fmt0 = std::iter::once(ChunkPiece::Header(self.fmt0.clone()));
+        let body = (0..self.payload_len)
+            .step_by(self.step)
+            .enumerate()
+            .flat_map(move |(i, start)| {
+                let end = self.payload_len.min(start.saturating_add(self.step));
+                let hdr = (i > 0).then(|| ChunkPiece::Header(self.fmt3.clone()));
+                hdr.into_iter()
+                    .chain(std::iter::once(ChunkPiece::Payload(start..end)))
+            });
+        fmt0.chain(body)
     }
 }
 
@@ -570,49 +733,37 @@ impl ChunkEncoder {
         }
     }
 
-    /// The fan-out form of [`ChunkEncoder::encode`]: takes the payload by value (a
-    /// message that fits one chunk is pushed as it is, with no reference-count
-    /// traffic on the shared buffer) and writes the chunk headers into `arena`,
-    /// so that a batch of messages costs one allocation for all its headers
-    /// instead of one per message.
-    pub fn encode_owned(
+    /// The borrowing form, for a writer that sends straight from shared buffers
+    /// with one vectored write: appends the message's chunk headers to `headers` and
+    /// returns where they are, so the caller can interleave them with slices of a
+    /// payload it only borrows. Nothing is allocated per message and no reference
+    /// count is touched. `None` when the payload is too long to be framed.
+    pub fn layout(
         &self,
         csid: u32,
         header: &MessageHeader,
-        payload: Bytes,
-        arena: &mut BytesMut,
-        out: &mut Vec<Bytes>,
-    ) {
-        let Some(length) = Self::length_of(payload.len()) else {
-            return;
-        };
-        if arena.capacity() - arena.len() < MAX_HEADER_LEN {
-            arena.reserve(HEADER_ARENA);
-        }
-        put_basic_header(arena, 0, csid);
-        put_fmt0_message_header(arena, header, length);
-        out.push(arena.split().freeze());
+        payload_len: usize,
+        headers: &mut Vec<u8>,
+    ) -> Option<ChunkLayout> {
+        let length = Self::length_of(payload_len)?;
+        let start = headers.len();
+        put_basic_header(headers, 0, csid);
+        put_fmt0_message_header(headers, header, length);
+        let fmt0 = start..headers.len();
         let step = self.step();
-        if payload.len() <= step {
-            if !payload.is_empty() {
-                out.push(payload);
-            }
-            return;
-        }
-        if arena.capacity() - arena.len() < MAX_HEADER_LEN {
-            arena.reserve(HEADER_ARENA);
-        }
-        put_fmt3_header(arena, csid, header.timestamp);
-        let fmt3 = arena.split().freeze();
-        let mut start = 0;
-        while start < payload.len() {
-            if start > 0 {
-                out.push(fmt3.clone());
-            }
-            let end = payload.len().min(start.saturating_add(step));
-            out.push(payload.slice(start..end));
-            start = end;
-        }
+        let fmt3 = if payload_len > step {
+            let s = headers.len();
+            put_fmt3_header(headers, csid, header.timestamp);
+            s..headers.len()
+        } else {
+            fmt0.end..fmt0.end
+        };
+        Some(ChunkLayout {
+            fmt0,
+            fmt3,
+            step,
+            payload_len,
+        })
     }
 
     /// Same as [`ChunkEncoder::encode`], copying into one buffer (for small control/command messages).
@@ -1198,42 +1349,47 @@ mod tests {
 }
 
 #[cfg(test)]
-mod encode_owned_tests {
+mod layout_tests {
     use super::*;
 
     #[test]
-    fn same_bytes_as_encode_and_no_copy_for_one_chunk() {
+    fn layout_pieces_spell_the_same_bytes_as_encode() {
         for chunk in [128u32, 4096, 60_000] {
             let mut enc = ChunkEncoder::new();
             enc.set_chunk_size(chunk);
-            let mut arena = BytesMut::new();
             for (len, ts) in [
                 (0usize, 0u32),
                 (1, 40),
                 (127, 0xFF_FFFE),
                 (128, 0xFF_FFFF),
                 (129, 0x1234_5678),
+                (256, 3),
                 (70_000, 7),
             ] {
-                let payload = Bytes::from((0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+                let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
                 let header = MessageHeader {
                     timestamp: ts,
                     length: len as u32,
-                    type_id: 9,
+                    type_id: 8,
                     stream_id: 1,
                 };
-                let (mut a, mut b) = (Vec::new(), Vec::new());
-                enc.encode(6, &header, &payload, &mut a);
-                enc.encode_owned(6, &header, payload.clone(), &mut arena, &mut b);
-                let flat = |v: &Vec<Bytes>| v.iter().flat_map(|x| x.to_vec()).collect::<Vec<u8>>();
-                assert_eq!(flat(&a), flat(&b), "chunk {chunk} len {len} ts {ts}");
-                if len > 0 && len <= chunk as usize {
-                    assert_eq!(
-                        b[1].as_ptr(),
-                        payload.as_ptr(),
-                        "one-chunk payload is not copied"
-                    );
+                let mut expected = Vec::new();
+                enc.encode_into(4, &header, &payload, &mut expected);
+                // Headers go after whatever the buffer already holds.
+                let mut headers = vec![0xEE; 5];
+                let layout = enc.layout(4, &header, len, &mut headers).unwrap();
+                let mut got = Vec::new();
+                let mut n = 0;
+                for piece in layout.pieces() {
+                    n += 1;
+                    match piece {
+                        ChunkPiece::Header(r) => got.extend_from_slice(&headers[r]),
+                        ChunkPiece::Payload(r) => got.extend_from_slice(&payload[r]),
+                    }
                 }
+                assert_eq!(got, expected, "chunk {chunk} len {len} ts {ts}");
+                assert_eq!(n, layout.piece_count(), "chunk {chunk} len {len}");
+                assert_eq!(&headers[..5], &[0xEE; 5]);
             }
         }
     }

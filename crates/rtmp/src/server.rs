@@ -641,32 +641,6 @@ impl ServerSession {
         self.send_status(stream_id, status(level, code, description));
     }
 
-    /// The fan-out form of [`ServerSession::encode_media`]: the payload is moved
-    /// in and chunk headers go to `arena` (see [`ChunkEncoder::encode_owned`]).
-    pub fn encode_media_owned(
-        &self,
-        kind: MediaKind,
-        stream_id: u32,
-        timestamp: u32,
-        payload: Bytes,
-        arena: &mut BytesMut,
-        out: &mut Vec<Bytes>,
-    ) {
-        let (csid, type_id) = match kind {
-            MediaKind::Audio => (csid::AUDIO, msg_type::AUDIO),
-            MediaKind::Video => (csid::VIDEO, msg_type::VIDEO),
-            MediaKind::Metadata => (csid::DATA, msg_type::DATA_AMF0),
-        };
-        let header = MessageHeader {
-            timestamp,
-            length: payload.len() as u32,
-            type_id,
-            stream_id,
-        };
-        self.encoder
-            .encode_owned(csid, &header, payload, arena, out);
-    }
-
     /// Encodes one media message for a player, appending header and payload
     /// slices to `out` (the payload is shared, not copied).
     pub fn encode_media(

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod listen;
 pub mod logging;
 pub mod path_template;
+pub mod player_sink;
 pub mod process;
 pub mod rtmp_service;
 pub mod server;

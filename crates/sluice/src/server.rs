@@ -182,6 +182,7 @@ impl Listeners {
             self.ctx.clone(),
             l,
             router,
+            role,
             self.limit.clone(),
             name,
         ));

@@ -116,3 +116,156 @@ fn flv_header_flags_follow_the_stream() {
     // Another vhost's mount is not this one.
     assert_eq!(get_head(http_port, "/other/video.flv", 0).0, 404);
 }
+
+/// Reads an HTTP/1.1 response to its end: (head, de-chunked body, whether the
+/// body ended with the last chunk rather than a cut connection).
+fn read_chunked(s: &mut TcpStream, timeout: Duration) -> (String, Vec<u8>, bool) {
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok();
+    let deadline = Instant::now() + timeout;
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 65536];
+    while Instant::now() < deadline {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(_) => continue,
+        }
+    }
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut rest = &raw[split + 4..];
+    let mut body = Vec::new();
+    loop {
+        let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
+            return (head, body, false);
+        };
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap().trim(), 16)
+            .expect("a chunk size line");
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return (head, body, rest == b"\r\n");
+        }
+        assert!(rest.len() >= size + 2, "chunk cut short");
+        body.extend_from_slice(&rest[..size]);
+        assert_eq!(&rest[size..size + 2], b"\r\n", "chunk not closed by CRLF");
+        rest = &rest[size + 2..];
+    }
+}
+
+/// Video and audio tags of an FLV body, checking its framing on the way.
+fn count_tags(body: &[u8]) -> (usize, usize) {
+    assert_eq!(&body[..3], b"FLV", "FLV header first");
+    let mut reader = media::flv::FlvReader::new(media::flv::MAX_TAG_DATA_SIZE);
+    let mut buf = bytes::BytesMut::from(body);
+    let (mut video, mut audio) = (0, 0);
+    while let Some(tag) = reader.next_tag(&mut buf).expect("well-formed FLV") {
+        match tag.tag_type {
+            9 => video += 1,
+            8 => audio += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        buf.is_empty(),
+        "{} bytes of a cut tag at the end",
+        buf.len()
+    );
+    (video, audio)
+}
+
+#[test]
+fn raw_players_get_whole_bodies_that_end_with_the_publish_and_can_be_kicked() {
+    require_ffmpeg();
+    let http_port = free_port();
+    let api_port = free_port();
+    let server = Server::start_with(
+        "httpflv-raw",
+        &format!(
+            "{}http_api {{ enabled on; listen 127.0.0.1:{api_port}; }}\n",
+            body(http_port)
+        ),
+    );
+    let mut publisher = spawn_publisher(&server, AVC_AAC, &server.url("live/raw"), "raw");
+    wait_live(http_port, "/live/raw.flv");
+    let connect = |version: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", http_port)).expect("connect");
+        write!(
+            s,
+            "GET /live/raw.flv HTTP/{version}\r\nHost: 127.0.0.1:{http_port}\r\n\r\n"
+        )
+        .expect("send");
+        s
+    };
+    // Kick a first player through the API: its body stops with the connection.
+    let mut kicked = connect("1.1");
+    let id = wait_for(Duration::from_secs(5), || {
+        let (_, body) = get_head(api_port, "/api/v1/clients?count=100", 0);
+        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        v["clients"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "flv-play")
+            .and_then(|c| c["id"].as_str().map(str::to_string))
+    })
+    .expect("the flv player in /api/v1/clients");
+    let mut s = TcpStream::connect(("127.0.0.1", api_port)).expect("api");
+    write!(s, "DELETE /api/v1/clients/{id} HTTP/1.0\r\n\r\n").expect("send");
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    assert!(
+        reply.starts_with("HTTP/1.0 200") && reply.contains("\"code\":0"),
+        "{reply}"
+    );
+    let kicked_at = Instant::now();
+    let (_, _, ended) = read_chunked(&mut kicked, Duration::from_secs(10));
+    assert!(
+        kicked_at.elapsed() < Duration::from_secs(8) && !ended,
+        "a kicked player's connection is cut at once"
+    );
+
+    let mut chunked = connect("1.1");
+    let mut plain = connect("1.0");
+    publisher.expect_success(Duration::from_secs(30));
+    let (head, body, ended) = read_chunked(&mut chunked, Duration::from_secs(15));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    assert!(
+        ended,
+        "the body ends with the last chunk when the publisher leaves"
+    );
+    let want = fixture_stats(AVC_AAC);
+    let (video, audio) = count_tags(&body);
+    assert!(
+        at_least_percent(video, want.video_frames, 90),
+        "video {video} of {}",
+        want.video_frames
+    );
+    assert!(
+        at_least_percent(audio, want.audio_frames, 90),
+        "audio {audio} of {}",
+        want.audio_frames
+    );
+
+    // HTTP/1.0: no chunking, the body runs until the server closes.
+    plain.set_read_timeout(Some(Duration::from_secs(15))).ok();
+    let mut raw = Vec::new();
+    plain
+        .read_to_end(&mut raw)
+        .expect("the body ends with a close");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+    assert!(!String::from_utf8_lossy(&raw[..split])
+        .to_ascii_lowercase()
+        .contains("chunked"));
+    assert_eq!(
+        count_tags(&raw[split..]),
+        (video, audio),
+        "both players got the same stream"
+    );
+}

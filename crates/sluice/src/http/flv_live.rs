@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tracing::{info, warn, Instrument};
 
-use crate::config::{Config, HttpHooksConfig, VhostConfig, DEFAULT_VHOST};
+use crate::config::{Config, HttpHooksConfig, TimeJitter, VhostConfig, DEFAULT_VHOST};
 use crate::context::Context;
 use crate::hooks::{self, HookRequest};
 use crate::hub::jitter::Jitter;
@@ -109,32 +109,105 @@ pub fn resolve<'a>(
     None
 }
 
-/// Serves the request if it names a live FLV mount; None lets the file server have it.
-pub async fn try_serve(ctx: &Arc<Context>, req: &Parts) -> Option<Response> {
-    let path = req.uri.path();
-    if !path.ends_with(".flv") || !(req.method == Method::GET || req.method == Method::HEAD) {
-        return None;
+/// What the admission of an HTTP-FLV play needs from a request, whoever parsed it
+/// (hyper, or the direct path in [`super::direct`]).
+pub struct PlayRequest<'a> {
+    pub head: bool,
+    pub path: &'a str,
+    pub query: &'a str,
+    /// The Host header without its port.
+    pub host: Option<&'a str>,
+    pub referer: Option<&'a str>,
+    pub peer: Option<std::net::SocketAddr>,
+}
+
+impl<'a> PlayRequest<'a> {
+    fn of(req: &'a Parts) -> Option<PlayRequest<'a>> {
+        let head = match req.method {
+            Method::GET => false,
+            Method::HEAD => true,
+            _ => return None,
+        };
+        Some(PlayRequest {
+            head,
+            path: req.uri.path(),
+            query: req.uri.query().unwrap_or(""),
+            host: host_of(req.headers.get(header::HOST).and_then(|h| h.to_str().ok())),
+            referer: req
+                .headers
+                .get(header::REFERER)
+                .and_then(|h| h.to_str().ok()),
+            peer: req
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0),
+        })
+    }
+}
+
+/// A Host header's host part.
+pub fn host_of(host: Option<&str>) -> Option<&str> {
+    host.map(|h| h.rsplit_once(':').map(|(h, _)| h).unwrap_or(h))
+}
+
+/// The outcome of [`admit`].
+pub enum Admission {
+    /// Not a live mount: the file server may have it (FLV VOD).
+    NotLive,
+    /// Refused (security, refer, on_play) or a HEAD: answered as it is.
+    Answer(Response),
+    Play(Box<Admitted>),
+}
+
+/// A player let in: what its delivery needs. Dropping it ends the play
+/// (close line, consumer released, on_stop).
+pub struct Admitted {
+    pub consumer: Consumer,
+    pub jitter: TimeJitter,
+    pub has_audio: bool,
+    pub has_video: bool,
+    pub crossdomain: bool,
+    pub span: tracing::Span,
+    pub session: FlvSession,
+}
+
+impl Admitted {
+    /// The FLV file header, which starts every body.
+    pub fn flv_header(&self) -> Bytes {
+        let h = media::flv::FlvHeader {
+            has_audio: self.has_audio,
+            has_video: self.has_video,
+        };
+        Bytes::copy_from_slice(&h.encode())
+    }
+}
+
+/// Cheap test before anything is parsed further: could this be a live FLV play?
+pub fn is_candidate(path: &str) -> bool {
+    path.ends_with(".flv")
+}
+
+/// Lets a player in if `req` names a live FLV mount: security rules, refer and
+/// on_play, the client registry, the stream's consumer.
+pub async fn admit(ctx: &Arc<Context>, req: &PlayRequest<'_>) -> Admission {
+    if !is_candidate(req.path) {
+        return Admission::NotLive;
     }
     let config = ctx.config();
-    let host = req
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(|h| h.rsplit_once(':').map(|(h, _)| h).unwrap_or(h));
-    let (vhost, key) = resolve(&config, path, req.uri.query().unwrap_or(""), host)?;
+    let Some((vhost, key)) = resolve(&config, req.path, req.query, req.host) else {
+        return Admission::NotLive;
+    };
     let live = ctx.hub.get(&key).filter(|s| s.is_publishing());
     // An edge pulls on demand: subscribing starts the pull, the body waits for it.
     let edge = vhost.cluster.mode == crate::config::ClusterMode::Remote;
     if live.is_none() && !edge {
         // Not live: a file of that name may still exist (FLV VOD).
-        return None;
+        return Admission::NotLive;
     }
-    let peer = req
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0);
-    let peer_addr = peer.unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-    let query = req.uri.query().unwrap_or("");
+    let peer_addr = req
+        .peer
+        .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+    let tc_url = format!("http://{}{}", req.host.unwrap_or(""), req.path);
     let cid = ctx.new_client_id();
     let hook_req = HookRequest {
         client_id: cid.clone(),
@@ -142,20 +215,15 @@ pub async fn try_serve(ctx: &Arc<Context>, req: &Parts) -> Option<Response> {
         vhost: vhost.name.clone(),
         app: key.app.clone(),
         stream: key.stream.clone(),
-        param: HookRequest::param_of(query),
-        tc_url: format!("http://{}{}", host.unwrap_or(""), path),
-        page_url: req
-            .headers
-            .get(header::REFERER)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-            .to_string(),
+        param: HookRequest::param_of(req.query),
+        tc_url: tc_url.clone(),
+        page_url: req.referer.unwrap_or("").to_string(),
     };
     // Same gate as RTMP players: security rules, refer, then on_play.
     if let Err(why) = hooks::admit_play(ctx, vhost, &hook_req, peer_addr.ip().to_canonical()).await
     {
         info!("flv play of {key} refused for {peer_addr}: {}", why.0);
-        return Some((StatusCode::FORBIDDEN, why.0).into_response());
+        return Admission::Answer((StatusCode::FORBIDDEN, why.0).into_response());
     }
     let crossdomain = config.http_server.crossdomain;
     let settings = SourceSettings {
@@ -180,6 +248,46 @@ pub async fn try_serve(ctx: &Arc<Context>, req: &Parts) -> Option<Response> {
         Some((a, v)) if remux.guess_has_av && (a || v) => (a, v),
         _ => (remux.has_audio, remux.has_video),
     };
+    if req.head {
+        return Admission::Answer(
+            response_head(crossdomain)
+                .body(Body::empty())
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        );
+    }
+    let cid = ctx.new_client_id();
+    let registration = ctx.clients.register(&cid, peer_addr);
+    registration.client.update(|c| {
+        c.kind = ClientKind::FlvPlay;
+        c.stream = Some(key.clone());
+        c.param = crate::stream_url::mask_param(req.query);
+        c.raw_param = req.query.to_string();
+        c.tc_url = tc_url;
+    });
+    let span = tracing::info_span!("flv", cid = %cid);
+    span.in_scope(|| {
+        info!("flv play ip={peer_addr} stream={key} has_audio={has_audio} has_video={has_video}")
+    });
+    let consumer = ctx.hub.subscribe(&key, settings);
+    Admission::Play(Box::new(Admitted {
+        consumer,
+        jitter: vhost.effective_time_jitter(),
+        has_audio,
+        has_video,
+        crossdomain,
+        span,
+        session: FlvSession {
+            ctx: ctx.clone(),
+            hooks: vhost.http_hooks.clone(),
+            hook_req,
+            registration,
+            key,
+            started: Instant::now(),
+        },
+    }))
+}
+
+fn response_head(crossdomain: bool) -> axum::http::response::Builder {
     let mut resp = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "video/x-flv")
@@ -191,44 +299,29 @@ pub async fn try_serve(ctx: &Arc<Context>, req: &Parts) -> Option<Response> {
             HeaderValue::from_static("*"),
         );
     }
-    if req.method == Method::HEAD {
-        return Some(
-            resp.body(Body::empty())
-                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
-        );
-    }
-    let cid = ctx.new_client_id();
-    let registration = ctx.clients.register(
-        &cid,
-        peer.unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
-    );
-    registration.client.update(|c| {
-        c.kind = ClientKind::FlvPlay;
-        c.stream = Some(key.clone());
-        c.param = crate::stream_url::mask_param(query);
-        c.raw_param = query.to_string();
-        c.tc_url = format!("http://{}{}", host.unwrap_or(""), path);
-    });
-    let span = tracing::info_span!("flv", cid = %cid);
-    span.in_scope(|| {
-        info!(
-            "flv play ip={} stream={key} has_audio={has_audio} has_video={has_video}",
-            peer.map(|p| p.to_string()).unwrap_or_default()
-        )
-    });
-    let consumer = ctx.hub.subscribe(&key, settings);
+    resp
+}
+
+/// Serves the request through hyper if it names a live FLV mount; None lets the
+/// file server have it. Connections whose first request is a live play take the
+/// direct path instead ([`super::direct`]); this one serves the rest (a play after
+/// other requests on a kept-alive connection).
+pub async fn try_serve(ctx: &Arc<Context>, req: &Parts) -> Option<Response> {
+    let play = PlayRequest::of(req)?;
+    let admitted = match admit(ctx, &play).await {
+        Admission::NotLive => return None,
+        Admission::Answer(r) => return Some(r),
+        Admission::Play(a) => *a,
+    };
+    let resp = response_head(admitted.crossdomain);
+    let span = admitted.span.clone();
     let state = Player {
-        ctx: ctx.clone(),
-        consumer,
-        jitter: Jitter::new(vhost.effective_time_jitter()),
-        hooks: vhost.http_hooks.clone(),
-        hook_req,
+        header: Some(admitted.flv_header()),
+        jitter: Jitter::new(admitted.jitter),
+        consumer: admitted.consumer,
+        session: admitted.session,
         pending: VecDeque::new(),
         items: Vec::new(),
-        header: Some(flv_header(has_audio, has_video)),
-        registration,
-        key,
-        started: Instant::now(),
         done: false,
     };
     let stream = futures_util::stream::unfold(state, move |mut p| {
@@ -245,28 +338,52 @@ pub async fn try_serve(ctx: &Arc<Context>, req: &Parts) -> Option<Response> {
     )
 }
 
-fn flv_header(has_audio: bool, has_video: bool) -> Bytes {
-    let h = media::flv::FlvHeader {
-        has_audio,
-        has_video,
-    };
-    Bytes::copy_from_slice(&h.encode())
-}
-
-/// One HTTP-FLV player: turns consumer items into FLV tags.
-struct Player {
+/// An HTTP-FLV play's bookkeeping, whichever path delivers it: its end is logged,
+/// its stream released and on_stop called when this is dropped.
+pub struct FlvSession {
     ctx: Arc<Context>,
-    consumer: Consumer,
-    jitter: Jitter,
     hooks: HttpHooksConfig,
     hook_req: HookRequest,
+    pub registration: ClientGuard,
+    key: StreamKey,
+    started: Instant,
+}
+
+impl FlvSession {
+    pub fn count(&self, n: usize) {
+        self.registration.client.add_send(n as u64);
+        self.ctx
+            .counters
+            .bytes_out
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for FlvSession {
+    fn drop(&mut self) {
+        let c = &self.registration.client;
+        info!(
+            "close flv player ip={} url={} duration={:.1}s send={}",
+            c.peer,
+            self.key,
+            self.started.elapsed().as_secs_f64(),
+            c.send_bytes.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        self.ctx.hub.release(&self.key);
+        hooks::spawn_on_stop(self.ctx.clone(), self.hooks.clone(), self.hook_req.clone());
+    }
+}
+
+/// One HTTP-FLV player served through hyper: turns consumer items into FLV tags.
+struct Player {
+    consumer: Consumer,
+    jitter: Jitter,
     pending: VecDeque<Bytes>,
     items: Vec<Item>,
     header: Option<Bytes>,
-    registration: ClientGuard,
-    key: StreamKey,
-    started: Instant,
     done: bool,
+    /// Dropped after the consumer (field order), as the stream expects.
+    session: FlvSession,
 }
 
 impl Player {
@@ -283,7 +400,8 @@ impl Player {
             if self.pending.capacity() > 1024 {
                 self.pending.shrink_to(64);
             }
-            if self.done || self.registration.client.kick.is_cancelled() {
+            let kick = &self.session.registration.client.kick;
+            if self.done || kick.is_cancelled() {
                 return None;
             }
             self.items.clear();
@@ -294,7 +412,7 @@ impl Player {
                 );
             }
             if self.items.is_empty() {
-                let kick = self.registration.client.kick.clone();
+                let kick = kick.clone();
                 // The source paces wake-ups (mw_latency): each brings a batch.
                 tokio::select! {
                     _ = self.consumer.changed() => {}
@@ -329,27 +447,8 @@ impl Player {
     }
 
     fn count(&self, b: Bytes) -> Bytes {
-        self.registration.client.add_send(b.len() as u64);
-        self.ctx
-            .counters
-            .bytes_out
-            .fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.session.count(b.len());
         b
-    }
-}
-
-impl Drop for Player {
-    fn drop(&mut self) {
-        let c = &self.registration.client;
-        info!(
-            "close flv player ip={} url={} duration={:.1}s send={}",
-            c.peer,
-            self.key,
-            self.started.elapsed().as_secs_f64(),
-            c.send_bytes.load(std::sync::atomic::Ordering::Relaxed)
-        );
-        self.ctx.hub.release(&self.key);
-        hooks::spawn_on_stop(self.ctx.clone(), self.hooks.clone(), self.hook_req.clone());
     }
 }
 

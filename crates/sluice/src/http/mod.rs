@@ -7,6 +7,7 @@
 //! stop reading.
 
 pub mod api;
+pub mod direct;
 pub mod flv_live;
 pub mod flv_vod;
 pub mod metrics;
@@ -77,15 +78,23 @@ pub async fn serve(
     ctx: Arc<Context>,
     listener: TcpListener,
     router: Router,
+    role: Role,
     limit: Arc<Semaphore>,
     name: &'static str,
 ) {
+    let ctx2 = ctx.clone();
     crate::listen::accept_loop(ctx, listener, limit, name, move |socket, peer, permit| {
         let router = router.clone();
+        let ctx = ctx2.clone();
         let span = tracing::info_span!("http", peer = %peer);
         tokio::spawn(
             async move {
-                serve_connection(socket, peer, router).await;
+                if role == Role::Api {
+                    serve_connection(socket, peer, router).await;
+                } else {
+                    // Live FLV plays are served without hyper (see `direct`).
+                    direct::serve(ctx, socket, peer, |io| serve_connection(io, peer, router)).await;
+                }
                 drop(permit);
             }
             .instrument(span),
@@ -94,7 +103,10 @@ pub async fn serve(
     .await
 }
 
-async fn serve_connection(socket: tokio::net::TcpStream, peer: SocketAddr, router: Router) {
+async fn serve_connection<S>(socket: S, peer: SocketAddr, router: Router)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let io = TokioIo::new(WriteTimeout::new(socket, WRITE_TIMEOUT));
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {

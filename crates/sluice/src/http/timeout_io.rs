@@ -28,6 +28,10 @@ impl<T> WriteTimeout<T> {
         }
     }
 
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+
     fn on_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         let timeout = self.timeout;
         let deadline = self

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::frame::Frame;
-use super::source::{Entry, Ring, Source};
+use super::source::{Entry, Ring, RingView, Source};
 
 /// Most items handed out by one `fetch`, so that one write batch stays bounded.
 pub const MAX_BATCH: usize = 128;
@@ -19,6 +19,14 @@ pub enum Item {
     /// A publisher started (or restarted) the stream.
     Published,
     /// The publisher left; the consumer stays for a republish.
+    Unpublished,
+}
+
+/// An [`Item`] borrowed from the ring, for [`Consumer::fetch_with`].
+#[derive(Debug, Clone, Copy)]
+pub enum ItemRef<'r> {
+    Frame(&'r Frame),
+    Published,
     Unpublished,
 }
 
@@ -103,52 +111,86 @@ impl Consumer {
     /// Moves everything ready into `out` (at most [`MAX_BATCH`] items). Returns how
     /// much was skipped when the consumer had fallen out of the queue window.
     pub fn fetch(&mut self, out: &mut Vec<Item>) -> Option<Skipped> {
-        self.rx.mark_unchanged();
         let source = Arc::clone(&self.source);
-        let ring = source.read();
+        let ring = source.view();
+        self.fetch_with(&ring, |item| {
+            if out.len() >= MAX_BATCH {
+                return false;
+            }
+            out.push(match item {
+                ItemRef::Frame(f) => Item::Frame(f.clone()),
+                ItemRef::Published => Item::Published,
+                ItemRef::Unpublished => Item::Unpublished,
+            });
+            true
+        })
+    }
+
+    /// Hands what is ready to `take`, in order and borrowed from the ring, until it
+    /// returns false (that item stays for the next call). This is the fan-out form:
+    /// a writer that sends straight from the ring clones nothing. `ring` must be a
+    /// view of this consumer's source. The headers resent after a skip (at most
+    /// three frames) come first and are not offered back if refused: `take` must
+    /// have room for them at the start of a call.
+    pub fn fetch_with<'r>(
+        &mut self,
+        ring: &'r RingView<'_>,
+        mut take: impl FnMut(ItemRef<'r>) -> bool,
+    ) -> Option<Skipped> {
+        debug_assert!(std::ptr::eq(ring.source, Arc::as_ptr(&self.source)));
+        self.rx.mark_unchanged();
+        let ring: &'r Ring = &ring.guard;
         if self.paused {
             self.cursor = ring.end();
             return None;
         }
-        let skipped = self.skip_if_lagging(&ring);
+        let skipped = self.skip_if_lagging(ring);
         if skipped.is_some() {
-            self.report_skipped_edges(&ring, out);
+            self.report_skipped_edges(ring, &mut take);
         }
         if self.sent_header_gen.is_some_and(|g| g != ring.header_gen) && skipped.is_some()
             || self.sent_header_gen.is_none()
         {
-            self.push_headers(&ring, out);
+            self.push_headers(ring, &mut take);
         }
         let end = ring.end();
-        while self.cursor < end && out.len() < MAX_BATCH {
+        while self.cursor < end {
             let Some(slot) = ring.get(self.cursor) else {
                 break;
             };
-            self.cursor += 1;
             match &slot.entry {
                 Entry::Frame(f) => {
                     // Sequence headers always pass: the decoder needs them first.
-                    if self.need_keyframe && f.is_video() && !f.sequence_header {
-                        if !f.keyframe {
-                            continue;
-                        }
+                    let waiting = self.need_keyframe && f.is_video() && !f.sequence_header;
+                    if waiting && !f.keyframe {
+                        self.cursor += 1;
+                        continue;
+                    }
+                    if !take(ItemRef::Frame(f)) {
+                        break;
+                    }
+                    if waiting {
                         self.need_keyframe = false;
                     }
                     self.sent_header_gen = Some(slot.header_gen);
-                    out.push(Item::Frame(f.clone()));
                 }
                 Entry::Published => {
+                    if !take(ItemRef::Published) {
+                        break;
+                    }
                     self.need_keyframe = false;
                     self.sent_header_gen = Some(slot.header_gen);
                     self.epoch = slot.epoch;
                     self.published = true;
-                    out.push(Item::Published);
                 }
                 Entry::Unpublished => {
+                    if !take(ItemRef::Unpublished) {
+                        break;
+                    }
                     self.published = false;
-                    out.push(Item::Unpublished);
                 }
             }
+            self.cursor += 1;
         }
         skipped
     }
@@ -192,26 +234,30 @@ impl Consumer {
     }
 
     /// After a skip, the publish/unpublish edges that were skipped over.
-    fn report_skipped_edges(&mut self, ring: &Ring, out: &mut Vec<Item>) {
+    fn report_skipped_edges<'r>(
+        &mut self,
+        ring: &'r Ring,
+        take: &mut impl FnMut(ItemRef<'r>) -> bool,
+    ) {
         if self.epoch != ring.epoch {
             if self.published {
-                out.push(Item::Unpublished);
+                take(ItemRef::Unpublished);
             }
             self.published = false;
             self.epoch = ring.epoch;
             if ring.publisher.is_some() {
-                out.push(Item::Published);
+                take(ItemRef::Published);
                 self.published = true;
                 // Headers of the new publish go out with the skip.
                 self.sent_header_gen = Some(u64::MAX);
             }
         } else if self.published && ring.publisher.is_none() {
-            out.push(Item::Unpublished);
+            take(ItemRef::Unpublished);
             self.published = false;
         }
     }
 
-    fn push_headers(&mut self, ring: &Ring, out: &mut Vec<Item>) {
+    fn push_headers<'r>(&mut self, ring: &'r Ring, take: &mut impl FnMut(ItemRef<'r>) -> bool) {
         if ring.publisher.is_none() {
             return;
         }
@@ -219,7 +265,7 @@ impl Consumer {
             .into_iter()
             .flatten()
         {
-            out.push(Item::Frame(f.clone()));
+            take(ItemRef::Frame(f));
         }
         self.sent_header_gen = Some(ring.header_gen);
     }

@@ -2,6 +2,7 @@
 
 pub mod codec_info;
 mod consumer;
+pub mod fanout;
 mod frame;
 pub mod jitter;
 mod source;
@@ -10,9 +11,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-pub use consumer::{Consumer, Item, Skipped, MAX_BATCH};
+pub use consumer::{Consumer, Item, ItemRef, Skipped, MAX_BATCH};
 pub use frame::{make_frame, media_kind, Frame, FrameKind};
-pub use source::{PublishError, PublisherInfo, Source, SourceSettings};
+pub use source::{PublishError, PublisherInfo, RingView, Source, SourceSettings};
 
 /// A stream's identity: `vhost/app/stream`. The same stream name on two vhosts
 /// is two streams.

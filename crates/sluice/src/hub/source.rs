@@ -154,6 +154,12 @@ impl Ring {
     }
 }
 
+/// A read-locked ring (see [`Source::view`]); opaque outside the hub.
+pub struct RingView<'a> {
+    pub(super) guard: RwLockReadGuard<'a, Ring>,
+    pub(super) source: &'a Source,
+}
+
 /// Counters read by the API and logs.
 #[derive(Debug, Default)]
 pub struct SourceStats {
@@ -188,6 +194,8 @@ pub struct Source {
     /// every frame.
     notify_interval_ms: AtomicU64,
     ticker_running: std::sync::atomic::AtomicBool,
+    /// Players fed by shard tasks (RTMP); woken with `notify`.
+    pub fanout: super::fanout::Fanout,
 }
 
 impl Source {
@@ -225,6 +233,7 @@ impl Source {
             created: Instant::now(),
             notify_interval_ms: AtomicU64::new(0),
             ticker_running: std::sync::atomic::AtomicBool::new(false),
+            fanout: super::fanout::Fanout::default(),
         })
     }
 
@@ -243,6 +252,7 @@ impl Source {
         let interval = self.notify_interval_ms.load(Ordering::Relaxed);
         if interval == 0 {
             self.notify.send_replace(end);
+            self.fanout.wake();
             return;
         }
         if self.ticker_running.swap(true, Ordering::AcqRel) {
@@ -256,6 +266,7 @@ impl Source {
                 // No runtime (unit tests): wake at once.
                 self.ticker_running.store(false, Ordering::Release);
                 self.notify.send_replace(end);
+                self.fanout.wake();
             }
         }
     }
@@ -271,6 +282,15 @@ impl Source {
         // A panic while holding the lock cannot leave the ring inconsistent in a
         // way that matters more than dropping the stream would: keep serving.
         self.ring.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The ring, read-locked, for [`super::Consumer::fetch_with`]. Held for one
+    /// player's batch at a time: the publisher's push waits at most that long.
+    pub fn view(&self) -> RingView<'_> {
+        RingView {
+            guard: self.read(),
+            source: self,
+        }
     }
 
     pub(super) fn write(&self) -> RwLockWriteGuard<'_, Ring> {
@@ -317,6 +337,7 @@ impl Source {
             ring.end()
         };
         self.notify.send_replace(end);
+        self.fanout.wake();
         self.emit(super::HubEvent::Published);
         Ok(())
     }
@@ -335,6 +356,7 @@ impl Source {
             ring.end()
         };
         self.notify.send_replace(end);
+        self.fanout.wake();
         self.emit(super::HubEvent::Unpublished);
     }
 
@@ -413,6 +435,7 @@ async fn ticker(source: std::sync::Weak<Source>, interval_ms: u64) {
         let end = src.read().end();
         if *src.notify.borrow() != end {
             src.notify.send_replace(end);
+            src.fanout.wake();
         }
         if !src.is_publishing() {
             src.ticker_running.store(false, Ordering::Release);

@@ -1,7 +1,6 @@
 //! The RTMP service: listeners, the connection cap, one task per connection.
 
 mod connection;
-pub mod io;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -10,7 +9,7 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tracing::{warn, Instrument};
+use tracing::Instrument;
 
 use crate::context::Context;
 
@@ -58,10 +57,6 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener, limit: Arc<Semaphor
 async fn handle(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, cid: String) {
     ctx.counters.active.fetch_add(1, Ordering::Relaxed);
     let registration = ctx.clients.register(&cid, peer);
-    match std::os::fd::AsFd::as_fd(&socket).try_clone_to_owned() {
-        Ok(fd) => registration.client.attach_socket(fd),
-        Err(e) => warn!("cannot keep a handle to kick {cid}: {e}"),
-    }
     connection::Connection::new(ctx.clone(), socket, peer, cid, registration.client.clone())
         .run()
         .await;

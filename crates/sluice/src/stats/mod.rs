@@ -69,33 +69,13 @@ pub struct Client {
     pub recv_bytes: AtomicU64,
     /// Cancelled to kick the client; its task closes the connection.
     pub kick: CancellationToken,
-    /// A duplicate of an RTMP client's socket: a kick shuts the socket down, so
-    /// the connection task ends on its own next read or write and never has to
-    /// poll the token on its hot path.
-    socket: Mutex<Option<std::os::fd::OwnedFd>>,
 }
 
 impl Client {
-    /// Lets a kick shut this socket down (see [`Client::disconnect`]).
-    pub fn attach_socket(&self, fd: std::os::fd::OwnedFd) {
-        *self.socket.lock().unwrap_or_else(|e| e.into_inner()) = Some(fd);
-    }
-
-    /// Closes the client: its token is cancelled (HTTP-FLV bodies watch it) and
-    /// its RTMP socket, if any, is shut down both ways.
+    /// Closes the client: its connection task (RTMP) or response body (HTTP-FLV)
+    /// watches the token and ends.
     pub fn disconnect(&self) {
         self.kick.cancel();
-        if let Some(fd) = self
-            .socket
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            let _ = nix::sys::socket::shutdown(
-                std::os::fd::AsRawFd::as_raw_fd(fd),
-                nix::sys::socket::Shutdown::Both,
-            );
-        }
     }
 
     pub fn state(&self) -> ClientState {
@@ -160,7 +140,6 @@ impl ClientRegistry {
             send_bytes: AtomicU64::new(0),
             recv_bytes: AtomicU64::new(0),
             kick: CancellationToken::new(),
-            socket: Mutex::new(None),
         });
         self.map().insert(id.to_string(), client.clone());
         ClientGuard {
