@@ -568,3 +568,128 @@ impl Drop for Feeding {
         self.sink.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{Frame, FrameKind, SourceSettings, StreamKey};
+    use tokio::io::AsyncReadExt;
+
+    fn frame(kind: FrameKind, ts: u64, len: usize, keyframe: bool) -> Frame {
+        let fill = (ts % 251) as u8;
+        Frame {
+            kind,
+            timestamp: ts,
+            payload: Bytes::from(vec![fill; len]),
+            keyframe,
+            sequence_header: false,
+        }
+    }
+
+    /// A player that does not read at first: the sink keeps what its socket refused,
+    /// hands over to the task (`attend`), and the body that finally arrives is whole,
+    /// in order, correctly chunked, and ends with the publish.
+    #[tokio::test]
+    async fn a_blocked_flv_player_catches_up_with_a_whole_chunked_body() {
+        let ctx = Context::new(crate::config::Config::default());
+        let key = StreamKey {
+            vhost: "v".into(),
+            app: "live".into(),
+            stream: "s".into(),
+        };
+        let settings = SourceSettings {
+            gop_cache: true,
+            queue_length_ms: 3_600_000,
+        };
+        let source = ctx.hub.source(&key, settings);
+        source.publish("pub").unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut peer = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, addr) = listener.accept().await.unwrap();
+        let (_read_half, write_half) = server.into_split();
+        let reg = ctx.clients.register("c", addr);
+        let consumer = ctx.hub.subscribe(&key, settings);
+        let sink = PlayerSink::new(
+            write_half,
+            consumer,
+            Framing::Flv { chunked: true },
+            TimeJitter::Off,
+            ctx.clone(),
+            reg.client.clone(),
+            "c".into(),
+        );
+        let feeding = Feeding::start(sink);
+        // Far more than the socket buffers hold, in frames of many sizes.
+        let mut sent = Vec::new();
+        for i in 0..400u64 {
+            let f = frame(
+                FrameKind::Video,
+                i * 40,
+                1000 + (i as usize * 977) % 60_000,
+                i % 50 == 0,
+            );
+            sent.push((f.timestamp, f.payload.len()));
+            source.push(f);
+        }
+        source.unpublish("pub");
+        let mut scratch = Scratch::default();
+        feeding.sink.deliver(&mut scratch);
+        assert!(
+            feeding.sink.blocked(),
+            "the socket cannot have taken it all"
+        );
+        let reader = tokio::spawn(async move {
+            let mut raw = Vec::new();
+            peer.read_to_end(&mut raw).await.unwrap();
+            raw
+        });
+        let done = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            while !feeding.sink.finished() {
+                feeding
+                    .sink
+                    .attend(std::time::Duration::from_secs(10))
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+        assert!(done.is_ok(), "the task never caught up");
+        drop(feeding);
+        let raw = reader.await.unwrap();
+        // De-chunk.
+        let mut body = Vec::new();
+        let mut rest = &raw[..];
+        loop {
+            let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
+            rest = &rest[eol + 2..];
+            if size == 0 {
+                assert_eq!(rest, b"\r\n", "the last chunk ends the body");
+                break;
+            }
+            body.extend_from_slice(&rest[..size]);
+            assert_eq!(&rest[size..size + 2], b"\r\n");
+            rest = &rest[size + 2..];
+        }
+        // Tags in order, each the frame that was pushed.
+        let mut got = Vec::new();
+        let mut pos = 0;
+        while pos < body.len() {
+            let len = u32::from_be_bytes([0, body[pos + 1], body[pos + 2], body[pos + 3]]) as usize;
+            let ts =
+                u32::from_be_bytes([body[pos + 7], body[pos + 4], body[pos + 5], body[pos + 6]]);
+            assert_eq!(body[pos], 9);
+            let fill = body[pos + 11];
+            assert!(body[pos + 11..pos + 11 + len].iter().all(|&b| b == fill));
+            let trailer =
+                u32::from_be_bytes(body[pos + 11 + len..pos + 15 + len].try_into().unwrap());
+            assert_eq!(trailer as usize, len + 11);
+            got.push((u64::from(ts), len));
+            pos += 15 + len;
+        }
+        assert_eq!(got, sent);
+    }
+}
