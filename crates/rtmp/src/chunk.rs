@@ -954,6 +954,139 @@ mod tests {
         }
     }
 
+    /// Runs `decode` and `decode_with` side by side over `input` fed in pieces: after every
+    /// call both must agree on the message, the bytes consumed and the error.
+    fn lockstep(input: &[u8], limits: DecoderLimits, mut piece: impl FnMut() -> usize) -> usize {
+        let (mut a, mut b) = (ChunkDecoder::new(limits), ChunkDecoder::new(limits));
+        let (mut buf_a, mut buf_b) = (BytesMut::new(), BytesMut::new());
+        let mut messages = 0;
+        let mut pos = 0;
+        while pos < input.len() {
+            let n = piece().clamp(1, input.len() - pos);
+            buf_a.extend_from_slice(&input[pos..pos + n]);
+            buf_b.extend_from_slice(&input[pos..pos + n]);
+            pos += n;
+            loop {
+                let ra = a.decode(&mut buf_a);
+                let rb = b.decode_with(&mut buf_b, |m| (m.csid, m.header, m.payload.to_vec()));
+                assert_eq!(buf_a.len(), buf_b.len(), "bytes consumed");
+                match (ra, rb) {
+                    (Ok(Some(ma)), Ok(Some((csid, header, payload)))) => {
+                        assert_eq!((ma.csid, ma.header), (csid, header));
+                        assert_eq!(&ma.payload[..], &payload[..]);
+                        messages += 1;
+                        // Set Chunk Size applies to the next chunk, in both.
+                        if header.type_id == 1 && payload.len() >= 4 {
+                            let size = u32::from_be_bytes([
+                                payload[0], payload[1], payload[2], payload[3],
+                            ]);
+                            assert_eq!(
+                                a.set_chunk_size(size).is_ok(),
+                                b.set_chunk_size(size).is_ok()
+                            );
+                        }
+                    }
+                    (Ok(None), Ok(None)) => break,
+                    (Err(ea), Err(eb)) => {
+                        assert_eq!(ea.to_string(), eb.to_string());
+                        return messages;
+                    }
+                    (ra, rb) => panic!("decode {ra:?} but decode_with {rb:?}"),
+                }
+            }
+        }
+        messages
+    }
+
+    #[test]
+    fn decode_with_agrees_with_decode() {
+        let mut rng = XorShift(0x0123_4567_89AB_CDEF);
+        // The chunk vectors (the error one included), whole and in random pieces.
+        for v in vectors("rtmp_chunk") {
+            let input = unhex(v["input_hex"].as_str().unwrap());
+            lockstep(&input, DecoderLimits::default(), || usize::MAX);
+            let mut r = XorShift(rng.next() | 1);
+            lockstep(&input, DecoderLimits::default(), || 1 + r.below(40));
+        }
+        // Encoder output: one- and multi-chunk messages, extended timestamps, all three
+        // basic header forms, a chunk size change half way.
+        let mut enc = ChunkEncoder::new();
+        let mut input = Vec::new();
+        for (i, size) in [0usize, 1, 127, 128, 129, 5000, 70_000]
+            .into_iter()
+            .enumerate()
+        {
+            for ts in [0, 40, 0xFF_FFFF, 0x1234_5678] {
+                let payload: Vec<u8> = (0..size).map(|_| rng.next() as u8).collect();
+                let header = MessageHeader {
+                    timestamp: ts,
+                    length: size as u32,
+                    type_id: 9,
+                    stream_id: 1,
+                };
+                enc.encode_into([3, 6, 64, 400][i % 4], &header, &payload, &mut input);
+            }
+            if i == 3 {
+                let set = MessageHeader {
+                    timestamp: 0,
+                    length: 4,
+                    type_id: 1,
+                    stream_id: 0,
+                };
+                enc.encode_into(2, &set, &4096u32.to_be_bytes(), &mut input);
+                enc.set_chunk_size(4096);
+            }
+        }
+        for max in [usize::MAX, 1000, 13] {
+            let mut r = XorShift(rng.next() | 1);
+            let n = lockstep(&input, DecoderLimits::default(), || {
+                1 + r.below(max.min(1 << 20))
+            });
+            assert_eq!(n, 7 * 4 + 1);
+        }
+        // Garbage: the same errors at the same byte.
+        let limits = DecoderLimits {
+            max_message_size: 64 * 1024,
+            max_chunk_streams: 8,
+            max_buffered: 4096,
+        };
+        for _ in 0..20_000 {
+            let len = rng.below(200);
+            let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            for b in bytes.iter_mut().skip(4).step_by(5) {
+                *b &= 0x03;
+            }
+            let mut r = XorShift(rng.next() | 1);
+            lockstep(&bytes, limits, || 1 + r.below(30));
+        }
+    }
+
+    #[test]
+    fn chunk_stream_limit_counts_inline_and_mapped_ids() {
+        let limits = DecoderLimits {
+            max_message_size: 1024,
+            max_chunk_streams: 4,
+            max_buffered: usize::MAX,
+        };
+        let mut dec = ChunkDecoder::new(limits);
+        let mut buf = BytesMut::new();
+        for csid in [3, 64, 7, MAX_CSID, 3, 64, 8] {
+            put_header_only(&mut buf, csid);
+        }
+        let mut n = 0;
+        let err = loop {
+            match dec.decode(&mut buf) {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => panic!("expected an error"),
+                Err(e) => break e,
+            }
+        };
+        // Ids seen again are not new streams; the fifth distinct one is refused.
+        assert_eq!(n, 6);
+        assert_eq!(dec.streams.len(), 4);
+        assert!(matches!(err, ChunkError::TooManyChunkStreams { max: 4 }));
+    }
+
     #[test]
     fn message_encoding_vectors() {
         for v in vectors("rtmp_message_encoding") {

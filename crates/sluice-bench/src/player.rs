@@ -82,6 +82,9 @@ struct Tracker<'a> {
     first_frame_at: Option<Instant>,
     last_frame_at: Option<Instant>,
     last_ts: [Option<u32>; 2],
+    /// Frames seen since the slot was last updated, and the newest latency among them: the
+    /// progress line only needs the newest state, so the slot is written once per batch.
+    batch: Option<Option<u64>>,
     result: PlayerResult,
 }
 
@@ -95,6 +98,7 @@ impl<'a> Tracker<'a> {
             first_frame_at: None,
             last_frame_at: None,
             last_ts: [None; 2],
+            batch: None,
             result: PlayerResult::default(),
         }
     }
@@ -112,10 +116,17 @@ impl<'a> Tracker<'a> {
         self.shared.bytes.fetch_add(n as u64, Relaxed);
     }
 
-    /// One audio/video/metadata message; `log` is the publisher's log, read-locked by the
-    /// caller once per batch of frames.
-    fn frame(&mut self, log: &[crate::matching::Sent], kind: MediaKind, ts: u32, payload: &[u8]) {
-        let now = Instant::now();
+    /// One audio/video/metadata message. `log` (the publisher's log, read-locked) and `now`
+    /// are taken by the caller once per batch of frames: all of a batch arrived in one read.
+    /// Call [`Tracker::end_batch`] after the batch.
+    fn frame(
+        &mut self,
+        log: &[crate::matching::Sent],
+        now: Instant,
+        kind: MediaKind,
+        ts: u32,
+        payload: &[u8],
+    ) {
         if is_config(kind, payload) {
             self.result.config_frames += 1;
             return;
@@ -147,8 +158,15 @@ impl<'a> Tracker<'a> {
                 }
             }
         }
-        if let Some(s) = self.shared.slots.get(self.slot) {
-            s.frame(now - self.shared.start, latency);
+        self.batch = Some(latency.or(self.batch.flatten()));
+    }
+
+    /// Publishes the newest frame of the batch to the progress line.
+    fn end_batch(&mut self, now: Instant) {
+        if let Some(latency) = self.batch.take() {
+            if let Some(s) = self.shared.slots.get(self.slot) {
+                s.frame(now - self.shared.start, latency);
+            }
         }
     }
 
@@ -202,14 +220,22 @@ async fn play_rtmp(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
     };
     let mut player = Client::connect_with(url, options).await?.play().await?;
     t.connected();
-    while let Some(m) = player.recv().await? {
-        t.bytes(m.payload.len());
-        let log = t
-            .shared
+    while player.read_batch().await? {
+        let shared = t.shared;
+        let log = shared
             .log
             .read()
             .map_err(|_| anyhow::anyhow!("log lock poisoned"))?;
-        t.frame(&log, m.kind, m.timestamp, &m.payload);
+        let now = Instant::now();
+        let mut bytes = 0;
+        let drained = player.drain_batch(|m| {
+            bytes += m.payload.len();
+            t.frame(&log, now, m.kind, m.timestamp, m.payload);
+        });
+        drop(log);
+        t.bytes(bytes);
+        t.end_batch(now);
+        drained?;
     }
     Ok(())
 }
@@ -237,19 +263,27 @@ async fn play_flv(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
             None => body.unsplit(buf.split()),
         }
         {
-            let log = t
-                .shared
+            let shared = t.shared;
+            let log = shared
                 .log
                 .read()
                 .map_err(|_| anyhow::anyhow!("log lock poisoned"))?;
-            while let Some(tag) = reader.next_tag(&mut body)? {
+            let now = Instant::now();
+            let tags = loop {
+                let tag = match reader.next_tag(&mut body) {
+                    Ok(Some(tag)) => tag,
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
+                };
                 let kind = match tag.tag_type {
                     tag_type::AUDIO => MediaKind::Audio,
                     tag_type::VIDEO => MediaKind::Video,
                     _ => continue,
                 };
-                t.frame(&log, kind, tag.timestamp, &tag.data);
-            }
+                t.frame(&log, now, kind, tag.timestamp, &tag.data);
+            };
+            t.end_batch(now);
+            tags?;
         }
         buf.reserve(READ_CHUNK);
         if stream.read_buf(&mut buf).await.context("reading")? == 0 {
@@ -293,6 +327,7 @@ async fn play_hls(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
             events.clear();
             demux.push(&data, &mut events);
             demux.finish(&mut events);
+            let now = Instant::now();
             for ev in events.drain(..) {
                 if let media::ts::TsEvent::Pes(pes) = ev {
                     let kind = if pes.stream_id & 0xf0 == 0xe0 {
@@ -302,9 +337,10 @@ async fn play_hls(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
                     };
                     // 90 kHz to ms: the same unit as the other protocols.
                     let ts = (pes.dts.or(pes.pts).unwrap_or(0) / 90) as u32;
-                    t.frame(&[], kind, ts, &pes.data);
+                    t.frame(&[], now, kind, ts, &pes.data);
                 }
             }
+            t.end_batch(now);
             next_seq = Some(seg.sequence + 1);
         }
         if playlist.ended {

@@ -91,7 +91,10 @@ impl AtomicHistogram {
         if let Some(c) = self.counts.get(ms.min(MsHistogram::MAX_MS) as usize) {
             c.fetch_add(1, Relaxed);
         }
-        self.max.fetch_max(ms, Relaxed);
+        // Almost every sample is below the maximum: a plain load spares the locked update.
+        if ms > self.max.load(Relaxed) {
+            self.max.fetch_max(ms, Relaxed);
+        }
     }
 
     pub fn snapshot(&self) -> MsHistogram {

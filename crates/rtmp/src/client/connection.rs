@@ -5,17 +5,19 @@
 //! what the server sends (acknowledgements, pings, a kick) without blocking whenever it
 //! flushes, and the player reads as it is asked for media.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use amf::Amf0Value;
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 use super::session::{
-    ClientConfig, ClientEvent, ClientSession, ClientSessionError, MediaKind, MediaMessage, Status,
+    ClientConfig, ClientEvent, ClientSession, ClientSessionError, MediaKind, MediaMessage,
+    MediaRef, Status,
 };
 use super::url::{RtmpUrl, UrlError};
 use crate::handshake::{ClientHandshake, HandshakeError};
@@ -131,19 +133,24 @@ impl Conn {
             }
             // Acks and ping replies go out before we block on the next read.
             self.write_output().await?;
-            self.read_buf.reserve(READ_CHUNK);
-            let read = self.stream.read_buf(&mut self.read_buf);
-            let n = match self.options.idle_timeout {
-                Some(t) => tokio::time::timeout(t, read)
-                    .await
-                    .map_err(|_| ClientError::Timeout("no data from the server"))?,
-                None => read.await,
-            }
-            .map_err(ClientError::io("reading"))?;
-            if n == 0 {
+            if self.read_more().await? == 0 {
                 return Ok(None);
             }
         }
+    }
+
+    /// One read into `read_buf` (0 = the server closed the connection), bounded by the
+    /// idle time-out.
+    async fn read_more(&mut self) -> Result<usize, ClientError> {
+        self.read_buf.reserve(READ_CHUNK);
+        let read = self.stream.read_buf(&mut self.read_buf);
+        match self.options.idle_timeout {
+            Some(t) => tokio::time::timeout(t, read)
+                .await
+                .map_err(|_| ClientError::Timeout("no data from the server"))?,
+            None => read.await,
+        }
+        .map_err(ClientError::io("reading"))
     }
 
     /// Waits (bounded by the command time-out) for the event `want` picks, turning refusals
@@ -273,6 +280,9 @@ impl Client {
             conn: self.conn,
             stream_id,
             ended: false,
+            // Media may have arrived with Play.Start.
+            unread: true,
+            readable: false,
         })
     }
 }
@@ -439,11 +449,64 @@ async fn write_queue(
     Ok(())
 }
 
-/// A playing connection.
+/// A playing connection. Read it either message by message ([`Player::recv`]) or batch by
+/// batch ([`Player::read_batch`] then [`Player::drain_batch`]).
 pub struct Player {
     conn: Conn,
     stream_id: u32,
     ended: bool,
+    /// The read buffer may hold complete messages not handed out yet, so `read_batch` must
+    /// not block before `drain_batch` has looked at them.
+    unread: bool,
+    /// `read_batch` saw the socket readable: `drain_batch` reads.
+    readable: bool,
+}
+
+thread_local! {
+    /// Where [`Player::drain_batch`] reads to: one buffer per thread instead of one per player.
+    static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// One non-blocking read into the spare capacity of `buf`; Ok(None) when nothing had
+/// arrived. A read that leaves room in the buffer emptied the socket, so its readiness is
+/// cleared at once (as tokio's own `poll_read` does): otherwise the next wait would return
+/// straight away for a read that can only fail with `WouldBlock`.
+fn read_now(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Option<usize>> {
+    let spare = buf.capacity() - buf.len();
+    let mut got = 0;
+    let r = stream.try_io(Interest::READABLE, || {
+        got = stream.try_read_buf(buf)?;
+        if got > 0 && got < spare {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(())
+        }
+    });
+    match r {
+        Ok(()) => Ok(Some(got)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((got > 0).then_some(got)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Feeds `buf` to the session until it needs more bytes or the stream ends; media goes to
+/// `on_media`, the rest is handled as [`Player::recv`] handles it.
+fn feed_batch(
+    session: &mut ClientSession,
+    buf: &mut BytesMut,
+    ended: &mut bool,
+    on_media: &mut impl FnMut(MediaRef<'_>),
+) -> Result<(), ClientError> {
+    while !*ended {
+        match session.feed_with(buf, on_media)? {
+            None => break,
+            Some(ClientEvent::Status(s)) if s.ends_playback() => *ended = true,
+            Some(ClientEvent::StreamEof { .. }) => *ended = true,
+            Some(ClientEvent::Error { status, .. }) => return Err(ClientError::rejected(status)),
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 impl Player {
@@ -458,7 +521,10 @@ impl Player {
         while !self.ended {
             match self.conn.next_event().await? {
                 None => self.ended = true,
-                Some(ClientEvent::Media(m)) => return Ok(Some(m)),
+                Some(ClientEvent::Media(m)) => {
+                    self.unread = true;
+                    return Ok(Some(m));
+                }
                 Some(ClientEvent::Status(s)) if s.ends_playback() => self.ended = true,
                 Some(ClientEvent::StreamEof { .. }) => self.ended = true,
                 Some(ClientEvent::Error { status, .. }) => {
@@ -470,6 +536,109 @@ impl Player {
         Ok(None)
     }
 
+    /// Waits until the server's next bytes can be read, after sending pending
+    /// acknowledgements and ping replies; [`Player::drain_batch`] then reads and decodes
+    /// them. The split lets a caller do per-batch work (take a lock, read the clock) once
+    /// per read instead of once per message. Returns at once while bytes already read have
+    /// not been drained. Ok(false) once the stream ended or the server closed the
+    /// connection. Not cancel-safe while it writes, like `recv`.
+    pub async fn read_batch(&mut self) -> Result<bool, ClientError> {
+        if self.ended {
+            return Ok(false);
+        }
+        if self.unread || self.readable {
+            return Ok(true);
+        }
+        self.conn.write_output().await?;
+        // The single-waiter form: `readable()` would link (and on drop unlink) a waiter
+        // under the socket's lock on every wait.
+        let stream = &self.conn.stream;
+        let readable = std::future::poll_fn(|cx| stream.poll_read_ready(cx));
+        match self.conn.options.idle_timeout {
+            Some(t) => tokio::time::timeout(t, readable)
+                .await
+                .map_err(|_| ClientError::Timeout("no data from the server"))?,
+            None => readable.await,
+        }
+        .map_err(ClientError::io("reading"))?;
+        self.readable = true;
+        Ok(true)
+    }
+
+    /// Reads what [`Player::read_batch`] found waiting (one non-blocking read) and hands
+    /// every complete audio/video/metadata message to `on_media`, in order, with the payload
+    /// borrowed from the read buffer. Handles the rest as [`Player::recv`] does: stops at the
+    /// end of the stream, fails on a refusal.
+    ///
+    /// The bytes land in a buffer shared by all players of the thread, kept hot in cache,
+    /// and only an unfinished chunk is copied to the player's own buffer: with thousands of
+    /// players, one read buffer each would make every read and decode a cache miss.
+    pub fn drain_batch(
+        &mut self,
+        mut on_media: impl FnMut(MediaRef<'_>),
+    ) -> Result<(), ClientError> {
+        if std::mem::take(&mut self.unread) {
+            let conn = &mut self.conn;
+            feed_batch(
+                &mut conn.session,
+                &mut conn.read_buf,
+                &mut self.ended,
+                &mut on_media,
+            )?;
+        }
+        if !std::mem::take(&mut self.readable) || self.ended {
+            return Ok(());
+        }
+        let conn = &mut self.conn;
+        if conn.read_buf.is_empty() {
+            let shared = SCRATCH.with(|cell| {
+                // Only a caller draining one player from inside another's callback finds it
+                // taken; that player reads into its own buffer instead.
+                let Ok(mut scratch) = cell.try_borrow_mut() else {
+                    return None;
+                };
+                scratch.clear();
+                scratch.reserve(READ_CHUNK);
+                let r = match read_now(&conn.stream, &mut scratch) {
+                    Ok(Some(0)) => {
+                        self.ended = true;
+                        Ok(())
+                    }
+                    Ok(Some(_)) => feed_batch(
+                        &mut conn.session,
+                        &mut scratch,
+                        &mut self.ended,
+                        &mut on_media,
+                    ),
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(ClientError::io("reading")(e)),
+                };
+                // An unfinished chunk (or what follows the end of the stream) waits in the
+                // player's own buffer for the next read.
+                conn.read_buf.extend_from_slice(&scratch);
+                scratch.clear();
+                Some(r)
+            });
+            if let Some(r) = shared {
+                return r;
+            }
+        }
+        conn.read_buf.reserve(READ_CHUNK);
+        match read_now(&conn.stream, &mut conn.read_buf).map_err(ClientError::io("reading"))? {
+            Some(0) => {
+                self.ended = true;
+                Ok(())
+            }
+            Some(_) => feed_batch(
+                &mut conn.session,
+                &mut conn.read_buf,
+                &mut self.ended,
+                &mut on_media,
+            ),
+            None => Ok(()),
+        }
+    }
+
     /// Sends deleteStream and closes the connection.
     pub async fn close(mut self) -> Result<(), ClientError> {
         self.conn.session.close()?;
@@ -479,5 +648,156 @@ impl Player {
             .shutdown()
             .await
             .map_err(ClientError::io("closing"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handshake::ServerHandshake;
+    use crate::server::{Event, ServerConfig, ServerSession};
+    use tokio::net::TcpListener;
+
+    fn frames() -> Vec<(MediaKind, u32, Bytes)> {
+        (0..120u32)
+            .map(|i| {
+                let (kind, len) = if i % 3 == 0 {
+                    (MediaKind::Video, 200 + (i as usize * 997) % 90_000)
+                } else {
+                    (MediaKind::Audio, 20 + i as usize % 300)
+                };
+                let payload: Bytes = (0..len).map(|b| (b as u32 ^ i) as u8).collect();
+                (kind, i * 20, payload)
+            })
+            .collect()
+    }
+
+    /// Serves one player: `frames()` written in uneven pieces with pauses, so that reads end
+    /// inside chunks, then UnpublishNotify.
+    async fn serve(listener: TcpListener) {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = BytesMut::new();
+        let mut hs = ServerHandshake::new(5, 0);
+        let mut out = Vec::new();
+        loop {
+            let done = hs.process(&mut buf, &mut out).unwrap();
+            sock.write_all(&out).await.unwrap();
+            out.clear();
+            if done {
+                break;
+            }
+            assert!(sock.read_buf(&mut buf).await.unwrap() > 0);
+        }
+        let mut s = ServerSession::new(ServerConfig::default());
+        loop {
+            while let Some(ev) = s.feed(&mut buf).unwrap() {
+                match ev {
+                    Event::Connect(_) => s.accept_connect(),
+                    Event::Play {
+                        stream_id, name, ..
+                    } => {
+                        s.accept_play(stream_id, &name, true);
+                        let mut wire = s.take_output().map(|b| b.to_vec()).unwrap_or_default();
+                        let mut parts = Vec::new();
+                        for (kind, ts, payload) in frames() {
+                            s.encode_media(kind, stream_id, ts, &payload, &mut parts);
+                        }
+                        s.status(stream_id, "status", "NetStream.Play.UnpublishNotify", "");
+                        parts.extend(s.take_output());
+                        for p in parts {
+                            wire.extend_from_slice(&p);
+                        }
+                        let mut pos = 0;
+                        let mut step = 1;
+                        while pos < wire.len() {
+                            let end = wire.len().min(pos + step);
+                            sock.write_all(&wire[pos..end]).await.unwrap();
+                            pos = end;
+                            step = step * 7 % 20_011 + 1;
+                            tokio::time::sleep(Duration::from_micros(200)).await;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(b) = s.take_output() {
+                sock.write_all(&b).await.unwrap();
+            }
+            match sock.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    async fn player() -> Player {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(serve(listener));
+        Client::connect(&format!("rtmp://127.0.0.1:{port}/live/x"))
+            .await
+            .unwrap()
+            .play()
+            .await
+            .unwrap()
+    }
+
+    type Got = Vec<(MediaKind, u32, Bytes)>;
+
+    fn collect(got: &mut Got) -> impl FnMut(MediaRef<'_>) + '_ {
+        |m| got.push((m.kind, m.timestamp, Bytes::copy_from_slice(m.payload)))
+    }
+
+    #[tokio::test]
+    async fn batches_carry_the_same_messages_as_recv() {
+        let mut one_by_one = player().await;
+        let mut a = Vec::new();
+        while let Some(m) = one_by_one.recv().await.unwrap() {
+            a.push((m.kind, m.timestamp, m.payload));
+        }
+        assert_eq!(a, frames());
+
+        let mut batched = player().await;
+        let mut b = Vec::new();
+        let mut batches = 0;
+        while batched.read_batch().await.unwrap() {
+            batched.drain_batch(collect(&mut b)).unwrap();
+            batches += 1;
+        }
+        assert_eq!(b, frames());
+        assert!(batches > 1);
+        // The end is sticky, as with recv.
+        assert!(!batched.read_batch().await.unwrap());
+        assert!(batched.recv().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn batches_mix_with_recv_and_survive_a_busy_scratch() {
+        let mut p = player().await;
+        let mut got = Vec::new();
+        let mut turn = 0;
+        loop {
+            turn += 1;
+            if turn % 3 == 0 {
+                match p.recv().await.unwrap() {
+                    Some(m) => got.push((m.kind, m.timestamp, m.payload)),
+                    None => break,
+                }
+                continue;
+            }
+            if !p.read_batch().await.unwrap() {
+                break;
+            }
+            if turn % 3 == 1 {
+                // As if drained from inside another player's callback.
+                SCRATCH.with(|cell| {
+                    let _busy = cell.borrow_mut();
+                    p.drain_batch(collect(&mut got)).unwrap();
+                });
+            } else {
+                p.drain_batch(collect(&mut got)).unwrap();
+            }
+        }
+        assert_eq!(got, frames());
     }
 }

@@ -26,7 +26,7 @@ pub use connection::{
     Client, ClientError, ClientOptions, Player, Publisher, DEFAULT_TIMEOUT, DEFAULT_WRITE_BUFFER,
 };
 pub use session::{
-    ClientConfig, ClientEvent, ClientSession, ClientSessionError, MediaKind, MediaMessage, Status,
-    DEFAULT_BUFFER_MS, DEFAULT_CHUNK_SIZE, DEFAULT_FLASH_VER,
+    ClientConfig, ClientEvent, ClientSession, ClientSessionError, MediaKind, MediaMessage,
+    MediaRef, Status, DEFAULT_BUFFER_MS, DEFAULT_CHUNK_SIZE, DEFAULT_FLASH_VER,
 };
 pub use url::{RtmpUrl, UrlError, DEFAULT_PORT};

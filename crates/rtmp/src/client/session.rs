@@ -11,7 +11,9 @@ use std::collections::{HashMap, VecDeque};
 use amf::Amf0Value;
 use bytes::{Bytes, BytesMut};
 
-use crate::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, DecoderLimits, MessageHeader};
+use crate::chunk::{
+    ChunkDecoder, ChunkEncoder, ChunkError, DecoderLimits, MessageHeader, MessageRef,
+};
 use crate::message::{msg_type, split_aggregate, Command, Message, MessageError, UserControl};
 use crate::server::csid;
 pub use crate::server::MediaKind;
@@ -102,6 +104,26 @@ pub struct MediaMessage {
     pub kind: MediaKind,
     pub timestamp: u32,
     pub payload: Bytes,
+}
+
+/// A [`MediaMessage`] lent to a callback by [`ClientSession::feed_with`]: the payload is
+/// borrowed from the read buffer, so a player that only looks at each message once pays no
+/// reference count or allocation for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaRef<'a> {
+    pub kind: MediaKind,
+    pub timestamp: u32,
+    pub payload: &'a [u8],
+}
+
+impl<'a> From<&'a MediaMessage> for MediaRef<'a> {
+    fn from(m: &'a MediaMessage) -> Self {
+        MediaRef {
+            kind: m.kind,
+            timestamp: m.timestamp,
+            payload: &m.payload,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -412,6 +434,57 @@ impl ClientSession {
                 continue;
             }
             self.on_message(&raw.header, raw.payload)?;
+        }
+    }
+
+    /// [`ClientSession::feed`] for a caller that consumes media on the spot: audio and video
+    /// go to `on_media` with their payload borrowed from `buf` instead of being split off,
+    /// queued and returned one by one. Everything else (metadata, aggregates, control
+    /// messages, commands) takes the same path as in `feed`; media among it is lent to
+    /// `on_media` as well, in arrival order. Returns the first non-media event, or `Ok(None)`
+    /// once `buf` holds no complete message.
+    pub fn feed_with(
+        &mut self,
+        buf: &mut BytesMut,
+        on_media: &mut impl FnMut(MediaRef<'_>),
+    ) -> Result<Option<ClientEvent>, ClientSessionError> {
+        loop {
+            while let Some(ev) = self.events.pop_front() {
+                match ev {
+                    ClientEvent::Media(m) => on_media(MediaRef::from(&m)),
+                    ev => return Ok(Some(ev)),
+                }
+            }
+            let before = buf.len();
+            let msg = self.decoder.decode_with(buf, |m: MessageRef<'_>| {
+                let kind = match m.header.type_id {
+                    msg_type::AUDIO => MediaKind::Audio,
+                    msg_type::VIDEO => MediaKind::Video,
+                    // Rare (commands, control, metadata): a copy keeps one code path for them.
+                    _ => return Some((m.header, Bytes::copy_from_slice(m.payload))),
+                };
+                on_media(MediaRef {
+                    kind,
+                    timestamp: m.header.timestamp,
+                    payload: m.payload,
+                });
+                None
+            })?;
+            self.bytes_in += before.saturating_sub(buf.len()) as u64;
+            self.maybe_ack();
+            let Some(other) = msg else {
+                return Ok(None);
+            };
+            let Some((header, payload)) = other else {
+                continue;
+            };
+            if header.type_id == msg_type::AGGREGATE {
+                for (h, payload) in split_aggregate(&header, &payload)? {
+                    self.on_message(&h, payload)?;
+                }
+                continue;
+            }
+            self.on_message(&header, payload)?;
         }
     }
 
@@ -836,6 +909,137 @@ mod tests {
             s.feed(&mut buf).unwrap(),
             Some(ClientEvent::Error { .. })
         ));
+    }
+
+    /// What a server sends a player: control messages, a ping, statuses, audio and video
+    /// (some over several chunks), an aggregate, metadata with and without @setDataFrame.
+    fn player_stream() -> Vec<u8> {
+        let mut enc = ChunkEncoder::new();
+        let mut out = Vec::new();
+        let mut put = |enc: &mut ChunkEncoder, csid: u32, type_id: u8, ts: u32, payload: &[u8]| {
+            let header = MessageHeader {
+                timestamp: ts,
+                length: payload.len() as u32,
+                type_id,
+                stream_id: 1,
+            };
+            enc.encode_into(csid, &header, payload, &mut out);
+        };
+        let msg = |m: Message| (m.type_id(), m.encode_payload());
+        let status = |code: &str| {
+            msg(Message::Command(Command::new(
+                "onStatus",
+                0.0,
+                Amf0Value::Null,
+                vec![Amf0Value::object([
+                    ("level", Amf0Value::string("status")),
+                    ("code", Amf0Value::string(code)),
+                ])],
+            )))
+        };
+        let (t, p) = msg(Message::WindowAckSize(700));
+        put(&mut enc, 2, t, 0, &p);
+        let (t, p) = msg(Message::SetChunkSize(100));
+        put(&mut enc, 2, t, 0, &p);
+        enc.set_chunk_size(100);
+        let (t, p) = status("NetStream.Play.Start");
+        put(&mut enc, 5, t, 0, &p);
+        let mut plain = Vec::new();
+        Amf0Value::string("onMetaData").encode(&mut plain);
+        Amf0Value::object([("width", Amf0Value::Number(640.0))]).encode(&mut plain);
+        let mut framed = Vec::new();
+        Amf0Value::string("@setDataFrame").encode(&mut framed);
+        framed.extend_from_slice(&plain);
+        put(&mut enc, 5, msg_type::DATA_AMF0, 0, &framed);
+        put(&mut enc, 5, msg_type::DATA_AMF0, 0, &plain);
+        let (t, p) = msg(Message::data(vec![Amf0Value::string("|RtmpSampleAccess")]));
+        put(&mut enc, 5, t, 0, &p);
+        for i in 0..40u32 {
+            let audio: Vec<u8> = (0..30 + i).map(|b| (b ^ i) as u8).collect();
+            put(&mut enc, 4, msg_type::AUDIO, i * 23, &audio);
+            let video: Vec<u8> = (0..(40 + i * 37) % 450).map(|b| (b + i) as u8).collect();
+            put(&mut enc, 6, msg_type::VIDEO, i * 40, &video);
+            if i % 10 == 3 {
+                let (t, p) = msg(Message::UserControl(UserControl::PingRequest(i)));
+                put(&mut enc, 2, t, 0, &p);
+            }
+            if i % 10 == 7 {
+                // Two FLV tags: audio then video.
+                let mut agg = Vec::new();
+                for (type_id, data) in [(8u8, &[0xAF, 1, 2][..]), (9, &[0x27, 1, 0, 0, 0, 9][..])] {
+                    agg.push(type_id);
+                    agg.extend_from_slice(&(data.len() as u32).to_be_bytes()[1..]);
+                    agg.extend_from_slice(&[0, 0, 5, 0, 0, 0, 0]);
+                    agg.extend_from_slice(data);
+                    agg.extend_from_slice(&(11 + data.len() as u32).to_be_bytes());
+                }
+                put(&mut enc, 6, msg_type::AGGREGATE, i * 40, &agg);
+            }
+        }
+        let (t, p) = status("NetStream.Play.UnpublishNotify");
+        put(&mut enc, 5, t, 0, &p);
+        out
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Media(MediaKind, u32, Vec<u8>),
+        Event(ClientEvent),
+    }
+
+    #[test]
+    fn feed_with_sees_what_feed_sees() {
+        let input = player_stream();
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        for max_piece in [1usize, 7, 100, 1000, usize::MAX] {
+            let (mut a, mut b) = (connected(), connected());
+            let (mut buf_a, mut buf_b) = (BytesMut::new(), BytesMut::new());
+            let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+            let (mut out_a, mut out_b) = (Vec::new(), Vec::new());
+            let mut pos = 0;
+            while pos < input.len() {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let n = (1 + (rng % max_piece.min(1 << 20) as u64) as usize).min(input.len() - pos);
+                buf_a.extend_from_slice(&input[pos..pos + n]);
+                buf_b.extend_from_slice(&input[pos..pos + n]);
+                pos += n;
+                while let Some(ev) = a.feed(&mut buf_a).unwrap() {
+                    seen_a.push(match ev {
+                        ClientEvent::Media(m) => {
+                            Seen::Media(m.kind, m.timestamp, m.payload.to_vec())
+                        }
+                        ev => Seen::Event(ev),
+                    });
+                }
+                loop {
+                    let mut media = |m: MediaRef<'_>| {
+                        seen_b.push(Seen::Media(m.kind, m.timestamp, m.payload.to_vec()))
+                    };
+                    let Some(ev) = b.feed_with(&mut buf_b, &mut media).unwrap() else {
+                        break;
+                    };
+                    assert!(
+                        !matches!(ev, ClientEvent::Media(_)),
+                        "media goes to the callback"
+                    );
+                    seen_b.push(Seen::Event(ev));
+                }
+                out_a.extend(a.take_output().unwrap_or_default());
+                out_b.extend(b.take_output().unwrap_or_default());
+                assert_eq!(buf_a.len(), buf_b.len());
+            }
+            assert_eq!(seen_a, seen_b, "pieces up to {max_piece}");
+            assert_eq!(out_a, out_b, "acks and pongs");
+            assert_eq!((a.bytes_in(), a.acks_sent()), (b.bytes_in(), b.acks_sent()));
+            assert!(a.acks_sent() > 3);
+            let media = seen_a.iter().filter(|s| matches!(s, Seen::Media(..)));
+            assert_eq!(media.count(), 2 + 40 * 2 + 4 * 2);
+            assert!(
+                matches!(seen_a.last(), Some(Seen::Event(ClientEvent::Status(s))) if s.ends_playback())
+            );
+        }
     }
 
     #[test]
