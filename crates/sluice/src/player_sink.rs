@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -209,7 +210,7 @@ impl PlayerSink {
         // The reading half lives in the ended task; this makes the peer see the end
         // at once rather than when the last reference to the sink goes.
         let _ = nix::sys::socket::shutdown(
-            std::os::fd::AsRawFd::as_raw_fd(self.writer.as_ref()),
+            self.writer.as_ref().as_raw_fd(),
             nix::sys::socket::Shutdown::Both,
         );
     }
@@ -229,7 +230,7 @@ impl PlayerSink {
                 iov[k] = IoSlice::new(b);
                 k += 1;
             }
-            let mut n = match self.writer.try_write_vectored(&iov[..k]) {
+            let mut n = match self.send_vectored(&iov[..k]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -256,6 +257,24 @@ impl PlayerSink {
             st.pending.shrink_to(PENDING_KEEP);
         }
         Ok(true)
+    }
+
+    /// One non-blocking vectored write. `sendmsg` rather than the `writev` behind
+    /// tokio's `try_write_vectored`: on a socket the two do the same, but `writev`
+    /// goes through the file layer first (position lock, write checks, fsnotify),
+    /// about a tenth of the kernel time of a player's write (perf, 1,000 players).
+    fn send_vectored(&self, iov: &[IoSlice<'_>]) -> io::Result<usize> {
+        let stream: &tokio::net::TcpStream = self.writer.as_ref();
+        stream.try_io(tokio::io::Interest::WRITABLE, || {
+            nix::sys::socket::sendmsg::<()>(
+                stream.as_raw_fd(),
+                iov,
+                &[],
+                nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+                None,
+            )
+            .map_err(io::Error::from)
+        })
     }
 
     fn fail(&self, st: &mut State, e: io::Error) {
@@ -445,7 +464,7 @@ impl PlayerSink {
         if total == 0 {
             return false;
         }
-        let (written, error) = match self.writer.try_write_vectored(&iov[..n]) {
+        let (written, error) = match self.send_vectored(&iov[..n]) {
             Ok(0) => (0, Some(io::ErrorKind::WriteZero.into())),
             Ok(w) => (w, None),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => (0, None),
