@@ -70,7 +70,20 @@ fn wrong_version(port: u16) -> Closed {
 /// A valid handshake, then a fmt 0 chunk announcing a 16 MiB - 1 command message (over the
 /// 8 MiB limit), followed by a first chunk of it.
 fn huge_message(port: u16) -> Closed {
-    let mut c = RawClient::handshake(port, None).expect("handshake");
+    // The churn thread fills max_connections on purpose: a refusal at accept (a
+    // reset) is the server doing its job, so try again until a slot is free.
+    let mut tries = 0;
+    let mut c = loop {
+        match RawClient::handshake(port, None) {
+            Ok(c) => break c,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                eprintln!("huge message: handshake refused ({e}), retrying");
+                thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("handshake: {e}"),
+        }
+    };
     let mut bytes = vec![0x03]; // fmt 0, csid 3
     bytes.extend_from_slice(&[0, 0, 0]); // timestamp
     bytes.extend_from_slice(&[0xFF, 0xFF, 0xFF]); // message length
