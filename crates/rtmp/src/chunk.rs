@@ -793,6 +793,18 @@ impl ChunkEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Decodes until the decoder refuses the input: (messages before, the error).
+    fn decode_until_error(dec: &mut ChunkDecoder, buf: &mut BytesMut) -> (usize, ChunkError) {
+        let mut n = 0;
+        loop {
+            match dec.decode(buf) {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => panic!("expected an error"),
+                Err(e) => return (n, e),
+            }
+        }
+    }
     use serde_json::Value;
     use sha2::{Digest, Sha256};
 
@@ -1073,14 +1085,7 @@ mod tests {
         for csid in [3, 64, 7, MAX_CSID, 3, 64, 8] {
             put_header_only(&mut buf, csid);
         }
-        let mut n = 0;
-        let err = loop {
-            match dec.decode(&mut buf) {
-                Ok(Some(_)) => n += 1,
-                Ok(None) => panic!("expected an error"),
-                Err(e) => break e,
-            }
-        };
+        let (n, err) = decode_until_error(&mut dec, &mut buf);
         // Ids seen again are not new streams; the fifth distinct one is refused.
         assert_eq!(n, 6);
         assert_eq!(dec.streams.len(), 4);
@@ -1426,14 +1431,7 @@ mod tests {
         for csid in 2..7u32 {
             put_header_only(&mut buf, csid);
         }
-        let mut n = 0;
-        let err = loop {
-            match dec.decode(&mut buf) {
-                Ok(Some(_)) => n += 1,
-                Ok(None) => panic!("expected an error"),
-                Err(e) => break e,
-            }
-        };
+        let (n, err) = decode_until_error(&mut dec, &mut buf);
         assert_eq!(n, 4);
         assert!(matches!(err, ChunkError::TooManyChunkStreams { max: 4 }));
     }
