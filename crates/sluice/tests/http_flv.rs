@@ -189,7 +189,18 @@ fn raw_players_get_whole_bodies_that_end_with_the_publish_and_can_be_kicked() {
         ),
     );
     let mut publisher = spawn_publisher(&server, AVC_AAC, &server.url("live/raw"), "raw");
-    wait_live(http_port, "/live/raw.flv");
+    // Wait through the API, not with a GET of the mount: such a probe is an flv
+    // player of its own for a moment, and the kick below must find only ours.
+    wait_for(Duration::from_secs(10), || {
+        let (_, body) = get_head(api_port, "/api/v1/streams", 0);
+        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        v["streams"]
+            .as_array()?
+            .iter()
+            .any(|st| st["name"] == "raw" && st["publish"]["active"] == true)
+            .then_some(())
+    })
+    .expect("the stream is live");
     let connect = |version: &str| {
         let mut s = TcpStream::connect(("127.0.0.1", http_port)).expect("connect");
         write!(
