@@ -187,6 +187,7 @@ async fn answer(mut socket: TcpStream, resp: Response) {
 /// ended (the body is complete), the client went away, a kick, or a write that
 /// made no progress for [`WRITE_TIMEOUT`].
 async fn play(ctx: Arc<Context>, socket: TcpStream, admitted: Admitted, http11: bool) {
+    let flv_header = admitted.flv_header();
     let Admitted {
         consumer,
         jitter,
@@ -194,11 +195,6 @@ async fn play(ctx: Arc<Context>, socket: TcpStream, admitted: Admitted, http11: 
         session,
         ..
     } = admitted;
-    let flv_header = media::flv::FlvHeader {
-        has_audio: admitted.has_audio,
-        has_video: admitted.has_video,
-    }
-    .encode();
     let (mut reader, mut writer) = socket.into_split();
     let start = response_start(http11, crossdomain, &flv_header);
     match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&start)).await {
