@@ -10,7 +10,8 @@
 #
 # Environment: PLAYERS, DURATION (s), MW_LATENCY (ms, sluice's play { mw_latency }),
 # SERVERS ("sluice nginx"), PROTOCOL (rtmp|flv; flv is sluice-only), RAMP (players/s),
-# SERVER_CPU / BENCH_CPU (cores), BENCH_THREADS, FIXTURE, OUT.
+# SERVER_CPU / BENCH_CPU (cores), BENCH_THREADS, READ_TICK (ms, sluice-bench --read-tick),
+# FIXTURE, OUT.
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
 
@@ -24,6 +25,7 @@ RAMP=${RAMP:-1000}
 SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
 BENCH_THREADS=${BENCH_THREADS:-1}
+READ_TICK=${READ_TICK:-1}
 FIXTURE=${FIXTURE:-$ROOT/tests/fixtures/avc-aac-640x360-10s.flv}
 DATE=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-$ROOT/bench/results-$DATE.md}
@@ -153,7 +155,7 @@ for n in $PLAYERS; do
         if taskset -c "$BENCH_CPU" "$BENCH" fanout \
             --url "rtmp://127.0.0.1:$rtmp_port/live/bench" --file "$FIXTURE" \
             --clients "$n" --duration "$DURATION" --ramp "$RAMP" --protocol "$PROTOCOL" \
-            --http-port "$http_port" --threads "$BENCH_THREADS" \
+            --http-port "$http_port" --threads "$BENCH_THREADS" --read-tick "$READ_TICK" \
             --server-pid "$SERVER_PID" --json > "$json"; then
             python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["server_name"]=sys.argv[2]; d["players"]=int(sys.argv[3]); print(json.dumps(d))' \
                 "$json" "$server" "$n" >> "$ROWS"

@@ -49,6 +49,11 @@ struct PlayArgs {
     /// Seconds players keep reading after the publisher stops.
     #[arg(long, default_value_t = 3.0)]
     grace: f64,
+    /// Milliseconds a player thread waits, once idle, before it polls its sockets
+    /// again (0 = poll at once). Each poll then reads what came in meanwhile for
+    /// many players, instead of waking per write; latencies read up to this late.
+    #[arg(long, default_value_t = 1.0)]
+    read_tick: f64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -103,6 +108,7 @@ fn play_config(url: String, a: &PlayArgs) -> Result<PlayConfig, String> {
         grace: secs(a.grace)?,
         server_pid: a.server_pid,
         threads: a.threads,
+        read_tick: secs(a.read_tick / 1000.0)?,
         progress: !a.quiet,
     })
 }

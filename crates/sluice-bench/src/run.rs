@@ -40,6 +40,9 @@ pub struct PlayConfig {
     pub server_pid: Option<u32>,
     /// Player runtime threads; 1 = a current-thread runtime.
     pub threads: usize,
+    /// An idle player thread sleeps this long before it polls its sockets again, so
+    /// that one poll collects the writes of many players (see [`runtime`]).
+    pub read_tick: Duration,
     pub progress: bool,
 }
 
@@ -56,7 +59,18 @@ pub fn load_source(file: &std::path::Path) -> anyhow::Result<LoopSource> {
     LoopSource::from_flv(Bytes::from(data)).with_context(|| format!("{}", file.display()))
 }
 
-fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+/// A runtime of `threads` threads. With a `read_tick`, a thread that ran out of
+/// work while `ticking` is set sleeps that long before it waits on its sockets: a
+/// server writes to its players one after another, and a thread woken by each
+/// write would cost a wake-up (on loopback, partly charged to the server being
+/// measured) and an `epoll_wait` per player; after the tick one wait collects
+/// them all. Frames are then timed up to one tick late, so the tick is set only
+/// for the steady state, not while players connect (first-frame times).
+fn runtime(
+    threads: usize,
+    read_tick: Duration,
+    ticking: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<tokio::runtime::Runtime> {
     let mut b = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -64,6 +78,13 @@ fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
         b.worker_threads(threads);
         b
     };
+    if !read_tick.is_zero() {
+        b.on_thread_park(move || {
+            if ticking.load(Relaxed) {
+                std::thread::sleep(read_tick);
+            }
+        });
+    }
     b.enable_all()
         .build()
         .context("cannot start a tokio runtime")
@@ -81,7 +102,7 @@ pub fn fanout(cfg: &FanoutConfig) -> anyhow::Result<Report> {
         std::thread::Builder::new()
             .name("publisher".into())
             .spawn(move || -> anyhow::Result<PublishStats> {
-                let rt = runtime(1)?;
+                let rt = runtime(1, Duration::ZERO, Default::default())?;
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let r = rt.block_on(async move {
                     let run =
@@ -126,7 +147,8 @@ pub fn players(
     shared: Arc<Shared>,
     phase: Option<&watch::Sender<Phase>>,
 ) -> anyhow::Result<Report> {
-    let rt = runtime(cfg.threads)?;
+    let ticking = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rt = runtime(cfg.threads, cfg.read_tick, ticking.clone())?;
     let server = cfg.server_pid.map(Target::Pid);
     rt.block_on(async {
         let (stop, stop_rx) = watch::channel(false);
@@ -160,6 +182,7 @@ pub fn players(
         {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        ticking.store(true, Relaxed);
         let server_start = server.and_then(CpuMark::take);
         let bench_start = CpuMark::take(Target::SelfProcess);
         let bytes_start = shared.bytes.load(Relaxed);
@@ -179,6 +202,7 @@ pub fn players(
             aggregate_kbps: kbps(shared.bytes.load(Relaxed) - bytes_start, window),
             window_secs: window.as_secs_f64(),
         };
+        ticking.store(false, Relaxed);
         if let Some(p) = phase {
             let _ = p.send(Phase::Hold);
         }
@@ -235,7 +259,7 @@ pub fn publish_streams(
         source.kbps(),
         source.pass_ms()
     );
-    let rt = runtime(1)?;
+    let rt = runtime(1, Duration::ZERO, Default::default())?;
     rt.block_on(async {
         let (_tx, rx) = watch::channel(Phase::Send);
         let mut handles = Vec::new();

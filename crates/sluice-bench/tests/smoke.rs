@@ -95,6 +95,7 @@ fn five_players_receive_every_frame() {
             grace: Duration::from_secs(2),
             server_pid: Some(server.0.id()),
             threads: 1,
+            read_tick: Duration::from_millis(1),
             progress: false,
         },
         publish_url: url,

@@ -62,10 +62,16 @@ pub async fn accept_loop(
             );
             continue;
         };
-        if let Err(e) = socket.set_nodelay(true) {
-            warn!("set TCP_NODELAY: {e}");
-        }
+        set_nodelay(&socket, true);
         on_conn(socket, peer, permit);
+    }
+}
+
+/// Sets TCP_NODELAY: on for every accepted connection, then a player's vhost's
+/// `tcp_nodelay` once it plays. A failure only costs latency: logged, not fatal.
+pub fn set_nodelay(socket: &tokio::net::TcpStream, on: bool) {
+    if let Err(e) = socket.set_nodelay(on) {
+        warn!("set TCP_NODELAY {on}: {e}");
     }
 }
 

@@ -400,6 +400,7 @@ fn vhost(
             "gop_cache" => v.gop_cache = flag(c)?,
             "queue_length" => v.queue_length = seconds(c)?,
             "time_jitter" => v.time_jitter = time_jitter(c)?,
+            "tcp_nodelay" => v.tcp_nodelay = flag(c)?,
             "mw_latency" => legacy_mw = Some(millis(c, 0, MAX_MW_LATENCY_MS)?),
             "publish_1stpkt_timeout" => legacy_first = Some(millis(c, 1, MAX_TIMEOUT_MS)?),
             "publish_normal_timeout" => legacy_normal = Some(millis(c, 1, MAX_TIMEOUT_MS)?),

@@ -39,7 +39,6 @@ pub const ROOT: &[&str] = &[
 /// Inside `vhost NAME { }`.
 pub const VHOST: &[&str] = &[
     "min_latency",
-    "tcp_nodelay",
     "bandcheck",
     "dash",
     "http_static",

@@ -166,6 +166,7 @@ fn defaults_without_file_content() {
     assert!(v.enabled && v.gop_cache && v.effective_gop_cache());
     assert_eq!(v.effective_queue_length(), 30.0);
     assert_eq!(v.time_jitter, TimeJitter::Full);
+    assert!(v.tcp_nodelay);
     assert_eq!(v.play.mw_latency, Duration::from_millis(100));
     assert_eq!(v.publish.firstpkt_timeout, Duration::from_millis(20000));
     assert_eq!(v.publish.normal_timeout, Duration::from_millis(5000));
@@ -320,7 +321,7 @@ fn bad_values_name_file_and_line() {
 #[test]
 fn vhost_values_and_overrides() {
     let c = ok("vhost live {\n chunk_size 4096; gop_cache off; queue_length 2.5; \
-         time_jitter zero;\n play { gop_cache on; queue_length 1; time_jitter off; mw_latency 0; }\n \
+         time_jitter zero; tcp_nodelay off;\n play { gop_cache on; queue_length 1; time_jitter off; mw_latency 0; }\n \
          publish { firstpkt_timeout 3000; normal_timeout 700; }\n}");
     let v = c.resolve_vhost("live").expect("live");
     assert_eq!(v.name, "live");
@@ -330,6 +331,7 @@ fn vhost_values_and_overrides() {
     assert_eq!(v.effective_queue_length(), 1.0);
     assert_eq!(v.effective_time_jitter(), TimeJitter::Off);
     assert_eq!(v.time_jitter, TimeJitter::Zero);
+    assert!(!v.tcp_nodelay);
     assert_eq!(v.play.mw_latency, Duration::ZERO);
     assert_eq!(v.publish.firstpkt_timeout, Duration::from_millis(3000));
     assert_eq!(v.publish.normal_timeout, Duration::from_millis(700));
@@ -374,7 +376,7 @@ fn vhost_resolution() {
 #[test]
 fn srs_directives_warn_typos_fail() {
     let text = "tencentcloud_apm { enabled on; }\nstats { network 0; }\nutc_time off;\n\
-                vhost x {\n dash { enabled on; }\n exec { }\n tcp_nodelay on;\n\
+                vhost x {\n dash { enabled on; }\n exec { }\n min_latency on;\n\
                  play { atc on; mw_msgs 8; }\n publish { mr on; parse_sps on; kickoff_for_idle 0; }\n}";
     let c = ok(text);
     assert_eq!(c.warnings.len(), 11, "{:#?}", c.warnings);

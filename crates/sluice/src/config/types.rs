@@ -130,6 +130,10 @@ pub struct VhostConfig {
     pub gop_cache: bool,
     pub queue_length: f64,
     pub time_jitter: TimeJitter,
+    /// `tcp_nodelay`: TCP_NODELAY on players' sockets. On by default, unlike SRS
+    /// (off): with Nagle's algorithm the tail of every merged write can wait for
+    /// the player's ACK, a round trip of latency for no saving in system calls.
+    pub tcp_nodelay: bool,
     pub play: PlayConfig,
     pub publish: PublishConfig,
     pub http_remux: HttpRemuxConfig,
@@ -154,6 +158,7 @@ impl VhostConfig {
             gop_cache: true,
             queue_length: DEFAULT_QUEUE_LENGTH,
             time_jitter: TimeJitter::Full,
+            tcp_nodelay: true,
             play: PlayConfig::default(),
             publish: PublishConfig::default(),
             http_remux: HttpRemuxConfig::default(),

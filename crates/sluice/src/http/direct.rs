@@ -90,7 +90,7 @@ pub fn response_start(http11: bool, crossdomain: bool, flv_header: &[u8]) -> Vec
         out.extend_from_slice(b"Access-Control-Allow-Origin: *\r\n");
     }
     if http11 {
-        out.extend_from_slice(b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n");
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
         out.extend_from_slice(format!("{:x}\r\n", flv_header.len()).as_bytes());
         out.extend_from_slice(flv_header);
         out.extend_from_slice(b"\r\n");
@@ -191,10 +191,14 @@ async fn play(ctx: Arc<Context>, socket: TcpStream, admitted: Admitted, http11: 
     let Admitted {
         consumer,
         jitter,
+        nodelay,
         crossdomain,
         session,
         ..
     } = admitted;
+    if !nodelay {
+        crate::listen::set_nodelay(&socket, false);
+    }
     let (mut reader, mut writer) = socket.into_split();
     let start = response_start(http11, crossdomain, &flv_header);
     match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&start)).await {

@@ -164,6 +164,8 @@ pub enum Admission {
 pub struct Admitted {
     pub consumer: Consumer,
     pub jitter: TimeJitter,
+    /// The vhost's `tcp_nodelay`.
+    pub nodelay: bool,
     pub has_audio: bool,
     pub has_video: bool,
     pub crossdomain: bool,
@@ -272,6 +274,7 @@ pub async fn admit(ctx: &Arc<Context>, req: &PlayRequest<'_>) -> Admission {
     Admission::Play(Box::new(Admitted {
         consumer,
         jitter: vhost.effective_time_jitter(),
+        nodelay: vhost.tcp_nodelay,
         has_audio,
         has_video,
         crossdomain,

@@ -32,6 +32,10 @@ impl<T> WriteTimeout<T> {
         self.inner
     }
 
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
     fn on_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         let timeout = self.timeout;
         let deadline = self

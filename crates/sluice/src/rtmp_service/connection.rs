@@ -693,6 +693,9 @@ impl Connection {
         });
         self.session.accept_play(stream_id, &req.stream, reset);
         self.flush().await?;
+        if let Some(w) = self.writer.as_ref().filter(|_| !vhost.tcp_nodelay) {
+            crate::listen::set_nodelay(w.get_ref().as_ref(), false);
+        }
         let sink = self.make_sink(consumer, stream_id, vhost.effective_time_jitter())?;
         Ok(PlayGuard {
             feeding: Some(Feeding::start(sink)),
