@@ -11,7 +11,7 @@
 # Environment: PLAYERS, DURATION (s), MW_LATENCY (ms, sluice's play { mw_latency }),
 # SERVERS ("sluice nginx"), PROTOCOL (rtmp|flv; flv is sluice-only), RAMP (players/s),
 # SERVER_CPU / BENCH_CPU (cores), BENCH_THREADS, READ_TICK (ms, sluice-bench --read-tick),
-# FIXTURE, OUT.
+# REPEAT (runs of each step, servers alternating; adds a mean/spread table), FIXTURE, OUT.
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
 
@@ -26,6 +26,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
 BENCH_THREADS=${BENCH_THREADS:-1}
 READ_TICK=${READ_TICK:-1}
+REPEAT=${REPEAT:-1}
 FIXTURE=${FIXTURE:-$ROOT/tests/fixtures/avc-aac-640x360-10s.flv}
 DATE=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-$ROOT/bench/results-$DATE.md}
@@ -138,6 +139,7 @@ CONF
 ROWS=$WORK/rows.jsonl
 : > "$ROWS"
 for n in $PLAYERS; do
+  for run in $(seq "$REPEAT"); do
     for server in $SERVERS; do
         if [[ "$server" == nginx && "$PROTOCOL" != rtmp ]]; then
             continue
@@ -150,7 +152,7 @@ for n in $PLAYERS; do
             *) echo "unknown server $server" >&2; exit 2 ;;
         esac
         wait_port "$rtmp_port"
-        echo "== $server, $n players, ${DURATION}s" >&2
+        echo "== $server, $n players, ${DURATION}s (run $run of $REPEAT)" >&2
         json=$WORK/$server-$n.json
         if taskset -c "$BENCH_CPU" "$BENCH" fanout \
             --url "rtmp://127.0.0.1:$rtmp_port/live/bench" --file "$FIXTURE" \
@@ -164,6 +166,7 @@ for n in $PLAYERS; do
         fi
         stop_server
     done
+  done
 done
 
 python3 - "$ROWS" "$OUT" "$DURATION" "$MW_LATENCY" "$PROTOCOL" <<'PY'
@@ -197,6 +200,32 @@ for r in rows:
         f"{f(lat['p50'], '{}')}/{f(lat['p99'], '{}')} | {f(r['first_frame_ms']['p50'])} | "
         f"{f(r['bench']['cpu_pct'])} |"
     )
+groups = {}
+for r in rows:
+    groups.setdefault((r["players"], r["server_name"]), []).append(r)
+if any(len(g) > 1 for g in groups.values()):
+    import statistics as st
+    def ms(vals):
+        vals = [v for v in vals if v is not None]
+        if not vals:
+            return "-"
+        if len(vals) == 1:
+            return f"{vals[0]:.1f}"
+        return f"{st.mean(vals):.1f} ± {st.stdev(vals):.1f} ({min(vals):.1f}-{max(vals):.1f})"
+    lines += [
+        "",
+        "Mean ± standard deviation (min-max) over the runs of each step:",
+        "",
+        "| players | server | runs | CPU % | KB/player | frames ok % (min) | bench CPU % |",
+        "| ---: | --- | ---: | --- | --- | ---: | --- |",
+    ]
+    for (n, name), g in groups.items():
+        lines.append(
+            f"| {n} | {name} | {len(g)} | {ms([r['server']['cpu_pct'] for r in g])} | "
+            f"{ms([r['server']['kb_per_player'] for r in g])} | "
+            f"{min(r['frames']['ok_pct'] for r in g):.2f} | "
+            f"{ms([r['bench']['cpu_pct'] for r in g])} |"
+        )
 text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
 print(text)

@@ -71,22 +71,34 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if config.daemon {
-        if let Err(e) = sluice::process::daemonize().and_then(|_| pid_file.write_current()) {
-            eprintln!("sluice: cannot run as a daemon: {e:#}");
-            return ExitCode::FAILURE;
+    let startup = if config.daemon {
+        match sluice::process::daemonize() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("sluice: cannot run as a daemon: {e:#}");
+                return ExitCode::FAILURE;
+            }
         }
+    } else {
+        sluice::process::Startup::default()
+    };
+    let startup = std::sync::Arc::new(startup);
+    if let Err(e) = pid_file.write_current() {
+        startup.failed(&format!("cannot write the pid file: {e:#}"));
+        return ExitCode::FAILURE;
     }
     if let Err(e) = sluice::logging::init(&config.log) {
+        startup.failed(&e.to_string());
         eprintln!("sluice: {e}");
         return ExitCode::FAILURE;
     }
-    let result = sluice::server::run(config, name);
+    let result = sluice::server::run(config, name, startup.clone());
     drop(pid_file);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
+            startup.failed(&format!("{e:#}"));
             eprintln!("sluice: {e:#}");
             ExitCode::FAILURE
         }

@@ -63,17 +63,74 @@ impl Drop for PidFile {
     }
 }
 
-/// Detaches from the terminal: fork (the parent exits 0), setsid, fork again so
-/// that the daemon can never reacquire a terminal, stdio to /dev/null.
+/// How the server's start-up ends, told to the command that started a daemon.
+///
+/// Like nginx, `sluice` with `daemon on` returns only once the server has bound its
+/// ports: 0 when it is up, 1 with the reason on the terminal when it is not (a port
+/// in use, a log file it cannot open). Without this the command said "ok" for a
+/// server that died a moment later, with the reason only in its log.
+/// A foreground server has nobody to tell: every call is a no-op.
+#[derive(Default)]
+pub struct Startup {
+    pipe: std::sync::Mutex<Option<File>>,
+}
+
+impl Startup {
+    /// Listeners are bound: the starting command exits 0.
+    pub fn ready(&self) {
+        self.tell(b"ok\n");
+    }
+
+    /// Start-up failed: the starting command prints `reason` and exits 1. Nothing
+    /// happens once [`Startup::ready`] or this was called.
+    pub fn failed(&self, reason: &str) {
+        self.tell(reason.as_bytes());
+    }
+
+    fn tell(&self, what: &[u8]) {
+        let taken = self.pipe.lock().map(|mut p| p.take());
+        if let Ok(Some(mut pipe)) = taken {
+            // The parent may be gone (killed): nothing else to do then.
+            let _ = pipe.write_all(what);
+        }
+    }
+}
+
+/// The starting command's side: waits for the daemon's word (or its end).
+fn wait_for_daemon(mut pipe: File) -> i32 {
+    let mut said = String::new();
+    let _ = pipe.read_to_string(&mut said);
+    match said.as_str() {
+        "ok\n" => 0,
+        "" => {
+            eprintln!("sluice: the daemon exited while starting; see its log");
+            1
+        }
+        reason => {
+            eprintln!("sluice: {}", reason.trim_end());
+            1
+        }
+    }
+}
+
+/// Detaches from the terminal: fork, setsid, fork again so that the daemon can
+/// never reacquire a terminal, stdio to /dev/null. The first parent waits for the
+/// returned [`Startup`] to be told how start-up ended and exits with that.
 ///
 /// Must run before any thread is started (before the tokio runtime).
-pub fn daemonize() -> anyhow::Result<()> {
+pub fn daemonize() -> anyhow::Result<Startup> {
     use nix::unistd::{fork, setsid, ForkResult};
+    // Close-on-exec: ffmpeg children must not hold the parent's wait open.
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
     // SAFETY: called from main before the runtime or any other thread exists, so
     // the child is a copy of a single-threaded process and may run arbitrary code.
     match unsafe { fork() }.context("fork")? {
-        ForkResult::Parent { .. } => std::process::exit(0),
-        ForkResult::Child => {}
+        ForkResult::Parent { .. } => {
+            // Our copy of the write end must go, or the read never sees the end.
+            drop(write);
+            std::process::exit(wait_for_daemon(File::from(read)));
+        }
+        ForkResult::Child => drop(read),
     }
     setsid().context("setsid")?;
     // SAFETY: still single-threaded (the first child runs only this function).
@@ -89,7 +146,9 @@ pub fn daemonize() -> anyhow::Result<()> {
     nix::unistd::dup2_stdin(&null).context("redirect stdin")?;
     nix::unistd::dup2_stdout(&null).context("redirect stdout")?;
     nix::unistd::dup2_stderr(&null).context("redirect stderr")?;
-    Ok(())
+    Ok(Startup {
+        pipe: std::sync::Mutex::new(Some(File::from(write))),
+    })
 }
 
 #[cfg(test)]

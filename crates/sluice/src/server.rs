@@ -16,17 +16,26 @@ use crate::context::Context;
 use crate::http;
 use crate::rtmp_service;
 
-/// Runs the server until SIGINT, SIGTERM or SIGQUIT (graceful).
-pub fn run(config: Config, config_name: String) -> anyhow::Result<()> {
+/// Runs the server until SIGINT, SIGTERM or SIGQUIT (graceful). `startup` is told
+/// once the listeners are bound.
+pub fn run(
+    config: Config,
+    config_name: String,
+    startup: Arc<crate::process::Startup>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sluice")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, config_name))
+    runtime.block_on(serve(config, config_name, startup))
 }
 
-async fn serve(config: Config, config_name: String) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    config_name: String,
+    startup: Arc<crate::process::Startup>,
+) -> anyhow::Result<()> {
     info!(
         "sluice {} starting, pid={}, config={}",
         env!("CARGO_PKG_VERSION"),
@@ -39,6 +48,7 @@ async fn serve(config: Config, config_name: String) -> anyhow::Result<()> {
     crate::limits::raise_and_log(config.max_connections);
     let listeners = rtmp_service::bind(&config.listen).await?;
     let http_listeners = bind_http(&config).await?;
+    startup.ready();
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let max_connections = config.max_connections;
     let ctx = Context::new(config);

@@ -944,6 +944,57 @@ vhost __defaultVhost__ {{ }}
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// A daemon that cannot bind its port makes the starting command fail, with the
+/// reason on its terminal (not only in a log nobody is reading yet).
+#[test]
+fn daemon_start_fails_in_the_foreground_when_its_port_is_taken() {
+    let dir = unique_dir("ops-daemon-busy");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port to hold");
+    let port = taken.local_addr().expect("addr").port();
+    let pid_file = dir.join("sluice.pid");
+    let log_file = dir.join("sluice.log");
+    let conf = dir.join("sluice.conf");
+    fs::write(
+        &conf,
+        format!(
+            "listen 127.0.0.1:{port};
+pid {};
+daemon on;
+srs_log_tank file;
+srs_log_file {};
+vhost __defaultVhost__ {{ }}
+",
+            pid_file.display(),
+            log_file.display()
+        ),
+    )
+    .expect("write config");
+    let _guard = DaemonGuard {
+        pid_file: pid_file.clone(),
+    };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.arg("-c")
+        .arg(&conf)
+        .current_dir(&dir)
+        .env_remove("RUST_LOG");
+    let mut p = Proc::spawn("busy", cmd, dir.join("busy.out"));
+    let status = p
+        .wait_timeout(Duration::from_secs(10))
+        .expect("the starting command returns once the daemon failed");
+    let out = p.output();
+    assert_eq!(status.code(), Some(1), "{status} {out}");
+    assert!(
+        out.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "the reason reaches the terminal: {out}"
+    );
+    let gone = wait_for(Duration::from_secs(5), || {
+        (!pid_file.exists()).then_some(())
+    });
+    assert!(gone.is_some(), "the failed daemon left its pid file");
+    drop(taken);
+    let _ = fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn sigusr1_reopens_a_renamed_log_file() {
     let dir = unique_dir("ops-usr1-log");
