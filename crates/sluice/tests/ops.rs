@@ -859,43 +859,69 @@ impl Drop for DaemonGuard {
     }
 }
 
-#[test]
-fn daemon_writes_pid_file_and_a_second_start_refuses() {
-    let dir = unique_dir("ops-daemon");
-    let port = free_port();
-    let pid_file = dir.join("sluice.pid");
-    let log_file = dir.join("sluice.log");
-    let conf = dir.join("sluice.conf");
-    fs::write(
-        &conf,
-        format!(
-            "listen 127.0.0.1:{port};
+/// A `daemon on` server's files in a fresh directory; whatever daemon its pid file
+/// names is killed when this goes.
+struct DaemonSetup {
+    dir: PathBuf,
+    conf: PathBuf,
+    pid_file: PathBuf,
+    log_file: PathBuf,
+    _guard: DaemonGuard,
+}
+
+impl DaemonSetup {
+    fn new(name: &str, port: u16) -> DaemonSetup {
+        let dir = unique_dir(name);
+        let pid_file = dir.join("sluice.pid");
+        let log_file = dir.join("sluice.log");
+        let conf = dir.join("sluice.conf");
+        fs::write(
+            &conf,
+            format!(
+                "listen 127.0.0.1:{port};
 pid {};
 daemon on;
 srs_log_tank file;
 srs_log_file {};
 vhost __defaultVhost__ {{ }}
 ",
-            pid_file.display(),
-            log_file.display()
-        ),
-    )
-    .expect("write config");
-    let _guard = DaemonGuard {
-        pid_file: pid_file.clone(),
-    };
-    let start = |tag: &str| {
+                pid_file.display(),
+                log_file.display()
+            ),
+        )
+        .expect("write config");
+        DaemonSetup {
+            _guard: DaemonGuard {
+                pid_file: pid_file.clone(),
+            },
+            dir,
+            conf,
+            pid_file,
+            log_file,
+        }
+    }
+
+    /// Runs the starting command; it must return within `limit`.
+    fn start(&self, tag: &str, limit: Duration) -> (std::process::ExitStatus, String) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
         cmd.arg("-c")
-            .arg(&conf)
-            .current_dir(&dir)
+            .arg(&self.conf)
+            .current_dir(&self.dir)
             .env_remove("RUST_LOG");
-        let mut p = Proc::spawn(tag, cmd, dir.join(format!("{tag}.out")));
+        let mut p = Proc::spawn(tag, cmd, self.dir.join(format!("{tag}.out")));
         let status = p
-            .wait_timeout(Duration::from_secs(5))
-            .unwrap_or_else(|| panic!("{tag}: the command did not return at once"));
+            .wait_timeout(limit)
+            .unwrap_or_else(|| panic!("{tag}: the command did not return within {limit:?}"));
         (status, p.output())
-    };
+    }
+}
+
+#[test]
+fn daemon_writes_pid_file_and_a_second_start_refuses() {
+    let port = free_port();
+    let d = DaemonSetup::new("ops-daemon", port);
+    let (pid_file, log_file, dir) = (d.pid_file.clone(), d.log_file.clone(), d.dir.clone());
+    let start = |tag: &str| d.start(tag, Duration::from_secs(5));
 
     let (status, out) = start("first");
     assert!(status.success(), "daemon start: {status} {out}");
@@ -948,40 +974,11 @@ vhost __defaultVhost__ {{ }}
 /// reason on its terminal (not only in a log nobody is reading yet).
 #[test]
 fn daemon_start_fails_in_the_foreground_when_its_port_is_taken() {
-    let dir = unique_dir("ops-daemon-busy");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port to hold");
     let port = taken.local_addr().expect("addr").port();
-    let pid_file = dir.join("sluice.pid");
-    let log_file = dir.join("sluice.log");
-    let conf = dir.join("sluice.conf");
-    fs::write(
-        &conf,
-        format!(
-            "listen 127.0.0.1:{port};
-pid {};
-daemon on;
-srs_log_tank file;
-srs_log_file {};
-vhost __defaultVhost__ {{ }}
-",
-            pid_file.display(),
-            log_file.display()
-        ),
-    )
-    .expect("write config");
-    let _guard = DaemonGuard {
-        pid_file: pid_file.clone(),
-    };
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    cmd.arg("-c")
-        .arg(&conf)
-        .current_dir(&dir)
-        .env_remove("RUST_LOG");
-    let mut p = Proc::spawn("busy", cmd, dir.join("busy.out"));
-    let status = p
-        .wait_timeout(Duration::from_secs(10))
-        .expect("the starting command returns once the daemon failed");
-    let out = p.output();
+    let d = DaemonSetup::new("ops-daemon-busy", port);
+    let (pid_file, dir) = (d.pid_file.clone(), d.dir.clone());
+    let (status, out) = d.start("busy", Duration::from_secs(10));
     assert_eq!(status.code(), Some(1), "{status} {out}");
     assert!(
         out.contains(&format!("cannot listen on 127.0.0.1:{port}")),

@@ -142,23 +142,23 @@ impl Fanout {
 
 async fn run_shard(shard: Arc<Shard>) {
     let mut scratch = Scratch::default();
+    let mut pass: Vec<Arc<dyn Sink>> = Vec::with_capacity(SHARD_SIZE);
     loop {
         shard.notify.notified().await;
         if shard.closed.load(Ordering::Acquire) {
             return;
         }
-        // One sink at a time, the list unlocked while it writes: players join and
-        // leave on other threads meanwhile. A removal behind the cursor moves the
-        // last sink into the hole, which then waits for the next tick.
-        let mut i = 0;
-        loop {
-            let sink = match lock(&shard.sinks).get(i) {
-                Some(s) => Arc::clone(s),
-                None => break,
-            };
+        // A snapshot of the list, which stays unlocked while the sinks write: players
+        // join and leave on other threads meanwhile. Walking the live list by index
+        // made the last sink skip the pass whenever one behind the cursor left
+        // (`remove` swaps the last into the hole), and after the last frame of a
+        // stream there is no next pass: that player never got its UnpublishNotify.
+        // A sink that left mid-pass is still offered this pass (a closed sink takes
+        // nothing); one that joined is in the next (`add` wakes the shard).
+        pass.extend(lock(&shard.sinks).iter().cloned());
+        for sink in pass.drain(..) {
             sink.deliver(&mut scratch);
             scratch.reset();
-            i += 1;
         }
     }
 }
@@ -200,6 +200,48 @@ mod tests {
         settle().await;
         for (s, b) in sinks.iter().zip(before) {
             assert_eq!(s.0.load(Ordering::SeqCst), b + 1);
+        }
+    }
+
+    /// Takes itself out of the fanout the first time it is served, as a player
+    /// whose client left does while a shard is between sinks.
+    struct Leaver {
+        fanout: Arc<Fanout>,
+        me: Mutex<Option<Arc<dyn Sink>>>,
+        served: AtomicUsize,
+    }
+    impl Sink for Leaver {
+        fn deliver(&self, _: &mut Scratch) {
+            self.served.fetch_add(1, Ordering::SeqCst);
+            let me = lock(&self.me).take();
+            if let Some(me) = me {
+                self.fanout.remove(&me);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sink_leaving_mid_pass_makes_no_other_skip_it() {
+        let fanout = Arc::new(Fanout::default());
+        let leaver = Arc::new(Leaver {
+            fanout: fanout.clone(),
+            me: Mutex::new(None),
+            served: AtomicUsize::new(0),
+        });
+        let as_sink: Arc<dyn Sink> = leaver.clone();
+        *lock(&leaver.me) = Some(as_sink.clone());
+        fanout.add(as_sink);
+        let others: Vec<Arc<Counting>> = (0..3).map(|_| Arc::new(Counting::default())).collect();
+        for s in &others {
+            fanout.add(s.clone());
+        }
+        // One pass: the leaver goes first and removes itself, which moves the last
+        // sink into its slot.
+        settle().await;
+        assert_eq!(leaver.served.load(Ordering::SeqCst), 1);
+        assert_eq!(fanout.len(), 3);
+        for (i, s) in others.iter().enumerate() {
+            assert_eq!(s.0.load(Ordering::SeqCst), 1, "sink {i} skipped its pass");
         }
     }
 
