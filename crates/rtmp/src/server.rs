@@ -14,6 +14,7 @@ use amf::Amf0Value;
 use bytes::{Bytes, BytesMut};
 
 use crate::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, DecoderLimits, MessageHeader};
+use crate::control::{self, Acks};
 use crate::message::{msg_type, split_aggregate, Command, Message, MessageError, UserControl};
 
 /// Chunk stream ids we send on (the values SRS and FMS use).
@@ -142,10 +143,8 @@ pub struct ServerSession {
     out: Vec<u8>,
     events: VecDeque<Event>,
     state: State,
-    bytes_in: u64,
-    /// The client's Window Acknowledgement Size: we acknowledge every so many bytes.
-    ack_window: u32,
-    last_ack: u64,
+    /// Bytes from the client and its Window Acknowledgement Size.
+    acks: Acks,
     streams_created: u32,
     connect_tid: f64,
     object_encoding: f64,
@@ -169,9 +168,7 @@ impl ServerSession {
             out: Vec::new(),
             events: VecDeque::new(),
             state: State::AwaitConnect,
-            bytes_in: 0,
-            ack_window: 0,
-            last_ack: 0,
+            acks: Acks::default(),
             streams_created: 0,
             connect_tid: 1.0,
             object_encoding: 0.0,
@@ -181,7 +178,7 @@ impl ServerSession {
 
     /// Total bytes consumed from the client.
     pub fn bytes_in(&self) -> u64 {
-        self.bytes_in
+        self.acks.bytes_in()
     }
 
     pub fn chunk_size_out(&self) -> u32 {
@@ -216,7 +213,7 @@ impl ServerSession {
             }
             let before = buf.len();
             let msg = self.decoder.decode(buf)?;
-            self.bytes_in += (before - buf.len()) as u64;
+            self.acks.received(before - buf.len());
             self.maybe_ack();
             let Some(raw) = msg else {
                 return Ok(None);
@@ -232,17 +229,7 @@ impl ServerSession {
     }
 
     fn maybe_ack(&mut self) {
-        if self.ack_window > 0 && self.bytes_in - self.last_ack >= u64::from(self.ack_window) {
-            self.last_ack = self.bytes_in;
-            // The sequence number is the byte count modulo 2^32 (it wraps by design).
-            self.send_message(
-                csid::PROTOCOL,
-                0,
-                &Message::Acknowledgement {
-                    sequence: self.bytes_in as u32,
-                },
-            );
-        }
+        control::ack_if_due(&mut self.acks, &mut self.encoder, &mut self.out);
     }
 
     fn on_message(&mut self, header: &MessageHeader, payload: Bytes) -> Result<(), SessionError> {
@@ -262,18 +249,18 @@ impl ServerSession {
             });
             return Ok(());
         }
-        match Message::decode(header.type_id, payload)? {
-            Message::SetChunkSize(size) => self.decoder.set_chunk_size(size)?,
-            Message::Abort { csid } => self.decoder.abort(csid),
-            Message::WindowAckSize(size) => self.ack_window = size,
-            Message::Acknowledgement { .. } | Message::SetPeerBandwidth { .. } => {}
-            Message::UserControl(UserControl::PingRequest(t)) => {
-                self.send_message(
-                    csid::PROTOCOL,
-                    0,
-                    &Message::UserControl(UserControl::PingResponse(t)),
-                );
-            }
+        let msg = Message::decode(header.type_id, payload)?;
+        let Some(msg) = control::handle(
+            msg,
+            &mut self.decoder,
+            &mut self.acks,
+            &mut self.encoder,
+            &mut self.out,
+        )?
+        else {
+            return Ok(());
+        };
+        match msg {
             Message::UserControl(UserControl::SetBufferLength {
                 stream_id,
                 buffer_ms,
@@ -290,6 +277,12 @@ impl ServerSession {
             | Message::Video(_)
             | Message::Aggregate(_)
             | Message::Other { .. } => {}
+            // Taken by `control::handle` above.
+            Message::SetChunkSize(_)
+            | Message::Abort { .. }
+            | Message::WindowAckSize(_)
+            | Message::Acknowledgement { .. }
+            | Message::SetPeerBandwidth { .. } => {}
         }
         Ok(())
     }
@@ -447,15 +440,7 @@ impl ServerSession {
     }
 
     fn send_message(&mut self, csid: u32, stream_id: u32, msg: &Message) {
-        let payload = msg.encode_payload();
-        let header = MessageHeader {
-            timestamp: 0,
-            length: payload.len() as u32,
-            type_id: msg.type_id(),
-            stream_id,
-        };
-        self.encoder
-            .encode_into(csid, &header, &payload, &mut self.out);
+        control::send(&mut self.encoder, &mut self.out, csid, stream_id, msg);
     }
 
     fn send_command(

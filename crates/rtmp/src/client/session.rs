@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use crate::chunk::{
     ChunkDecoder, ChunkEncoder, ChunkError, DecoderLimits, MessageHeader, MessageRef,
 };
+use crate::control::{self, Acks};
 use crate::message::{msg_type, split_aggregate, Command, Message, MessageError, UserControl};
 use crate::server::csid;
 pub use crate::server::MediaKind;
@@ -202,10 +203,8 @@ pub struct ClientSession {
     pending: HashMap<u64, Pending>,
     /// Stream id from createStream and what it is for, once known.
     stream: Option<(u32, Purpose)>,
-    bytes_in: u64,
-    ack_window: u32,
-    last_ack: u64,
-    acks_sent: u64,
+    /// Bytes from the server and its Window Acknowledgement Size.
+    acks: Acks,
 }
 
 fn tid_key(tid: f64) -> Option<u64> {
@@ -224,10 +223,7 @@ impl ClientSession {
             next_tid: 1.0,
             pending: HashMap::new(),
             stream: None,
-            bytes_in: 0,
-            ack_window: 0,
-            last_ack: 0,
-            acks_sent: 0,
+            acks: Acks::default(),
         }
     }
 
@@ -237,12 +233,12 @@ impl ClientSession {
 
     /// Total bytes consumed from the server.
     pub fn bytes_in(&self) -> u64 {
-        self.bytes_in
+        self.acks.bytes_in()
     }
 
     /// Acknowledgements sent so far (for stats and tests).
     pub fn acks_sent(&self) -> u64 {
-        self.acks_sent
+        self.acks.sent()
     }
 
     pub fn chunk_size_out(&self) -> u32 {
@@ -422,7 +418,7 @@ impl ClientSession {
             }
             let before = buf.len();
             let msg = self.decoder.decode(buf)?;
-            self.bytes_in += before.saturating_sub(buf.len()) as u64;
+            self.acks.received(before.saturating_sub(buf.len()));
             self.maybe_ack();
             let Some(raw) = msg else {
                 return Ok(None);
@@ -470,7 +466,7 @@ impl ClientSession {
                 });
                 None
             })?;
-            self.bytes_in += before.saturating_sub(buf.len()) as u64;
+            self.acks.received(before.saturating_sub(buf.len()));
             self.maybe_ack();
             let Some(other) = msg else {
                 return Ok(None);
@@ -507,18 +503,7 @@ impl ClientSession {
     }
 
     fn maybe_ack(&mut self) {
-        if self.ack_window > 0 && self.bytes_in - self.last_ack >= u64::from(self.ack_window) {
-            self.last_ack = self.bytes_in;
-            self.acks_sent += 1;
-            // The sequence number is the byte count modulo 2^32 (it wraps by design).
-            self.send_message(
-                csid::PROTOCOL,
-                0,
-                &Message::Acknowledgement {
-                    sequence: self.bytes_in as u32,
-                },
-            );
-        }
+        control::ack_if_due(&mut self.acks, &mut self.encoder, &mut self.out);
     }
 
     fn on_message(
@@ -539,18 +524,18 @@ impl ClientSession {
             }));
             return Ok(());
         }
-        match Message::decode(header.type_id, payload)? {
-            Message::SetChunkSize(size) => self.decoder.set_chunk_size(size)?,
-            Message::Abort { csid } => self.decoder.abort(csid),
-            Message::WindowAckSize(size) => self.ack_window = size,
-            Message::Acknowledgement { .. } | Message::SetPeerBandwidth { .. } => {}
-            Message::UserControl(UserControl::PingRequest(t)) => {
-                self.send_message(
-                    csid::PROTOCOL,
-                    0,
-                    &Message::UserControl(UserControl::PingResponse(t)),
-                );
-            }
+        let msg = Message::decode(header.type_id, payload)?;
+        let Some(msg) = control::handle(
+            msg,
+            &mut self.decoder,
+            &mut self.acks,
+            &mut self.encoder,
+            &mut self.out,
+        )?
+        else {
+            return Ok(());
+        };
+        match msg {
             Message::UserControl(UserControl::StreamEof(stream_id)) => {
                 self.events.push_back(ClientEvent::StreamEof { stream_id });
             }
@@ -561,6 +546,12 @@ impl ClientSession {
             | Message::Video(_)
             | Message::Aggregate(_)
             | Message::Other { .. } => {}
+            // Taken by `control::handle` above.
+            Message::SetChunkSize(_)
+            | Message::Abort { .. }
+            | Message::WindowAckSize(_)
+            | Message::Acknowledgement { .. }
+            | Message::SetPeerBandwidth { .. } => {}
         }
         Ok(())
     }
@@ -762,15 +753,7 @@ impl ClientSession {
     }
 
     fn send_message(&mut self, csid: u32, stream_id: u32, msg: &Message) {
-        let payload = msg.encode_payload();
-        let header = MessageHeader {
-            timestamp: 0,
-            length: u32::try_from(payload.len()).unwrap_or(u32::MAX),
-            type_id: msg.type_id(),
-            stream_id,
-        };
-        self.encoder
-            .encode_into(csid, &header, &payload, &mut self.out);
+        control::send(&mut self.encoder, &mut self.out, csid, stream_id, msg);
     }
 }
 
