@@ -1075,17 +1075,7 @@ mod tests {
 
     #[test]
     fn chunk_stream_limit_counts_inline_and_mapped_ids() {
-        let limits = DecoderLimits {
-            max_message_size: 1024,
-            max_chunk_streams: 4,
-            max_buffered: usize::MAX,
-        };
-        let mut dec = ChunkDecoder::new(limits);
-        let mut buf = BytesMut::new();
-        for csid in [3, 64, 7, MAX_CSID, 3, 64, 8] {
-            put_header_only(&mut buf, csid);
-        }
-        let (n, err) = decode_until_error(&mut dec, &mut buf);
+        let (dec, n, err) = open_chunk_streams_until_refused(&[3, 64, 7, MAX_CSID, 3, 64, 8]);
         // Ids seen again are not new streams; the fifth distinct one is refused.
         assert_eq!(n, 6);
         assert_eq!(dec.streams.len(), 4);
@@ -1421,6 +1411,15 @@ mod tests {
 
     #[test]
     fn too_many_chunk_streams() {
+        let ids: Vec<u32> = (2..7).collect();
+        let (_, n, err) = open_chunk_streams_until_refused(&ids);
+        assert_eq!(n, 4);
+        assert!(matches!(err, ChunkError::TooManyChunkStreams { max: 4 }));
+    }
+
+    /// A decoder allowing 4 chunk streams fed one empty message on each of `ids`:
+    /// the decoder, the messages decoded and the error that stopped it.
+    fn open_chunk_streams_until_refused(ids: &[u32]) -> (ChunkDecoder, usize, ChunkError) {
         let limits = DecoderLimits {
             max_message_size: 1024,
             max_chunk_streams: 4,
@@ -1428,12 +1427,11 @@ mod tests {
         };
         let mut dec = ChunkDecoder::new(limits);
         let mut buf = BytesMut::new();
-        for csid in 2..7u32 {
+        for &csid in ids {
             put_header_only(&mut buf, csid);
         }
         let (n, err) = decode_until_error(&mut dec, &mut buf);
-        assert_eq!(n, 4);
-        assert!(matches!(err, ChunkError::TooManyChunkStreams { max: 4 }));
+        (dec, n, err)
     }
 
     fn put_header_only(buf: &mut BytesMut, csid: u32) {
