@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 use crate::config::{Config, HeartbeatConfig, DEFAULT_HEARTBEAT_INTERVAL};
 use crate::context::Context;
 use crate::hooks::{client, server_id, service_id};
+use crate::service::{Service, ServiceFuture, Shutdown};
 use crate::stats::system;
 
 /// Shortest pause between beats, whatever the config says (a typo guard).
@@ -22,25 +23,40 @@ const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// A beat gets at most this long (SRS: its HTTP client's 30 s); less when the interval is shorter.
 const MAX_BEAT_TIME: Duration = Duration::from_secs(30);
 
-/// Starts the heartbeat task. It idles (re-reading the config) while the heartbeat is off.
-pub fn spawn(ctx: Arc<Context>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let config = ctx.config();
-            let hb = &config.heartbeat;
-            let interval = if hb.enabled {
-                hb.interval.max(MIN_INTERVAL)
-            } else {
-                DEFAULT_HEARTBEAT_INTERVAL
-            };
-            tokio::time::sleep(interval).await;
-            let config = ctx.config();
-            if !config.heartbeat.enabled {
-                continue;
+/// The heartbeat service. It idles (re-reading the config) while the heartbeat is off.
+pub struct Heartbeat;
+
+impl Service for Heartbeat {
+    fn name(&self) -> &'static str {
+        "heartbeat"
+    }
+
+    fn run(self: Box<Self>, ctx: Arc<Context>, mut shutdown: Shutdown) -> ServiceFuture {
+        Box::pin(async move {
+            tokio::select! {
+                _ = shutdown.requested() => {}
+                _ = beat_forever(&ctx) => {}
             }
-            beat(&ctx, &config, interval.min(MAX_BEAT_TIME)).await;
+        })
+    }
+}
+
+async fn beat_forever(ctx: &Arc<Context>) {
+    loop {
+        let config = ctx.config();
+        let hb = &config.heartbeat;
+        let interval = if hb.enabled {
+            hb.interval.max(MIN_INTERVAL)
+        } else {
+            DEFAULT_HEARTBEAT_INTERVAL
+        };
+        tokio::time::sleep(interval).await;
+        let config = ctx.config();
+        if !config.heartbeat.enabled {
+            continue;
         }
-    })
+        beat(ctx, &config, interval.min(MAX_BEAT_TIME)).await;
+    }
 }
 
 async fn beat(ctx: &Context, config: &Config, timeout: Duration) {

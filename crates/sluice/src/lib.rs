@@ -19,5 +19,6 @@ pub mod player_sink;
 pub mod process;
 pub mod rtmp_service;
 pub mod server;
+pub mod service;
 pub mod stats;
 pub mod stream_url;

@@ -55,8 +55,9 @@ async fn serve(
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
     ctx.set_reloader(reload_tx);
     crate::stats::kbps::spawn_sampler(ctx.clone());
-    let mut tasks = vec![crate::heartbeat::spawn(ctx.clone())];
-    tasks.push(crate::hls::spawn(ctx.clone()));
+    let services =
+        crate::service::Services::start(&ctx, vec![Box::new(crate::heartbeat::Heartbeat)]);
+    let mut tasks = vec![crate::hls::spawn(ctx.clone())];
     tasks.push(crate::forward::start(&ctx));
     tasks.push(crate::edge::start(&ctx));
     tasks.push(crate::dvr::spawn(ctx.clone()));
@@ -101,6 +102,7 @@ async fn serve(
         info!("{}: shutting down", signal.name());
     }
     crate::ffmpeg::shutdown(&ctx).await;
+    services.stop(GRACEFUL_TIMEOUT).await;
     for t in tasks {
         t.abort();
     }

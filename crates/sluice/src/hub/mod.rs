@@ -43,10 +43,14 @@ pub enum HubEvent {
     /// A consumer subscribed to a source nobody publishes: an edge may pull it from
     /// upstream. Sent after the consumer is counted in `stats.consumers`.
     Demand(Arc<Source>),
+    /// Never sent on the channel: a [`crate::service::HubFollower`] that fell behind
+    /// yields this instead of the events it missed. The service looks at the live
+    /// streams again, as after `Reloaded`.
+    Resync,
 }
 
 /// How many publish edges a slow service may fall behind before it misses some.
-const EVENT_CAPACITY: usize = 1024;
+pub const EVENT_CAPACITY: usize = 1024;
 
 /// All live sources of the server.
 #[derive(Debug)]
