@@ -29,6 +29,8 @@ pub struct Context {
     stopping: std::sync::atomic::AtomicBool,
     reloader: std::sync::OnceLock<tokio::sync::mpsc::Sender<ReloadReply>>,
     pub hub: Hub,
+    /// Live players and the tasks that feed them.
+    pub delivery: crate::delivery::Delivery,
     pub clients: ClientRegistry,
     config: RwLock<Arc<Config>>,
     pub started: Instant,
@@ -56,6 +58,7 @@ impl Context {
             stopping: std::sync::atomic::AtomicBool::new(false),
             reloader: std::sync::OnceLock::new(),
             hub: Hub::new(),
+            delivery: Default::default(),
             clients: ClientRegistry::default(),
             config: RwLock::new(Arc::new(config)),
             started: Instant::now(),

@@ -2,7 +2,7 @@
 //!
 //! A connection's first request head is read here. When it is a GET of a live FLV
 //! mount, the response head is written here too and the player joins the stream's
-//! shards like an RTMP player ([`crate::player_sink`]): one vectored write per
+//! shards like an RTMP player ([`crate::delivery`]): one vectored write per
 //! merged-write tick, FLV tag headers and HTTP chunk framing made in a shared
 //! scratch buffer, payloads straight from the ring. Through hyper, every frame was
 //! three body buffers, an HTTP chunk and a task wake-up; an HTTP-FLV player should
@@ -24,7 +24,7 @@ use tracing::{debug, Instrument};
 use super::flv_live::{self, Admission, Admitted, PlayRequest};
 use super::{HEADER_READ_TIMEOUT, MAX_HEAD_BYTES, WRITE_TIMEOUT};
 use crate::context::Context;
-use crate::player_sink::{Feeding, Framing, PlayerSink};
+use crate::delivery::{Framer, Framing, PlayerDriver, Transport};
 
 /// Headers looked at in a request head (more are allowed; httparse needs a bound).
 const MAX_HEADERS: usize = 64;
@@ -206,40 +206,28 @@ async fn play(ctx: Arc<Context>, socket: TcpStream, admitted: Admitted, http11: 
         _ => return,
     }
     let client = session.registration.client.clone();
-    let sink = PlayerSink::new(
-        writer,
+    let driver = PlayerDriver::new(
+        Transport::tcp(writer),
         consumer,
-        Framing::Flv { chunked: http11 },
-        jitter,
-        ctx,
+        Framer::new(Framing::Flv { chunked: http11 }, jitter),
+        ctx.clone(),
         client.clone(),
-        client.id.clone(),
     );
-    let feeding = Feeding::start(sink);
-    let mut scratch = [0u8; 64];
-    let result: io::Result<()> = async {
-        loop {
-            if feeding.sink.finished() {
-                return Ok(());
-            }
-            tokio::select! {
-                // A player sends nothing after its request: this only sees the end.
-                r = reader.read(&mut scratch) => {
-                    if r? == 0 {
-                        return Ok(());
-                    }
-                }
-                r = feeding.sink.attend(WRITE_TIMEOUT) => r?,
-                _ = client.kick.cancelled() => return Ok(()),
+    let attached = ctx.delivery.attach(driver);
+    // A player sends nothing after its request: reading only sees the end.
+    let peer_gone = async move {
+        let mut scratch = [0u8; 64];
+        while let Ok(n) = reader.read(&mut scratch).await {
+            if n == 0 {
+                return;
             }
         }
-    }
-    .await;
-    if let Err(e) = result {
+    };
+    if let Err(e) = flv_live::attend(&attached, &client.kick, peer_gone).await {
         debug!("flv player ended: {e}");
     }
-    // The sink (and its consumer) before the session, whose end releases the stream.
-    drop(feeding);
+    // The player (and its consumer) before the session, whose end releases the stream.
+    drop(attached);
     drop(session);
 }
 

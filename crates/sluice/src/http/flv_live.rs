@@ -1,13 +1,14 @@
 //! Live HTTP-FLV: a GET on a vhost's `http_remux` mount plays its live stream as
 //! an endless FLV body, from the same shared ring as RTMP players.
 //!
-//! The body is a stream of shared buffers (tag headers are made per player, the
-//! payloads are the publisher's bytes): hyper writes them with vectored writes,
-//! and the consumer's queue policy (skip to a keyframe when too far behind)
-//! applies exactly as for RTMP.
+//! Admission (security, refer, on_play, the client registry) is here, for both
+//! ways a play arrives: as the first request of a connection (answered on the
+//! socket itself, [`super::direct`]) or after other requests on a kept-alive
+//! connection (answered through hyper, [`try_serve`]). Either way the player is
+//! fed by the one delivery path ([`crate::delivery`]); only the transport differs.
 
-use std::collections::VecDeque;
-use std::convert::Infallible;
+use std::future::Future;
+use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,13 +17,14 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use tracing::{info, warn, Instrument};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, Instrument};
 
 use crate::config::{Config, HttpHooksConfig, TimeJitter, VhostConfig, DEFAULT_VHOST};
 use crate::context::Context;
+use crate::delivery::{transport, Attached, Framer, Framing, PlayerDriver, Transport};
 use crate::hooks::{self, HookRequest};
-use crate::hub::jitter::Jitter;
-use crate::hub::{Consumer, FrameKind, Item, SourceSettings, StreamKey};
+use crate::hub::{Consumer, SourceSettings, StreamKey};
 use crate::stats::{ClientGuard, ClientKind};
 
 /// Matches `path` (no leading `/`) against a mount template whose `[vhost]` is
@@ -317,28 +319,64 @@ pub async fn try_serve(ctx: &Arc<Context>, req: &Parts) -> Option<Response> {
         Admission::Play(a) => *a,
     };
     let resp = response_head(admitted.crossdomain);
-    let span = admitted.span.clone();
-    let state = Player {
-        header: Some(admitted.flv_header()),
-        jitter: Jitter::new(admitted.jitter),
-        consumer: admitted.consumer,
-        session: admitted.session,
-        pending: VecDeque::new(),
-        items: Vec::new(),
-        done: false,
-    };
-    let stream = futures_util::stream::unfold(state, move |mut p| {
-        let span = span.clone();
+    let header = admitted.flv_header();
+    let Admitted {
+        consumer,
+        jitter,
+        span,
+        session,
+        ..
+    } = admitted;
+    let (writer, body) = transport::pipe();
+    let watcher = writer.handle();
+    let client = session.registration.client.clone();
+    // hyper frames the HTTP chunks: the driver writes plain FLV tags.
+    let driver = PlayerDriver::new(
+        Transport::Pipe(writer),
+        consumer,
+        Framer::new(Framing::Flv { chunked: false }, jitter),
+        ctx.clone(),
+        client.clone(),
+    );
+    driver.send(header);
+    let attached = ctx.delivery.attach(driver);
+    // The player's task: what hyper's connection task would otherwise do by
+    // polling the body. It ends the pipe (and so the body) when it ends.
+    tokio::spawn(
         async move {
-            let next = p.next().await;
-            next.map(|b| (Ok::<Bytes, Infallible>(b), p))
+            if let Err(e) = attend(&attached, &client.kick, watcher.reader_gone()).await {
+                debug!("flv player ended: {e}");
+            }
+            drop(attached);
+            drop(session);
         }
-        .instrument(span)
-    });
+        .instrument(span),
+    );
     Some(
-        resp.body(Body::from_stream(stream))
+        resp.body(Body::from_stream(body))
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
     )
+}
+
+/// An HTTP-FLV player's task, whatever its transport: runs until the body is
+/// complete (the publish ended), the peer went away (`peer_gone`), a kick, or the
+/// transport took nothing for [`super::WRITE_TIMEOUT`].
+pub async fn attend(
+    attached: &Attached,
+    kick: &CancellationToken,
+    peer_gone: impl Future<Output = ()>,
+) -> io::Result<()> {
+    tokio::pin!(peer_gone);
+    loop {
+        if attached.driver.finished() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = &mut peer_gone => return Ok(()),
+            r = attached.driver.attend(super::WRITE_TIMEOUT) => r?,
+            _ = kick.cancelled() => return Ok(()),
+        }
+    }
 }
 
 /// An HTTP-FLV play's bookkeeping, whichever path delivers it: its end is logged,
@@ -374,84 +412,6 @@ impl Drop for FlvSession {
         );
         self.ctx.hub.release(&self.key);
         hooks::spawn_on_stop(self.ctx.clone(), self.hooks.clone(), self.hook_req.clone());
-    }
-}
-
-/// One HTTP-FLV player served through hyper: turns consumer items into FLV tags.
-struct Player {
-    consumer: Consumer,
-    jitter: Jitter,
-    pending: VecDeque<Bytes>,
-    items: Vec<Item>,
-    header: Option<Bytes>,
-    done: bool,
-    /// Dropped after the consumer (field order), as the stream expects.
-    session: FlvSession,
-}
-
-impl Player {
-    /// The next piece of the body, or None when the stream ends.
-    async fn next(&mut self) -> Option<Bytes> {
-        if let Some(h) = self.header.take() {
-            return Some(self.count(h));
-        }
-        loop {
-            if let Some(b) = self.pending.pop_front() {
-                return Some(self.count(b));
-            }
-            // A GOP-sized first batch must not pin its capacity for the player's lifetime.
-            if self.pending.capacity() > 1024 {
-                self.pending.shrink_to(64);
-            }
-            let kick = &self.session.registration.client.kick;
-            if self.done || kick.is_cancelled() {
-                return None;
-            }
-            self.items.clear();
-            if let Some(s) = self.consumer.fetch(&mut self.items) {
-                warn!(
-                    "flv player fell {} ms behind; skipped {} entries",
-                    s.lag_ms, s.entries
-                );
-            }
-            if self.items.is_empty() {
-                let kick = kick.clone();
-                // The source paces wake-ups (mw_latency): each brings a batch.
-                tokio::select! {
-                    _ = self.consumer.changed() => {}
-                    _ = kick.cancelled() => return None,
-                }
-                continue;
-            }
-            for item in std::mem::take(&mut self.items) {
-                match item {
-                    Item::Frame(f) => {
-                        let ts = self
-                            .jitter
-                            .correct(f.timestamp, f.kind != FrameKind::Script)
-                            as u32;
-                        let len = f.payload.len() as u32;
-                        self.pending
-                            .push_back(Bytes::copy_from_slice(&media::flv::tag_header(
-                                f.kind.type_id(),
-                                len,
-                                ts,
-                            )));
-                        self.pending.push_back(f.payload);
-                        self.pending
-                            .push_back(Bytes::copy_from_slice(&media::flv::previous_tag_size(len)));
-                    }
-                    // The body ends with the publish: players reconnect for the next one.
-                    Item::Unpublished => self.done = true,
-                    Item::Published => {}
-                }
-            }
-        }
-    }
-
-    fn count(&self, b: Bytes) -> Bytes {
-        self.session.count(b.len());
-        b
     }
 }
 

@@ -12,7 +12,6 @@ pub mod flv_live;
 pub mod flv_vod;
 pub mod metrics;
 pub mod static_files;
-pub(crate) mod timeout_io;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,7 +29,7 @@ use tower::ServiceExt;
 use tracing::{debug, Instrument};
 
 use crate::context::Context;
-use timeout_io::WriteTimeout;
+use crate::write_timeout::WriteTimeout;
 
 /// A client must send its whole request head within this.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);

@@ -2,9 +2,9 @@
 
 pub mod codec_info;
 mod consumer;
-pub mod fanout;
 mod frame;
 pub mod jitter;
+mod pacing;
 mod source;
 
 use std::collections::HashMap;
@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 pub use consumer::{Consumer, Item, ItemRef, Skipped, MAX_BATCH};
 pub use frame::{make_frame, media_kind, Frame, FrameKind};
+pub use pacing::Pacing;
 pub use source::{PublishError, PublisherInfo, RingView, Source, SourceSettings};
 
 /// A stream's identity: `vhost/app/stream`. The same stream name on two vhosts
@@ -58,6 +59,7 @@ pub struct Hub {
     sources: Mutex<HashMap<StreamKey, Arc<Source>>>,
     next_id: std::sync::atomic::AtomicU64,
     events: tokio::sync::broadcast::Sender<HubEvent>,
+    pacing: Arc<Pacing>,
 }
 
 impl Default for Hub {
@@ -66,6 +68,7 @@ impl Default for Hub {
             sources: Mutex::default(),
             next_id: Default::default(),
             events: tokio::sync::broadcast::channel(EVENT_CAPACITY).0,
+            pacing: Arc::default(),
         }
     }
 }
@@ -73,6 +76,11 @@ impl Default for Hub {
 impl Hub {
     pub fn new() -> Hub {
         Hub::default()
+    }
+
+    /// Where this hub's streams ask for merged-write pacing.
+    pub fn pacing(&self) -> Arc<Pacing> {
+        self.pacing.clone()
     }
 
     pub fn announce_reload(&self) {
@@ -102,6 +110,7 @@ impl Hub {
                     key.clone(),
                     settings,
                     self.events.clone(),
+                    self.pacing.clone(),
                 )
             })
             .clone()

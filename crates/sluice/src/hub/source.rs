@@ -193,9 +193,9 @@ pub struct Source {
     /// Merged-write interval in ms (the vhost's `mw_latency`); 0 wakes consumers on
     /// every frame.
     notify_interval_ms: AtomicU64,
-    ticker_running: std::sync::atomic::AtomicBool,
-    /// Players fed by shard tasks (RTMP); woken with `notify`.
-    pub fanout: super::fanout::Fanout,
+    /// Handed to the pacer, which ticks `notify` (see [`Source::pace`]).
+    paced: std::sync::atomic::AtomicBool,
+    pacing: std::sync::Arc<super::Pacing>,
 }
 
 impl Source {
@@ -204,6 +204,7 @@ impl Source {
         key: StreamKey,
         settings: SourceSettings,
         events: tokio::sync::broadcast::Sender<super::HubEvent>,
+        pacing: std::sync::Arc<super::Pacing>,
     ) -> std::sync::Arc<Source> {
         let (notify, _) = watch::channel(0);
         std::sync::Arc::new_cyclic(|me| Source {
@@ -232,14 +233,14 @@ impl Source {
             stats: SourceStats::default(),
             created: Instant::now(),
             notify_interval_ms: AtomicU64::new(0),
-            ticker_running: std::sync::atomic::AtomicBool::new(false),
-            fanout: super::fanout::Fanout::default(),
+            paced: std::sync::atomic::AtomicBool::new(false),
+            pacing,
         })
     }
 
-    /// Sets the merged-write interval: consumers are woken at most this often
-    /// (by one ticker per stream), so each wake-up finds a batch of frames and a
-    /// player writes them with one system call. One timer per stream, not per player.
+    /// Sets the merged-write interval: readers are woken at most this often (by the
+    /// delivery service's pacer), so each wake-up finds a batch of frames and a
+    /// player writes them with one system call.
     pub fn set_notify_interval(&self, interval: std::time::Duration) {
         self.notify_interval_ms.store(
             interval.as_millis().min(u128::from(u32::MAX)) as u64,
@@ -247,27 +248,58 @@ impl Source {
         );
     }
 
-    /// Wakes consumers now, or leaves it to the ticker when merged writes are on.
+    /// The signal readers wait on: it carries the ring's end and changes when
+    /// something new is there to read (paced by merged writes).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.notify.subscribe()
+    }
+
+    /// Wakes readers now, or leaves it to the pacer when merged writes are on.
     fn wake(&self, end: u64) {
         let interval = self.notify_interval_ms.load(Ordering::Relaxed);
         if interval == 0 {
             self.notify.send_replace(end);
-            self.fanout.wake();
             return;
         }
-        if self.ticker_running.swap(true, Ordering::AcqRel) {
+        if self.paced.swap(true, Ordering::AcqRel) {
             return;
         }
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(ticker(self.me.clone(), interval));
-            }
-            Err(_) => {
-                // No runtime (unit tests): wake at once.
-                self.ticker_running.store(false, Ordering::Release);
-                self.notify.send_replace(end);
-                self.fanout.wake();
-            }
+        if !self.pacing.request(self.me.clone()) {
+            // No pacer runs: wake at once.
+            self.paced.store(false, Ordering::Release);
+            self.notify.send_replace(end);
+        }
+    }
+
+    /// One merged-write tick, called by the pacer: wakes readers if anything arrived
+    /// since the last. Returns the pause until the next tick, or None when the
+    /// stream no longer needs pacing (unpublished, or merged writes turned off);
+    /// the next frame then asks again.
+    pub fn pace(&self) -> Option<std::time::Duration> {
+        self.touch();
+        let interval = self.notify_interval_ms.load(Ordering::Relaxed);
+        if interval > 0 && self.is_publishing() {
+            return Some(std::time::Duration::from_millis(interval));
+        }
+        self.paced.store(false, Ordering::Release);
+        // A publish may have raced with the decision to stop.
+        if interval > 0 && self.is_publishing() && !self.paced.swap(true, Ordering::AcqRel) {
+            return Some(std::time::Duration::from_millis(interval));
+        }
+        None
+    }
+
+    /// Leaves pacing for good (the pacer stopped): a last tick, then every frame wakes.
+    pub fn unpace(&self) {
+        self.paced.store(false, Ordering::Release);
+        self.touch();
+    }
+
+    /// Wakes readers if the ring moved since they were last woken.
+    fn touch(&self) {
+        let end = self.read().end();
+        if *self.notify.borrow() != end {
+            self.notify.send_replace(end);
         }
     }
 
@@ -337,7 +369,6 @@ impl Source {
             ring.end()
         };
         self.notify.send_replace(end);
-        self.fanout.wake();
         self.emit(super::HubEvent::Published);
         Ok(())
     }
@@ -356,7 +387,6 @@ impl Source {
             ring.end()
         };
         self.notify.send_replace(end);
-        self.fanout.wake();
         self.emit(super::HubEvent::Unpublished);
     }
 
@@ -418,31 +448,5 @@ impl Source {
     pub fn cached(&self) -> (usize, usize) {
         let ring = self.read();
         (ring.slots.len(), ring.bytes)
-    }
-}
-
-/// Wakes a stream's consumers every `interval_ms` while frames arrive; exits when
-/// the stream is gone or unpublished (a new publish starts a new ticker).
-async fn ticker(source: std::sync::Weak<Source>, interval_ms: u64) {
-    let period = std::time::Duration::from_millis(interval_ms.max(1));
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(src) = source.upgrade() else {
-            return;
-        };
-        let end = src.read().end();
-        if *src.notify.borrow() != end {
-            src.notify.send_replace(end);
-            src.fanout.wake();
-        }
-        if !src.is_publishing() {
-            src.ticker_running.store(false, Ordering::Release);
-            // A publish may have raced with the decision to stop.
-            if !src.is_publishing() || src.ticker_running.swap(true, Ordering::AcqRel) {
-                return;
-            }
-        }
     }
 }

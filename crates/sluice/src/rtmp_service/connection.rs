@@ -19,13 +19,13 @@ use super::{
 };
 use crate::config::{HttpHooksConfig, TimeJitter, VhostConfig};
 use crate::context::Context;
+use crate::delivery::{Attached, Framer, Framing, Notices, PlayerDriver, Transport};
 use crate::hooks::{self, HookRequest};
-use crate::http::timeout_io::WriteTimeout;
 use crate::hub::jitter::Unwrapper;
 use crate::hub::{make_frame, Consumer, Source, SourceSettings, StreamKey};
-use crate::player_sink::{Feeding, Framing, Notices, PlayerSink};
 use crate::stats::{Client, ClientKind};
 use crate::stream_url::{self, mask_param, StreamRequest};
+use crate::write_timeout::WriteTimeout;
 
 /// Read buffer growth step: one read takes up to this much.
 const READ_CHUNK: usize = 64 * 1024;
@@ -125,14 +125,14 @@ impl Drop for PublishGuard {
 /// A player being fed by the stream's shards; when it ends (whatever the exit
 /// path), the stream is told it has one player fewer.
 struct PlayGuard {
-    feeding: Option<Feeding>,
+    feeding: Option<Attached>,
     ctx: Arc<Context>,
     key: StreamKey,
 }
 
 impl PlayGuard {
-    fn sink(&self) -> Option<&PlayerSink> {
-        self.feeding.as_ref().map(|f| &*f.sink)
+    fn sink(&self) -> Option<&PlayerDriver> {
+        self.feeding.as_ref().map(|f| &*f.driver)
     }
 }
 
@@ -698,7 +698,7 @@ impl Connection {
         }
         let sink = self.make_sink(consumer, stream_id, vhost.effective_time_jitter())?;
         Ok(PlayGuard {
-            feeding: Some(Feeding::start(sink)),
+            feeding: Some(self.ctx.delivery.attach(sink)),
             ctx: self.ctx.clone(),
             key,
         })
@@ -719,7 +719,7 @@ impl Connection {
         consumer: Consumer,
         stream_id: u32,
         jitter: TimeJitter,
-    ) -> Result<PlayerSink, CloseReason> {
+    ) -> Result<PlayerDriver, CloseReason> {
         let mut notice = |code: &str, desc: &str| {
             self.session.status(stream_id, "status", code, desc);
             self.session.take_output().unwrap_or_default()
@@ -732,21 +732,22 @@ impl Connection {
             ),
         };
         let writer = self.writer.take().ok_or(CloseReason::WriterGone)?;
-        Ok(PlayerSink::new(
-            writer.into_inner(),
+        Ok(PlayerDriver::new(
+            Transport::tcp(writer.into_inner()),
             consumer,
-            Framing::rtmp(stream_id, self.session.chunk_size_out(), notices),
-            jitter,
+            Framer::new(
+                Framing::rtmp(stream_id, self.session.chunk_size_out(), notices),
+                jitter,
+            ),
             self.ctx.clone(),
             self.client.clone(),
-            self.cid.clone(),
         ))
     }
 
     /// The player's task while it plays: it sleeps on its socket and only runs for
     /// what the client sends (pause, close, acks) or when its sink hands it back
     /// (a full socket: it waits for room, bounded by SEND_TIMEOUT, and catches up).
-    async fn play_loop(&mut self, sink: &PlayerSink, stream_id: u32) -> Result<(), CloseReason> {
+    async fn play_loop(&mut self, sink: &PlayerDriver, stream_id: u32) -> Result<(), CloseReason> {
         loop {
             tokio::select! {
                 r = self.read_some() => {
@@ -798,6 +799,6 @@ mod tests {
             run_size <= 2_560,
             "the connection's future is {run_size} bytes"
         );
-        assert!(std::mem::size_of::<super::PlayerSink>() <= 512);
+        assert!(std::mem::size_of::<super::PlayerDriver>() <= 512);
     }
 }

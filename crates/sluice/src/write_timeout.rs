@@ -1,8 +1,10 @@
 //! A socket wrapper that fails a write which makes no progress for too long.
 //!
-//! hyper has a header-read time-out but no write time-out: an HTTP-FLV player
-//! that stops reading would hold its connection (and task) forever. With this
-//! wrapper its pending write errors out after `timeout` and the connection closes.
+//! Used by every protocol's set-up writes (RTMP handshakes and commands, hyper's
+//! connections): hyper has a header-read time-out but no write time-out, and a
+//! peer that stops reading would hold its connection (and task) forever. With
+//! this wrapper its pending write errors out after `timeout` and the connection
+//! closes. Live players' media goes through [`crate::delivery`] instead.
 
 use std::io;
 use std::pin::Pin;

@@ -1,0 +1,138 @@
+//! Delivery: the one path from a stream's ring to its live players' sockets.
+//!
+//! ```text
+//! publisher ─▶ Source::push ─▶ ring ──(watch, paced by the pacer)──▶ shard task
+//!                                                                      │ for each player:
+//!                              Framer (sans-IO: RTMP chunks / FLV tags / HTTP chunks)
+//!                                                                      │ one batch
+//!                              PlayerDriver (one vectored write, backpressure, counters)
+//!                                                                      ▼
+//!                                              Transport (TCP socket, or a pipe into hyper)
+//! ```
+//!
+//! - [`framing`] turns ring entries into a batch of write buffers; no I/O, unit-tested.
+//! - [`driver`] owns a player's writing side: batching, what the socket refused, the
+//!   hand-over to the player's own task, byte accounting.
+//! - [`shard`] groups a stream's players so that one task per 128 players feeds them.
+//! - [`pacer`] is one timer for every stream with merged writes (`mw_latency`).
+//! - [`transport`] is where bytes go.
+//!
+//! This module's [`Delivery`] owns the shard and pacer tasks (nothing in the hub
+//! spawns anything); [`DeliveryService`] runs the pacer and, at shutdown, ends the
+//! shards and waits for them.
+
+pub mod driver;
+pub mod framing;
+mod pacer;
+pub mod shard;
+pub mod transport;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio_util::task::TaskTracker;
+
+pub use driver::PlayerDriver;
+pub use framing::{Framer, Framing, Notices};
+pub use transport::Transport;
+
+use crate::context::Context;
+use crate::service::{Service, ServiceFuture, Shutdown};
+use shard::{Sink, StreamShards};
+
+/// The live players of every stream, by source id, and the tasks that feed them.
+#[derive(Default)]
+pub struct Delivery {
+    streams: Mutex<HashMap<String, StreamShards>>,
+    tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("streams", &self.lock().len())
+            .finish()
+    }
+}
+
+impl Delivery {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, StreamShards>> {
+        // Nothing panics while the map is locked; a poisoned map is still a valid map.
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts feeding a player from its stream's shards; it is fed for as long as
+    /// the returned guard lives. Must be called inside the runtime.
+    pub fn attach(&self, driver: PlayerDriver) -> Attached {
+        let driver = Arc::new(driver);
+        let sink: Arc<dyn Sink> = driver.clone();
+        let source = driver.source();
+        let new_shard = self.lock().entry(source.id.clone()).or_default().add(sink);
+        if let Some(shard) = new_shard {
+            self.tasks.spawn(shard::run_shard(shard, source.changes()));
+        }
+        Attached { driver }
+    }
+
+    fn detach(&self, driver: &Arc<PlayerDriver>) {
+        let sink: Arc<dyn Sink> = driver.clone();
+        let mut streams = self.lock();
+        let id = &driver.source().id;
+        if let Some(shards) = streams.get_mut(id) {
+            shards.remove(&sink);
+            if shards.is_empty() {
+                streams.remove(id);
+            }
+        }
+    }
+
+    /// Players fed by shards, over all streams.
+    pub fn players(&self) -> usize {
+        self.lock().values().map(StreamShards::len).sum()
+    }
+
+    /// Players of one stream (by source id).
+    pub fn players_of(&self, source_id: &str) -> usize {
+        self.lock().get(source_id).map_or(0, StreamShards::len)
+    }
+}
+
+/// A player fed by its stream's shards for as long as this lives; on every exit
+/// path (error, kick, task cancelled) it is taken out and closed: its consumer
+/// released, its transport shut.
+pub struct Attached {
+    pub driver: Arc<PlayerDriver>,
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.driver.ctx().delivery.detach(&self.driver);
+        self.driver.close();
+    }
+}
+
+/// The delivery service: runs the pacer of merged writes; at shutdown ends every
+/// shard and waits for their tasks.
+pub struct DeliveryService;
+
+impl Service for DeliveryService {
+    fn name(&self) -> &'static str {
+        "delivery"
+    }
+
+    fn run(self: Box<Self>, ctx: Arc<Context>, mut shutdown: Shutdown) -> ServiceFuture {
+        Box::pin(async move {
+            match ctx.hub.pacing().take_requests() {
+                Some(requests) => pacer::run(ctx.hub.pacing(), requests, shutdown).await,
+                // Another server's delivery took it (never in one process's server).
+                None => shutdown.requested().await,
+            }
+            let delivery = &ctx.delivery;
+            for (_, mut shards) in delivery.lock().drain() {
+                shards.close_all();
+            }
+            delivery.tasks.close();
+            delivery.tasks.wait().await;
+        })
+    }
+}
