@@ -239,6 +239,34 @@ fn raw_players_get_whole_bodies_that_end_with_the_publish_and_can_be_kicked() {
 
     let mut chunked = connect("1.1");
     let mut plain = connect("1.0");
+    // A play after another request on a kept-alive connection: served through
+    // hyper, fed by the same delivery path through a pipe.
+    let mut kept = TcpStream::connect(("127.0.0.1", http_port)).expect("connect");
+    write!(
+        kept,
+        "GET /no-such-file.txt HTTP/1.1\r\nHost: 127.0.0.1:{http_port}\r\n\r\n"
+    )
+    .expect("send");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        kept.read_exact(&mut byte).expect("first response head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(!head.contains("connection: close"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut first_body = vec![0u8; length];
+    kept.read_exact(&mut first_body).expect("first response body");
+    write!(
+        kept,
+        "GET /live/raw.flv HTTP/1.1\r\nHost: 127.0.0.1:{http_port}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
     publisher.expect_success(Duration::from_secs(30));
     let (head, body, ended) = read_chunked(&mut chunked, Duration::from_secs(15));
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -278,5 +306,13 @@ fn raw_players_get_whole_bodies_that_end_with_the_publish_and_can_be_kicked() {
         count_tags(&raw[split..]),
         (video, audio),
         "both players got the same stream"
+    );
+    let (head, body, ended) = read_chunked(&mut kept, Duration::from_secs(15));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(ended, "the kept-alive play's body ends with the publish");
+    assert_eq!(
+        count_tags(&body),
+        (video, audio),
+        "the player behind hyper got the same stream"
     );
 }
