@@ -3,13 +3,15 @@
 #
 # The server is pinned to one core and sluice-bench to another (taskset); for each player
 # count a fresh server is started, one publisher pushes the ~500 kbps fixture and N players
-# play it for DURATION seconds of steady state. Writes bench/results-DATE.md and prints it.
+# play it for DURATION seconds of steady state. Writes bench/results/fanout-PROTOCOL-mwN-DATE.md
+# (one file per scenario and date; name it with OUT) and prints it.
 #
 #   bench/fanout.sh                                  # 1000..16000 players, 60 s each
 #   PLAYERS="200 1000" DURATION=15 bench/fanout.sh   # a quick run
 #
 # Environment: PLAYERS, DURATION (s), MW_LATENCY (ms, sluice's play { mw_latency }),
-# SERVERS ("sluice nginx"), PROTOCOL (rtmp|flv; flv is sluice-only), RAMP (players/s),
+# SERVERS ("sluice nginx"; "before" runs the sluice binary SLUICE_BEFORE, e.g. built from
+# an earlier commit, for a before/after comparison in one run), PROTOCOL (rtmp|flv; flv is sluice-only), RAMP (players/s),
 # SERVER_CPU / BENCH_CPU (cores), BENCH_THREADS, READ_TICK (ms, sluice-bench --read-tick),
 # REPEAT (runs of each step, servers alternating; adds a mean/spread table), FIXTURE, OUT.
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
@@ -29,7 +31,7 @@ READ_TICK=${READ_TICK:-1}
 REPEAT=${REPEAT:-1}
 FIXTURE=${FIXTURE:-$ROOT/tests/fixtures/avc-aac-640x360-10s.flv}
 DATE=$(date +%Y%m%d-%H%M%S)
-OUT=${OUT:-$ROOT/bench/results-$DATE.md}
+OUT=${OUT:-$ROOT/bench/results/fanout-$PROTOCOL-mw$MW_LATENCY-$DATE.md}
 NGINX=${NGINX:-/usr/sbin/nginx}
 NGINX_MODULE=${NGINX_MODULE:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
 
@@ -78,7 +80,7 @@ if [[ " $SERVERS " == *" nginx "* ]] && [[ ! -f "$NGINX_MODULE" || ! -x "$NGINX"
     apt-get install -y -q libnginx-mod-rtmp nginx-core >&2 || apt-get install -y -q libnginx-mod-rtmp >&2
 fi
 
-start_sluice() { # $1 = rtmp port, $2 = http port
+start_sluice() { # $1 = rtmp port, $2 = http port, $3 = binary
     local dir=$WORK/sluice
     mkdir -p "$dir"
     cat > "$dir/sluice.conf" <<CONF
@@ -104,7 +106,7 @@ vhost __defaultVhost__ {
     }
 }
 CONF
-    taskset -c "$SERVER_CPU" "$SLUICE" -c "$dir/sluice.conf" >>"$dir/stdout.log" 2>&1 &
+    taskset -c "$SERVER_CPU" "${3:-$SLUICE}" -c "$dir/sluice.conf" >>"$dir/stdout.log" 2>&1 &
     SERVER_PID=$!
 }
 
@@ -148,6 +150,7 @@ for n in $PLAYERS; do
         http_port=$(free_port)
         case "$server" in
             sluice) start_sluice "$rtmp_port" "$http_port" ;;
+            before) start_sluice "$rtmp_port" "$http_port" "${SLUICE_BEFORE:?set SLUICE_BEFORE to the binary to compare}" ;;
             nginx) start_nginx "$rtmp_port" ;;
             *) echo "unknown server $server" >&2; exit 2 ;;
         esac
