@@ -94,11 +94,16 @@ enum Command {
     },
 }
 
-fn secs(s: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(s).map_err(|_| format!("bad duration {s}"))
+/// A number of seconds that is no duration (negative, NaN, too large).
+#[derive(Debug, thiserror::Error)]
+#[error("bad duration {0}")]
+struct BadDuration(f64);
+
+fn secs(s: f64) -> Result<Duration, BadDuration> {
+    Duration::try_from_secs_f64(s).map_err(|_| BadDuration(s))
 }
 
-fn play_config(url: String, a: &PlayArgs) -> Result<PlayConfig, String> {
+fn play_config(url: String, a: &PlayArgs) -> Result<PlayConfig, BadDuration> {
     Ok(PlayConfig {
         url,
         protocol: a.protocol,
@@ -139,7 +144,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             streams,
             duration,
         } => {
-            let duration = duration.map(secs).transpose().map_err(anyhow::Error::msg)?;
+            let duration = duration.map(secs).transpose()?;
             let results = run::publish_streams(&url, &file, streams, duration)?;
             let mut ok = true;
             for (i, r) in results.iter().enumerate() {
@@ -158,7 +163,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Play { url, args } => {
-            let cfg = play_config(url, &args).map_err(anyhow::Error::msg)?;
+            let cfg = play_config(url, &args)?;
             let shared = Arc::new(Shared::new(cfg.clients));
             let report = run::players(&cfg, shared, None)?;
             print(&report, args.json);
@@ -172,7 +177,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let play_url = player_url(&url, args.protocol, http_port)?;
             let cfg = FanoutConfig {
-                play: play_config(play_url, &args).map_err(anyhow::Error::msg)?,
+                play: play_config(play_url, &args)?,
                 publish_url: url,
                 file,
             };

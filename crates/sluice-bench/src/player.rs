@@ -30,14 +30,19 @@ pub enum Protocol {
     Hls,
 }
 
+/// A `--protocol` value that is none of the three (clap prints it under the option).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown protocol {0:?} (rtmp, flv or hls)")]
+pub struct UnknownProtocol(pub String);
+
 impl std::str::FromStr for Protocol {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownProtocol;
+    fn from_str(s: &str) -> Result<Self, UnknownProtocol> {
         match s {
             "rtmp" => Ok(Protocol::Rtmp),
             "flv" | "http-flv" => Ok(Protocol::Flv),
             "hls" => Ok(Protocol::Hls),
-            _ => Err(format!("unknown protocol {s:?} (rtmp, flv or hls)")),
+            _ => Err(UnknownProtocol(s.to_string())),
         }
     }
 }
