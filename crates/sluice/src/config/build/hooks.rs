@@ -3,12 +3,12 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::super::parser::Directive;
-use super::super::types::*;
-use super::super::ConfigError;
 use super::{
     flag, integer, invalid, need_block, no_block, one_arg, positive_seconds, unknown, Seen,
 };
+use crate::config::parser::Directive;
+use crate::config::types::*;
+use crate::config::ConfigError;
 
 /// Longest heartbeat interval accepted (a typo guard).
 const MAX_HEARTBEAT_SECONDS: f64 = 86_400.0;

@@ -112,7 +112,7 @@ impl HookUrl {
 }
 
 /// Default time-out of one hook call (connect, request and response together).
-pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_millis(5_000);
+const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_millis(5_000);
 /// Longest hook time-out accepted: SRS's own fixed client time-out.
 pub const MAX_HOOK_TIMEOUT_MS: u64 = 30_000;
 
@@ -241,8 +241,8 @@ pub struct SecurityConfig {
 
 /// SRS `get_heartbeat_*` defaults.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(9_300);
-pub const DEFAULT_HEARTBEAT_URL: &str = "http://127.0.0.1:8085/api/v1/servers";
-pub const DEFAULT_HEARTBEAT_DEVICE_ID: &str = "my-srs-device";
+const DEFAULT_HEARTBEAT_URL: &str = "http://127.0.0.1:8085/api/v1/servers";
+const DEFAULT_HEARTBEAT_DEVICE_ID: &str = "my-srs-device";
 
 /// Top-level `heartbeat { }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
