@@ -22,3 +22,4 @@ pub mod server;
 pub mod service;
 pub mod stats;
 pub mod stream_url;
+pub mod util;
