@@ -99,6 +99,17 @@ enum Command {
 #[error("bad duration {0}")]
 struct BadDuration(f64);
 
+/// Anything that stops a command; printed once, before a non-zero exit.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Duration(#[from] BadDuration),
+    #[error(transparent)]
+    Url(#[from] rtmp::client::UrlError),
+    #[error(transparent)]
+    Run(#[from] run::RunError),
+}
+
 fn secs(s: f64) -> Result<Duration, BadDuration> {
     Duration::try_from_secs_f64(s).map_err(|_| BadDuration(s))
 }
@@ -130,13 +141,13 @@ fn main() -> ExitCode {
     match real_main(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sluice-bench: {e:#}");
+            eprintln!("sluice-bench: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+fn real_main(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Publish {
             url,
@@ -152,7 +163,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(s) => println!("stream {i}: {} frames, {} bytes", s.frames, s.bytes),
                     Err(e) => {
                         ok = false;
-                        println!("stream {i}: {e:#}");
+                        println!("stream {i}: {e}");
                     }
                 }
             }
@@ -189,7 +200,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The URL players open for a published rtmp://HOST:PORT/APP/STREAM.
-fn player_url(rtmp: &str, protocol: Protocol, http_port: u16) -> anyhow::Result<String> {
+fn player_url(rtmp: &str, protocol: Protocol, http_port: u16) -> Result<String, CliError> {
     let u = rtmp::client::RtmpUrl::parse(rtmp)?;
     Ok(match protocol {
         Protocol::Rtmp => rtmp.to_string(),
