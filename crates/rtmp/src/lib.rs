@@ -5,8 +5,8 @@
 //!
 //! # Cargo features
 //!
-//! - `client` (off by default): [`client::Client`], [`client::Publisher`] and
-//!   [`client::Player`], the sans-IO [`client::ClientSession`] glued to a tokio `TcpStream`
+//! - `client` (off by default): `client::Client`, `client::Publisher` and
+//!   `client::Player`, the sans-IO [`client::ClientSession`] glued to a tokio `TcpStream`
 //!   (what sluice's forward and edge and sluice-bench use). Off by default so that a user of
 //!   the protocol alone does not pull tokio in.
 pub mod chunk;
