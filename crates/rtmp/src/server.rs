@@ -64,7 +64,22 @@ pub enum SessionError {
     #[error("message: {0}")]
     Message(#[from] MessageError),
     #[error("protocol: {0}")]
-    Protocol(String),
+    Protocol(#[from] ProtocolError),
+}
+
+/// A command the session refuses in its current state: the peer does not speak RTMP as a
+/// server expects it, so the connection is closed. A type rather than text so that callers
+/// (logs, stats, tests) can tell the cases apart.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProtocolError {
+    /// The first command must be `connect`.
+    #[error("expected connect, got {0:?}")]
+    ExpectedConnect(String),
+    #[error("connect sent twice")]
+    ConnectTwice,
+    /// More than [`MAX_STREAMS`] `createStream`: a client looping on it would grow state.
+    #[error("more than {MAX_STREAMS} createStream")]
+    TooManyStreams,
 }
 
 /// What the client asked for in `connect`.
@@ -324,10 +339,7 @@ impl ServerSession {
         let arg_num = |i: usize, d: f64| cmd.args.get(i).and_then(|v| v.as_number()).unwrap_or(d);
         if self.state == State::AwaitConnect {
             if cmd.name != "connect" {
-                return Err(SessionError::Protocol(format!(
-                    "expected connect, got {:?}",
-                    cmd.name
-                )));
+                return Err(ProtocolError::ExpectedConnect(cmd.name).into());
             }
             let obj = &cmd.object;
             let s = |k: &str| {
@@ -357,7 +369,7 @@ impl ServerSession {
         }
         match cmd.name.as_str() {
             "connect" => {
-                return Err(SessionError::Protocol("connect sent twice".into()));
+                return Err(ProtocolError::ConnectTwice.into());
             }
             "releaseStream" => self.result(tid, Amf0Value::Undefined),
             "FCPublish" => {
@@ -366,9 +378,7 @@ impl ServerSession {
             }
             "createStream" => {
                 if self.streams_created >= MAX_STREAMS {
-                    return Err(SessionError::Protocol(format!(
-                        "more than {MAX_STREAMS} createStream"
-                    )));
+                    return Err(ProtocolError::TooManyStreams.into());
                 }
                 self.streams_created += 1;
                 self.result(tid, Amf0Value::Number(f64::from(self.streams_created)));

@@ -1,7 +1,8 @@
 //! Just enough HTTP/1.x client for HTTP-FLV and HLS players: one GET per connection, the
 //! response head parsed with hard bounds, chunked bodies decoded incrementally.
 
-use anyhow::{bail, Context as _};
+use std::io;
+
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -10,6 +11,48 @@ use tokio::net::TcpStream;
 pub const MAX_HEAD: usize = 16 * 1024;
 /// Largest whole body fetched with [`get`] (a playlist or a segment).
 pub const MAX_BODY: usize = 64 << 20;
+
+/// Why a URL, a response or a body was refused, or the connection failed. Players report it
+/// as text; a type so the player and tests can tell a refused URL from a broken server.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("{0:?}: only http:// URLs are supported")]
+    NotHttpUrl(String),
+    #[error("{url:?}: bad port {port:?}")]
+    BadPort { url: String, port: String },
+    #[error("{0:?}: empty host")]
+    EmptyHost(String),
+    #[error("not an HTTP/1 response: {0:?}")]
+    NotHttp1(String),
+    #[error("bad status line {0:?}")]
+    BadStatusLine(String),
+    #[error("response head is not UTF-8")]
+    HeadNotUtf8,
+    #[error("response head larger than {MAX_HEAD} bytes")]
+    HeadTooLarge,
+    #[error("connection closed before the response head")]
+    ClosedBeforeHead,
+    #[error("body larger than {MAX_BODY} bytes")]
+    BodyTooLarge,
+    #[error("chunk size line too long")]
+    ChunkLineTooLong,
+    #[error("missing CRLF after chunk data")]
+    MissingChunkCrlf,
+    #[error("bad chunk size {0:?}")]
+    BadChunkSize(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl HttpError {
+    fn io(context: &'static str) -> impl FnOnce(io::Error) -> HttpError {
+        move |source| HttpError::Io { context, source }
+    }
+}
 
 /// `http://host[:port]/path?query` split up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,10 +64,10 @@ pub struct HttpUrl {
 }
 
 impl HttpUrl {
-    pub fn parse(url: &str) -> anyhow::Result<HttpUrl> {
+    pub fn parse(url: &str) -> Result<HttpUrl, HttpError> {
         let rest = url
             .strip_prefix("http://")
-            .with_context(|| format!("{url:?}: only http:// URLs are supported"))?;
+            .ok_or_else(|| HttpError::NotHttpUrl(url.to_string()))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -32,13 +75,15 @@ impl HttpUrl {
         let (host, port) = match authority.rsplit_once(':') {
             Some((h, p)) => (
                 h,
-                p.parse()
-                    .with_context(|| format!("{url:?}: bad port {p:?}"))?,
+                p.parse().map_err(|_| HttpError::BadPort {
+                    url: url.to_string(),
+                    port: p.to_string(),
+                })?,
             ),
             None => (authority, 80),
         };
         if host.is_empty() {
-            bail!("{url:?}: empty host");
+            return Err(HttpError::EmptyHost(url.to_string()));
         }
         Ok(HttpUrl {
             host: host.to_string(),
@@ -48,7 +93,7 @@ impl HttpUrl {
     }
 
     /// Resolves a playlist entry (absolute URL, absolute path or relative path).
-    pub fn join(&self, reference: &str) -> anyhow::Result<HttpUrl> {
+    pub fn join(&self, reference: &str) -> Result<HttpUrl, HttpError> {
         if reference.starts_with("http://") {
             return HttpUrl::parse(reference);
         }
@@ -76,18 +121,18 @@ pub struct Head {
 }
 
 /// Parses a complete head (without the final blank line).
-pub fn parse_head(head: &str) -> anyhow::Result<Head> {
+pub fn parse_head(head: &str) -> Result<Head, HttpError> {
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or("");
     let mut parts = status_line.split_whitespace();
     let version = parts.next().unwrap_or("");
     if !version.starts_with("HTTP/1.") {
-        bail!("not an HTTP/1 response: {status_line:?}");
+        return Err(HttpError::NotHttp1(status_line.to_string()));
     }
     let status: u16 = parts
         .next()
         .and_then(|s| s.parse().ok())
-        .with_context(|| format!("bad status line {status_line:?}"))?;
+        .ok_or_else(|| HttpError::BadStatusLine(status_line.to_string()))?;
     let mut out = Head {
         status,
         chunked: false,
@@ -108,11 +153,13 @@ pub fn parse_head(head: &str) -> anyhow::Result<Head> {
 }
 
 /// Connects, sends a GET and reads the head; body bytes already read stay in `buf`.
-pub async fn open(url: &HttpUrl, buf: &mut BytesMut) -> anyhow::Result<(TcpStream, Head)> {
+pub async fn open(url: &HttpUrl, buf: &mut BytesMut) -> Result<(TcpStream, Head), HttpError> {
     let mut stream = TcpStream::connect((url.host.as_str(), url.port))
         .await
-        .context("TCP connect")?;
-    stream.set_nodelay(true).context("TCP_NODELAY")?;
+        .map_err(HttpError::io("TCP connect"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(HttpError::io("TCP_NODELAY"))?;
     // HTTP/1.0: a live body is then delimited by the close, with no chunk framing to undo.
     let req = format!(
         "GET {} HTTP/1.0\r\nHost: {}:{}\r\nUser-Agent: sluice-bench\r\nAccept: */*\r\n\r\n",
@@ -121,27 +168,32 @@ pub async fn open(url: &HttpUrl, buf: &mut BytesMut) -> anyhow::Result<(TcpStrea
     stream
         .write_all(req.as_bytes())
         .await
-        .context("sending the request")?;
+        .map_err(HttpError::io("sending the request"))?;
     loop {
         if let Some(end) = find(buf, b"\r\n\r\n") {
             let head = std::str::from_utf8(&buf[..end])
-                .context("response head is not UTF-8")?
+                .map_err(|_| HttpError::HeadNotUtf8)?
                 .to_string();
             buf.advance(end + 4);
             return Ok((stream, parse_head(&head)?));
         }
         if buf.len() > MAX_HEAD {
-            bail!("response head larger than {MAX_HEAD} bytes");
+            return Err(HttpError::HeadTooLarge);
         }
         buf.reserve(4096);
-        if stream.read_buf(buf).await.context("reading the head")? == 0 {
-            bail!("connection closed before the response head");
+        if stream
+            .read_buf(buf)
+            .await
+            .map_err(HttpError::io("reading the head"))?
+            == 0
+        {
+            return Err(HttpError::ClosedBeforeHead);
         }
     }
 }
 
 /// A whole (bounded) body, for playlists and segments.
-pub async fn get(url: &HttpUrl) -> anyhow::Result<(u16, Vec<u8>)> {
+pub async fn get(url: &HttpUrl) -> Result<(u16, Vec<u8>), HttpError> {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let (mut stream, head) = open(url, &mut buf).await?;
     let mut dechunk = head.chunked.then(Dechunker::default);
@@ -155,7 +207,7 @@ pub async fn get(url: &HttpUrl) -> anyhow::Result<(u16, Vec<u8>)> {
             }
         }
         if body.len() > MAX_BODY {
-            bail!("body larger than {MAX_BODY} bytes");
+            return Err(HttpError::BodyTooLarge);
         }
         let done = match (&dechunk, head.content_length) {
             (Some(d), _) => d.finished(),
@@ -169,7 +221,7 @@ pub async fn get(url: &HttpUrl) -> anyhow::Result<(u16, Vec<u8>)> {
         if stream
             .read_buf(&mut buf)
             .await
-            .context("reading the body")?
+            .map_err(HttpError::io("reading the body"))?
             == 0
         {
             break;
@@ -198,7 +250,7 @@ impl Dechunker {
     }
 
     /// Moves decoded body bytes from `input` to `out`; keeps an incomplete size line.
-    pub fn decode(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> anyhow::Result<()> {
+    pub fn decode(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Result<(), HttpError> {
         while !self.finished {
             if self.left > 0 {
                 if input.is_empty() {
@@ -215,22 +267,24 @@ impl Dechunker {
             }
             let Some(eol) = find(input, b"\r\n") else {
                 if input.len() > 1024 {
-                    bail!("chunk size line too long");
+                    return Err(HttpError::ChunkLineTooLong);
                 }
                 return Ok(());
             };
             if self.after_data {
                 if eol != 0 {
-                    bail!("missing CRLF after chunk data");
+                    return Err(HttpError::MissingChunkCrlf);
                 }
                 input.advance(2);
                 self.after_data = false;
                 continue;
             }
-            let line = std::str::from_utf8(&input[..eol]).context("chunk size not ASCII")?;
+            let line = std::str::from_utf8(&input[..eol]).map_err(|_| {
+                HttpError::BadChunkSize(String::from_utf8_lossy(&input[..eol]).into_owned())
+            })?;
             let size_hex = line.split(';').next().unwrap_or("").trim();
             let size = u64::from_str_radix(size_hex, 16)
-                .with_context(|| format!("bad chunk size {size_hex:?}"))?;
+                .map_err(|_| HttpError::BadChunkSize(size_hex.to_string()))?;
             input.advance(eol + 2);
             if size == 0 {
                 self.finished = true;

@@ -94,11 +94,27 @@ enum Command {
     },
 }
 
-fn secs(s: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(s).map_err(|_| format!("bad duration {s}"))
+/// A number of seconds that is no duration (negative, NaN, too large).
+#[derive(Debug, thiserror::Error)]
+#[error("bad duration {0}")]
+struct BadDuration(f64);
+
+/// Anything that stops a command; printed once, before a non-zero exit.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Duration(#[from] BadDuration),
+    #[error(transparent)]
+    Url(#[from] rtmp::client::UrlError),
+    #[error(transparent)]
+    Run(#[from] run::RunError),
 }
 
-fn play_config(url: String, a: &PlayArgs) -> Result<PlayConfig, String> {
+fn secs(s: f64) -> Result<Duration, BadDuration> {
+    Duration::try_from_secs_f64(s).map_err(|_| BadDuration(s))
+}
+
+fn play_config(url: String, a: &PlayArgs) -> Result<PlayConfig, BadDuration> {
     Ok(PlayConfig {
         url,
         protocol: a.protocol,
@@ -125,13 +141,13 @@ fn main() -> ExitCode {
     match real_main(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sluice-bench: {e:#}");
+            eprintln!("sluice-bench: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+fn real_main(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Publish {
             url,
@@ -139,7 +155,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             streams,
             duration,
         } => {
-            let duration = duration.map(secs).transpose().map_err(anyhow::Error::msg)?;
+            let duration = duration.map(secs).transpose()?;
             let results = run::publish_streams(&url, &file, streams, duration)?;
             let mut ok = true;
             for (i, r) in results.iter().enumerate() {
@@ -147,7 +163,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(s) => println!("stream {i}: {} frames, {} bytes", s.frames, s.bytes),
                     Err(e) => {
                         ok = false;
-                        println!("stream {i}: {e:#}");
+                        println!("stream {i}: {e}");
                     }
                 }
             }
@@ -158,7 +174,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Play { url, args } => {
-            let cfg = play_config(url, &args).map_err(anyhow::Error::msg)?;
+            let cfg = play_config(url, &args)?;
             let shared = Arc::new(Shared::new(cfg.clients));
             let report = run::players(&cfg, shared, None)?;
             print(&report, args.json);
@@ -172,7 +188,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let play_url = player_url(&url, args.protocol, http_port)?;
             let cfg = FanoutConfig {
-                play: play_config(play_url, &args).map_err(anyhow::Error::msg)?,
+                play: play_config(play_url, &args)?,
                 publish_url: url,
                 file,
             };
@@ -184,7 +200,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The URL players open for a published rtmp://HOST:PORT/APP/STREAM.
-fn player_url(rtmp: &str, protocol: Protocol, http_port: u16) -> anyhow::Result<String> {
+fn player_url(rtmp: &str, protocol: Protocol, http_port: u16) -> Result<String, CliError> {
     let u = rtmp::client::RtmpUrl::parse(rtmp)?;
     Ok(match protocol {
         Protocol::Rtmp => rtmp.to_string(),

@@ -6,13 +6,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
 use bytes::BytesMut;
-use media::flv::{tag_type, FlvReader};
-use rtmp::client::{Client, ClientOptions, MediaKind};
+use media::flv::{tag_type, FlvError, FlvReader};
+use media::hls::HlsError;
+use rtmp::client::{Client, ClientError, ClientOptions, MediaKind};
 use tokio::io::AsyncReadExt;
 
-use crate::http::{self, Dechunker, HttpUrl};
+use crate::http::{self, Dechunker, HttpError, HttpUrl};
 use crate::matching::{Cursor, FrameKey, Matched};
 use crate::shared::{PlayerState, Shared};
 use crate::source::is_config;
@@ -30,14 +30,19 @@ pub enum Protocol {
     Hls,
 }
 
+/// A `--protocol` value that is none of the three (clap prints it under the option).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown protocol {0:?} (rtmp, flv or hls)")]
+pub struct UnknownProtocol(pub String);
+
 impl std::str::FromStr for Protocol {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownProtocol;
+    fn from_str(s: &str) -> Result<Self, UnknownProtocol> {
         match s {
             "rtmp" => Ok(Protocol::Rtmp),
             "flv" | "http-flv" => Ok(Protocol::Flv),
             "hls" => Ok(Protocol::Hls),
-            _ => Err(format!("unknown protocol {s:?} (rtmp, flv or hls)")),
+            _ => Err(UnknownProtocol(s.to_string())),
         }
     }
 }
@@ -170,7 +175,7 @@ impl<'a> Tracker<'a> {
         }
     }
 
-    fn finish(mut self, error: Option<anyhow::Error>) -> PlayerResult {
+    fn finish(mut self, error: Option<PlayError>) -> PlayerResult {
         if let (Some(first), Some(last)) = (self.first_frame_at, self.last_frame_at) {
             self.result.active = last - first;
         }
@@ -179,12 +184,36 @@ impl<'a> Tracker<'a> {
         } else {
             PlayerState::Done
         };
-        self.result.error = error.map(|e| format!("{e:#}"));
+        self.result.error = error.map(|e| e.to_string());
         if let Some(s) = self.shared.slots.get(self.slot) {
             s.set_state(state);
         }
         self.result
     }
+}
+
+/// Why a player stopped before it was told to; kept as text in its [`PlayerResult`].
+#[derive(Debug, thiserror::Error)]
+pub enum PlayError {
+    #[error(transparent)]
+    Rtmp(#[from] ClientError),
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("HTTP status {0}")]
+    Status(u16),
+    #[error("playlist: HTTP status {0}")]
+    PlaylistStatus(u16),
+    #[error("segment {uri}: HTTP status {status}")]
+    SegmentStatus { uri: String, status: u16 },
+    #[error(transparent)]
+    Flv(#[from] FlvError),
+    #[error(transparent)]
+    Playlist(#[from] HlsError),
+    #[error("reading: {0}")]
+    Read(#[source] std::io::Error),
+    /// A publisher thread panicked while logging what it sent: matching is meaningless then.
+    #[error("log lock poisoned")]
+    LogPoisoned,
 }
 
 /// Runs one player until `stop` turns true (or the stream ends); never fails: errors are in
@@ -204,7 +233,7 @@ pub async fn run(
     t.finish(r.err())
 }
 
-async fn play(protocol: Protocol, url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
+async fn play(protocol: Protocol, url: &str, t: &mut Tracker<'_>) -> Result<(), PlayError> {
     match protocol {
         Protocol::Rtmp => play_rtmp(url, t).await,
         Protocol::Flv => play_flv(url, t).await,
@@ -212,7 +241,7 @@ async fn play(protocol: Protocol, url: &str, t: &mut Tracker<'_>) -> anyhow::Res
     }
 }
 
-async fn play_rtmp(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
+async fn play_rtmp(url: &str, t: &mut Tracker<'_>) -> Result<(), PlayError> {
     let options = ClientOptions {
         // The simple handshake: no HMAC work per connection, and every server accepts it.
         complex_handshake: false,
@@ -222,10 +251,7 @@ async fn play_rtmp(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
     t.connected();
     while player.read_batch().await? {
         let shared = t.shared;
-        let log = shared
-            .log
-            .read()
-            .map_err(|_| anyhow::anyhow!("log lock poisoned"))?;
+        let log = shared.log.read().map_err(|_| PlayError::LogPoisoned)?;
         let now = Instant::now();
         let mut bytes = 0;
         let drained = player.drain_batch(|m| {
@@ -240,12 +266,12 @@ async fn play_rtmp(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn play_flv(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
+async fn play_flv(url: &str, t: &mut Tracker<'_>) -> Result<(), PlayError> {
     let url = HttpUrl::parse(url)?;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let (mut stream, head) = http::open(&url, &mut buf).await?;
     if head.status != 200 {
-        bail!("HTTP status {}", head.status);
+        return Err(PlayError::Status(head.status));
     }
     t.connected();
     let mut dechunker = head.chunked.then(Dechunker::default);
@@ -264,10 +290,7 @@ async fn play_flv(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
         }
         {
             let shared = t.shared;
-            let log = shared
-                .log
-                .read()
-                .map_err(|_| anyhow::anyhow!("log lock poisoned"))?;
+            let log = shared.log.read().map_err(|_| PlayError::LogPoisoned)?;
             let now = Instant::now();
             let tags = loop {
                 let tag = match reader.next_tag(&mut body) {
@@ -286,7 +309,7 @@ async fn play_flv(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
             tags?;
         }
         buf.reserve(READ_CHUNK);
-        if stream.read_buf(&mut buf).await.context("reading")? == 0 {
+        if stream.read_buf(&mut buf).await.map_err(PlayError::Read)? == 0 {
             return Ok(());
         }
     }
@@ -295,7 +318,7 @@ async fn play_flv(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
 /// Polls the playlist about twice per target duration and fetches each new segment once,
 /// counting PES packets as frames (PTS must grow per stream). Latency is not matched: TS
 /// payloads are not the FLV payloads the publisher sent.
-async fn play_hls(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
+async fn play_hls(url: &str, t: &mut Tracker<'_>) -> Result<(), PlayError> {
     let url = HttpUrl::parse(url)?;
     let mut next_seq: Option<u64> = None;
     let mut connected = false;
@@ -303,7 +326,7 @@ async fn play_hls(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
     loop {
         let (status, body) = http::get(&url).await?;
         if status != 200 {
-            bail!("playlist: HTTP status {status}");
+            return Err(PlayError::PlaylistStatus(status));
         }
         t.bytes(body.len());
         let text = String::from_utf8_lossy(&body);
@@ -320,7 +343,10 @@ async fn play_hls(url: &str, t: &mut Tracker<'_>) -> anyhow::Result<()> {
         for seg in playlist.segments.iter().filter(|s| s.sequence >= first_new) {
             let (status, data) = http::get(&url.join(&seg.uri)?).await?;
             if status != 200 {
-                bail!("segment {}: HTTP status {status}", seg.uri);
+                return Err(PlayError::SegmentStatus {
+                    uri: seg.uri.clone(),
+                    status,
+                });
             }
             t.bytes(data.len());
             let mut demux = media::ts::TsDemuxer::new();

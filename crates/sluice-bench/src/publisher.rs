@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rtmp::client::{Client, ClientOptions};
+use rtmp::client::{Client, ClientError, ClientOptions};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -39,7 +39,7 @@ pub async fn publish(
     record: Option<Arc<Shared>>,
     mut phase: watch::Receiver<Phase>,
     published: Option<tokio::sync::oneshot::Sender<()>>,
-) -> anyhow::Result<PublishStats> {
+) -> Result<PublishStats, ClientError> {
     let options = ClientOptions {
         write_buffer: WRITE_BUFFER,
         ..ClientOptions::default()
@@ -87,7 +87,7 @@ async fn flush(
     publisher: &mut rtmp::client::Publisher,
     pending: &mut Vec<Sent>,
     record: Option<&Shared>,
-) -> anyhow::Result<()> {
+) -> Result<(), ClientError> {
     // Logged before the write: a player on another thread may read the frame right after.
     let now = std::time::Instant::now();
     for s in pending.iter_mut() {

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use bytes::Bytes;
+use rtmp::client::ClientError;
 use tokio::sync::watch;
 
 use crate::player::{self, Protocol};
@@ -16,7 +16,7 @@ use crate::procstat::{CpuMark, Target};
 use crate::publisher::{self, Phase, PublishStats};
 use crate::report::{Report, Resources};
 use crate::shared::{PlayerState, Shared};
-use crate::source::LoopSource;
+use crate::source::{LoopSource, SourceError};
 use crate::stats::kbps;
 
 /// How long players wait for the publisher's stream to settle (a keyframe in the GOP cache)
@@ -54,9 +54,44 @@ pub struct FanoutConfig {
     pub file: PathBuf,
 }
 
-pub fn load_source(file: &std::path::Path) -> anyhow::Result<LoopSource> {
-    let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    LoopSource::from_flv(Bytes::from(data)).with_context(|| format!("{}", file.display()))
+/// Why a run could not start or finish; `main` prints it and exits non-zero.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot read {}: {source}", path.display())]
+    ReadSource {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Source {
+        path: PathBuf,
+        #[source]
+        source: SourceError,
+    },
+    #[error("cannot start a tokio runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot start the publisher thread: {0}")]
+    PublisherThread(#[source] std::io::Error),
+    #[error("publisher: {0}")]
+    Publisher(#[source] ClientError),
+    #[error("the publisher did not start within 15 s")]
+    PublisherNotStarted,
+    #[error("the publisher thread panicked")]
+    PublisherPanicked,
+    #[error("task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+pub fn load_source(file: &std::path::Path) -> Result<LoopSource, RunError> {
+    let data = std::fs::read(file).map_err(|source| RunError::ReadSource {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    LoopSource::from_flv(Bytes::from(data)).map_err(|source| RunError::Source {
+        path: file.to_path_buf(),
+        source,
+    })
 }
 
 /// A runtime of `threads` threads. With a `read_tick`, a thread that ran out of
@@ -70,7 +105,7 @@ fn runtime(
     threads: usize,
     read_tick: Duration,
     ticking: Arc<std::sync::atomic::AtomicBool>,
-) -> anyhow::Result<tokio::runtime::Runtime> {
+) -> Result<tokio::runtime::Runtime, RunError> {
     let mut b = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -85,13 +120,11 @@ fn runtime(
             }
         });
     }
-    b.enable_all()
-        .build()
-        .context("cannot start a tokio runtime")
+    b.enable_all().build().map_err(RunError::Runtime)
 }
 
 /// One publisher and the players: the `fanout` command.
-pub fn fanout(cfg: &FanoutConfig) -> anyhow::Result<Report> {
+pub fn fanout(cfg: &FanoutConfig) -> Result<Report, RunError> {
     let source = Arc::new(load_source(&cfg.file)?);
     let shared = Arc::new(Shared::new(cfg.play.clients));
     let (phase_tx, phase_rx) = watch::channel(Phase::Send);
@@ -101,7 +134,7 @@ pub fn fanout(cfg: &FanoutConfig) -> anyhow::Result<Report> {
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("publisher".into())
-            .spawn(move || -> anyhow::Result<PublishStats> {
+            .spawn(move || -> Result<PublishStats, RunError> {
                 let rt = runtime(1, Duration::ZERO, Default::default())?;
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let r = rt.block_on(async move {
@@ -116,24 +149,22 @@ pub fn fanout(cfg: &FanoutConfig) -> anyhow::Result<Report> {
                         }
                     }
                 });
-                r.context("publisher")
+                r.map_err(RunError::Publisher)
             })
-            .context("cannot start the publisher thread")?
+            .map_err(RunError::PublisherThread)?
     };
     // Wait for Publish.Start (or the publisher's failure).
     if published_rx.recv_timeout(Duration::from_secs(15)) != Ok(true) {
         let _ = phase_tx.send(Phase::Close);
         return match pub_thread.join() {
             Ok(Err(e)) => Err(e),
-            _ => Err(anyhow::anyhow!("the publisher did not start within 15 s")),
+            _ => Err(RunError::PublisherNotStarted),
         };
     }
     std::thread::sleep(WARMUP);
     let report = players(&cfg.play, shared.clone(), Some(&phase_tx));
     let _ = phase_tx.send(Phase::Close);
-    let pub_result = pub_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("the publisher thread panicked"))?;
+    let pub_result = pub_thread.join().map_err(|_| RunError::PublisherPanicked)?;
     let report = report?;
     if let Err(e) = pub_result {
         eprintln!("warning: {e:#}");
@@ -146,7 +177,7 @@ pub fn players(
     cfg: &PlayConfig,
     shared: Arc<Shared>,
     phase: Option<&watch::Sender<Phase>>,
-) -> anyhow::Result<Report> {
+) -> Result<Report, RunError> {
     let ticking = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let rt = runtime(cfg.threads, cfg.read_tick, ticking.clone())?;
     let server = cfg.server_pid.map(Target::Pid);
@@ -251,7 +282,7 @@ pub fn publish_streams(
     file: &std::path::Path,
     streams: usize,
     duration: Option<Duration>,
-) -> anyhow::Result<Vec<anyhow::Result<PublishStats>>> {
+) -> Result<Vec<Result<PublishStats, RunError>>, RunError> {
     let source = Arc::new(load_source(file)?);
     eprintln!(
         "{}: {:.0} kbps, loop every {} ms",
@@ -276,10 +307,10 @@ pub fn publish_streams(
         }
         let mut out = Vec::new();
         for h in handles {
-            out.push(
-                h.await
-                    .unwrap_or_else(|e| Err(anyhow::anyhow!("task: {e}"))),
-            );
+            out.push(match h.await {
+                Ok(r) => r.map_err(RunError::Publisher),
+                Err(e) => Err(RunError::Task(e)),
+            });
         }
         Ok(out)
     })

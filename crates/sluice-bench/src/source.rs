@@ -52,8 +52,19 @@ pub fn is_config(kind: MediaKind, payload: &[u8]) -> bool {
     }
 }
 
+/// Why an FLV file cannot be looped.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Flv(#[from] media::flv::FlvError),
+    #[error("the FLV file holds no tags")]
+    NoTags,
+    #[error("the FLV file holds no audio or video frames")]
+    NoFrames,
+}
+
 impl LoopSource {
-    pub fn from_flv(data: Bytes) -> anyhow::Result<LoopSource> {
+    pub fn from_flv(data: Bytes) -> Result<LoopSource, SourceError> {
         let (_, tags) = read_flv(data)?;
         let tags: Vec<(MediaKind, u32, Bytes)> = tags
             .into_iter()
@@ -70,12 +81,8 @@ impl LoopSource {
         LoopSource::new(tags)
     }
 
-    pub fn new(tags: Vec<(MediaKind, u32, Bytes)>) -> anyhow::Result<LoopSource> {
-        let first = tags
-            .iter()
-            .map(|t| t.1)
-            .min()
-            .ok_or_else(|| anyhow::anyhow!("the FLV file holds no tags"))?;
+    pub fn new(tags: Vec<(MediaKind, u32, Bytes)>) -> Result<LoopSource, SourceError> {
+        let first = tags.iter().map(|t| t.1).min().ok_or(SourceError::NoTags)?;
         let tags: Vec<SourceTag> = tags
             .into_iter()
             .map(|(kind, ts, payload)| SourceTag {
@@ -86,7 +93,7 @@ impl LoopSource {
             })
             .collect();
         if !tags.iter().any(|t| !t.config) {
-            anyhow::bail!("the FLV file holds no audio or video frames");
+            return Err(SourceError::NoFrames);
         }
         let last = tags.iter().map(|t| t.timestamp).max().unwrap_or(0);
         let pass_ms = last.saturating_add(frame_interval(&tags));

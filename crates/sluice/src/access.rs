@@ -71,28 +71,50 @@ fn target_matches(target: &AccessTarget, ip: IpAddr) -> bool {
     }
 }
 
+/// Why the allow/deny rules refused a client: shown to the client (RTMP status description,
+/// HTTP body) and logged, so the text names the rule; a type so callers can tell a `deny`
+/// match from a missing `allow`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecurityDenied {
+    /// A `deny` rule matched the client.
+    #[error("{scope} from {ip} denied by rule \"deny {scope} {target}\"")]
+    DenyRule {
+        scope: AccessScope,
+        ip: IpAddr,
+        target: AccessTarget,
+    },
+    /// No rule matched, and SRS refuses in that case (there are `allow` rules, or no rule).
+    #[error("{scope} from {ip} not allowed by any of {rules} rules")]
+    NotAllowed {
+        scope: AccessScope,
+        ip: IpAddr,
+        rules: usize,
+    },
+}
+
 /// SRS's security check (`SrsSecurity::do_check`): a matching `deny` wins; otherwise a
 /// matching `allow` admits; with no match, the client is refused when there is any `allow`
 /// rule at all (for either scope) or no rule at all, and admitted when there are only `deny`
-/// rules. Err carries the reason.
-pub fn check_security(cfg: &SecurityConfig, scope: AccessScope, ip: IpAddr) -> Result<(), String> {
+/// rules.
+pub fn check_security(
+    cfg: &SecurityConfig,
+    scope: AccessScope,
+    ip: IpAddr,
+) -> Result<(), SecurityDenied> {
     if !cfg.enabled {
         return Ok(());
     }
     let ip = canonical(ip);
-    let action = match scope {
-        AccessScope::Publish => "publish",
-        AccessScope::Play => "play",
-    };
     if let Some(rule) = cfg
         .rules
         .iter()
         .find(|r| !r.allow && r.scope == scope && target_matches(&r.target, ip))
     {
-        return Err(format!(
-            "{action} from {ip} denied by rule \"deny {action} {}\"",
-            target_text(&rule.target)
-        ));
+        return Err(SecurityDenied::DenyRule {
+            scope,
+            ip,
+            target: rule.target,
+        });
     }
     if cfg
         .rules
@@ -103,20 +125,13 @@ pub fn check_security(cfg: &SecurityConfig, scope: AccessScope, ip: IpAddr) -> R
     }
     let allows = cfg.rules.iter().filter(|r| r.allow).count();
     if allows > 0 || cfg.rules.is_empty() {
-        return Err(format!(
-            "{action} from {ip} not allowed by any of {} rules",
-            cfg.rules.len()
-        ));
+        return Err(SecurityDenied::NotAllowed {
+            scope,
+            ip,
+            rules: cfg.rules.len(),
+        });
     }
     Ok(())
-}
-
-fn target_text(t: &AccessTarget) -> String {
-    match t {
-        AccessTarget::All => "all".into(),
-        AccessTarget::Ip(a) => a.to_string(),
-        AccessTarget::Cidr(a, p) => format!("{a}/{p}"),
-    }
 }
 
 #[cfg(test)]

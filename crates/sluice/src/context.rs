@@ -121,16 +121,11 @@ impl Context {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         // splitmix64 of seed+n: distinct for distinct n, scrambled so ids do not
         // reveal the connection count.
-        let mut z = self
-            .id_seed
-            .wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-        (0..8)
-            .map(|i| ALPHABET[((z >> (i * 6)) % 36) as usize] as char)
-            .collect()
+        let z = crate::util::ids::scramble(
+            self.id_seed
+                .wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        );
+        crate::util::ids::base36(z, 8)
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, UdpSocket};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use tracing::{debug, warn};
@@ -123,10 +123,7 @@ pub fn body(ctx: &Context, config: &Config) -> Value {
 /// A subset of `/api/v1/summaries`' `data` (the same field names), built here from
 /// [`crate::stats::system`] because the API builds its reply inside its handler.
 fn summaries(ctx: &Context) -> Value {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now_ms = crate::util::unix_ms();
     let rss = system::self_rss_kb();
     let mem = system::meminfo();
     let load = system::loadavg();

@@ -22,4 +22,5 @@ pub mod server;
 pub mod service;
 pub mod stats;
 pub mod stream_url;
+pub mod util;
 pub mod write_timeout;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
-use sluice::config::Config;
+use sluice::config::{Config, ConfigError};
 
 /// The default configuration, compiled in: `sluice` with no arguments serves RTMP on 1935.
 const DEFAULT_CONFIG: &str = include_str!("../../../conf/sluice.conf");
@@ -28,15 +28,14 @@ struct Cli {
     version: Option<bool>,
 }
 
-fn load(cli: &Cli) -> Result<Config, String> {
+fn load(cli: &Cli) -> Result<Config, ConfigError> {
     match &cli.conf {
-        Some(path) => Config::load_with_env(path, std::env::vars()).map_err(|e| e.to_string()),
+        Some(path) => Config::load_with_env(path, std::env::vars()),
         None => Config::parse_with_env(
             DEFAULT_CONFIG,
             "conf/sluice.conf (embedded)",
             std::env::vars(),
-        )
-        .map_err(|e| e.to_string()),
+        ),
     }
 }
 

@@ -7,7 +7,7 @@
 //! rendered path is split into components and refused when any of them could climb out.
 
 use std::path::{Component, Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// Longest rendered relative path we accept; far above any sane template, and it keeps a
 /// hostile stream name from producing names the file system refuses in odd ways.
@@ -57,10 +57,7 @@ pub fn render(template: &str, vars: &Vars) -> String {
         out = out.replace("[duration]", &d.to_string());
     }
     if let Some(t) = vars.time {
-        let ms = t
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let ms = i64::try_from(crate::util::unix_ms_of(t)).unwrap_or(i64::MAX);
         let (y, mo, d) = media::civil::civil_from_days(ms.div_euclid(86_400_000));
         let in_day = ms.rem_euclid(86_400_000);
         out = out
@@ -112,6 +109,7 @@ pub fn under(root: &Path, rendered: &str) -> Result<PathBuf, PathError> {
 mod tests {
     use super::*;
     use std::time::Duration;
+    use std::time::UNIX_EPOCH;
 
     fn vars<'a>() -> Vars<'a> {
         Vars {

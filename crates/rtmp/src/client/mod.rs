@@ -2,7 +2,7 @@
 //!
 //! [`ClientSession`] is the sans-IO protocol state machine (connect, publish, play,
 //! acknowledgements, pings), testable in memory against [`crate::server::ServerSession`].
-//! [`Client`] glues it to a tokio `TcpStream`:
+//! `Client` (with the `client` cargo feature) glues it to a tokio `TcpStream`:
 //!
 //! ```no_run
 //! # async fn demo(payload: bytes::Bytes) -> Result<(), rtmp::client::ClientError> {
@@ -18,10 +18,12 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "client")]
 mod connection;
 mod session;
 mod url;
 
+#[cfg(feature = "client")]
 pub use connection::{
     Client, ClientError, ClientOptions, Player, Publisher, DEFAULT_TIMEOUT, DEFAULT_WRITE_BUFFER,
 };

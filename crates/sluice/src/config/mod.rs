@@ -4,14 +4,12 @@
 //! Directives SRS knows but sluice does not implement are accepted with a warning; unknown
 //! ones are errors. See docs/config.md and conf/full.conf.
 
-// The binary also declares this module (`mod config;`) and does not use every accessor yet.
-#![allow(dead_code)]
-
+// All internal: the rest of the crate sees `Config`, its error, and the types below.
 mod build;
-pub mod env;
+mod env;
 mod error;
 mod known;
-pub mod parser;
+mod parser;
 mod types;
 
 #[cfg(test)]
@@ -20,7 +18,15 @@ mod tests;
 use std::path::Path;
 
 pub use error::ConfigError;
-pub use types::*;
+// What the rest of the crate names (the other section types are reached through `Config`'s
+// fields); add a name here when a module outside `config` needs it.
+pub use types::{
+    network_of, AccessScope, AccessTarget, ClusterMode, Config, DvrConfig, DvrPlan, EngineConfig,
+    FfmpegLogConfig, HeartbeatConfig, HlsAcodec, HlsConfig, HlsOnError, HlsVcodec, HookUrl,
+    HookUrlError, HttpHooksConfig, IngestInputType, LogConfig, LogLevel, LogTank, ReferConfig,
+    SecurityConfig, SecurityRule, TimeJitter, VhostConfig, DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_VHOST,
+};
 
 impl Config {
     /// Reads `path` and every file it includes (relative to the including file's directory).
@@ -42,7 +48,8 @@ impl Config {
         build::build(&tree)
     }
 
-    /// Like [`Config::load`], with `SLUICE_*` overrides from `vars` (see [`env`]).
+    /// Like [`Config::load`], with `SLUICE_*` overrides from `vars` (`SLUICE_VHOST__NAME__DIRECTIVE`-style names, see
+    /// docs/config.md).
     pub fn load_with_env(
         path: &Path,
         vars: impl IntoIterator<Item = (String, String)>,

@@ -279,6 +279,7 @@ impl TreeParser<'_> {
 }
 
 /// Parses one file's text into directives; `include` is left as an ordinary directive.
+#[cfg(test)]
 pub fn parse_tree(text: &str, file_name: &str) -> Result<Vec<Directive>, ConfigError> {
     parse_counted(text, file_name).map(|(tree, _)| tree)
 }

@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::parser::{parse_tree, Directive};
+use super::types::*;
 use super::*;
 
 const VECTORS: &str = include_str!(concat!(

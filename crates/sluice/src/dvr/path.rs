@@ -6,7 +6,6 @@
 //! needed and files sort the same on every host).
 
 use std::path::{Component, Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::hub::StreamKey;
 
@@ -48,11 +47,9 @@ impl Civil {
     }
 }
 
+/// Now, for [`expand`]'s `unix_ms` (kept so the recorder's callers need not change).
 pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::util::unix_ms()
 }
 
 /// A value that comes from the network must stay one plain file-name piece.

@@ -2,9 +2,8 @@
 //! tell servers (and restarts of one server) apart.
 
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+use crate::util::ids::{base36, scramble};
 
 /// FNV-1a then a splitmix finaliser: a stable, well-spread 64-bit digest (not a secret).
 fn digest(parts: &[&[u8]]) -> u64 {
@@ -15,18 +14,7 @@ fn digest(parts: &[&[u8]]) -> u64 {
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
-    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    h ^ (h >> 31)
-}
-
-fn encode(mut n: u64, len: usize) -> String {
-    let mut s = String::with_capacity(len);
-    for _ in 0..len {
-        s.push(ALPHABET[(n % 36) as usize] as char);
-        n /= 36;
-    }
-    s
+    scramble(h)
 }
 
 /// Stable for one installation (host name and working directory), like SRS's persisted
@@ -40,7 +28,7 @@ pub fn server_id() -> &'static str {
             .unwrap_or_default();
         format!(
             "vid-{}",
-            encode(digest(&[host.trim().as_bytes(), cwd.as_bytes()]), 7)
+            base36(digest(&[host.trim().as_bytes(), cwd.as_bytes()]), 7)
         )
     })
 }
@@ -49,12 +37,9 @@ pub fn server_id() -> &'static str {
 pub fn service_id() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
     ID.get_or_init(|| {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let ms = crate::util::unix_ms();
         let pid = std::process::id();
-        encode(digest(&[&nanos.to_le_bytes(), &pid.to_le_bytes()]), 8)
+        base36(digest(&[&ms.to_le_bytes(), &pid.to_le_bytes()]), 8)
     })
 }
 

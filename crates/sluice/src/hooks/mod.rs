@@ -290,6 +290,12 @@ impl From<Denied> for Refusal {
     }
 }
 
+impl From<crate::access::SecurityDenied> for Refusal {
+    fn from(d: crate::access::SecurityDenied) -> Refusal {
+        Refusal(d.to_string())
+    }
+}
+
 /// Every check a publisher passes before its start reply, in SRS's order: allow/deny rules on
 /// its IP, the refer publish list on its pageUrl, then the on_publish hook.
 pub async fn admit_publish(
@@ -298,7 +304,7 @@ pub async fn admit_publish(
     req: &HookRequest,
     ip: std::net::IpAddr,
 ) -> Result<(), Refusal> {
-    crate::access::check_security(&vhost.security, AccessScope::Publish, ip).map_err(Refusal)?;
+    crate::access::check_security(&vhost.security, AccessScope::Publish, ip)?;
     if let Some(why) =
         crate::access::check_refer(&vhost.refer, Some(AccessScope::Publish), &req.page_url)
     {
@@ -316,7 +322,7 @@ pub async fn admit_play(
     req: &HookRequest,
     ip: std::net::IpAddr,
 ) -> Result<(), Refusal> {
-    crate::access::check_security(&vhost.security, AccessScope::Play, ip).map_err(Refusal)?;
+    crate::access::check_security(&vhost.security, AccessScope::Play, ip)?;
     if let Some(why) =
         crate::access::check_refer(&vhost.refer, Some(AccessScope::Play), &req.page_url)
     {

@@ -24,6 +24,7 @@ use super::system::CpuSampler;
 use super::{Client, ClientKind};
 use crate::context::Context;
 use crate::hub::StreamKey;
+use crate::util::lock;
 
 /// How often the sampler runs (SRS samples its kbps every few seconds too).
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
@@ -105,7 +106,7 @@ pub struct Rates {
 
 impl Rates {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner)
     }
 
     pub fn server(&self) -> Series {
@@ -172,7 +173,7 @@ impl Rates {
             t.series.add(ds, dr);
             total_send = total_send.saturating_add(ds);
             total_recv = total_recv.saturating_add(dr);
-            let st = t.client.state.lock().unwrap_or_else(|e| e.into_inner());
+            let st = lock(&t.client.state);
             if let Some(key) = &st.stream {
                 if ds > 0 || dr > 0 {
                     inner

@@ -13,6 +13,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::StreamKey;
+use crate::util::lock;
 
 /// What a client is, with SRS's API names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,11 +80,11 @@ impl Client {
     }
 
     pub fn state(&self) -> ClientState {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.state).clone()
     }
 
     pub fn update(&self, f: impl FnOnce(&mut ClientState)) {
-        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
+        f(&mut lock(&self.state));
     }
 
     pub fn add_send(&self, n: u64) {
@@ -111,16 +112,13 @@ pub struct ClientGuard {
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
-        self.clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.client.id);
+        lock(&self.clients).remove(&self.client.id);
     }
 }
 
 impl ClientRegistry {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Client>>> {
-        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.clients)
     }
 
     pub fn register(&self, id: &str, peer: SocketAddr) -> ClientGuard {

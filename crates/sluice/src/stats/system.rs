@@ -8,6 +8,7 @@
 //! reading. Like SRS, percentages are fractions (1.0 = one whole core for the process,
 //! all cores busy for the host).
 
+use crate::util::lock;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -353,7 +354,7 @@ impl CpuSampler {
         let Some(cur) = CpuReading::now() else {
             return;
         };
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = lock(&self.state);
         if let Some(prev) = &st.0 {
             st.1 = Some(cpu_usage(prev, &cur));
         }
@@ -363,7 +364,7 @@ impl CpuSampler {
     /// Usage over the last sampling interval; before two readings exist, the average
     /// since the process (and the host) started.
     pub fn usage(&self) -> CpuUsage {
-        if let Some(u) = self.state.lock().unwrap_or_else(|e| e.into_inner()).1 {
+        if let Some(u) = lock(&self.state).1 {
             return u;
         }
         since_start().unwrap_or_default()

@@ -4,7 +4,6 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::response::Response;
@@ -15,10 +14,7 @@ use crate::context::Context;
 use crate::stats::system;
 
 pub async fn summaries(State(ctx): State<Arc<Context>>) -> Response {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now_ms = crate::util::unix_ms();
     let stat = system::self_stat();
     let rss = system::self_rss_kb();
     let mem = system::meminfo();

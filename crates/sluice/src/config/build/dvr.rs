@@ -2,15 +2,15 @@
 
 use std::time::Duration;
 
-use super::super::parser::Directive;
-use super::super::types::*;
-use super::super::ConfigError;
 use super::{
     bad_value, flag, integer, invalid, need_block, no_block, one_arg, template_vars, unknown, Seen,
 };
+use crate::config::parser::Directive;
+use crate::config::types::*;
+use crate::config::ConfigError;
 
 /// Variables SRS replaces in `dvr_path`.
-pub(crate) const DVR_PATH_VARS: &[&str] = &[
+const DVR_PATH_VARS: &[&str] = &[
     "vhost",
     "app",
     "stream",

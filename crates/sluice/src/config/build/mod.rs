@@ -10,17 +10,12 @@ use super::parser::Directive;
 use super::types::*;
 use super::ConfigError;
 
-#[path = "build_cluster.rs"]
+// One module per family of directives; all private: the only way in is [`build`].
 mod cluster;
-#[path = "build_dvr.rs"]
 mod dvr;
-#[path = "build_ffmpeg.rs"]
 mod ffmpeg;
-#[path = "build_hls.rs"]
 mod hls;
-#[path = "build_hooks.rs"]
 mod hooks;
-#[path = "build_http.rs"]
 mod http;
 
 /// Bounds that keep typos like an extra zero from turning into absurd behaviour.

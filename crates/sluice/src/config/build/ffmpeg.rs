@@ -3,18 +3,18 @@
 
 use std::path::PathBuf;
 
-use super::super::parser::Directive;
-use super::super::types::*;
-use super::super::ConfigError;
 use super::{
     bad_value, flag, integer, invalid, need_block, no_block, one_arg, path, positive_seconds,
     template_vars, unknown, Seen,
 };
+use crate::config::parser::Directive;
+use crate::config::types::*;
+use crate::config::ConfigError;
 
 /// Variables of a transcode engine's output URL.
-pub(crate) const TRANSCODE_OUTPUT_VARS: &[&str] = &["vhost", "port", "app", "stream", "engine"];
+const TRANSCODE_OUTPUT_VARS: &[&str] = &["vhost", "port", "app", "stream", "engine"];
 /// Variables of an ingest engine's output URL.
-pub(crate) const INGEST_OUTPUT_VARS: &[&str] = &["vhost", "port"];
+const INGEST_OUTPUT_VARS: &[&str] = &["vhost", "port"];
 /// Limits that catch typos (an extra zero) rather than express real ceilings.
 const MAX_BITRATE_KBPS: u64 = 1_000_000;
 const MAX_DIMENSION: u64 = 16_384;

@@ -19,37 +19,54 @@ pub struct HookUrl {
     pub path: String,
 }
 
+/// Why a hook URL was refused. Config errors show it after the directive; `on_hls_notify`
+/// logs it for URLs built at run time. Each message starts with the URL as written, so the
+/// operator sees which one of several hooks is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookUrlError {
+    #[error("\"{0}\": https hooks are not supported; call a local HTTP proxy that forwards over TLS (docs/security.md)")]
+    Https(String),
+    #[error("\"{0}\": expected an http:// URL")]
+    NotHttp(String),
+    #[error("\"{0}\": URL has spaces or control characters")]
+    BadCharacters(String),
+    #[error("\"{0}\": user:password in hook URLs is not supported")]
+    Credentials(String),
+    #[error("\"{0}\": unclosed \"[\" in the host")]
+    UnclosedBracket(String),
+    #[error("\"{0}\": no host")]
+    NoHost(String),
+    #[error("\"{url}\": invalid port \"{port}\"")]
+    InvalidPort { url: String, port: String },
+}
+
 impl HookUrl {
     /// Splits `http://host[:port][/path]`. https is refused here, at load time, rather than
     /// failing every client later: sluice's hook client speaks plain HTTP only.
-    pub fn parse(v: &str) -> Result<HookUrl, String> {
+    pub fn parse(v: &str) -> Result<HookUrl, HookUrlError> {
         let lower = v.to_ascii_lowercase();
         if lower.starts_with("https://") {
-            return Err(format!(
-                "\"{v}\": https hooks are not supported; call a local HTTP proxy that forwards over TLS (docs/security.md)"
-            ));
+            return Err(HookUrlError::Https(v.to_string()));
         }
         let Some(rest) = v.get(7..).filter(|_| lower.starts_with("http://")) else {
-            return Err(format!("\"{v}\": expected an http:// URL"));
+            return Err(HookUrlError::NotHttp(v.to_string()));
         };
         if v.bytes()
             .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
         {
-            return Err(format!("\"{v}\": URL has spaces or control characters"));
+            return Err(HookUrlError::BadCharacters(v.to_string()));
         }
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("")),
             None => (rest, ""),
         };
         if authority.contains('@') {
-            return Err(format!(
-                "\"{v}\": user:password in hook URLs is not supported"
-            ));
+            return Err(HookUrlError::Credentials(v.to_string()));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, after) = v6
                 .split_once(']')
-                .ok_or_else(|| format!("\"{v}\": unclosed \"[\" in the host"))?;
+                .ok_or_else(|| HookUrlError::UnclosedBracket(v.to_string()))?;
             (h, after.strip_prefix(':'))
         } else {
             match authority.split_once(':') {
@@ -58,15 +75,16 @@ impl HookUrl {
             }
         };
         if host.is_empty() {
-            return Err(format!("\"{v}\": no host"));
+            return Err(HookUrlError::NoHost(v.to_string()));
         }
         let port = match port {
             None => 80,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| format!("\"{v}\": invalid port \"{p}\""))?,
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                HookUrlError::InvalidPort {
+                    url: v.to_string(),
+                    port: p.to_string(),
+                }
+            })?,
         };
         let path = if path.is_empty() {
             "/".to_string()
@@ -94,7 +112,7 @@ impl HookUrl {
 }
 
 /// Default time-out of one hook call (connect, request and response together).
-pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_millis(5_000);
+const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_millis(5_000);
 /// Longest hook time-out accepted: SRS's own fixed client time-out.
 pub const MAX_HOOK_TIMEOUT_MS: u64 = 30_000;
 
@@ -164,6 +182,27 @@ pub enum AccessTarget {
     Cidr(IpAddr, u8),
 }
 
+/// As written in a rule (`publish`, `play`), for messages.
+impl std::fmt::Display for AccessScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AccessScope::Publish => "publish",
+            AccessScope::Play => "play",
+        })
+    }
+}
+
+/// As written in a rule (`all`, an address, `net/prefix`), for messages.
+impl std::fmt::Display for AccessTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AccessTarget::All => f.write_str("all"),
+            AccessTarget::Ip(a) => write!(f, "{a}"),
+            AccessTarget::Cidr(a, p) => write!(f, "{a}/{p}"),
+        }
+    }
+}
+
 /// `addr` with the bits past `prefix` cleared (prefix clamped to the address size).
 pub fn network_of(addr: IpAddr, prefix: u8) -> IpAddr {
     match addr {
@@ -202,8 +241,8 @@ pub struct SecurityConfig {
 
 /// SRS `get_heartbeat_*` defaults.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(9_300);
-pub const DEFAULT_HEARTBEAT_URL: &str = "http://127.0.0.1:8085/api/v1/servers";
-pub const DEFAULT_HEARTBEAT_DEVICE_ID: &str = "my-srs-device";
+const DEFAULT_HEARTBEAT_URL: &str = "http://127.0.0.1:8085/api/v1/servers";
+const DEFAULT_HEARTBEAT_DEVICE_ID: &str = "my-srs-device";
 
 /// Top-level `heartbeat { }`.
 #[derive(Debug, Clone, PartialEq, Eq)]

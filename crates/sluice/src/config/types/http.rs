@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// SRS `get_http_api_listens`: "1985".
-pub const DEFAULT_HTTP_API_PORT: u16 = 1985;
+const DEFAULT_HTTP_API_PORT: u16 = 1985;
 /// SRS `get_http_stream_listens`: "8080".
-pub const DEFAULT_HTTP_SERVER_PORT: u16 = 8080;
+const DEFAULT_HTTP_SERVER_PORT: u16 = 8080;
 /// SRS `get_http_stream_dir` and `get_hls_path`: "./objs/nginx/html".
-pub const DEFAULT_HTTP_DIR: &str = "./objs/nginx/html";
+const DEFAULT_HTTP_DIR: &str = "./objs/nginx/html";
 
 /// `http_api { auth { } }`; present only when `auth.enabled` is on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +81,7 @@ impl Default for HttpServerConfig {
 }
 
 /// SRS `get_vhost_http_remux_mount`.
-pub const DEFAULT_HTTP_REMUX_MOUNT: &str = "[vhost]/[app]/[stream].flv";
+const DEFAULT_HTTP_REMUX_MOUNT: &str = "[vhost]/[app]/[stream].flv";
 
 /// `vhost { http_remux { } }`: live HTTP-FLV served by the HTTP server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,8 +141,8 @@ pub enum HlsVcodec {
 }
 
 /// SRS `get_hls_m3u8_file` / `get_hls_ts_file`.
-pub const DEFAULT_HLS_M3U8_FILE: &str = "[app]/[stream].m3u8";
-pub const DEFAULT_HLS_TS_FILE: &str = "[app]/[stream]-[seq].ts";
+const DEFAULT_HLS_M3U8_FILE: &str = "[app]/[stream].m3u8";
+const DEFAULT_HLS_TS_FILE: &str = "[app]/[stream]-[seq].ts";
 
 /// `vhost { hls { } }`. Times are validated: `fragment > 0`, `window >= fragment`.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,9 +189,9 @@ pub struct HlsConfig {
     pub vcodec: HlsVcodec,
 }
 
-pub const DEFAULT_HLS_FRAGMENT: Duration = Duration::from_secs(10);
-pub const DEFAULT_HLS_WINDOW: Duration = Duration::from_secs(60);
-pub const DEFAULT_HLS_DISPOSE: Duration = Duration::from_secs(120);
+const DEFAULT_HLS_FRAGMENT: Duration = Duration::from_secs(10);
+const DEFAULT_HLS_WINDOW: Duration = Duration::from_secs(60);
+const DEFAULT_HLS_DISPOSE: Duration = Duration::from_secs(120);
 
 impl Default for HlsConfig {
     fn default() -> Self {

@@ -30,8 +30,8 @@ impl DvrApply {
     }
 }
 
-pub const DEFAULT_DVR_PATH: &str = "./objs/nginx/html/[app]/[stream].[timestamp].flv";
-pub const DEFAULT_DVR_DURATION: Duration = Duration::from_secs(30);
+const DEFAULT_DVR_PATH: &str = "./objs/nginx/html/[app]/[stream].[timestamp].flv";
+const DEFAULT_DVR_DURATION: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DvrConfig {

@@ -3,12 +3,12 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::super::parser::Directive;
-use super::super::types::*;
-use super::super::ConfigError;
 use super::{
     flag, integer, invalid, need_block, no_block, one_arg, positive_seconds, unknown, Seen,
 };
+use crate::config::parser::Directive;
+use crate::config::types::*;
+use crate::config::ConfigError;
 
 /// Longest heartbeat interval accepted (a typo guard).
 const MAX_HEARTBEAT_SECONDS: f64 = 86_400.0;
@@ -29,7 +29,7 @@ fn urls(d: &Directive) -> Result<Vec<HookUrl>, ConfigError> {
     }
     d.args
         .iter()
-        .map(|a| HookUrl::parse(a).map_err(|m| invalid(d, m)))
+        .map(|a| HookUrl::parse(a).map_err(|e| invalid(d, e.to_string())))
         .collect()
 }
 
@@ -55,7 +55,7 @@ pub(super) fn http_hooks(d: &Directive, h: &mut HttpHooksConfig) -> Result<(), C
                 }
                 for a in &c.args {
                     // The host part must already be valid; the variables may be anywhere.
-                    HookUrl::parse(a).map_err(|m| invalid(c, m))?;
+                    HookUrl::parse(a).map_err(|e| invalid(c, e.to_string()))?;
                     super::template_vars(c, a, HLS_NOTIFY_VARS)?;
                 }
                 h.on_hls_notify = c.args.clone();
@@ -188,7 +188,7 @@ pub(super) fn heartbeat(d: &Directive, h: &mut HeartbeatConfig) -> Result<(), Co
                 let secs = positive_seconds(c, MAX_HEARTBEAT_SECONDS)?;
                 h.interval = Duration::from_millis((secs * 1000.0).round() as u64)
             }
-            "url" => h.url = HookUrl::parse(one_arg(c)?).map_err(|m| invalid(c, m))?,
+            "url" => h.url = HookUrl::parse(one_arg(c)?).map_err(|e| invalid(c, e.to_string()))?,
             "device_id" => h.device_id = one_arg(c)?.to_string(),
             "summaries" => h.summaries = flag(c)?,
             "ports" => h.ports = flag(c)?,

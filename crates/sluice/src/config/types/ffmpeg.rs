@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 /// SRS's default: ffmpeg logs next to the server's own.
-pub const DEFAULT_FF_LOG_DIR: &str = "./objs";
-pub const DEFAULT_FF_LOG_LEVEL: &str = "info";
+const DEFAULT_FF_LOG_DIR: &str = "./objs";
+const DEFAULT_FF_LOG_LEVEL: &str = "info";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FfmpegLogConfig {

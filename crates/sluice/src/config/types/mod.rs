@@ -4,26 +4,25 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-// The HTTP API/server, HTTP-FLV and HLS sections live in their own file to keep this one short.
-#[path = "types_http.rs"]
-mod http;
-pub use http::*;
-
-// Origin/edge (`cluster`) and `forward`.
-#[path = "types_cluster.rs"]
+// One file per family of sections, so this one stays short; the types are re-exported here
+// one by one, and `config` re-exports what the rest of the crate names.
 mod cluster;
-pub use cluster::*;
-// Hooks, refer, security and heartbeat.
-#[path = "types_hooks.rs"]
-mod hooks;
-pub use hooks::*;
-// DVR recording, and ffmpeg transcode/ingest.
-#[path = "types_dvr.rs"]
 mod dvr;
-pub use dvr::*;
-#[path = "types_ffmpeg.rs"]
 mod ffmpeg;
-pub use ffmpeg::*;
+mod hooks;
+mod http;
+
+pub use cluster::{ClusterConfig, ClusterMode, ForwardConfig};
+pub use dvr::{DvrApply, DvrConfig, DvrPlan};
+pub use ffmpeg::{EngineConfig, FfmpegLogConfig, IngestConfig, IngestInputType, TranscodeConfig};
+pub use hooks::{
+    network_of, AccessScope, AccessTarget, HeartbeatConfig, HookUrl, HookUrlError, HttpHooksConfig,
+    ReferConfig, SecurityConfig, SecurityRule, DEFAULT_HEARTBEAT_INTERVAL, MAX_HOOK_TIMEOUT_MS,
+};
+pub use http::{
+    HlsAcodec, HlsConfig, HlsOnError, HlsVcodec, HttpApiConfig, HttpAuth, HttpRemuxConfig,
+    HttpServerConfig, RawApiConfig,
+};
 
 /// Name of the catch-all vhost, as in SRS.
 pub const DEFAULT_VHOST: &str = "__defaultVhost__";

@@ -1,9 +1,9 @@
 //! `vhost { cluster { } }` and `vhost { forward { } }` → typed config.
 
-use super::super::parser::Directive;
-use super::super::types::*;
-use super::super::ConfigError;
 use super::{bad_value, flag, invalid, need_block, no_block, one_arg, unknown, Seen};
+use crate::config::parser::Directive;
+use crate::config::types::*;
+use crate::config::ConfigError;
 
 /// Directives of `cluster { }` SRS has and sluice ignores (origin clusters, HTTP-FLV edges).
 const CLUSTER_UNIMPLEMENTED: &[&str] = &[

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use super::super::known;
-use super::super::parser::Directive;
-use super::super::types::*;
-use super::super::ConfigError;
 use super::{
     bad_value, flag, integer, invalid, need_block, one_arg, path, positive_seconds, template_vars,
     unknown, warn_unimplemented, Seen,
 };
+use crate::config::known;
+use crate::config::parser::Directive;
+use crate::config::types::*;
+use crate::config::ConfigError;
 
 /// Bounds that catch a typo (an extra zero, ms instead of s) rather than limit real use.
 const MAX_FRAGMENT_SECONDS: f64 = 3600.0;

@@ -1,13 +1,13 @@
 //! `http_api { }`, `http_server { }` and `vhost { http_remux { } }` → typed config.
 
-use super::super::known;
-use super::super::parser::Directive;
-use super::super::types::*;
-use super::super::ConfigError;
 use super::{
     endpoint, flag, invalid, need_block, one_arg, path, template_vars, unknown, warn_unimplemented,
     Seen,
 };
+use crate::config::known;
+use crate::config::parser::Directive;
+use crate::config::types::*;
+use crate::config::ConfigError;
 
 fn listen(d: &Directive) -> Result<std::net::SocketAddr, ConfigError> {
     endpoint(d, one_arg(d)?)
