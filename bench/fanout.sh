@@ -10,7 +10,7 @@
 #   PLAYERS="200 1000" DURATION=15 bench/fanout.sh   # a quick run
 #
 # Environment: PLAYERS, DURATION (s), MW_LATENCY (ms, sluice's play { mw_latency }),
-# SERVERS ("sluice nginx"; "before" runs the sluice binary SLUICE_BEFORE, e.g. built from
+# SERVERS ("sluice nginx"; "before" runs the sluice binary BEFORE_BIN (not SLUICE_*: the server reads those as config), e.g. built from
 # an earlier commit, for a before/after comparison in one run), PROTOCOL (rtmp|flv; flv is sluice-only), RAMP (players/s),
 # SERVER_CPU / BENCH_CPU (cores), BENCH_THREADS, READ_TICK (ms, sluice-bench --read-tick),
 # REPEAT (runs of each step, servers alternating; adds a mean/spread table), FIXTURE, OUT.
@@ -150,7 +150,7 @@ for n in $PLAYERS; do
         http_port=$(free_port)
         case "$server" in
             sluice) start_sluice "$rtmp_port" "$http_port" ;;
-            before) start_sluice "$rtmp_port" "$http_port" "${SLUICE_BEFORE:?set SLUICE_BEFORE to the binary to compare}" ;;
+            before) start_sluice "$rtmp_port" "$http_port" "${BEFORE_BIN:?set BEFORE_BIN to the binary to compare}" ;;
             nginx) start_nginx "$rtmp_port" ;;
             *) echo "unknown server $server" >&2; exit 2 ;;
         esac

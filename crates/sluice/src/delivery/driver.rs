@@ -412,22 +412,7 @@ mod tests {
         assert!(done.is_ok(), "the task never caught up");
         drop(feeding);
         let raw = reader.await.unwrap();
-        // De-chunk.
-        let mut body = Vec::new();
-        let mut rest = &raw[..];
-        loop {
-            let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
-            rest = &rest[eol + 2..];
-            if size == 0 {
-                assert_eq!(rest, b"\r\n", "the last chunk ends the body");
-                break;
-            }
-            body.extend_from_slice(&rest[..size]);
-            assert_eq!(&rest[size..size + 2], b"\r\n");
-            rest = &rest[size + 2..];
-        }
+        let (body, _) = crate::delivery::framing::tests::dechunk(&raw);
         // Tags in order, each the frame that was pushed.
         let mut got = Vec::new();
         let mut pos = 0;

@@ -358,7 +358,7 @@ impl Framer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::hub::Frame;
     use bytes::BytesMut;
@@ -395,6 +395,28 @@ mod tests {
             if i >= items.len() || framer.ended() {
                 return out;
             }
+        }
+    }
+
+    /// An HTTP/1.1 chunked body's content and how many chunks carried it; fails
+    /// the test unless the body is well-formed and ends with the last chunk.
+    pub(crate) fn dechunk(raw: &[u8]) -> (Vec<u8>, usize) {
+        let mut body = Vec::new();
+        let mut rest = raw;
+        let mut chunks = 0;
+        loop {
+            let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
+            rest = &rest[eol + 2..];
+            if size == 0 {
+                assert_eq!(rest, b"\r\n", "the last chunk ends the body");
+                return (body, chunks);
+            }
+            chunks += 1;
+            body.extend_from_slice(&rest[..size]);
+            assert_eq!(&rest[size..size + 2], b"\r\n");
+            rest = &rest[size + 2..];
         }
     }
 
@@ -515,23 +537,7 @@ mod tests {
         items.push(ItemRef::Unpublished);
         let mut framer = Framer::new(Framing::Flv { chunked: true }, TimeJitter::Off);
         let raw = wire(&mut framer, &items);
-        let mut body = Vec::new();
-        let mut rest = &raw[..];
-        let mut chunks = 0;
-        loop {
-            let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
-            rest = &rest[eol + 2..];
-            if size == 0 {
-                assert_eq!(rest, b"\r\n", "the last chunk ends the body");
-                break;
-            }
-            chunks += 1;
-            body.extend_from_slice(&rest[..size]);
-            assert_eq!(&rest[size..size + 2], b"\r\n");
-            rest = &rest[size + 2..];
-        }
+        let (body, chunks) = dechunk(&raw);
         assert!(chunks > 1, "one batch cannot hold 100 tags");
         let tags = flv_tags(&body);
         assert_eq!(tags.len(), frames.len());

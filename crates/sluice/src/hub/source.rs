@@ -188,7 +188,7 @@ pub struct Source {
     pub stats: SourceStats,
     pub created: Instant,
     events: tokio::sync::broadcast::Sender<super::HubEvent>,
-    /// Ourselves, for the events and the ticker (set by `Arc::new_cyclic`).
+    /// Ourselves, for the events and the pacer (set by `Arc::new_cyclic`).
     me: std::sync::Weak<Source>,
     /// Merged-write interval in ms (the vhost's `mw_latency`); 0 wakes consumers on
     /// every frame.

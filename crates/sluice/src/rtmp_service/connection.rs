@@ -713,7 +713,7 @@ impl Connection {
     }
 
     /// Moves the socket's writing side and the consumer into a sink that the
-    /// stream's shards feed (see `hub::fanout`).
+    /// stream's shards feed (see `delivery::shard`).
     fn make_sink(
         &mut self,
         consumer: Consumer,
