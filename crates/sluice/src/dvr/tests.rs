@@ -23,6 +23,15 @@ fn context(dvr: &str) -> Arc<Context> {
     Context::new(Config::parse(&format!("vhost __defaultVhost__ {{ {dvr} }}"), "t").unwrap())
 }
 
+/// The status as the API shows it.
+fn status(ctx: &Context) -> serde_json::Value {
+    serde_json::to_value(super::status(ctx)).unwrap()
+}
+
+fn spawn(ctx: Arc<Context>) -> crate::service::Services {
+    crate::service::Services::start(&ctx, vec![Box::new(Dvr)])
+}
+
 fn key(stream: &str) -> StreamKey {
     StreamKey {
         vhost: "__defaultVhost__".into(),
@@ -142,7 +151,7 @@ async fn segments_are_written_renamed_and_reported() {
     assert_eq!(r["running"], false);
     assert_eq!(r["files"], 4);
     assert!(r["last_error"].is_null());
-    service.abort();
+    assert!(service.stop(Duration::from_secs(5)).await.is_empty());
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -171,7 +180,7 @@ async fn unwritable_path_stops_with_one_error() {
         .video_frames
         .load(std::sync::atomic::Ordering::Relaxed)
         >= 25));
-    service.abort();
+    assert!(service.stop(Duration::from_secs(5)).await.is_empty());
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -212,7 +221,7 @@ async fn api_start_and_stop() {
     let mut bad = key("b");
     bad.vhost = "nope".into();
     assert!(start(&ctx, &bad).is_err());
-    service.abort();
+    assert!(service.stop(Duration::from_secs(5)).await.is_empty());
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -232,6 +241,6 @@ async fn hostile_stream_names_are_not_recorded_outside() {
         .to_string();
     assert!(err.contains("cannot be used in a file name"), "{err}");
     assert!(flv_files(&dir).is_empty());
-    service.abort();
+    assert!(service.stop(Duration::from_secs(5)).await.is_empty());
     let _ = std::fs::remove_dir_all(dir);
 }
