@@ -418,7 +418,7 @@ vhost v1.test {{ cluster {{ mode remote; origin 127.0.0.1:{up}; }} }}
         "edge: stopped",
         "ffmpeg: stopped",
         "every service finished its work",
-        &format!("edge v1.test/live/e: server stopping, pull stopped"),
+        "edge v1.test/live/e: server stopping, pull stopped",
     ] {
         assert!(
             text.contains(needle),
@@ -496,7 +496,7 @@ vhost v1.test {{ cluster {{ mode remote; origin 127.0.0.1:{up}; }} }}
         let p = root.join("hls/live").join(&seg.uri);
         let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
         assert!(
-            len > 0 && len % 188 == 0,
+            len > 0 && len.is_multiple_of(188),
             "segment {} is {len} bytes",
             p.display()
         );

@@ -236,13 +236,13 @@ pub async fn run(
             // A full round failed: wait, but keep watching the players and the grace.
             let wait = tokio::time::sleep(backoff);
             tokio::pin!(wait);
-            let idle = tokio::select! {
-                _ = &mut wait => false,
-                _ = wait_idle(&source, &mut idle_since) => true,
-                _ = shutdown.requested() => true,
+            let end = tokio::select! {
+                _ = &mut wait => None,
+                _ = wait_idle(&source, &mut idle_since) => Some("no player left"),
+                _ = shutdown.requested() => Some("server stopping"),
             };
-            if idle {
-                info!("edge {}: no player left, pull stopped", state.stream);
+            if let Some(why) = end {
+                info!("edge {}: {why}, pull stopped", state.stream);
                 break;
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
