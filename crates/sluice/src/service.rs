@@ -296,6 +296,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn tasks_finish_waits_for_tasks_started_meanwhile() {
+        let tasks = Arc::new(Tasks::default());
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut shutdown = tasks.shutdown();
+        let (t, d) = (tasks.clone(), done.clone());
+        tasks.spawn(async move {
+            shutdown.requested().await;
+            // Like a writer that fires a hook as it closes its file.
+            t.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                d.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+        });
+        assert_eq!(tasks.len(), 1);
+        tasks.finish().await;
+        assert!(done.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(tasks.is_empty() && tasks.is_stopping());
+    }
+
+    #[tokio::test]
     async fn a_lagging_follower_resyncs_once() {
         let ctx = Context::new(Config::default());
         let mut follower = HubFollower::new("test", &ctx);

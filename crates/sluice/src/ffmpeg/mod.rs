@@ -287,7 +287,7 @@ impl Service for Ffmpeg {
                             ingest::reconcile(&ctx);
                             transcode::reconcile(&ctx);
                         }
-                        Some(HubEvent::Demand(_)) => {}
+                        Some(_) => {}
                     },
                     _ = tick.tick() => {
                         ingest::reconcile(&ctx);

@@ -217,3 +217,56 @@ fn on_forward_request(ctx: &Arc<Context>, source: &Source, client_id: &str) -> s
         "param": if param.is_empty() || param.starts_with('?') { param } else { format!("?{param}") },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::hub::SourceSettings;
+
+    #[tokio::test]
+    async fn a_resync_starts_one_push_per_publish_and_stop_ends_them() {
+        // Port 1 on loopback refuses: the push keeps retrying while the publish lasts.
+        let config = Config::parse(
+            "vhost __defaultVhost__ { forward { enabled on; destination 127.0.0.1:1; } }",
+            "t",
+        )
+        .unwrap();
+        let ctx = Context::new(config);
+        let other = Context::new(Config::default());
+        let key = StreamKey {
+            vhost: crate::config::DEFAULT_VHOST.into(),
+            app: "live".into(),
+            stream: "s".into(),
+        };
+        let settings = SourceSettings {
+            gop_cache: true,
+            queue_length_ms: 10_000,
+        };
+        let src = ctx.hub.source(&key, settings);
+        src.publish("p1").unwrap();
+        reconcile(&ctx);
+        reconcile(&ctx);
+        let st = status(&ctx);
+        assert_eq!(st.forwards.len(), 1, "{st:?}");
+        assert_eq!(st.forwards[0].urls, ["rtmp://127.0.0.1:1/live/s"]);
+        assert!(ctx.forward.has_push("forward", &key, "p1"));
+        assert!(
+            status(&other).forwards.is_empty(),
+            "another server's pushes"
+        );
+        // A new publish of the stream gets its own push.
+        src.unpublish("p1");
+        src.publish("p2").unwrap();
+        reconcile(&ctx);
+        assert!(ctx.forward.has_push("forward", &key, "p2"));
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            ctx.forward.tasks.finish(),
+        )
+        .await
+        .expect("pushes end at stop");
+        assert!(status(&ctx).forwards.is_empty());
+        src.unpublish("p2");
+    }
+}
