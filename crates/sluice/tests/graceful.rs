@@ -532,3 +532,77 @@ vhost v1.test {{ cluster {{ mode remote; origin 127.0.0.1:{up}; }} }}
     assert!(edge_player.wait_timeout(Duration::from_secs(5)).is_some());
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn sigterm_stops_the_services_quickly_and_completes_the_files() {
+    require_ffmpeg();
+    let root = unique_dir("sigterm");
+    let body = format!(
+        "max_connections 100;
+daemon off;
+srs_log_tank console;
+vhost __defaultVhost__ {{
+    gop_cache on;
+    hls {{ enabled on; hls_fragment 1; hls_window 60; hls_path {root}/hls; }}
+    dvr {{ enabled on; dvr_plan session; dvr_path {root}/dvr/[app]/[stream].flv; }}
+}}
+",
+        root = root.display()
+    );
+    let mut s = Sluice::start(&root, &body);
+    let mut publisher = looped_publisher(&root, &s.url("live/t"), "t");
+    let segments = wait_for(Duration::from_secs(20), || {
+        let m3u8 = std::fs::read_to_string(root.join("hls/live/t.m3u8")).ok()?;
+        (parse_media_playlist(&m3u8).ok()?.segments.len() >= 3).then_some(())
+    });
+    assert!(segments.is_some(), "{}", tail(&s.proc.output(), 40));
+    assert!(publisher.is_running(), "{}", publisher.output());
+
+    let term_at = Instant::now();
+    kill(Pid::from_raw(s.proc.pid() as i32), Signal::SIGTERM).expect("SIGTERM");
+    let status = s
+        .proc
+        .wait_timeout(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("sluice still running after SIGTERM"));
+    let took = term_at.elapsed();
+    let text = s.proc.output();
+    assert!(
+        status.success(),
+        "exit status {status}:\n{}",
+        tail(&text, 40)
+    );
+    // The services' deadline is 5 s (`server::FAST_STOP_TIMEOUT`).
+    assert!(took < Duration::from_secs(6), "SIGTERM stop took {took:?}");
+    assert!(
+        text.contains("every service finished its work"),
+        "{}",
+        tail(&text, 40)
+    );
+    // The recording of the still-live stream was completed, not left as a .tmp.
+    let files = files_under(&root.join("dvr"));
+    assert_eq!(files.len(), 1, "DVR files: {files:?}");
+    assert!(
+        files[0].to_string_lossy().ends_with("live/t.flv"),
+        "{files:?}"
+    );
+    let duration = probed_duration(&files[0]).unwrap_or(0.0);
+    assert!(
+        duration >= 2.0,
+        "DVR {} lasts {duration} s",
+        files[0].display()
+    );
+    // HLS: the listed segments exist and are whole.
+    let m3u8 = std::fs::read_to_string(root.join("hls/live/t.m3u8")).unwrap_or_default();
+    let pl = parse_media_playlist(&m3u8).expect("playlist parses");
+    for seg in &pl.segments {
+        let p = root.join("hls/live").join(&seg.uri);
+        let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        assert!(
+            len > 0 && len.is_multiple_of(188),
+            "segment {} is {len} bytes",
+            p.display()
+        );
+    }
+    drop(publisher);
+    let _ = std::fs::remove_dir_all(&root);
+}
