@@ -116,9 +116,10 @@ async fn serve(
     };
     running.stop_accepting();
     let deadline = if signal == Signal::Graceful {
-        let until = tokio::time::Instant::now() + GRACEFUL_TIMEOUT;
-        close_clients(&ctx, until).await;
-        until.saturating_duration_since(tokio::time::Instant::now())
+        let started = tokio::time::Instant::now();
+        // Clients that never leave must not eat the services' time: they get half.
+        close_clients(&ctx, started + GRACEFUL_TIMEOUT / 2).await;
+        (started + GRACEFUL_TIMEOUT).saturating_duration_since(tokio::time::Instant::now())
     } else {
         info!(
             "{}: shutting down (services get {FAST_STOP_TIMEOUT:?} to finish)",
@@ -162,8 +163,9 @@ pub const FAST_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// SIGQUIT, first half: no new clients (the listeners are closed already); every
 /// client is closed so that publishers unpublish and their unpublish/stop/close hooks
-/// run; then we wait, until `until`, for the clients to be gone. The services finish
-/// their work afterwards, in [`Services::stop`].
+/// run (a client leaves the registry after its hooks); then we wait, until `until`, for
+/// the clients to be gone. The services finish their work afterwards, in
+/// [`Services::stop`].
 async fn close_clients(ctx: &Arc<Context>, until: tokio::time::Instant) {
     info!(
         "SIGQUIT: graceful shutdown: closing {} clients",
@@ -182,8 +184,9 @@ async fn close_clients(ctx: &Arc<Context>, until: tokio::time::Instant) {
         }
         if tokio::time::Instant::now() >= until {
             warn!(
-                "graceful shutdown: {clients} clients still open after {GRACEFUL_TIMEOUT:?}; \
-                 stopping the services anyway"
+                "graceful shutdown: {clients} clients still open after {:?}; \
+                 stopping the services anyway",
+                GRACEFUL_TIMEOUT / 2
             );
             return;
         }
