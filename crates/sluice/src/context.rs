@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::server::ReloadError;
 use crate::stats::kbps::Rates;
 use crate::stats::ClientRegistry;
 
@@ -20,7 +21,7 @@ pub struct Counters {
 }
 
 /// The answer to one reload request.
-pub type ReloadReply = tokio::sync::oneshot::Sender<Result<String, String>>;
+pub type ReloadReply = tokio::sync::oneshot::Sender<Result<String, ReloadError>>;
 
 #[derive(Debug)]
 pub struct Context {
@@ -35,7 +36,7 @@ pub struct Context {
     config: RwLock<Arc<Config>>,
     pub started: Instant,
     pub counters: Counters,
-    /// Bit rates and CPU use, refreshed by [`crate::stats::kbps::spawn_sampler`].
+    /// Bit rates and CPU use, refreshed by [`crate::stats::kbps::Sampler`].
     pub rates: Rates,
     /// Per-stream HLS state for the API, kept by [`crate::hls`].
     pub hls: crate::hls::HlsRegistry,
@@ -43,6 +44,10 @@ pub struct Context {
     pub dvr: crate::dvr::DvrState,
     /// Transcode and ingest processes.
     pub ffmpeg: crate::ffmpeg::FfmpegState,
+    /// Forward and edge pushes in progress, kept by [`crate::forward`].
+    pub forward: crate::forward::Forwards,
+    /// Edge pulls in progress, kept by [`crate::edge`].
+    pub edge: crate::edge::Edges,
     id_seed: u64,
     next_id: AtomicU64,
 }
@@ -67,6 +72,8 @@ impl Context {
             hls: Default::default(),
             dvr: Default::default(),
             ffmpeg: Default::default(),
+            forward: Default::default(),
+            edge: Default::default(),
             id_seed: seed,
             next_id: AtomicU64::new(1),
         })
@@ -103,16 +110,15 @@ impl Context {
 
     /// Asks the server to reload its config file (as SIGHUP does) and waits for
     /// the outcome: a summary of what changed, or why nothing did.
-    pub async fn request_reload(&self) -> Result<String, String> {
+    pub async fn request_reload(&self) -> Result<String, ReloadError> {
         let Some(tx) = self.reloader.get() else {
-            return Err("reload is not available in this process".into());
+            return Err(ReloadError::Unavailable);
         };
         let (reply, rx) = tokio::sync::oneshot::channel();
         tx.send(reply)
             .await
-            .map_err(|_| "the server is shutting down".to_string())?;
-        rx.await
-            .map_err(|_| "the server is shutting down".to_string())?
+            .map_err(|_| ReloadError::ShuttingDown)?;
+        rx.await.map_err(|_| ReloadError::ShuttingDown)?
     }
 
     /// A short id for a client, unique in this process and hard to guess across

@@ -11,10 +11,35 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::context::Context;
 use crate::http;
 use crate::rtmp_service;
+use crate::service::{Service, Services};
+
+/// Why a reload changed nothing (the running config stays). The text is what the log
+/// and the raw API's reply show.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("running on the embedded default config: nothing to reload (start with -c FILE)")]
+    NoConfigFile,
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr} for HTTP: {source}")]
+    ListenHttp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("reload is not available in this process")]
+    Unavailable,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
 
 /// Runs the server until SIGINT, SIGTERM or SIGQUIT (graceful). `startup` is told
 /// once the listeners are bound.
@@ -54,15 +79,9 @@ async fn serve(
     let ctx = Context::new(config);
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
     ctx.set_reloader(reload_tx);
-    crate::stats::kbps::spawn_sampler(ctx.clone());
-    let services =
-        crate::service::Services::start(&ctx, vec![Box::new(crate::heartbeat::Heartbeat)]);
-    let mut tasks = vec![crate::hls::spawn(ctx.clone())];
-    tasks.push(crate::forward::start(&ctx));
-    tasks.push(crate::edge::start(&ctx));
-    tasks.push(crate::dvr::spawn(ctx.clone()));
-    // Listeners are bound: ingests and transcoders can dial them.
-    tasks.push(crate::ffmpeg::spawn(ctx.clone()));
+    // Started before the listeners accept, so that the services that follow the hub
+    // see every publish; the listeners are bound, so ingests and transcoders can dial.
+    let services = Services::start(&ctx, services());
     let mut running = Listeners {
         ctx: ctx.clone(),
         limit,
@@ -96,67 +115,84 @@ async fn serve(
         }
     };
     running.stop_accepting();
-    if signal == Signal::Graceful {
-        graceful(&ctx).await;
+    let deadline = if signal == Signal::Graceful {
+        let started = tokio::time::Instant::now();
+        // Clients that never leave must not eat the services' time: they get half.
+        close_clients(&ctx, started + GRACEFUL_TIMEOUT / 2).await;
+        (started + GRACEFUL_TIMEOUT).saturating_duration_since(tokio::time::Instant::now())
     } else {
-        info!("{}: shutting down", signal.name());
-    }
-    crate::ffmpeg::shutdown(&ctx).await;
-    services.stop(GRACEFUL_TIMEOUT).await;
-    for t in tasks {
-        t.abort();
+        info!(
+            "{}: shutting down (services get {FAST_STOP_TIMEOUT:?} to finish)",
+            signal.name()
+        );
+        FAST_STOP_TIMEOUT
+    };
+    let late = services.stop(deadline).await;
+    if late.is_empty() {
+        info!("{}: shutdown complete", signal.name());
+    } else {
+        warn!(
+            "{}: shutdown complete; {} cut short: their work may be incomplete",
+            signal.name(),
+            late.join(", ")
+        );
     }
     Ok(())
 }
 
-/// How long SIGQUIT waits for clients, HLS and DVR to finish before exiting anyway.
-pub const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(20);
+/// The background services of a server, in the order they start. Each one finishes
+/// its own work when the server stops (see [`crate::service`]).
+fn services() -> Vec<Box<dyn Service>> {
+    vec![
+        // Pacing of merged writes and the tasks that feed players.
+        Box::new(crate::delivery::DeliveryService),
+        Box::new(crate::stats::kbps::Sampler),
+        Box::new(crate::heartbeat::Heartbeat),
+        Box::new(crate::hls::Hls),
+        Box::new(crate::dvr::Dvr),
+        Box::new(crate::forward::Forward),
+        Box::new(crate::edge::Edge),
+        Box::new(crate::ffmpeg::Ffmpeg),
+    ]
+}
 
-/// SIGQUIT: no new clients; every client is closed so that publishers
-/// unpublish (HLS and DVR close their files, unpublish/stop/close hooks run),
-/// then we wait, within [`GRACEFUL_TIMEOUT`], for that work to finish.
-async fn graceful(ctx: &Arc<Context>) {
+/// How long SIGQUIT gives clients to leave and the services to finish their work
+/// (playlists ended, files closed, hooks sent, children reaped), in all.
+pub const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long SIGTERM and SIGINT give the services: enough to close files and stop
+/// child processes (ffmpeg gets its SIGTERM grace), not to wait for slow peers.
+pub const FAST_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SIGQUIT, first half: no new clients (the listeners are closed already); every
+/// client is closed so that publishers unpublish and their unpublish/stop/close hooks
+/// run (a client leaves the registry after its hooks); then we wait, until `until`, for
+/// the clients to be gone. The services finish their work afterwards, in
+/// [`Services::stop`].
+async fn close_clients(ctx: &Arc<Context>, until: tokio::time::Instant) {
     info!(
         "SIGQUIT: graceful shutdown: closing {} clients",
         ctx.clients.len()
     );
+    // Writers finish for good from now on (HLS ends its playlists).
     ctx.set_stopping();
     for c in ctx.clients.list() {
         c.disconnect();
     }
-    let deadline = tokio::time::Instant::now() + GRACEFUL_TIMEOUT;
     loop {
         let clients = ctx.clients.len();
-        let publishing = ctx
-            .hub
-            .sources()
-            .iter()
-            .filter(|s| s.is_publishing())
-            .count();
-        let hls_live = crate::hls::status(ctx)
-            .iter()
-            .filter(|(_, s)| s.publishing)
-            .count();
-        let dvr_live = crate::dvr::status(ctx)["recorders"]
-            .as_array()
-            .map(|r| {
-                r.iter()
-                    .filter(|x| x["running"] == serde_json::json!(true))
-                    .count()
-            })
-            .unwrap_or(0);
-        if clients == 0 && publishing == 0 && hls_live == 0 && dvr_live == 0 {
-            info!("graceful shutdown: all clients closed, HLS and DVR files complete");
+        if clients == 0 {
+            info!("graceful shutdown: all clients closed; stopping the services");
             return;
         }
-        if tokio::time::Instant::now() >= deadline {
+        if tokio::time::Instant::now() >= until {
             warn!(
-                "graceful shutdown: gave up after {GRACEFUL_TIMEOUT:?} with {clients} clients, \
-                 {publishing} streams, {hls_live} HLS and {dvr_live} DVR writers left"
+                "graceful shutdown: {clients} clients still open after {:?}; \
+                 stopping the services anyway",
+                GRACEFUL_TIMEOUT / 2
             );
             return;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -212,15 +248,12 @@ impl Listeners {
 
     /// Reloads the config file: a bad file (syntax, values, or a port that cannot
     /// be bound) changes nothing; a good one is applied where it differs.
-    async fn reload(&mut self) -> Result<String, String> {
+    async fn reload(&mut self) -> Result<String, ReloadError> {
         let old = self.ctx.config();
         let Some(path) = old.source.clone() else {
-            return Err(
-                "running on the embedded default config: nothing to reload (start with -c FILE)"
-                    .into(),
-            );
+            return Err(ReloadError::NoConfigFile);
         };
-        let new = Config::load_with_env(&path, std::env::vars()).map_err(|e| e.to_string())?;
+        let new = Config::load_with_env(&path, std::env::vars())?;
         for w in &new.warnings {
             warn!("config: {w}");
         }
@@ -231,10 +264,12 @@ impl Listeners {
         let mut new_rtmp = Vec::new();
         for addr in &new.listen {
             if !self.rtmp.keys().any(|a| matches(a, addr)) {
-                new_rtmp.push(
-                    crate::listen::bind(*addr)
-                        .map_err(|e| format!("cannot listen on {addr}: {e}"))?,
-                );
+                new_rtmp.push(crate::listen::bind(*addr).map_err(|source| {
+                    ReloadError::Listen {
+                        addr: *addr,
+                        source,
+                    }
+                })?);
             }
         }
         let wanted_http = http_wanted(&new);
@@ -249,8 +284,10 @@ impl Listeners {
                     }
                 }
                 new_http.push((
-                    crate::listen::bind(*addr)
-                        .map_err(|e| format!("cannot listen on {addr} for HTTP: {e}"))?,
+                    crate::listen::bind(*addr).map_err(|source| ReloadError::ListenHttp {
+                        addr: *addr,
+                        source,
+                    })?,
                     *role,
                 ));
             }

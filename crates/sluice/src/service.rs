@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn, Instrument};
 
 use crate::context::Context;
@@ -124,6 +124,94 @@ impl Services {
     }
 }
 
+/// The tasks one service starts (a stream's writer, a recorder, a push, a hook call),
+/// so that the service can stop them and wait for them before it returns. Why not
+/// `tokio::spawn`: a detached task outlives the service that started it, and a stop
+/// would have to guess when its files are closed and its hooks sent.
+///
+/// Tasks get their own [`Shutdown`] ([`Tasks::shutdown`]), fired by [`Tasks::finish`]:
+/// the service decides when they stop (after its own loop ended), not the server.
+#[derive(Debug)]
+pub struct Tasks {
+    set: std::sync::Mutex<JoinSet<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Default for Tasks {
+    fn default() -> Tasks {
+        Tasks {
+            set: std::sync::Mutex::new(JoinSet::new()),
+            stop: watch::Sender::new(false),
+        }
+    }
+}
+
+impl Tasks {
+    fn set(&self) -> std::sync::MutexGuard<'_, JoinSet<()>> {
+        self.set.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts `task` in the current span. Tasks that already ended are reaped here, so
+    /// a long-running service does not accumulate them.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let mut set = self.set();
+        while let Some(done) = set.try_join_next() {
+            log_panic(done);
+        }
+        set.spawn(task.in_current_span());
+    }
+
+    /// Fires when the owning service stops: pass it to each task.
+    pub fn shutdown(&self) -> Shutdown {
+        Shutdown {
+            rx: self.stop.subscribe(),
+        }
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// How many tasks are still running.
+    pub fn len(&self) -> usize {
+        let mut set = self.set();
+        while let Some(done) = set.try_join_next() {
+            log_panic(done);
+        }
+        set.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Fires [`Tasks::shutdown`] and waits until every task has ended, including
+    /// those started while waiting (a hook fired by a closing writer).
+    pub async fn finish(&self) {
+        let _ = self.stop.send(true);
+        loop {
+            let mut set = std::mem::take(&mut *self.set());
+            if set.is_empty() {
+                return;
+            }
+            while let Some(done) = set.join_next().await {
+                log_panic(done);
+            }
+        }
+    }
+}
+
+fn log_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            warn!("a service task panicked: {e}");
+        }
+    }
+}
+
 /// Follows the hub's publish edges for one service. A service that falls more than
 /// the channel's capacity behind gets [`HubEvent::Resync`] once instead of the
 /// events it missed, and looks at [`crate::hub::Hub::sources`] again.
@@ -205,6 +293,26 @@ mod tests {
         let late = services.stop(Duration::from_millis(500)).await;
         assert!(done.load(std::sync::atomic::Ordering::SeqCst));
         assert_eq!(late, vec!["stuck"]);
+    }
+
+    #[tokio::test]
+    async fn tasks_finish_waits_for_tasks_started_meanwhile() {
+        let tasks = Arc::new(Tasks::default());
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut shutdown = tasks.shutdown();
+        let (t, d) = (tasks.clone(), done.clone());
+        tasks.spawn(async move {
+            shutdown.requested().await;
+            // Like a writer that fires a hook as it closes its file.
+            t.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                d.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+        });
+        assert_eq!(tasks.len(), 1);
+        tasks.finish().await;
+        assert!(done.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(tasks.is_empty() && tasks.is_stopping());
     }
 
     #[tokio::test]

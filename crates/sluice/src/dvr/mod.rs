@@ -14,13 +14,13 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde_json::{json, Value};
-use tokio::sync::broadcast::error::RecvError;
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::context::Context;
 use crate::hub::{HubEvent, Source, StreamKey};
+use crate::service::{HubFollower, Service, ServiceFuture, Shutdown, Tasks};
 
 /// Closed files remembered for the API (newest last).
 const MAX_RECENT_FILES: usize = 256;
@@ -48,6 +48,9 @@ pub(crate) struct RecorderStatus {
 #[derive(Debug)]
 struct Recorder {
     id: u64,
+    /// The publisher whose publish it records: a recorder of an earlier publish does
+    /// not count as recording the current one.
+    publisher: String,
     cancel: CancellationToken,
     status: Arc<Mutex<RecorderStatus>>,
 }
@@ -61,10 +64,12 @@ struct Inner {
     recent: VecDeque<(StreamKey, PathBuf)>,
 }
 
-/// DVR state held in the server's [`Context`].
+/// DVR state held in the server's [`Context`]: recorders, API decisions, and the
+/// recorder and hook tasks, which the service waits for when it stops.
 #[derive(Debug, Default)]
 pub struct DvrState {
     inner: Mutex<Inner>,
+    tasks: Tasks,
 }
 
 impl DvrState {
@@ -77,26 +82,57 @@ pub(crate) fn lock_status(s: &Mutex<RecorderStatus>) -> MutexGuard<'_, RecorderS
     s.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Starts the DVR service: one recorder per published stream that should be recorded.
-pub fn spawn(ctx: Arc<Context>) -> tokio::task::JoinHandle<()> {
-    let mut events = ctx.hub.events();
-    tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(HubEvent::Published(source)) => {
-                    if should_record(&ctx, &source.key) {
-                        start_recorder(&ctx, source);
+/// The DVR service: one recorder per published stream that should be recorded. When
+/// the server stops, each recorder completes its file (and its `on_dvr` hook is sent)
+/// before the service returns.
+pub struct Dvr;
+
+impl Service for Dvr {
+    fn name(&self) -> &'static str {
+        "dvr"
+    }
+
+    fn run(self: Box<Self>, ctx: Arc<Context>, mut shutdown: Shutdown) -> ServiceFuture {
+        let mut follower = HubFollower::new("dvr", &ctx);
+        Box::pin(async move {
+            while let Some(ev) = follower.next(&mut shutdown).await {
+                match ev {
+                    HubEvent::Published(source) if should_record(&ctx, &source.key) => {
+                        start_recorder(&ctx, source)
                     }
+                    HubEvent::Resync => reconcile(&ctx),
+                    // Each recorder ends at its stream's unpublish on its own.
+                    _ => {}
                 }
-                // Each recorder ends at its stream's unpublish on its own.
-                Ok(_) => {}
-                Err(RecvError::Lagged(n)) => {
-                    warn!("dvr: missed {n} publish events; some streams may not be recorded")
-                }
-                Err(RecvError::Closed) => return,
             }
+            let open = ctx.dvr.tasks.len();
+            if open > 0 {
+                info!("dvr: completing {open} recordings");
+            }
+            ctx.dvr.tasks.finish().await;
+            info!("dvr: stopped");
+        })
+    }
+}
+
+/// Starts a recorder for each publishing stream that should be recorded and has none
+/// for its current publish (after falling behind the hub's events).
+fn reconcile(ctx: &Arc<Context>) {
+    for source in ctx.hub.sources() {
+        let Some(publisher) = source.publisher() else {
+            continue;
+        };
+        if !should_record(ctx, &source.key) {
+            continue;
         }
-    })
+        let recorded =
+            ctx.dvr.lock().recorders.get(&source.key).is_some_and(|r| {
+                r.publisher == publisher.client_id && lock_status(&r.status).running
+            });
+        if !recorded {
+            start_recorder(ctx, source);
+        }
+    }
 }
 
 fn should_record(ctx: &Context, key: &StreamKey) -> bool {
@@ -111,11 +147,15 @@ fn should_record(ctx: &Context, key: &StreamKey) -> bool {
 
 /// Starts recording `source` now, replacing a recorder of a previous publish.
 fn start_recorder(ctx: &Arc<Context>, source: Arc<Source>) {
+    if ctx.dvr.tasks.is_stopping() {
+        return;
+    }
     let config = ctx.config();
     let Some(vhost) = config.vhost(&source.key.vhost).cloned() else {
         return;
     };
     let key = source.key.clone();
+    let publisher = source.publisher().map(|p| p.client_id).unwrap_or_default();
     let cancel = CancellationToken::new();
     let status = Arc::new(Mutex::new(RecorderStatus {
         running: true,
@@ -130,6 +170,7 @@ fn start_recorder(ctx: &Arc<Context>, source: Arc<Source>) {
             key.clone(),
             Recorder {
                 id,
+                publisher,
                 cancel: cancel.clone(),
                 status: status.clone(),
             },
@@ -143,9 +184,11 @@ fn start_recorder(ctx: &Arc<Context>, source: Arc<Source>) {
         "dvr: recording {key} plan={:?} path={}",
         vhost.dvr.plan, vhost.dvr.path
     );
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        recorder::run(&ctx, source, &vhost, cancel, status.clone()).await;
+    let shutdown = ctx.dvr.tasks.shutdown();
+    let task_ctx = ctx.clone();
+    ctx.dvr.tasks.spawn(async move {
+        let ctx = task_ctx;
+        recorder::run(&ctx, source, &vhost, cancel, shutdown, status.clone()).await;
         lock_status(&status).running = false;
         ctx.hub.release(&key);
     });
@@ -182,9 +225,10 @@ pub fn on_file_closed(
     if !vhost.http_hooks.enabled || vhost.http_hooks.on_dvr.is_empty() {
         return;
     }
-    let (ctx, key, client_id) = (ctx.clone(), key.clone(), client_id.to_string());
+    let (task_ctx, key, client_id) = (ctx.clone(), key.clone(), client_id.to_string());
     let file = file.display().to_string();
-    tokio::spawn(async move {
+    ctx.dvr.tasks.spawn(async move {
+        let ctx = task_ctx;
         if let Err(e) = crate::hooks::on_dvr(&ctx, &vhost, &client_id, &key, &file).await {
             warn!("dvr: {key}: {e}");
         }
@@ -232,46 +276,87 @@ pub fn stop(ctx: &Arc<Context>, key: &StreamKey) -> bool {
     }
 }
 
+/// What the API shows of the DVR: every recorder (running or finished with an error),
+/// the API's decisions and the latest files. Serialized only by the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct DvrStatus {
+    pub recorders: Vec<RecorderRow>,
+    pub overrides: Vec<OverrideRow>,
+    pub files: Vec<FileRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecorderRow {
+    pub vhost: String,
+    pub app: String,
+    pub stream: String,
+    pub running: bool,
+    /// The file being written (its temporary name).
+    pub file: Option<String>,
+    pub files: u64,
+    pub bytes: u64,
+    pub last_error: Option<String>,
+    pub started_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OverrideRow {
+    pub stream: String,
+    pub record: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileRow {
+    pub stream: String,
+    pub file: String,
+}
+
 /// API: every recorder (running or finished with an error) and the latest files.
-pub fn status(ctx: &Context) -> Value {
+pub fn status(ctx: &Context) -> DvrStatus {
     let inner = ctx.dvr.lock();
-    let mut recorders: Vec<(u64, Value)> = inner
+    let mut recorders: Vec<(u64, RecorderRow)> = inner
         .recorders
         .iter()
         .map(|(key, r)| {
             let s = lock_status(&r.status);
             (
                 r.id,
-                json!({
-                    "vhost": key.vhost,
-                    "app": key.app,
-                    "stream": key.stream,
-                    "running": s.running,
-                    "file": s.current.as_ref().map(|p| p.display().to_string()),
-                    "files": s.files,
-                    "bytes": s.bytes,
-                    "last_error": s.last_error,
-                    "started_ms": s.started_ms,
-                }),
+                RecorderRow {
+                    vhost: key.vhost.clone(),
+                    app: key.app.clone(),
+                    stream: key.stream.clone(),
+                    running: s.running,
+                    file: s.current.as_ref().map(|p| p.display().to_string()),
+                    files: s.files,
+                    bytes: s.bytes,
+                    last_error: s.last_error.clone(),
+                    started_ms: s.started_ms,
+                },
             )
         })
         .collect();
     recorders.sort_by_key(|(id, _)| *id);
-    let overrides: Vec<Value> = inner
+    let overrides = inner
         .overrides
         .iter()
-        .map(|(k, on)| json!({"stream": k.to_string(), "record": on}))
+        .map(|(k, on)| OverrideRow {
+            stream: k.to_string(),
+            record: *on,
+        })
         .collect();
-    let files: Vec<Value> = inner
+    let files = inner
         .recent
         .iter()
-        .map(|(k, p)| json!({"stream": k.to_string(), "file": p.display().to_string()}))
+        .map(|(k, p)| FileRow {
+            stream: k.to_string(),
+            file: p.display().to_string(),
+        })
         .collect();
-    json!({
-        "recorders": recorders.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
-        "overrides": overrides,
-        "files": files,
-    })
+    DvrStatus {
+        recorders: recorders.into_iter().map(|(_, v)| v).collect(),
+        overrides,
+        files,
+    }
 }
 
 #[cfg(test)]

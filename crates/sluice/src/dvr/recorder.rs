@@ -1,6 +1,6 @@
 //! One stream's recording: reads the stream as a consumer and writes the segmenter's files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tokio::fs::File;
@@ -13,6 +13,42 @@ use super::{lock_status, path, RecorderStatus};
 use crate::config::VhostConfig;
 use crate::context::Context;
 use crate::hub::{Item, Source, SourceSettings, StreamKey};
+use crate::service::Shutdown;
+
+/// Why a recording stopped: the stream is no longer recorded, the live stream goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Path(#[from] path::PathError),
+    #[error("cannot create directory {}: {source}", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create {}: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot rename {} to {}: {source}", from.display(), to.display())]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn write_err(path: &Path) -> impl Fn(std::io::Error) -> RecordError + '_ {
+    move |source| RecordError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 /// Write buffer: large enough that a file costs few syscalls, small per stream.
 const WRITE_BUFFER: usize = 256 * 1024;
@@ -35,27 +71,30 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    async fn apply(&mut self, action: Action) -> Result<(), String> {
+    async fn apply(&mut self, action: Action) -> Result<(), RecordError> {
         match action {
             Action::Open {
                 preamble,
                 duration_at,
             } => {
-                let path = path::expand(&self.template, &self.key, path::now_millis())
-                    .map_err(|e| e.to_string())?;
+                let path = path::expand(&self.template, &self.key, path::now_millis())?;
                 let tmp = path::temp_path(&path);
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    tokio::fs::create_dir_all(dir)
-                        .await
-                        .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+                    tokio::fs::create_dir_all(dir).await.map_err(|source| {
+                        RecordError::CreateDir {
+                            dir: dir.to_path_buf(),
+                            source,
+                        }
+                    })?;
                 }
                 let file = File::create(&tmp)
                     .await
-                    .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+                    .map_err(|source| RecordError::Create {
+                        path: tmp.clone(),
+                        source,
+                    })?;
                 let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-                out.write_all(&preamble)
-                    .await
-                    .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+                out.write_all(&preamble).await.map_err(write_err(&tmp))?;
                 {
                     let mut s = lock_status(&self.status);
                     s.current = Some(tmp.clone());
@@ -72,37 +111,37 @@ impl Writer<'_> {
                 let Some(f) = &mut self.file else {
                     return Ok(());
                 };
-                f.out
-                    .write_all(&bytes)
-                    .await
-                    .map_err(|e| format!("cannot write {}: {e}", f.tmp.display()))?;
+                f.out.write_all(&bytes).await.map_err(write_err(&f.tmp))?;
                 lock_status(&self.status).bytes += bytes.len() as u64;
             }
             Action::Close { duration_ms } => {
                 let Some(mut f) = self.file.take() else {
                     return Ok(());
                 };
-                let fail = |e: std::io::Error| format!("cannot write {}: {e}", f.tmp.display());
-                f.out.flush().await.map_err(fail)?;
+                let tmp = f.tmp.clone();
+                let fail = write_err(&tmp);
+                f.out.flush().await.map_err(&fail)?;
                 let mut file = f.out.into_inner();
                 if let Some(at) = f.duration_at {
                     let seconds = duration_ms as f64 / 1000.0;
                     file.seek(std::io::SeekFrom::Start(at))
                         .await
-                        .map_err(fail)?;
-                    file.write_all(&seconds.to_be_bytes()).await.map_err(fail)?;
+                        .map_err(&fail)?;
+                    file.write_all(&seconds.to_be_bytes())
+                        .await
+                        .map_err(&fail)?;
                 }
                 // Errors the kernel could still report (a full disk on some file systems)
                 // surface here rather than in a file that looks complete.
-                file.sync_all().await.map_err(fail)?;
+                file.sync_all().await.map_err(&fail)?;
                 drop(file);
-                tokio::fs::rename(&f.tmp, &f.path).await.map_err(|e| {
-                    format!(
-                        "cannot rename {} to {}: {e}",
-                        f.tmp.display(),
-                        f.path.display()
-                    )
-                })?;
+                tokio::fs::rename(&f.tmp, &f.path)
+                    .await
+                    .map_err(|source| RecordError::Rename {
+                        from: f.tmp.clone(),
+                        to: f.path.clone(),
+                        source,
+                    })?;
                 {
                     let mut s = lock_status(&self.status);
                     s.current = None;
@@ -122,7 +161,8 @@ impl Writer<'_> {
 
     /// One error line, then the stream is no longer recorded. What was written so far is
     /// kept under its final name when the file system still allows it.
-    async fn fail(&mut self, message: String) {
+    async fn fail(&mut self, e: RecordError) {
+        let message = e.to_string();
         error!(
             "dvr: stopped recording {}: {message} (the live stream is not affected)",
             self.key
@@ -143,12 +183,14 @@ impl Writer<'_> {
     }
 }
 
-/// Records `source` until its publish ends, `cancel` fires, or writing fails.
+/// Records `source` until its publish ends, `cancel` fires (the API), the server stops
+/// (`shutdown`), or writing fails. In every case but the last the file is completed.
 pub(super) async fn run(
     ctx: &Arc<Context>,
     source: Arc<Source>,
     vhost: &VhostConfig,
     cancel: CancellationToken,
+    mut shutdown: Shutdown,
     status: Arc<Mutex<RecorderStatus>>,
 ) {
     let key = source.key.clone();
@@ -181,6 +223,9 @@ pub(super) async fn run(
             tokio::select! {
                 _ = consumer.changed() => continue,
                 _ = cancel.cancelled() => break,
+                // Only once nothing is left to read: after a graceful stop unpublished,
+                // the publisher's last frames still go into the file.
+                _ = shutdown.requested() => break,
             }
         }
         for item in items.drain(..) {

@@ -23,6 +23,15 @@ fn context(dvr: &str) -> Arc<Context> {
     Context::new(Config::parse(&format!("vhost __defaultVhost__ {{ {dvr} }}"), "t").unwrap())
 }
 
+/// The status as the API shows it.
+fn status(ctx: &Context) -> serde_json::Value {
+    serde_json::to_value(super::status(ctx)).unwrap()
+}
+
+fn spawn(ctx: Arc<Context>) -> crate::service::Services {
+    crate::service::Services::start(&ctx, vec![Box::new(Dvr)])
+}
+
 fn key(stream: &str) -> StreamKey {
     StreamKey {
         vhost: "__defaultVhost__".into(),
@@ -142,7 +151,7 @@ async fn segments_are_written_renamed_and_reported() {
     assert_eq!(r["running"], false);
     assert_eq!(r["files"], 4);
     assert!(r["last_error"].is_null());
-    service.abort();
+    assert!(service.stop(Duration::from_secs(5)).await.is_empty());
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -171,7 +180,7 @@ async fn unwritable_path_stops_with_one_error() {
         .video_frames
         .load(std::sync::atomic::Ordering::Relaxed)
         >= 25));
-    service.abort();
+    assert!(service.stop(Duration::from_secs(5)).await.is_empty());
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -212,7 +221,7 @@ async fn api_start_and_stop() {
     let mut bad = key("b");
     bad.vhost = "nope".into();
     assert!(start(&ctx, &bad).is_err());
-    service.abort();
+    assert!(service.stop(Duration::from_secs(5)).await.is_empty());
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -232,6 +241,70 @@ async fn hostile_stream_names_are_not_recorded_outside() {
         .to_string();
     assert!(err.contains("cannot be used in a file name"), "{err}");
     assert!(flv_files(&dir).is_empty());
-    service.abort();
+    assert!(service.stop(Duration::from_secs(5)).await.is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn stopping_the_service_completes_the_file_of_a_live_stream() {
+    // SIGTERM's path: the publisher is still there when the services stop.
+    let dir = temp_dir("stop");
+    let ctx = context(&format!(
+        "dvr {{ enabled on; dvr_path {}/[stream].flv; }}",
+        dir.display()
+    ));
+    let service = spawn(ctx.clone());
+    let src = ctx.hub.source(&key("live"), SETTINGS);
+    src.publish("p").unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    src.push(frame(FrameKind::Video, 0, false, true));
+    for n in 0..50 {
+        src.push(frame(FrameKind::Video, n * 40, n % 25 == 0, false));
+    }
+    assert!(wait_for(|| status(&ctx)["recorders"][0]["bytes"].as_u64() > Some(0)).await);
+    assert!(service.stop(Duration::from_secs(5)).await.is_empty());
+    // Renamed from .tmp, complete: the last frame is in it.
+    let files = flv_files(&dir);
+    assert_eq!(files.len(), 1, "{:?}", walk(&dir));
+    assert!(walk(&dir)
+        .iter()
+        .all(|p| p.extension().is_some_and(|e| e == "flv")));
+    let (_, tags) = media::flv::read_flv(Bytes::from(std::fs::read(&files[0]).unwrap())).unwrap();
+    assert_eq!(tags.iter().map(|t| t.timestamp).max(), Some(49 * 40));
+    src.unpublish("p");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_resync_records_a_publish_the_events_missed_once() {
+    let dir = temp_dir("resync");
+    let ctx = context(&format!(
+        "dvr {{ enabled on; dvr_path {}/[stream].flv; }}",
+        dir.display()
+    ));
+    // Published with no service listening: as if its event was lost.
+    let src = ctx.hub.source(&key("missed"), SETTINGS);
+    src.publish("p").unwrap();
+    reconcile(&ctx);
+    let first = ctx.dvr.lock().recorders.get(&key("missed")).map(|r| r.id);
+    reconcile(&ctx);
+    let again = ctx.dvr.lock().recorders.get(&key("missed")).map(|r| r.id);
+    assert!(
+        first.is_some() && first == again,
+        "the recorder was replaced"
+    );
+    let st = status(&ctx);
+    assert_eq!(st["recorders"].as_array().map(Vec::len), Some(1), "{st}");
+    assert_eq!(st["recorders"][0]["running"], true);
+    // A stream that should not be recorded stays so.
+    let api_off = key("off");
+    assert!(!stop(&ctx, &api_off), "not recording yet");
+    let other = ctx.hub.source(&api_off, SETTINGS);
+    other.publish("q").unwrap();
+    reconcile(&ctx);
+    assert_eq!(status(&ctx)["recorders"].as_array().map(Vec::len), Some(1));
+    src.unpublish("p");
+    other.unpublish("q");
+    ctx.dvr.tasks.finish().await;
     let _ = std::fs::remove_dir_all(dir);
 }

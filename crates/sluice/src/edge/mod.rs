@@ -14,17 +14,18 @@ pub mod pull;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
-use tracing::{info, warn};
+use serde::Serialize;
+use tracing::info;
 
 use crate::context::Context;
 use crate::forward::relay::{strip_vhost_param, upstream_url};
 use crate::hub::{HubEvent, Source, StreamKey};
+use crate::service::{HubFollower, Service, ServiceFuture, Shutdown, Tasks};
 use crate::stats::ClientKind;
-use pull::PullState;
+use pull::{PullState, PullStatus};
 
 /// Client ids of pulls start with this; their publishes are not pushed back upstream.
 pub const PULL_ID_PREFIX: &str = "edge-";
@@ -33,60 +34,100 @@ pub const PULL_ID_PREFIX: &str = "edge-";
 /// set right after it subscribes), for `token_traverse`.
 const PARAM_WAIT: Duration = Duration::from_millis(50);
 
-/// Pulls in progress, per server context (several servers may share a process in tests).
-type Registry = Mutex<HashMap<(usize, StreamKey), Arc<PullState>>>;
-
-fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(Registry::default)
+/// The edge's pulls of one server, a field of its [`Context`]: one per stream, for the
+/// service (no second pull of a stream) and the API.
+#[derive(Debug, Default)]
+pub struct Edges {
+    pulls: Mutex<HashMap<StreamKey, Arc<PullState>>>,
+    /// The edge service's pulls and pushes, which it waits for when it stops.
+    tasks: Tasks,
 }
 
-fn lock() -> std::sync::MutexGuard<'static, HashMap<(usize, StreamKey), Arc<PullState>>> {
-    registry().lock().unwrap_or_else(|e| e.into_inner())
+impl Edges {
+    fn lock(&self) -> MutexGuard<'_, HashMap<StreamKey, Arc<PullState>>> {
+        self.pulls.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
-fn ctx_key(ctx: &Arc<Context>) -> usize {
-    Arc::as_ptr(ctx) as usize
+/// What the API shows: every pull of this server.
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeStatus {
+    pub edges: Vec<PullStatus>,
 }
 
 /// Every pull of this server: origin in use, since when, errors, bytes, players.
-pub fn status(ctx: &Arc<Context>) -> serde_json::Value {
-    let me = ctx_key(ctx);
-    let mut pulls: Vec<(String, serde_json::Value)> = lock()
+pub fn status(ctx: &Context) -> EdgeStatus {
+    let mut pulls: Vec<PullStatus> = ctx
+        .edge
+        .lock()
         .iter()
-        .filter(|((c, _), _)| *c == me)
-        .map(|((_, key), state)| {
+        .map(|(key, state)| {
             let players = ctx
                 .hub
                 .get(key)
                 .map(|s| s.stats.consumers.load(Ordering::Relaxed))
                 .unwrap_or(0);
-            (key.to_string(), state.json(players))
+            state.status(players)
         })
         .collect();
-    pulls.sort_by(|a, b| a.0.cmp(&b.0));
-    let pulls: Vec<serde_json::Value> = pulls.into_iter().map(|(_, v)| v).collect();
-    serde_json::json!({ "edges": pulls })
+    pulls.sort_by(|a, b| a.stream.cmp(&b.stream));
+    EdgeStatus { edges: pulls }
 }
 
-/// Subscribes to hub events now (so no demand is missed) and serves them in a task.
-pub fn start(ctx: &Arc<Context>) -> tokio::task::JoinHandle<()> {
-    let mut events = ctx.hub.events();
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(HubEvent::Demand(source)) => on_demand(&ctx, source),
-                Ok(HubEvent::Published(source)) => on_publish(&ctx, source),
-                Ok(_) => {}
-                Err(RecvError::Lagged(n)) => warn!("edge: missed {n} hub events"),
-                Err(RecvError::Closed) => break,
+/// The edge service: pulls streams players ask for, pushes local publishes to the
+/// origin. When the server stops, pulls and pushes close their upstream connections
+/// before it returns.
+pub struct Edge;
+
+impl Service for Edge {
+    fn name(&self) -> &'static str {
+        "edge"
+    }
+
+    fn run(self: Box<Self>, ctx: Arc<Context>, mut shutdown: Shutdown) -> ServiceFuture {
+        let mut follower = HubFollower::new("edge", &ctx);
+        Box::pin(async move {
+            while let Some(ev) = follower.next(&mut shutdown).await {
+                match ev {
+                    HubEvent::Demand(source) => on_demand(&ctx, source),
+                    HubEvent::Published(source) => on_publish(&ctx, source),
+                    HubEvent::Resync => reconcile(&ctx),
+                    _ => {}
+                }
+            }
+            let n = ctx.edge.tasks.len();
+            if n > 0 {
+                info!("edge: closing {n} pulls and pushes");
+            }
+            ctx.edge.tasks.finish().await;
+            info!("edge: stopped");
+        })
+    }
+}
+
+/// Starts what the events missed: a pull for each stream with players and no
+/// publisher, a push to the origin for each local publish without one.
+fn reconcile(ctx: &Arc<Context>) {
+    for source in ctx.hub.sources() {
+        match source.publisher() {
+            Some(p) => {
+                if !ctx.forward.has_push("edge-push", &source.key, &p.client_id) {
+                    on_publish(ctx, source);
+                }
+            }
+            None => {
+                if source.stats.consumers.load(Ordering::Relaxed) > 0 {
+                    on_demand(ctx, source);
+                }
             }
         }
-    })
+    }
 }
 
 fn on_demand(ctx: &Arc<Context>, source: Arc<Source>) {
+    if ctx.edge.tasks.is_stopping() {
+        return;
+    }
     let config = ctx.config();
     let Some(vhost) = config.vhost(&source.key.vhost) else {
         return;
@@ -94,9 +135,9 @@ fn on_demand(ctx: &Arc<Context>, source: Arc<Source>) {
     if !vhost.cluster.is_edge() || source.is_publishing() {
         return;
     }
-    let key = (ctx_key(ctx), source.key.clone());
+    let key = source.key.clone();
     let state = {
-        let mut map = lock();
+        let mut map = ctx.edge.lock();
         if map.contains_key(&key) {
             return;
         }
@@ -112,17 +153,19 @@ fn on_demand(ctx: &Arc<Context>, source: Arc<Source>) {
         source.key,
         vhost.cluster.origins.join(" ")
     );
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
+    let task_ctx = ctx.clone();
+    let shutdown = ctx.edge.tasks.shutdown();
+    ctx.edge.tasks.spawn(async move {
+        let ctx = task_ctx;
         let param = if token_traverse {
             tokio::time::sleep(PARAM_WAIT).await;
             client_param(&ctx, &source.key, false)
         } else {
             String::new()
         };
-        pull::run(ctx.clone(), source, param, state.clone()).await;
+        pull::run(ctx.clone(), source, param, state.clone(), shutdown).await;
         {
-            let mut map = lock();
+            let mut map = ctx.edge.lock();
             // Only our own entry: a new pull may have registered meanwhile.
             if map.get(&key).is_some_and(|s| Arc::ptr_eq(s, &state)) {
                 map.remove(&key);
@@ -130,7 +173,7 @@ fn on_demand(ctx: &Arc<Context>, source: Arc<Source>) {
         }
         // A player that came while this pull was stopping found it still registered and
         // was not given one: start it now.
-        if let Some(source) = ctx.hub.get(&key.1) {
+        if let Some(source) = ctx.hub.get(&key) {
             if source.stats.consumers.load(Ordering::Relaxed) > 0 && !source.is_publishing() {
                 on_demand(&ctx, source);
             }
@@ -139,6 +182,9 @@ fn on_demand(ctx: &Arc<Context>, source: Arc<Source>) {
 }
 
 fn on_publish(ctx: &Arc<Context>, source: Arc<Source>) {
+    if ctx.edge.tasks.is_stopping() {
+        return;
+    }
     let config = ctx.config();
     let Some(vhost) = config.vhost(&source.key.vhost) else {
         return;
@@ -171,7 +217,14 @@ fn on_publish(ctx: &Arc<Context>, source: Arc<Source>) {
         source.key,
         vhost.cluster.origins.join(" ")
     );
-    crate::forward::spawn_push(ctx, "edge-push", source, publisher.client_id, urls);
+    crate::forward::spawn_push(
+        ctx,
+        &ctx.edge.tasks,
+        "edge-push",
+        source,
+        publisher.client_id,
+        urls,
+    );
 }
 
 /// The stream parameters of a client of `key` (the player that caused the pull, or the
@@ -237,12 +290,12 @@ mod tests {
         let other = Context::new(Config::default());
         let src = ctx.hub.source(&key("s"), SETTINGS);
         let state = Arc::new(PullState::new(&src, vec!["127.0.0.1:1".into()]));
-        lock().insert((ctx_key(&ctx), key("s")), state);
-        let v = status(&ctx);
+        ctx.edge.lock().insert(key("s"), state);
+        let v = serde_json::to_value(status(&ctx)).unwrap();
         assert_eq!(v["edges"][0]["stream"], "__defaultVhost__/live/s");
         assert_eq!(v["edges"][0]["origins"][0], "127.0.0.1:1");
-        assert_eq!(status(&other)["edges"].as_array().map(Vec::len), Some(0));
-        lock().remove(&(ctx_key(&ctx), key("s")));
+        assert_eq!(v["edges"][0]["state"], "connecting");
+        assert_eq!(status(&other).edges.len(), 0);
     }
 
     #[tokio::test]
@@ -253,12 +306,16 @@ mod tests {
         let consumer = ctx.hub.subscribe(&key("gone"), SETTINGS);
         let src = consumer.source().clone();
         let state = Arc::new(PullState::new(&src, vec!["127.0.0.1:1".into()]));
-        let task = tokio::spawn(pull::run(ctx.clone(), src, String::new(), state.clone()));
+        let task = tokio::spawn(pull::run(
+            ctx.clone(),
+            src,
+            String::new(),
+            state.clone(),
+            Shutdown::never(),
+        ));
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(state.errors.load(Ordering::Relaxed) >= 1);
-        assert!(state.json(1)["last_error"]
-            .as_str()
-            .is_some_and(|e| e.contains("cannot play")));
+        assert!(state.status(1).last_error.contains("cannot play"));
         drop(consumer);
         tokio::time::timeout(pull::EDGE_IDLE_STOP + Duration::from_secs(3), task)
             .await

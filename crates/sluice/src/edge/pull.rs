@@ -6,12 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtmp::client::{Client, ClientOptions, MediaKind, Player};
+use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::context::Context;
 use crate::forward::relay::{make_frame, upstream_url, MAX_BACKOFF, MIN_BACKOFF, UPSTREAM_TIMEOUT};
 use crate::hub::jitter::Unwrapper;
 use crate::hub::Source;
+use crate::service::Shutdown;
 
 /// A pull with no consumer left for this long stops (SRS stops its edge ingester when the
 /// last player leaves; a short grace keeps a player that reconnects from paying a new pull).
@@ -40,13 +42,44 @@ pub struct PullState {
     live: Mutex<Live>,
 }
 
+/// Where a pull stands with its current origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPhase {
+    /// Dialing the origin (the first thing a pull does).
+    #[default]
+    Connecting,
+    /// Connected, no media yet.
+    Waiting,
+    /// Media flows.
+    Pulling,
+}
+
 #[derive(Debug, Default, Clone)]
 struct Live {
     origin: String,
-    /// `connecting`, `waiting` (connected, no media yet) or `pulling`.
-    state: &'static str,
+    state: PullPhase,
     since: Option<SystemTime>,
     last_error: String,
+}
+
+/// One pull as the API shows it (times in UNIX ms).
+#[derive(Debug, Clone, Serialize)]
+pub struct PullStatus {
+    pub stream: String,
+    pub source_id: String,
+    pub origins: Vec<String>,
+    /// The origin in use (or last tried).
+    pub origin: String,
+    pub state: PullPhase,
+    pub since: Option<u64>,
+    pub created: u64,
+    pub errors: u64,
+    pub last_error: String,
+    pub sessions: u64,
+    pub frames: u64,
+    pub bytes: u64,
+    pub players: usize,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -74,7 +107,7 @@ impl PullState {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set(&self, origin: &str, state: &'static str) {
+    fn set(&self, origin: &str, state: PullPhase) {
         let mut l = self.live();
         l.origin = origin.to_string();
         l.state = state;
@@ -86,23 +119,23 @@ impl PullState {
         self.live().last_error = e;
     }
 
-    pub fn json(&self, players: usize) -> serde_json::Value {
+    pub fn status(&self, players: usize) -> PullStatus {
         let l = self.live().clone();
-        serde_json::json!({
-            "stream": self.stream,
-            "source_id": self.source_id,
-            "origins": self.origins,
-            "origin": l.origin,
-            "state": l.state,
-            "since": l.since.map(unix_ms),
-            "created": unix_ms(self.created),
-            "errors": self.errors.load(Ordering::Relaxed),
-            "last_error": l.last_error,
-            "sessions": self.sessions.load(Ordering::Relaxed),
-            "frames": self.frames.load(Ordering::Relaxed),
-            "bytes": self.bytes.load(Ordering::Relaxed),
-            "players": players,
-        })
+        PullStatus {
+            stream: self.stream.clone(),
+            source_id: self.source_id.clone(),
+            origins: self.origins.clone(),
+            origin: l.origin,
+            state: l.state,
+            since: l.since.map(unix_ms),
+            created: unix_ms(self.created),
+            errors: self.errors.load(Ordering::Relaxed),
+            last_error: l.last_error,
+            sessions: self.sessions.load(Ordering::Relaxed),
+            frames: self.frames.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            players,
+        }
     }
 }
 
@@ -139,11 +172,20 @@ enum Outcome {
     Idle,
     /// The stream was taken by a local publisher.
     Taken,
+    /// The server stops.
+    Stopped,
     Failed(String),
 }
 
-/// Runs the pull until nobody consumes the stream any more.
-pub async fn run(ctx: Arc<Context>, source: Arc<Source>, param: String, state: Arc<PullState>) {
+/// Runs the pull until nobody consumes the stream any more or the server stops
+/// (`shutdown`); the origin connection is closed and the local publish ended either way.
+pub async fn run(
+    ctx: Arc<Context>,
+    source: Arc<Source>,
+    param: String,
+    state: Arc<PullState>,
+    mut shutdown: Shutdown,
+) {
     let cid = format!("edge-{}", ctx.new_client_id());
     let mut feed = Feed {
         source: source.clone(),
@@ -158,11 +200,12 @@ pub async fn run(ctx: Arc<Context>, source: Arc<Source>, param: String, state: A
     let n = state.origins.len().max(1);
     while let Some(origin) = state.origins.get(idx % n).cloned() {
         let url = upstream_url(&origin, &source.key, &param);
-        state.set(&origin, "connecting");
+        state.set(&origin, PullPhase::Connecting);
         let started = Instant::now();
         let outcome = tokio::select! {
             o = pull_once(&url, &origin, &mut feed, &state) => o,
             _ = wait_idle(&source, &mut idle_since) => Outcome::Idle,
+            _ = shutdown.requested() => Outcome::Stopped,
         };
         match outcome {
             Outcome::Idle => {
@@ -171,6 +214,10 @@ pub async fn run(ctx: Arc<Context>, source: Arc<Source>, param: String, state: A
             }
             Outcome::Taken => {
                 info!("edge {}: published locally, pull stopped", state.stream);
+                break;
+            }
+            Outcome::Stopped => {
+                info!("edge {}: server stopping, pull stopped", state.stream);
                 break;
             }
             Outcome::Failed(e) => {
@@ -189,12 +236,13 @@ pub async fn run(ctx: Arc<Context>, source: Arc<Source>, param: String, state: A
             // A full round failed: wait, but keep watching the players and the grace.
             let wait = tokio::time::sleep(backoff);
             tokio::pin!(wait);
-            let idle = tokio::select! {
-                _ = &mut wait => false,
-                _ = wait_idle(&source, &mut idle_since) => true,
+            let end = tokio::select! {
+                _ = &mut wait => None,
+                _ = wait_idle(&source, &mut idle_since) => Some("no player left"),
+                _ = shutdown.requested() => Some("server stopping"),
             };
-            if idle {
-                info!("edge {}: no player left, pull stopped", state.stream);
+            if let Some(why) = end {
+                info!("edge {}: {why}, pull stopped", state.stream);
                 break;
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -240,7 +288,7 @@ async fn pull_once(url: &str, origin: &str, feed: &mut Feed, state: &PullState) 
         Ok(p) => p,
         Err(e) => return Outcome::Failed(format!("cannot play {url}: {e}")),
     };
-    state.set(origin, "waiting");
+    state.set(origin, PullPhase::Waiting);
     info!("edge {}: playing {url}", state.stream);
     let mut unwrapper = Unwrapper::default();
     // Added to this connection's timestamps to continue the local timeline.
@@ -278,7 +326,7 @@ async fn pull_once(url: &str, origin: &str, feed: &mut Feed, state: &PullState) 
             first = false;
             feed.lost_at = None;
             state.sessions.fetch_add(1, Ordering::Relaxed);
-            state.set(origin, "pulling");
+            state.set(origin, PullPhase::Pulling);
         }
         let ts = unwrapper.unwrap(msg.timestamp);
         let base = *offset.get_or_insert_with(|| {

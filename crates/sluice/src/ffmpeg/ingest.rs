@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use super::supervisor::{find_program, ProcessSpec};
 use super::transcode::engine_args;
-use super::{common_args, file_safe, fill, local_rtmp, log_path, own_stream, Kind, Wanted};
+use super::{
+    common_args, file_safe, fill, local_rtmp, log_path, own_stream, EngineError, Kind, Wanted,
+};
 use crate::config::{Config, IngestInputType};
 use crate::context::Context;
 
 /// What should run according to `config`.
-pub fn build(config: &Config) -> Vec<Result<Wanted, (String, String)>> {
+pub fn build(config: &Config) -> Vec<Result<Wanted, (String, EngineError)>> {
     let mut out = Vec::new();
     let port = local_rtmp(config)
         .map(|(_, p)| p.to_string())
@@ -28,7 +30,7 @@ pub fn build(config: &Config) -> Vec<Result<Wanted, (String, String)>> {
                 let program = match &program {
                     Ok(p) => p.clone(),
                     Err(m) => {
-                        out.push(Err((id, m.clone())));
+                        out.push(Err((id, m.clone().into())));
                         continue;
                     }
                 };

@@ -15,14 +15,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use tokio::sync::broadcast::error::RecvError;
-use tracing::{error, warn};
+use serde::Serialize;
+use tracing::{error, info};
 
 use crate::config::{Config, FfmpegLogConfig};
 use crate::context::Context;
 use crate::hub::{HubEvent, StreamKey};
-use supervisor::{ProcessSpec, Supervised};
+use crate::service::{HubFollower, Service, ServiceFuture, Shutdown, Tasks};
+use supervisor::{ProcessSpec, ProgramError, Supervised};
 
 pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -45,6 +45,17 @@ pub struct Wanted {
     pub spec: ProcessSpec,
 }
 
+/// Why an engine cannot run; it is listed with this error until the config changes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+    #[error("{what} name {name:?} cannot be put in an RTMP URL; not transcoded")]
+    UnsafeName { what: &'static str, name: String },
+    #[error("no RTMP listener to read the stream from")]
+    NoListener,
+}
+
 #[derive(Debug)]
 struct Running {
     wanted: Wanted,
@@ -55,13 +66,16 @@ struct Running {
 struct Inner {
     running: HashMap<String, Running>,
     /// Engines that could not be started (no ffmpeg, bad stream name), by id.
-    errors: HashMap<String, String>,
+    errors: HashMap<String, EngineError>,
 }
 
 /// Transcode and ingest state held in the server's [`Context`].
 #[derive(Debug, Default)]
 pub struct FfmpegState {
     inner: Mutex<Inner>,
+    /// Processes being stopped (SIGTERM, then SIGKILL after the grace time): the
+    /// service waits for them before it returns, so no child outlives the server.
+    stopping: Tasks,
 }
 
 impl FfmpegState {
@@ -82,9 +96,10 @@ impl FfmpegState {
     /// running entries that scope selects and `wanted` no longer lists.
     fn apply(
         &self,
-        wanted: Vec<Result<Wanted, (String, String)>>,
+        wanted: Vec<Result<Wanted, (String, EngineError)>>,
         scope: impl Fn(&Wanted) -> bool,
     ) {
+        let mut gone = Vec::new();
         let mut inner = self.lock();
         let mut keep = std::collections::HashSet::new();
         for w in wanted {
@@ -96,28 +111,55 @@ impl FfmpegState {
                         continue;
                     }
                     let proc = Supervised::start(w.spec.clone());
-                    // Replacing drops (and so stops) the old process.
-                    inner
+                    if let Some(old) = inner
                         .running
-                        .insert(w.id.clone(), Running { wanted: w, proc });
+                        .insert(w.id.clone(), Running { wanted: w, proc })
+                    {
+                        gone.push(old);
+                    }
                 }
                 Err((id, message)) => {
                     keep.insert(id.clone());
                     if inner.errors.get(&id) != Some(&message) {
                         error!("{id}: {message}");
                     }
-                    inner.running.remove(&id);
+                    gone.extend(inner.running.remove(&id));
                     inner.errors.insert(id, message);
                 }
             }
         }
-        inner
+        let ids: Vec<String> = inner
             .running
-            .retain(|id, r| keep.contains(id) || !scope(&r.wanted));
+            .iter()
+            .filter(|(id, r)| !keep.contains(*id) && scope(&r.wanted))
+            .map(|(id, _)| id.clone())
+            .collect();
+        gone.extend(ids.iter().filter_map(|id| inner.running.remove(id)));
+        drop(inner);
+        self.stop_all(gone);
     }
 
     fn stop_where(&self, f: impl Fn(&Wanted) -> bool) {
-        self.lock().running.retain(|_, r| !f(&r.wanted));
+        let gone: Vec<Running> = {
+            let mut inner = self.lock();
+            let ids: Vec<String> = inner
+                .running
+                .iter()
+                .filter(|(_, r)| f(&r.wanted))
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter()
+                .filter_map(|id| inner.running.remove(id))
+                .collect()
+        };
+        self.stop_all(gone);
+    }
+
+    /// Stops processes on tasks the service waits for at shutdown.
+    fn stop_all(&self, gone: Vec<Running>) {
+        for r in gone {
+            self.stopping.spawn(r.proc.stop());
+        }
     }
 }
 
@@ -221,43 +263,86 @@ pub fn own_stream(config: &Config, url: &str) -> Option<StreamKey> {
     })
 }
 
-/// Starts the transcode and ingest service. Call once the RTMP listeners are up: ingests
-/// and transcoders connect to them.
-pub fn spawn(ctx: Arc<Context>) -> tokio::task::JoinHandle<()> {
-    let mut events = ctx.hub.events();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(RECONCILE_INTERVAL);
-        loop {
-            tokio::select! {
-                ev = events.recv() => match ev {
-                    Ok(HubEvent::Published(s)) => transcode::on_published(&ctx, &s.key),
-                    Ok(HubEvent::Unpublished(s)) => transcode::on_unpublished(&ctx, &s.key),
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(n)) => {
-                        warn!("ffmpeg: missed {n} publish events; reconciling");
+/// The transcode and ingest service. Start it once the RTMP listeners are bound:
+/// ingests and transcoders connect to them. When the server stops, every process is
+/// stopped (SIGTERM to its group, SIGKILL after the grace time) before it returns.
+pub struct Ffmpeg;
+
+impl Service for Ffmpeg {
+    fn name(&self) -> &'static str {
+        "ffmpeg"
+    }
+
+    fn run(self: Box<Self>, ctx: Arc<Context>, mut shutdown: Shutdown) -> ServiceFuture {
+        let mut follower = HubFollower::new("ffmpeg", &ctx);
+        Box::pin(async move {
+            let mut tick = tokio::time::interval(RECONCILE_INTERVAL);
+            loop {
+                tokio::select! {
+                    ev = follower.next(&mut shutdown) => match ev {
+                        None => break,
+                        Some(HubEvent::Published(s)) => transcode::on_published(&ctx, &s.key),
+                        Some(HubEvent::Unpublished(s)) => transcode::on_unpublished(&ctx, &s.key),
+                        Some(HubEvent::Reloaded | HubEvent::Resync) => {
+                            ingest::reconcile(&ctx);
+                            transcode::reconcile(&ctx);
+                        }
+                        Some(_) => {}
+                    },
+                    _ = tick.tick() => {
+                        ingest::reconcile(&ctx);
                         transcode::reconcile(&ctx);
                     }
-                    Err(RecvError::Closed) => return,
-                },
-                _ = tick.tick() => {
-                    ingest::reconcile(&ctx);
-                    transcode::reconcile(&ctx);
                 }
             }
-        }
-    })
+            shutdown_processes(&ctx).await;
+        })
+    }
 }
 
-/// Stops every process (SIGTERM to each group, SIGKILL after the grace time), for a clean
-/// server exit.
-pub async fn shutdown(ctx: &Context) {
+/// Stops every process (SIGTERM to each group, SIGKILL after the grace time) and waits
+/// for those already stopping, for a clean server exit.
+async fn shutdown_processes(ctx: &Context) {
     let all: Vec<Running> = ctx.ffmpeg.lock().running.drain().map(|(_, r)| r).collect();
-    futures_util::future::join_all(all.into_iter().map(|r| r.proc.stop())).await;
+    if !all.is_empty() {
+        info!("ffmpeg: stopping {} processes", all.len());
+    }
+    ctx.ffmpeg.stop_all(all);
+    ctx.ffmpeg.stopping.finish().await;
+    info!("ffmpeg: stopped");
+}
+
+/// What the API shows of the ffmpeg processes. Serialized only by the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct FfmpegStatus {
+    pub transcodes: Vec<ProcessRow>,
+    pub ingests: Vec<ProcessRow>,
+    /// Engines that could not start.
+    pub errors: Vec<EngineErrorRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessRow {
+    pub id: String,
+    pub vhost: String,
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub pid: Option<u32>,
+    pub restarts: u64,
+    pub last_error: Option<String>,
+    pub log: Option<String>,
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineErrorRow {
+    pub id: String,
+    pub error: String,
 }
 
 /// API: every transcode and ingest process (pid, restarts, last error) and engines that
 /// could not start.
-pub fn status(ctx: &Context) -> Value {
+pub fn status(ctx: &Context) -> FfmpegStatus {
     let inner = ctx.ffmpeg.lock();
     let mut rows: Vec<(&String, &Running)> = inner.running.iter().collect();
     rows.sort_by(|a, b| a.0.cmp(b.0));
@@ -265,29 +350,36 @@ pub fn status(ctx: &Context) -> Value {
     let mut ingests = Vec::new();
     for (id, r) in rows {
         let s = r.proc.status();
-        let v = json!({
-            "id": id,
-            "vhost": r.wanted.vhost,
-            "input": r.wanted.input.as_ref().map(|k| k.to_string()),
-            "output": r.wanted.output.as_ref().map(|k| k.to_string()),
-            "pid": s.pid,
-            "restarts": s.restarts,
-            "last_error": s.last_error,
-            "log": r.wanted.spec.log.as_ref().map(|p| p.display().to_string()),
-            "args": r.wanted.spec.args,
-        });
+        let row = ProcessRow {
+            id: id.clone(),
+            vhost: r.wanted.vhost.clone(),
+            input: r.wanted.input.as_ref().map(|k| k.to_string()),
+            output: r.wanted.output.as_ref().map(|k| k.to_string()),
+            pid: s.pid,
+            restarts: s.restarts,
+            last_error: s.last_error,
+            log: r.wanted.spec.log.as_ref().map(|p| p.display().to_string()),
+            args: r.wanted.spec.args.clone(),
+        };
         match r.wanted.kind {
-            Kind::Transcode => transcodes.push(v),
-            Kind::Ingest => ingests.push(v),
+            Kind::Transcode => transcodes.push(row),
+            Kind::Ingest => ingests.push(row),
         }
     }
-    let mut errors: Vec<Value> = inner
+    let mut errors: Vec<EngineErrorRow> = inner
         .errors
         .iter()
-        .map(|(id, e)| json!({"id": id, "error": e}))
+        .map(|(id, e)| EngineErrorRow {
+            id: id.clone(),
+            error: e.to_string(),
+        })
         .collect();
-    errors.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    json!({"transcodes": transcodes, "ingests": ingests, "errors": errors})
+    errors.sort_by(|a, b| a.id.cmp(&b.id));
+    FfmpegStatus {
+        transcodes,
+        ingests,
+        errors,
+    }
 }
 
 #[cfg(test)]

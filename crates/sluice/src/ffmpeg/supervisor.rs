@@ -29,6 +29,23 @@ pub const HEALTHY_RUN: Duration = Duration::from_secs(60);
 /// How long a stopped process gets to exit after SIGTERM before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(3);
 
+/// Why the program to run cannot be used; the engine is listed with this error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProgramError {
+    #[error("ffmpeg {} is not an executable file", .0.display())]
+    NotExecutable(PathBuf),
+    #[error("{} not found in PATH; install ffmpeg or give its path with `ffmpeg /path/to/ffmpeg;`", .0.display())]
+    NotInPath(PathBuf),
+}
+
+/// Why a start failed (the supervisor retries with back-off).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start {}: {source}", program.display())]
+pub struct SpawnError {
+    program: PathBuf,
+    source: std::io::Error,
+}
+
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessSpec {
@@ -122,7 +139,7 @@ fn open_log(path: &Path, spec: &ProcessSpec) -> std::io::Result<(Stdio, Stdio)> 
     Ok((Stdio::from(f), Stdio::from(f2)))
 }
 
-fn spawn_child(spec: &ProcessSpec) -> Result<Child, String> {
+fn spawn_child(spec: &ProcessSpec) -> Result<Child, SpawnError> {
     let (out, err) = match &spec.log {
         None => (Stdio::null(), Stdio::null()),
         Some(p) => match open_log(p, spec) {
@@ -145,7 +162,10 @@ fn spawn_child(spec: &ProcessSpec) -> Result<Child, String> {
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", spec.program.display()))
+        .map_err(|source| SpawnError {
+            program: spec.program.clone(),
+            source,
+        })
 }
 
 fn signal_group(pid: u32, sig: Signal) {
@@ -181,7 +201,7 @@ async fn supervise(
         match spawn_child(&spec) {
             Err(e) => {
                 warn!("{}: {e}", spec.name);
-                lock(&status).last_error = Some(e);
+                lock(&status).last_error = Some(e.to_string());
             }
             Ok(mut child) => {
                 let pid = child.id();
@@ -219,7 +239,7 @@ async fn supervise(
 
 /// The program to run: `configured` (a path, or a name looked up in PATH), else `ffmpeg`
 /// from PATH. Checked before starting so a missing ffmpeg is one clear error.
-pub fn find_program(configured: Option<&Path>) -> Result<PathBuf, String> {
+pub fn find_program(configured: Option<&Path>) -> Result<PathBuf, ProgramError> {
     let wanted = configured.unwrap_or(Path::new("ffmpeg"));
     let is_exec = |p: &Path| {
         use std::os::unix::fs::PermissionsExt;
@@ -229,22 +249,14 @@ pub fn find_program(configured: Option<&Path>) -> Result<PathBuf, String> {
         return if is_exec(wanted) {
             Ok(wanted.to_path_buf())
         } else {
-            Err(format!(
-                "ffmpeg {} is not an executable file",
-                wanted.display()
-            ))
+            Err(ProgramError::NotExecutable(wanted.to_path_buf()))
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join(wanted))
         .find(|p| is_exec(p))
-        .ok_or_else(|| {
-            format!(
-                "{} not found in PATH; install ffmpeg or give its path with `ffmpeg /path/to/ffmpeg;`",
-                wanted.display()
-            )
-        })
+        .ok_or_else(|| ProgramError::NotInPath(wanted.to_path_buf()))
 }
 
 #[cfg(test)]
@@ -270,7 +282,7 @@ mod tests {
         assert!(find_program(Some(Path::new("sh"))).is_ok());
         assert!(find_program(Some(Path::new("/bin/sh"))).is_ok());
         let e = find_program(Some(Path::new("no-such-ffmpeg-xyz"))).unwrap_err();
-        assert!(e.contains("not found in PATH"), "{e}");
+        assert!(e.to_string().contains("not found in PATH"), "{e}");
         assert!(find_program(Some(Path::new("/nonexistent/ffmpeg"))).is_err());
     }
 

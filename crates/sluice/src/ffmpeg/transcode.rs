@@ -11,7 +11,9 @@ use std::sync::Arc;
 use tracing::debug;
 
 use super::supervisor::{find_program, ProcessSpec};
-use super::{common_args, file_safe, fill, local_rtmp, log_path, own_stream, Kind, Wanted};
+use super::{
+    common_args, file_safe, fill, local_rtmp, log_path, own_stream, EngineError, Kind, Wanted,
+};
 use crate::config::{Config, EngineConfig};
 use crate::context::Context;
 use crate::hub::StreamKey;
@@ -98,17 +100,17 @@ fn is_transcoded(config: &Config, outputs: &[StreamKey], key: &StreamKey) -> boo
 }
 
 /// A stream name is one URL path piece for ffmpeg; refuse those that would not survive that.
-fn check_name(key: &StreamKey) -> Result<(), String> {
+fn check_name(key: &StreamKey) -> Result<(), EngineError> {
     for (what, v) in [("app", &key.app), ("stream", &key.stream)] {
         if v.is_empty()
             || v.len() > 512
             || v.chars()
                 .any(|c| c.is_control() || c.is_whitespace() || c == '/' || c == '?' || c == '#')
         {
-            return Err(format!(
-                "{what} name {:?} cannot be put in an RTMP URL; not transcoded",
-                v.chars().take(64).collect::<String>()
-            ));
+            return Err(EngineError::UnsafeName {
+                what,
+                name: v.chars().take(64).collect(),
+            });
         }
     }
     Ok(())
@@ -119,7 +121,7 @@ fn id(key: &StreamKey, engine: &str) -> String {
 }
 
 /// What should run for `key` according to `config`.
-pub fn build(config: &Config, key: &StreamKey) -> Vec<Result<Wanted, (String, String)>> {
+pub fn build(config: &Config, key: &StreamKey) -> Vec<Result<Wanted, (String, EngineError)>> {
     let mut out = Vec::new();
     let Some(vhost) = config.vhost(&key.vhost).filter(|v| v.enabled) else {
         return out;
@@ -134,7 +136,7 @@ pub fn build(config: &Config, key: &StreamKey) -> Vec<Result<Wanted, (String, St
             let program = match find_program(t.ffmpeg.as_deref()) {
                 Ok(p) => p,
                 Err(m) => {
-                    out.push(Err((id, m)));
+                    out.push(Err((id, m.into())));
                     continue;
                 }
             };
@@ -143,7 +145,7 @@ pub fn build(config: &Config, key: &StreamKey) -> Vec<Result<Wanted, (String, St
                 continue;
             }
             let Some((host, port)) = local_rtmp(config) else {
-                out.push(Err((id, "no RTMP listener to read the stream from".into())));
+                out.push(Err((id, EngineError::NoListener)));
                 continue;
             };
             let port = port.to_string();
@@ -388,6 +390,6 @@ mod tests {
              engine e { enabled on; output rtmp://x/[stream]; } } }",
         );
         let e = build(&cfg, &key("s")).remove(0).unwrap_err();
-        assert!(e.1.contains("/nonexistent/ffmpeg"), "{e:?}");
+        assert!(e.1.to_string().contains("/nonexistent/ffmpeg"), "{e:?}");
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtmp::client::{Client, ClientError, ClientOptions};
+use serde::Serialize;
 use tracing::{info, warn};
 
 use super::relay::{
@@ -16,6 +17,7 @@ use crate::config::TimeJitter;
 use crate::context::Context;
 use crate::hub::jitter::Jitter;
 use crate::hub::{FrameKind, Item, Source};
+use crate::service::Shutdown;
 
 /// Longest an idle push waits before flushing anyway, which also notices a peer that
 /// closed the connection while the stream was quiet.
@@ -30,6 +32,8 @@ pub struct PushState {
     pub source_id: String,
     /// Upstream URLs in failover order.
     pub urls: Vec<String>,
+    /// The local publish this push carries (a republish gets its own push).
+    pub publisher_id: String,
     pub created: SystemTime,
     pub errors: AtomicU64,
     pub bytes: AtomicU64,
@@ -52,12 +56,18 @@ fn unix_ms(t: SystemTime) -> u64 {
 }
 
 impl PushState {
-    pub fn new(role: &'static str, source: &Source, urls: Vec<String>) -> PushState {
+    pub fn new(
+        role: &'static str,
+        source: &Source,
+        publisher_id: String,
+        urls: Vec<String>,
+    ) -> PushState {
         PushState {
             role,
             stream: source.key.to_string(),
             source_id: source.id.clone(),
             urls,
+            publisher_id,
             created: SystemTime::now(),
             errors: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -71,40 +81,75 @@ impl PushState {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub fn status(&self) -> PushStatus {
         let live = self.live().clone();
-        serde_json::json!({
-            "role": self.role,
-            "stream": self.stream,
-            "source_id": self.source_id,
-            "urls": self.urls,
-            "url": live.url,
-            "connected": live.connected_since.is_some(),
-            "connected_since": live.connected_since.map(unix_ms),
-            "created": unix_ms(self.created),
-            "connects": self.connects.load(Ordering::Relaxed),
-            "errors": self.errors.load(Ordering::Relaxed),
-            "last_error": live.last_error,
-            "frames": self.frames.load(Ordering::Relaxed),
-            "bytes": self.bytes.load(Ordering::Relaxed),
-        })
+        PushStatus {
+            role: self.role,
+            stream: self.stream.clone(),
+            source_id: self.source_id.clone(),
+            urls: self.urls.clone(),
+            url: live.url,
+            connected: live.connected_since.is_some(),
+            connected_since: live.connected_since.map(unix_ms),
+            created: unix_ms(self.created),
+            connects: self.connects.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            last_error: live.last_error,
+            frames: self.frames.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
     }
+}
+
+/// One push as the API shows it (times in UNIX ms).
+#[derive(Debug, Clone, Serialize)]
+pub struct PushStatus {
+    pub role: &'static str,
+    pub stream: String,
+    pub source_id: String,
+    pub urls: Vec<String>,
+    /// The upstream in use (or last tried).
+    pub url: String,
+    pub connected: bool,
+    pub connected_since: Option<u64>,
+    pub created: u64,
+    pub connects: u64,
+    pub errors: u64,
+    pub last_error: String,
+    pub frames: u64,
+    pub bytes: u64,
+}
+
+/// Why a connection to an upstream failed; the push tries the next one.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("cannot publish: {0}")]
+    Connect(ClientError),
+    #[error("{0}")]
+    Send(ClientError),
+    #[error("upstream closed the connection")]
+    Closed,
+    #[error("upstream accepts nothing")]
+    Stalled,
 }
 
 /// Why one connection ended.
 enum Ended {
     /// The local publish is over: stop for good.
     Unpublished,
-    Failed(String),
+    /// The server stops: the connection was closed, stop for good.
+    Stopped,
+    Failed(PushError),
 }
 
 /// Pushes `source` to `state.urls` (the first that works, failing over in order) for as long
-/// as the publish of `publisher_id` lasts, reconnecting with back-off.
+/// as the publish of `publisher_id` lasts, reconnecting with back-off, until `shutdown`.
 pub async fn run(
     ctx: Arc<Context>,
     source: Arc<Source>,
     publisher_id: String,
     state: Arc<PushState>,
+    mut shutdown: Shutdown,
 ) {
     if state.urls.is_empty() {
         return;
@@ -120,10 +165,17 @@ pub async fn run(
         };
         state.live().url = url.clone();
         let started = Instant::now();
-        match push_once(&ctx, &source, &publisher_id, &url, &state).await {
+        match push_once(&ctx, &source, &publisher_id, &url, &state, &mut shutdown).await {
             Ended::Unpublished => {
                 info!(
                     "{} {} to {url}: local stream ended",
+                    state.role, state.stream
+                );
+                break;
+            }
+            Ended::Stopped => {
+                info!(
+                    "{} {} to {url}: server stopping, connection closed",
                     state.role, state.stream
                 );
                 break;
@@ -132,7 +184,7 @@ pub async fn run(
                 state.errors.fetch_add(1, Ordering::Relaxed);
                 warn!("{} {} to {url}: {e}", state.role, state.stream);
                 let mut live = state.live();
-                live.last_error = e;
+                live.last_error = e.to_string();
                 live.connected_since = None;
             }
         }
@@ -142,7 +194,10 @@ pub async fn run(
         idx = (idx + 1) % state.urls.len();
         // Only a full round of failures waits: the next upstream is tried at once.
         if idx == 0 || state.urls.len() == 1 {
-            tokio::time::sleep(backoff).await;
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.requested() => break,
+            }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
@@ -163,15 +218,20 @@ async fn push_once(
     publisher_id: &str,
     url: &str,
     state: &PushState,
+    shutdown: &mut Shutdown,
 ) -> Ended {
     let options = ClientOptions {
         timeout: UPSTREAM_TIMEOUT,
         ..ClientOptions::default()
     };
     let connect = async { Client::connect_with(url, options).await?.publish().await };
-    let mut publisher = match connect.await {
+    let connected = tokio::select! {
+        c = connect => c,
+        _ = shutdown.requested() => return Ended::Stopped,
+    };
+    let mut publisher = match connected {
         Ok(p) => p,
-        Err(e) => return Ended::Failed(format!("cannot publish: {e}")),
+        Err(e) => return Ended::Failed(PushError::Connect(e)),
     };
     state.connects.fetch_add(1, Ordering::Relaxed);
     state.live().connected_since = Some(SystemTime::now());
@@ -206,6 +266,11 @@ async fn push_once(
             tokio::select! {
                 _ = consumer.changed() => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}
+                // Only once nothing is left to send: the upstream gets what we had.
+                _ = shutdown.requested() => {
+                    let _ = tokio::time::timeout(SEND_TIMEOUT, publisher.close()).await;
+                    return Ended::Stopped;
+                }
             }
             if let Err(e) = flush(&mut publisher).await {
                 return Ended::Failed(e);
@@ -223,8 +288,8 @@ async fn push_once(
                     let send = publisher.send(media_kind(f.kind), ts, f.payload);
                     match tokio::time::timeout(SEND_TIMEOUT, send).await {
                         Ok(Ok(())) => {}
-                        Ok(Err(e)) => return Ended::Failed(e.to_string()),
-                        Err(_) => return Ended::Failed("upstream accepts nothing".into()),
+                        Ok(Err(e)) => return Ended::Failed(PushError::Send(e)),
+                        Err(_) => return Ended::Failed(PushError::Stalled),
                     }
                 }
                 Item::Unpublished => {
@@ -245,11 +310,11 @@ async fn push_once(
     }
 }
 
-async fn flush(publisher: &mut rtmp::client::Publisher) -> Result<(), String> {
+async fn flush(publisher: &mut rtmp::client::Publisher) -> Result<(), PushError> {
     match tokio::time::timeout(SEND_TIMEOUT, publisher.flush()).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(ClientError::Closed(_))) => Err("upstream closed the connection".into()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("upstream accepts nothing".into()),
+        Ok(Err(ClientError::Closed(_))) => Err(PushError::Closed),
+        Ok(Err(e)) => Err(PushError::Send(e)),
+        Err(_) => Err(PushError::Stalled),
     }
 }

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::FutureExt as _;
 use media::ts::{TsAudio, TsMuxer, TsStreams, TsVideo};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn, Instrument};
 
@@ -25,6 +24,7 @@ use crate::config::{HlsAcodec, HlsConfig, HlsOnError, HlsVcodec};
 use crate::context::Context;
 use crate::hub::{Frame, FrameKind, HubEvent, Item, SourceSettings, StreamKey};
 use crate::path_template::{self, Vars};
+use crate::service::{HubFollower, Service, ServiceFuture, Shutdown, Tasks};
 use segmenter::{CutPolicy, Entry, FrameClass, Probe, Window};
 use writer::{SegmentFile, FLUSH_BYTES};
 
@@ -52,10 +52,12 @@ pub struct HlsStatus {
     pub last_error: Option<String>,
 }
 
-/// Per-stream HLS status, shared with the API (a field of [`Context`]).
+/// Per-stream HLS status, shared with the API (a field of [`Context`]), and the
+/// `on_hls` hook calls in flight, which the service waits for when it stops.
 #[derive(Debug, Default)]
 pub struct HlsRegistry {
     streams: Mutex<HashMap<StreamKey, HlsStatus>>,
+    hooks: Tasks,
 }
 
 impl HlsRegistry {
@@ -118,9 +120,10 @@ pub fn on_segment_closed(ctx: &Arc<Context>, event: SegmentClosed) {
     if !hooks.enabled || (hooks.on_hls.is_empty() && hooks.on_hls_notify.is_empty()) {
         return;
     }
-    let ctx = ctx.clone();
+    let task_ctx = ctx.clone();
+    let ctx = task_ctx.clone();
     let vhost = vhost.clone();
-    tokio::spawn(async move {
+    task_ctx.hls.hooks.spawn(async move {
         let cid = event.client_id.clone().unwrap_or_default();
         let file = event.file.display().to_string();
         let m3u8 = event.m3u8.display().to_string();
@@ -152,14 +155,25 @@ pub fn on_segment_closed(ctx: &Arc<Context>, event: SegmentClosed) {
     });
 }
 
-/// Starts the HLS service. Closes stale playlists first (nothing is live yet at start-up).
-pub fn spawn(ctx: Arc<Context>) -> tokio::task::JoinHandle<()> {
-    // Subscribed before anything else so no publish between now and the loop is missed.
-    let events = ctx.hub.events();
-    tokio::spawn(run(ctx, events).instrument(tracing::info_span!("hls")))
+/// The HLS service. It closes stale playlists first (nothing is live yet at start-up);
+/// when the server stops, each stream's writer closes its last segment (and ends the
+/// playlist on a graceful stop), and the service returns once they and their `on_hls`
+/// hooks are done.
+pub struct Hls;
+
+impl Service for Hls {
+    fn name(&self) -> &'static str {
+        "hls"
+    }
+
+    fn run(self: Box<Self>, ctx: Arc<Context>, shutdown: Shutdown) -> ServiceFuture {
+        // Subscribed now, before anything can publish, so that no publish is missed.
+        let follower = HubFollower::new("hls", &ctx);
+        Box::pin(run(ctx, follower, shutdown))
+    }
 }
 
-async fn run(ctx: Arc<Context>, mut events: tokio::sync::broadcast::Receiver<HubEvent>) {
+async fn run(ctx: Arc<Context>, mut follower: HubFollower, mut shutdown: Shutdown) {
     let config = ctx.config();
     let mut roots: Vec<PathBuf> = Vec::new();
     for v in config.vhosts.iter().filter(|v| v.enabled && v.hls.enabled) {
@@ -179,30 +193,24 @@ async fn run(ctx: Arc<Context>, mut events: tokio::sync::broadcast::Receiver<Hub
             );
         }
     }
-    let mut svc = Service {
+    let mut svc = Streams {
         ctx: ctx.clone(),
         streams: HashMap::new(),
         tasks: JoinSet::new(),
+        shutdown: shutdown.clone(),
     };
     let mut tick = tokio::time::interval(HOUSEKEEPING);
     loop {
         tokio::select! {
-            ev = events.recv() => match ev {
-                Ok(HubEvent::Published(source)) => svc.start(&source.key),
-                Ok(HubEvent::Reloaded) => {
+            ev = follower.next(&mut shutdown) => match ev {
+                None => break,
+                Some(HubEvent::Published(source)) => svc.start(&source.key),
+                Some(HubEvent::Reloaded) => {
                     svc.stop_disabled();
-                    for s in ctx.hub.sources().into_iter().filter(|s| s.is_publishing()) {
-                        svc.start(&s.key);
-                    }
+                    svc.rescan();
                 }
-                Ok(_) => {}
-                Err(RecvError::Lagged(n)) => {
-                    warn!("hls: missed {n} publish events; rescanning the hub");
-                    for s in ctx.hub.sources().into_iter().filter(|s| s.is_publishing()) {
-                        svc.start(&s.key);
-                    }
-                }
-                Err(RecvError::Closed) => break,
+                Some(HubEvent::Resync) => svc.rescan(),
+                Some(_) => {}
             },
             Some(done) = svc.tasks.join_next() => {
                 if let Ok((key, state)) = done {
@@ -212,6 +220,17 @@ async fn run(ctx: Arc<Context>, mut events: tokio::sync::broadcast::Receiver<Hub
             _ = tick.tick() => svc.housekeeping().await,
         }
     }
+    // Each writer saw the same shutdown: it closes its segment and playlist and ends.
+    if !svc.tasks.is_empty() {
+        info!("hls: finishing {} streams", svc.tasks.len());
+    }
+    while let Some(done) = svc.tasks.join_next().await {
+        if let Ok((key, state)) = done {
+            svc.task_done(key, state);
+        }
+    }
+    ctx.hls.hooks.finish().await;
+    info!("hls: stopped");
 }
 
 enum Slot {
@@ -223,13 +242,30 @@ enum Slot {
     },
 }
 
-struct Service {
+/// The service's streams: live ones have a writer task, idle ones wait for a republish.
+struct Streams {
     ctx: Arc<Context>,
     streams: HashMap<StreamKey, Slot>,
     tasks: JoinSet<(StreamKey, Option<StreamState>)>,
+    /// The service's: handed to each writer, which ends when it fires.
+    shutdown: Shutdown,
 }
 
-impl Service {
+impl Streams {
+    /// Starts a writer for every publishing stream that should have one and has none
+    /// (after a reload, or after falling behind the hub's events).
+    fn rescan(&mut self) {
+        for s in self
+            .ctx
+            .hub
+            .sources()
+            .into_iter()
+            .filter(|s| s.is_publishing())
+        {
+            self.start(&s.key);
+        }
+    }
+
     /// After a reload: streams whose vhost no longer has HLS (or no longer
     /// exists) close their segment and stop; their files age out by hls_dispose.
     fn stop_disabled(&self) {
@@ -245,6 +281,9 @@ impl Service {
     }
 
     fn start(&mut self, key: &StreamKey) {
+        if self.shutdown.is_requested() {
+            return;
+        }
         let config = self.ctx.config();
         let Some(vhost) = config
             .vhost(&key.vhost)
@@ -272,10 +311,18 @@ impl Service {
         let ctx = self.ctx.clone();
         let cfg = vhost.hls.clone();
         let k = key.clone();
+        let shutdown = self.shutdown.clone();
         let task = async move {
-            let out = std::panic::AssertUnwindSafe(stream_task(ctx, k.clone(), cfg, state, stop))
-                .catch_unwind()
-                .await;
+            let out = std::panic::AssertUnwindSafe(stream_task(
+                ctx,
+                k.clone(),
+                cfg,
+                state,
+                stop,
+                shutdown,
+            ))
+            .catch_unwind()
+            .await;
             match out {
                 Ok(state) => (k, Some(state)),
                 Err(_) => {
@@ -467,6 +514,7 @@ async fn stream_task(
     cfg: HlsConfig,
     mut st: StreamState,
     stop: tokio_util::sync::CancellationToken,
+    mut shutdown: Shutdown,
 ) -> StreamState {
     let fragment_ms = cfg.fragment.as_millis() as u64;
     let settings = SourceSettings {
@@ -531,6 +579,9 @@ async fn stream_task(
                     info!("hls: {key}: turned off by a reload");
                     break 'outer;
                 }
+                // Only once nothing is left to read: a graceful stop has unpublished
+                // already, and what the publisher sent last belongs in the files.
+                _ = shutdown.requested() => break 'outer,
             }
             continue;
         }

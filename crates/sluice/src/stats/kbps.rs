@@ -24,6 +24,7 @@ use super::system::CpuSampler;
 use super::{Client, ClientKind};
 use crate::context::Context;
 use crate::hub::StreamKey;
+use crate::service::{Service, ServiceFuture, Shutdown};
 use crate::util::lock;
 
 /// How often the sampler runs (SRS samples its kbps every few seconds too).
@@ -223,20 +224,31 @@ impl Rates {
     }
 }
 
-/// Starts the sampler; call once per server, after the [`Context`] exists. It runs
-/// until the runtime shuts down, sampling rates and CPU every [`SAMPLE_INTERVAL`].
-pub fn spawn_sampler(ctx: Arc<Context>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let started = Instant::now();
-            ctx.rates.sample(&ctx, started);
-            ctx.rates.cpu.sample();
-            debug!("kbps sample took {:?}", started.elapsed());
-        }
-    })
+/// The sampler service: samples rates and CPU every [`SAMPLE_INTERVAL`] until the
+/// server stops. It holds no work that must finish: it returns at once.
+pub struct Sampler;
+
+impl Service for Sampler {
+    fn name(&self) -> &'static str {
+        "stats"
+    }
+
+    fn run(self: Box<Self>, ctx: Arc<Context>, mut shutdown: Shutdown) -> ServiceFuture {
+        Box::pin(async move {
+            let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.requested() => return,
+                    _ = tick.tick() => {}
+                }
+                let started = Instant::now();
+                ctx.rates.sample(&ctx, started);
+                ctx.rates.cpu.sample();
+                debug!("kbps sample took {:?}", started.elapsed());
+            }
+        })
+    }
 }
 
 #[cfg(test)]

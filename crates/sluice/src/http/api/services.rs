@@ -33,8 +33,14 @@ pub async fn hls(State(ctx): State<Arc<Context>>) -> Response {
     ok_reply([("hls", Value::Array(list))])
 }
 
+/// The API's JSON of a service's status: the only place these structs are serialized.
+fn to_json(status: impl serde::Serialize) -> Value {
+    // Plain structs of strings and numbers: serializing them cannot fail.
+    serde_json::to_value(status).unwrap_or(Value::Null)
+}
+
 pub async fn dvrs(State(ctx): State<Arc<Context>>) -> Response {
-    ok_reply([("dvr", crate::dvr::status(&ctx))])
+    ok_reply([("dvr", to_json(crate::dvr::status(&ctx)))])
 }
 
 /// `POST /api/v1/dvrs/{stream_id}/start|stop`: records a live stream on demand
@@ -69,13 +75,13 @@ pub async fn dvr_action(
 }
 
 pub async fn ffmpegs(State(ctx): State<Arc<Context>>) -> Response {
-    ok_reply([("ffmpeg", crate::ffmpeg::status(&ctx))])
+    ok_reply([("ffmpeg", to_json(crate::ffmpeg::status(&ctx)))])
 }
 
 pub async fn forwards(State(ctx): State<Arc<Context>>) -> Response {
-    ok_reply([("forward", crate::forward::status(&ctx))])
+    ok_reply([("forward", to_json(crate::forward::status(&ctx)))])
 }
 
 pub async fn edges(State(ctx): State<Arc<Context>>) -> Response {
-    ok_reply([("edge", crate::edge::status(&ctx))])
+    ok_reply([("edge", to_json(crate::edge::status(&ctx)))])
 }
