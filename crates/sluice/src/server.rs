@@ -477,3 +477,26 @@ async fn wait_for_signal() -> Signal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every service the server needs is in its list; a missing one does not fail
+    /// any other way than by degrading silently (without `delivery`, merged writes
+    /// are not paced and every frame costs a write per player).
+    #[test]
+    fn the_server_runs_every_service() {
+        let names: Vec<&str> = super::services().iter().map(|s| s.name()).collect();
+        for want in [
+            "delivery",
+            "stats",
+            "heartbeat",
+            "hls",
+            "dvr",
+            "forward",
+            "edge",
+            "ffmpeg",
+        ] {
+            assert!(names.contains(&want), "{want} missing from {names:?}");
+        }
+    }
+}

@@ -117,7 +117,10 @@ fn rtmp_framing_decodes_back_to_the_fixture_at_every_chunk_size() {
             let f = &frames[n];
             assert_eq!(m.header.type_id, f.kind.type_id(), "message {n}");
             assert_eq!(u64::from(m.header.timestamp), f.timestamp, "message {n}");
-            assert_eq!(m.payload, f.payload, "message {n} at chunk size {chunk_size}");
+            assert_eq!(
+                m.payload, f.payload,
+                "message {n} at chunk size {chunk_size}"
+            );
             n += 1;
         }
         assert!(buf.is_empty());

@@ -261,7 +261,8 @@ fn raw_players_get_whole_bodies_that_end_with_the_publish_and_can_be_kicked() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     let mut first_body = vec![0u8; length];
-    kept.read_exact(&mut first_body).expect("first response body");
+    kept.read_exact(&mut first_body)
+        .expect("first response body");
     write!(
         kept,
         "GET /live/raw.flv HTTP/1.1\r\nHost: 127.0.0.1:{http_port}\r\nConnection: close\r\n\r\n"

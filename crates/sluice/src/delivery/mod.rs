@@ -136,3 +136,75 @@ impl Service for DeliveryService {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::hub::{Frame, FrameKind, SourceSettings, StreamKey};
+    use crate::service::Services;
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    /// The pacer batches wake-ups: with merged writes of 100 ms, 100 frames over
+    /// ~0.5 s wake readers a handful of times, not once per frame. Without the
+    /// delivery service running (its pacer gone) every frame wakes them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn merged_writes_are_paced_by_the_delivery_service() {
+        let ctx = Context::new(Config::default());
+        let services = Services::start(&ctx, vec![Box::new(DeliveryService)]);
+        // The service's task sets the pacer running.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let paced = count_wakes(&ctx, 100).await;
+        services.stop(Duration::from_secs(5)).await;
+        let unpaced = count_wakes(&ctx, 100).await;
+        assert!(
+            paced <= 15,
+            "paced readers woke {paced} times for 100 frames"
+        );
+        assert!(
+            unpaced >= 90,
+            "without a pacer readers woke {unpaced} times"
+        );
+    }
+
+    async fn count_wakes(ctx: &Arc<Context>, frames: u64) -> usize {
+        let key = StreamKey {
+            vhost: "v".into(),
+            app: "live".into(),
+            stream: "paced".into(),
+        };
+        let settings = SourceSettings {
+            gop_cache: true,
+            queue_length_ms: 10_000,
+        };
+        let source = ctx.hub.source(&key, settings);
+        source.set_notify_interval(Duration::from_millis(100));
+        source.publish("p").unwrap();
+        let mut changes = source.changes();
+        changes.mark_unchanged();
+        let wakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = wakes.clone();
+        let counter = tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        for i in 0..frames {
+            source.push(Frame {
+                kind: FrameKind::Audio,
+                timestamp: i * 5,
+                payload: Bytes::from_static(b"\xaf\x01abc"),
+                keyframe: false,
+                sequence_header: false,
+            });
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The last tick.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let n = wakes.load(std::sync::atomic::Ordering::SeqCst);
+        source.unpublish("p");
+        counter.abort();
+        n
+    }
+}
