@@ -425,6 +425,20 @@ mod tests {
         assert!(e.to_string().contains("delta_scale"), "{e}");
     }
 
+    /// The largest exp-Golomb value a u32 holds (2^32 - 2) in every size and crop field: the
+    /// arithmetic is in u64, so these are range errors, never an overflow.
+    #[test]
+    fn sps_extreme_sizes_and_crops_are_errors() {
+        let max = format!("{}1{}", "0".repeat(31), "1".repeat(31));
+        let h44 = "00000101101";
+        let huge_w = format!("1 1 011 010 0 {max} {h44} 1 1 0 0 1");
+        let e = parse_sps(&pack(&[0x67, 66, 0xc0, 31], &huge_w)).unwrap_err();
+        assert!(e.to_string().contains("out of range"), "{e}");
+        let huge_crop = format!("1 1 011 010 0 0000001010000 {h44} 1 1 1 {max} {max} {max} {max} 0 1");
+        let e = parse_sps(&pack(&[0x67, 66, 0xc0, 31], &huge_crop)).unwrap_err();
+        assert!(e.to_string().contains("cropping exceeds"), "{e}");
+    }
+
     #[test]
     fn sps_rejects_non_sps() {
         assert!(parse_sps(&[0x68, 1, 2, 3]).is_err());
