@@ -434,7 +434,8 @@ mod tests {
         let huge_w = format!("1 1 011 010 0 {max} {h44} 1 1 0 0 1");
         let e = parse_sps(&pack(&[0x67, 66, 0xc0, 31], &huge_w)).unwrap_err();
         assert!(e.to_string().contains("out of range"), "{e}");
-        let huge_crop = format!("1 1 011 010 0 0000001010000 {h44} 1 1 1 {max} {max} {max} {max} 0 1");
+        let huge_crop =
+            format!("1 1 011 010 0 0000001010000 {h44} 1 1 1 {max} {max} {max} {max} 0 1");
         let e = parse_sps(&pack(&[0x67, 66, 0xc0, 31], &huge_crop)).unwrap_err();
         assert!(e.to_string().contains("cropping exceeds"), "{e}");
     }
