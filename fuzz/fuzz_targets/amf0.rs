@@ -1,12 +1,7 @@
-//! AMF0 bodies (command and data messages) come straight from the peer.
+//! cargo-fuzz target: the input goes to `entries/amf0.rs` (shared with the crate tests).
 #![no_main]
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = amf::decode_all(data);
-    // The single-value entry point must leave the cursor untouched on error.
-    let mut cur = data;
-    if amf::decode(&mut cur).is_err() {
-        assert_eq!(cur.len(), data.len());
-    }
-});
+#[path = "../entries/amf0.rs"]
+mod entry;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| entry::run(data));

@@ -1,23 +1,7 @@
-//! MPEG-TS (HLS segments pulled or ingested) fed in pieces.
+//! cargo-fuzz target: the input goes to `entries/ts_demux.rs` (shared with the crate tests).
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-use media::ts::TsDemuxer;
 
-fuzz_target!(|data: &[u8]| {
-    let Some((&step, data)) = data.split_first() else {
-        return;
-    };
-    let mut demux = TsDemuxer::new();
-    let mut events = Vec::new();
-    for piece in data.chunks(usize::from(step) + 1) {
-        demux.push(piece, &mut events);
-        events.clear();
-    }
-    demux.finish(&mut events);
-    let _ = (demux.cc_errors(), demux.streams(), demux.packets());
-    // The packet-level entry point, on whatever lengths the input gives.
-    let mut demux = TsDemuxer::new();
-    for pkt in data.chunks(188) {
-        let _ = demux.push_packet(pkt, &mut events);
-    }
-});
+#[path = "../entries/ts_demux.rs"]
+mod entry;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| entry::run(data));

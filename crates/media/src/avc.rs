@@ -112,12 +112,24 @@ fn has_chroma_info(profile_idc: u8) -> bool {
     )
 }
 
+/// Reads past one scaling_list() (H.264 7.3.2.1.1.1): only the bit position matters here.
+///
+/// H.264 7.4.2.1.1.1 bounds delta_scale to -128..=127; a larger value is refused (as ffmpeg
+/// does) instead of being added, because an exp-Golomb value can be up to 2^31 and `last +
+/// delta` would overflow (a panic in debug builds, a wrapped size in release: fuzz finding,
+/// issue 24 item 6).
 fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), CodecError> {
     let mut last: i32 = 8;
     let mut next: i32 = 8;
     for _ in 0..size {
         if next != 0 {
             let delta = r.read_se()?;
+            if !(-128..=127).contains(&delta) {
+                return Err(CodecError::invalid(
+                    WHAT_SPS,
+                    "delta_scale out of -128..127",
+                ));
+            }
             next = (last + delta).rem_euclid(256);
         }
         if next != 0 {
@@ -370,6 +382,62 @@ mod tests {
         );
         assert_eq!(profile_name(s.profile_idc), "Baseline");
         assert_eq!(level_name(s.level_idc), "3.1");
+    }
+
+    /// Packs a string of '0'/'1' (spaces ignored) after `prefix`, zero-padding the last byte.
+    fn pack(prefix: &[u8], bits: &str) -> Vec<u8> {
+        let bits: Vec<u8> = bits
+            .bytes()
+            .filter(|b| *b != b' ')
+            .map(|b| b - b'0')
+            .collect();
+        let mut bytes = prefix.to_vec();
+        for chunk in bits.chunks(8) {
+            let mut v = 0u8;
+            for (i, b) in chunk.iter().enumerate() {
+                v |= b << (7 - i);
+            }
+            bytes.push(v);
+        }
+        bytes
+    }
+
+    /// High-profile 1280x720 SPS with a scaling matrix whose first two lists start with the
+    /// given delta_scale codes (se(v) bit strings), the other 15 deltas of each being 0.
+    fn high_sps_with_scaling(delta_a: &str, delta_b: &str) -> Vec<u8> {
+        let rest_of_list = "1".repeat(15);
+        let bits = format!(
+            "1 010 1 1 0 1 1 {delta_a} {rest_of_list} 1 {delta_b} {rest_of_list} 000000 \
+             1 011 010 0 0000001010000 00000101101 1 1 0 0 1"
+        );
+        pack(&[0x67, 100, 0, 40], &bits)
+    }
+
+    #[test]
+    fn sps_scaling_list_delta_bounds() {
+        // se(127) = ue(253) and se(-128) = ue(256): the extremes H.264 allows parse.
+        let ok = high_sps_with_scaling("0000000 11111110", "00000000 100000001");
+        let s = parse_sps(&ok).unwrap();
+        assert_eq!((s.width, s.height, s.profile_idc), (1280, 720, 100));
+        // se(128) = ue(255) is one past the range: refused, not added.
+        let bad = high_sps_with_scaling("00000000 100000000", "1");
+        let e = parse_sps(&bad).unwrap_err();
+        assert!(e.to_string().contains("delta_scale"), "{e}");
+    }
+
+    /// The largest exp-Golomb value a u32 holds (2^32 - 2) in every size and crop field: the
+    /// arithmetic is in u64, so these are range errors, never an overflow.
+    #[test]
+    fn sps_extreme_sizes_and_crops_are_errors() {
+        let max = format!("{}1{}", "0".repeat(31), "1".repeat(31));
+        let h44 = "00000101101";
+        let huge_w = format!("1 1 011 010 0 {max} {h44} 1 1 0 0 1");
+        let e = parse_sps(&pack(&[0x67, 66, 0xc0, 31], &huge_w)).unwrap_err();
+        assert!(e.to_string().contains("out of range"), "{e}");
+        let huge_crop =
+            format!("1 1 011 010 0 0000001010000 {h44} 1 1 1 {max} {max} {max} {max} 0 1");
+        let e = parse_sps(&pack(&[0x67, 66, 0xc0, 31], &huge_crop)).unwrap_err();
+        assert!(e.to_string().contains("cropping exceeds"), "{e}");
     }
 
     #[test]

@@ -85,3 +85,24 @@ fn truncated_fixture_never_panics() {
         assert!(read_flv(Bytes::copy_from_slice(&data[..cut])).is_err() || cut == 13);
     }
 }
+
+/// Fuzz finding (issue 24 item 6): a scaling list whose delta_scale is near 2^31 made
+/// `last + delta` overflow in `skip_scaling_list` (a panic here, where overflow checks are on;
+/// a wrapped 0x0 picture size in release). It must be a plain parse error, through every entry
+/// point that reaches the SPS. The same bytes are in `fuzz/regressions/flv/`.
+#[test]
+fn sps_scaling_list_delta_overflow() {
+    let sps = common::hex("67640028ad8000000300fffffffe0000030000030080");
+    let e = media::avc::parse_sps(&sps).unwrap_err();
+    assert!(e.to_string().contains("delta_scale"), "{e}");
+    let mut avcc = common::hex("01640028ffe10016");
+    avcc.extend_from_slice(&sps);
+    avcc.extend_from_slice(&common::hex("01000468ee3c80"));
+    let cfg = media::avc::parse_avc_config(&avcc).unwrap();
+    assert!(media::avc::parse_sps(&cfg.sps[0]).is_err());
+    let mut tag = vec![0x17, 0, 0, 0, 0];
+    tag.extend_from_slice(&avcc);
+    let _ = media::codec::parse_video(&tag);
+    all_parsers(&sps);
+    all_parsers(&tag);
+}

@@ -355,6 +355,10 @@ impl Listeners {
             .filter(|v| !new.vhosts.iter().any(|n| n.name == v.name && n.enabled))
             .map(|v| v.name.clone())
             .collect();
+        // What this turns off or moves, at WARN (issue 24 item 4; the list is built in config/).
+        for change in crate::config::reload_changes(&old, &new) {
+            warn!("reload: {change}");
+        }
         let new = Arc::new(new);
         self.ctx.set_config_arc(new.clone());
         for name in &gone {

@@ -33,7 +33,7 @@ struct Hit {
 }
 
 /// Answers, by path: `/hang` never answers (until the test ends), `/deny` says
-/// `{"code": 1}`, `/json...` says `{"code": 0}`, anything else says `0`; but any request whose
+/// `{"code": 1}`, `/dupcode` says `{"code":1,"code":0}`, `/json...` says `{"code": 0}`, anything else says `0`; but any request whose
 /// `param` or `stream` contains "deny" gets HTTP 403.
 struct HookServer {
     port: u16,
@@ -153,6 +153,8 @@ fn serve_hook(mut conn: TcpStream, hits: &Mutex<Vec<Hit>>, stop: &AtomicBool) {
         ("403 Forbidden", "denied".to_string())
     } else if path.starts_with("/deny") {
         ("200 OK", r#"{"code": 1}"#.to_string())
+    } else if path.starts_with("/dupcode") {
+        ("200 OK", r#"{"code":1,"code":0}"#.to_string())
     } else if path.starts_with("/json") {
         ("200 OK", r#"{"code": 0, "data": null}"#.to_string())
     } else {
@@ -562,6 +564,27 @@ fn several_urls_are_called_in_order_and_the_first_refusal_stops() {
         .map(|h| h.path.clone())
         .collect();
     assert_eq!(paths, ["/first", "/deny"], "a refusal stops the chain");
+}
+
+/// Issue 24 item 9: a reply with `code` twice, a deny first, used to be read as its last
+/// duplicate (an allow). It must refuse; the same vhost with a plain `{"code": 0}` publishes.
+#[test]
+fn hook_reply_with_duplicate_code_denies() {
+    let hooks = HookServer::start();
+    let conf = base_config(&format!(
+        "vhost __defaultVhost__ {{ http_hooks {{ enabled on; on_publish {dup}; }} }}
+         vhost ok.test {{ http_hooks {{ enabled on; on_publish {ok}; }} }}",
+        dup = hooks.url("/dupcode"),
+        ok = hooks.url("/json/ok"),
+    ));
+    let server = Server::start_with("hooks-dupcode", &conf);
+    let status = raw_publish_status(server.port, "live", "dup", "");
+    assert_ne!(status, "NetStream.Publish.Start", "duplicate code allowed");
+    hooks.wait("on_publish", Duration::from_secs(5), |b| {
+        b["stream"] == "dup"
+    });
+    let status = raw_publish_status(server.port, "live?vhost=ok.test", "fine", "");
+    assert_eq!(status, "NetStream.Publish.Start");
 }
 
 #[test]

@@ -713,6 +713,69 @@ vhost __defaultVhost__ {{ gop_cache on; }}
     assert_kept_receiving("raw player", watch, reload_at, Duration::from_secs(5));
 }
 
+/// Issue 24 item 4: an emptied or comment-only config file (a deploy that truncated it) is
+/// refused by `sluice -t`, naming the file, and a SIGHUP or API reload with it keeps the
+/// running config (the API stays up, RTMP stays on its port) and says why at ERROR. A reload
+/// that really turns something off is applied, with a WARN line saying what.
+#[test]
+fn empty_config_is_refused_by_test_and_by_reload() {
+    let dir = unique_dir("ops-empty-t");
+    for (name, text) in [("empty.conf", ""), ("comments.conf", "# listen 1935;\n\n")] {
+        let path = dir.join(name);
+        fs::write(&path, text).expect("write config");
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("-t")
+            .arg("-c")
+            .arg(&path)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run sluice -t");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} passed -t: {err}");
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains("no directive"),
+            "{name}: {err}"
+        );
+    }
+    let _ = fs::remove_dir_all(&dir);
+
+    let api = free_port();
+    let body = format!(
+        "max_connections 100;
+daemon off;
+srs_log_tank console;
+http_api {{ enabled on; listen 127.0.0.1:{api}; raw_api {{ enabled on; allow_reload on; }} }}
+vhost __defaultVhost__ {{ gop_cache on; }}
+"
+    );
+    let s = Ops::start("ops-empty", &body);
+    fs::write(&s.conf, "").expect("empty the config");
+    s.signal(Signal::SIGHUP);
+    let line = s.wait_log("reload failed", 1, RELOAD_TIMEOUT);
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains("no directive"), "{line}");
+    assert!(line.contains(&s.conf.display().to_string()), "{line}");
+    let (status, reply) = http_get(api, "/api/v1/versions");
+    assert_eq!(status, 200, "the API went down: {reply}");
+    assert!(can_connect(s.port), "RTMP left its port");
+
+    // Comments only, through the API: refused the same way.
+    fs::write(&s.conf, "# vhost __defaultVhost__ { }\n").expect("comment-only config");
+    let (status, reply) = http_get(api, "/api/v1/raw?rpc=reload");
+    assert!(status >= 400, "{status} {reply}");
+    assert!(reply.contains("no directive"), "{reply}");
+    assert!(!s.log().contains("config reloaded"), "{}", s.log());
+
+    // A real file without the API: applied, and the loss is a WARN line.
+    s.rewrite(&[], BASE);
+    s.signal(Signal::SIGHUP);
+    let line = s.wait_log("reload: HTTP API disabled", 1, RELOAD_TIMEOUT);
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains(&format!("127.0.0.1:{api}")), "{line}");
+    s.wait_log("config reloaded", 1, RELOAD_TIMEOUT);
+    assert!(can_connect(s.port));
+}
+
 #[test]
 fn sigquit_with_dvr_and_hls_leaves_complete_files() {
     let root = unique_dir("ops-quit-files");

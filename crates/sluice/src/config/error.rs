@@ -11,6 +11,17 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A config file (with its includes) without a single directive: empty, comments only, or
+    /// truncated by a deploy. Applying it would silently reset everything to the defaults
+    /// (see `reload.rs`), so it is refused.
+    #[error(
+        "{}: no directive at all (empty, comment-only or truncated file?); refused, because it \
+         would reset everything to the defaults (RTMP on 1935 only, no HTTP API or server, no \
+         HLS); write at least one directive (\"listen 1935;\" is a complete config), or start \
+         without -c for the embedded default",
+        path.display()
+    )]
+    Empty { path: PathBuf },
     /// The text does not follow the `name args;` / `name args { ... }` grammar.
     #[error("{file}:{line}: {message}")]
     Syntax {
@@ -49,7 +60,7 @@ impl ConfigError {
     /// The line the error points at, if any (tests and tooling use it).
     pub fn line(&self) -> Option<u32> {
         match self {
-            ConfigError::Io { .. } => None,
+            ConfigError::Io { .. } | ConfigError::Empty { .. } => None,
             ConfigError::Syntax { line, .. }
             | ConfigError::UnknownDirective { line, .. }
             | ConfigError::Invalid { line, .. }

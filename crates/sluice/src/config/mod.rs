@@ -10,6 +10,7 @@ mod env;
 mod error;
 mod known;
 mod parser;
+mod reload;
 mod types;
 
 #[cfg(test)]
@@ -18,6 +19,7 @@ mod tests;
 use std::path::Path;
 
 pub use error::ConfigError;
+pub use reload::{reload_changes, ReloadChange};
 // What the rest of the crate names (the other section types are reached through `Config`'s
 // fields); add a name here when a module outside `config` needs it.
 pub use types::{
@@ -30,12 +32,14 @@ pub use types::{
 
 impl Config {
     /// Reads `path` and every file it includes (relative to the including file's directory).
+    /// A file without any directive is refused ([`ConfigError::Empty`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = parser::read_file(path)?;
         let name = path.display().to_string();
         let root = std::fs::canonicalize(path).ok();
         let dir = path.parent();
         let tree = parser::parse_with_includes(&text, &name, dir, root)?;
+        reload::check_not_empty(&tree, path)?;
         let mut cfg = build::build(&tree)?;
         cfg.source = Some(path.to_path_buf());
         Ok(cfg)
@@ -58,6 +62,7 @@ impl Config {
         let name = path.display().to_string();
         let root = std::fs::canonicalize(path).ok();
         let mut tree = parser::parse_with_includes(&text, &name, path.parent(), root)?;
+        reload::check_not_empty(&tree, path)?;
         let applied = env::apply(&mut tree, vars);
         let mut cfg = build::build(&tree)?;
         cfg.warnings.extend(

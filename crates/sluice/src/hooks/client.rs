@@ -30,6 +30,8 @@ pub enum HookError {
     Status(u16),
     #[error("response {0:?} is neither 0 nor {{\"code\": 0}}")]
     Refused(String),
+    #[error("response {0:?} has more than one \"code\" (refused: a deny must not be hidden by a later duplicate)")]
+    DuplicateCode(String),
 }
 
 /// What a hook server answered.
@@ -108,25 +110,58 @@ async fn exchange(
 }
 
 /// SRS's rule for a hook answer: status 200 or 201, and a body that is `0` or a JSON object
-/// whose `code` is 0.
+/// whose `code` is 0. An object with `code` more than once is a refusal whatever the values:
+/// a JSON parser keeps one duplicate (serde_json the last), so `{"code":1,"code":0}` would
+/// otherwise be read as an allow, and a deny must never be lost that way.
 pub fn check_answer(a: &Answer) -> Result<(), HookError> {
     if a.status != 200 && a.status != 201 {
         return Err(HookError::Status(a.status));
     }
     let text = String::from_utf8_lossy(&a.body);
     let trimmed = text.trim();
-    let ok = trimmed == "0"
-        || serde_json::from_str::<serde_json::Value>(trimmed)
-            .ok()
-            .and_then(|v| v.get("code").and_then(serde_json::Value::as_i64))
-            == Some(0);
-    if ok {
-        Ok(())
-    } else {
-        // Keep the echoed body short in logs and client statuses.
-        let short: String = trimmed.chars().take(128).collect();
-        Err(HookError::Refused(short))
+    // Keep the echoed body short in logs and client statuses.
+    let short = || trimmed.chars().take(128).collect::<String>();
+    if trimmed == "0" {
+        return Ok(());
     }
+    match reply_codes(trimmed).as_deref() {
+        Some([code]) if code.as_i64() == Some(0) => Ok(()),
+        Some([_, _, ..]) => Err(HookError::DuplicateCode(short())),
+        _ => Err(HookError::Refused(short())),
+    }
+}
+
+/// Every value of the top-level `code` key of a JSON object, in order (duplicates kept); None
+/// when the text is not a JSON object.
+fn reply_codes(text: &str) -> Option<Vec<serde_json::Value>> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    struct Codes;
+
+    impl<'de> Visitor<'de> for Codes {
+        type Value = Vec<serde_json::Value>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut codes = Vec::new();
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "code" {
+                    codes.push(map.next_value::<serde_json::Value>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(codes)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(text);
+    let codes = (&mut de).deserialize_map(Codes).ok()?;
+    de.end().ok()?;
+    Some(codes)
 }
 
 #[cfg(test)]
@@ -154,5 +189,24 @@ mod tests {
         assert!(check_answer(&answer(403, "0")).is_err());
         assert!(check_answer(&answer(500, r#"{"code": 0}"#)).is_err());
         assert!(check_answer(&answer(200, &"x".repeat(10_000))).is_err());
+        assert!(check_answer(&answer(200, r#"{"code": 0} trailing"#)).is_err());
+        assert!(check_answer(&answer(200, r#"[0]"#)).is_err());
+        assert!(check_answer(&answer(200, r#"{"data": {"code": 0}}"#)).is_err());
+        assert!(check_answer(&answer(200, r#"{"data": {"code": 1}, "code": 0}"#)).is_ok());
+    }
+
+    /// Issue 24 item 9: with duplicate keys serde_json keeps the last one, which turned a
+    /// deny followed by an allow into an allow.
+    #[test]
+    fn duplicate_code_is_a_refusal() {
+        for body in [
+            r#"{"code":1,"code":0}"#,
+            r#"{"code":0,"code":1}"#,
+            r#"{"code":0,"code":0}"#,
+            r#"{"code":0,"data":null,"\u0063ode":0}"#,
+        ] {
+            let e = check_answer(&answer(200, body)).unwrap_err();
+            assert!(matches!(e, HookError::DuplicateCode(_)), "{body}: {e}");
+        }
     }
 }

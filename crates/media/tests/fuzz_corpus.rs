@@ -1,0 +1,30 @@
+//! The committed fuzz inputs of the targets whose parsers live in `media` (seed corpus and past
+//! crashes), replayed through the very functions the cargo-fuzz targets call: see
+//! `fuzz/entries/`. CI runs these on stable without cargo-fuzz.
+
+#[path = "../../../fuzz/entries/replay.rs"]
+mod replay;
+
+#[path = "../../../fuzz/entries/flv.rs"]
+mod flv;
+
+#[path = "../../../fuzz/entries/ts_demux.rs"]
+mod ts_demux;
+
+#[path = "../../../fuzz/entries/hls_playlist.rs"]
+mod hls_playlist;
+
+#[test]
+fn flv_corpus_and_regressions() {
+    replay::replay("flv", flv::run);
+}
+
+#[test]
+fn ts_demux_corpus_and_regressions() {
+    replay::replay("ts_demux", ts_demux::run);
+}
+
+#[test]
+fn hls_playlist_corpus_and_regressions() {
+    replay::replay("hls_playlist", hls_playlist::run);
+}

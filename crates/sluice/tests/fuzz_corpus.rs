@@ -1,0 +1,22 @@
+//! The committed fuzz inputs of the targets whose parsers live in `sluice` (seed corpus and past
+//! crashes), replayed through the very functions the cargo-fuzz targets call: see
+//! `fuzz/entries/`. CI runs these on stable without cargo-fuzz.
+
+#[path = "../../../fuzz/entries/replay.rs"]
+mod replay;
+
+#[path = "../../../fuzz/entries/config.rs"]
+mod config;
+
+#[path = "../../../fuzz/entries/http_path.rs"]
+mod http_path;
+
+#[test]
+fn config_corpus_and_regressions() {
+    replay::replay("config", config::run);
+}
+
+#[test]
+fn http_path_corpus_and_regressions() {
+    replay::replay("http_path", http_path::run);
+}
