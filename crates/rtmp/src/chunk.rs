@@ -275,6 +275,22 @@ impl ChunkDecoder {
         self.chunk_size
     }
 
+    /// Changes the limits from the next chunk on: a server keeps them tight until a
+    /// client is known to publish, then raises them. Partial messages already held
+    /// stay (a lower `max_buffered` only refuses what comes next).
+    pub fn set_limits(&mut self, limits: DecoderLimits) {
+        self.limits = limits;
+    }
+
+    pub fn limits(&self) -> DecoderLimits {
+        self.limits
+    }
+
+    /// Bytes held in partial messages now.
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
     /// Abort message: drops the partial message of `csid`, keeping its header for inheritance.
     pub fn abort(&mut self, csid: u32) {
         if let Some(state) = self.streams.get_mut(csid) {

@@ -196,6 +196,17 @@ impl ServerSession {
         self.acks.bytes_in()
     }
 
+    /// The inbound chunk decoder's limits from the next chunk on (see
+    /// [`ChunkDecoder::set_limits`]).
+    pub fn set_decoder_limits(&mut self, limits: DecoderLimits) {
+        self.decoder.set_limits(limits);
+    }
+
+    /// Bytes the client has sent of messages not yet complete.
+    pub fn buffered(&self) -> usize {
+        self.decoder.buffered()
+    }
+
     pub fn chunk_size_out(&self) -> u32 {
         self.encoder.chunk_size()
     }

@@ -18,6 +18,11 @@ pub struct Counters {
     pub active: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Bytes of messages publishers have begun and not finished sending, all
+    /// publishers together (bounded by `rtmp_service::PENDING_BUDGET`).
+    pub pending_message_bytes: AtomicU64,
+    /// Publishers closed because they held too much of that budget.
+    pub refused_memory: AtomicU64,
 }
 
 /// The answer to one reload request.

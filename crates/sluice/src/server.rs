@@ -176,7 +176,7 @@ async fn close_clients(ctx: &Arc<Context>, until: tokio::time::Instant) {
     // Writers finish for good from now on (HLS ends its playlists).
     ctx.set_stopping();
     for c in ctx.clients.list() {
-        c.disconnect();
+        c.disconnect_for(crate::stats::KickReason::Shutdown);
     }
     loop {
         let clients = ctx.clients.len();
@@ -365,7 +365,7 @@ impl Listeners {
             let mut n = 0;
             for c in self.ctx.clients.list() {
                 if c.state().stream.as_ref().is_some_and(|k| &k.vhost == name) {
-                    c.disconnect();
+                    c.disconnect_for(crate::stats::KickReason::VhostRemoved);
                     n += 1;
                 }
             }

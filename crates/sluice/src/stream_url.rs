@@ -6,6 +6,44 @@
 //! `?` in a URL) is accepted too. Parameters other than vhost are kept as `param`
 //! (hooks will want the token).
 
+/// Longest app and stream name accepted, in bytes. Real names are a few dozen bytes;
+/// SRS and nginx-rtmp accept what fits their buffers (a few KB). Every byte of a name
+/// is repeated in log lines, hook bodies, the API and file paths.
+pub const MAX_NAME_LEN: usize = 256;
+/// Longest tcUrl, page URL, swf URL and Flash version a client may send, in bytes.
+pub const MAX_URL_LEN: usize = 1024;
+/// Longest query string (a token, `vhost=`, ...) of a stream or app, in bytes.
+pub const MAX_PARAM_LEN: usize = 2048;
+
+/// Why a client-supplied name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("{what} is {len} bytes long (at most {max})")]
+    TooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("{what} contains a control character")]
+    ControlCharacter { what: &'static str },
+}
+
+/// Checks one client-supplied string: at most `max` bytes, no control characters
+/// (no real name has one; a newline or NUL is an attempt at something).
+pub fn check(what: &'static str, value: &str, max: usize) -> Result<(), NameError> {
+    if value.len() > max {
+        return Err(NameError::TooLong {
+            what,
+            len: value.len(),
+            max,
+        });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(NameError::ControlCharacter { what });
+    }
+    Ok(())
+}
+
 /// A parsed request for a stream.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StreamRequest {
@@ -21,6 +59,15 @@ pub struct StreamRequest {
 }
 
 impl StreamRequest {
+    /// The bounds every name of a request must keep (see [`MAX_NAME_LEN`]).
+    pub fn check(&self) -> Result<(), NameError> {
+        check("app", &self.app, MAX_NAME_LEN)?;
+        check("stream name", &self.stream, MAX_NAME_LEN)?;
+        check("vhost", &self.vhost, MAX_NAME_LEN)?;
+        check("query string", &self.param, MAX_PARAM_LEN)?;
+        check("tcUrl", &self.tc_url, MAX_URL_LEN)
+    }
+
     /// `rtmp://host/app/stream`, for logs and the API.
     pub fn url(&self) -> String {
         format!("{}/{}/{}", self.vhost, self.app, self.stream)
@@ -134,6 +181,41 @@ pub fn mask_param(param: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_bounded_and_printable() {
+        let ok = parse("rtmp://h/live", "live", "s?token=1");
+        assert_eq!(ok.check(), Ok(()));
+        let long = "a".repeat(MAX_NAME_LEN + 1);
+        let r = parse("rtmp://h/live", "live", &long);
+        assert!(matches!(
+            r.check(),
+            Err(NameError::TooLong {
+                what: "stream name",
+                ..
+            })
+        ));
+        let r = parse("rtmp://h/live", "live", "a\nb");
+        assert_eq!(
+            r.check(),
+            Err(NameError::ControlCharacter {
+                what: "stream name"
+            })
+        );
+        let r = parse(
+            "rtmp://h/live",
+            "live",
+            &format!("s?t={}", "x".repeat(MAX_PARAM_LEN)),
+        );
+        assert!(matches!(
+            r.check(),
+            Err(NameError::TooLong {
+                what: "query string",
+                ..
+            })
+        ));
+        assert!(check("tcUrl", &"u".repeat(MAX_URL_LEN), MAX_URL_LEN).is_ok());
+    }
 
     #[test]
     fn plain_url() {

@@ -19,7 +19,7 @@ use axum::response::Response;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tracing::{debug, Instrument};
+use tracing::{info, Instrument};
 
 use super::flv_live::{self, Admission, Admitted, PlayRequest};
 use super::{HEADER_READ_TIMEOUT, MAX_HEAD_BYTES, WRITE_TIMEOUT};
@@ -122,7 +122,7 @@ where
             Ok(Ok(_)) => {}
             // hyper would close it the same way (its header-read time-out).
             Err(_) => {
-                debug!("no request head from {peer} within {HEADER_READ_TIMEOUT:?}");
+                info!("http client {peer}: no request head within {HEADER_READ_TIMEOUT:?}; closed");
                 return;
             }
         }
@@ -223,11 +223,11 @@ async fn play(ctx: Arc<Context>, socket: TcpStream, admitted: Admitted, http11: 
             }
         }
     };
-    if let Err(e) = flv_live::attend(&attached, &client.kick, peer_gone).await {
-        debug!("flv player ended: {e}");
-    }
+    let why = flv_live::attend(&attached, &client, peer_gone).await;
     // The player (and its consumer) before the session, whose end releases the stream.
     drop(attached);
+    let mut session = session;
+    session.close_reason = why;
     drop(session);
 }
 

@@ -8,7 +8,6 @@
 //! fed by the one delivery path ([`crate::delivery`]); only the transport differs.
 
 use std::future::Future;
-use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,8 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, Instrument};
+use tracing::{info, Instrument};
 
 use crate::config::{Config, HttpHooksConfig, TimeJitter, VhostConfig, DEFAULT_VHOST};
 use crate::context::Context;
@@ -201,6 +199,17 @@ pub async fn admit(ctx: &Arc<Context>, req: &PlayRequest<'_>) -> Admission {
     let Some((vhost, key)) = resolve(&config, req.path, req.query, req.host) else {
         return Admission::NotLive;
     };
+    let bounds = crate::stream_url::check("app", &key.app, crate::stream_url::MAX_NAME_LEN)
+        .and_then(|_| {
+            crate::stream_url::check("stream name", &key.stream, crate::stream_url::MAX_NAME_LEN)
+        })
+        .and_then(|_| {
+            crate::stream_url::check("query string", req.query, crate::stream_url::MAX_PARAM_LEN)
+        });
+    if let Err(e) = bounds {
+        info!("flv play refused for {:?}: {e}", req.peer);
+        return Admission::Answer((StatusCode::BAD_REQUEST, e.to_string()).into_response());
+    }
     let live = ctx.hub.get(&key).filter(|s| s.is_publishing());
     // An edge pulls on demand: subscribing starts the pull, the body waits for it.
     let edge = vhost.cluster.mode == crate::config::ClusterMode::Remote;
@@ -288,6 +297,7 @@ pub async fn admit(ctx: &Arc<Context>, req: &PlayRequest<'_>) -> Admission {
             registration,
             key,
             started: Instant::now(),
+            close_reason: "the server ended the play".into(),
         },
     }))
 }
@@ -344,10 +354,10 @@ pub async fn try_serve(ctx: &Arc<Context>, req: &Parts) -> Option<Response> {
     // polling the body. It ends the pipe (and so the body) when it ends.
     tokio::spawn(
         async move {
-            if let Err(e) = attend(&attached, &client.kick, watcher.reader_gone()).await {
-                debug!("flv player ended: {e}");
-            }
+            let why = attend(&attached, &client, watcher.reader_gone()).await;
             drop(attached);
+            let mut session = session;
+            session.close_reason = why;
             drop(session);
         }
         .instrument(span),
@@ -360,21 +370,26 @@ pub async fn try_serve(ctx: &Arc<Context>, req: &Parts) -> Option<Response> {
 
 /// An HTTP-FLV player's task, whatever its transport: runs until the body is
 /// complete (the publish ended), the peer went away (`peer_gone`), a kick, or the
-/// transport took nothing for [`super::WRITE_TIMEOUT`].
+/// transport took nothing for [`super::WRITE_TIMEOUT`]. Returns why it ended, for
+/// the close line.
 pub async fn attend(
     attached: &Attached,
-    kick: &CancellationToken,
+    client: &crate::stats::Client,
     peer_gone: impl Future<Output = ()>,
-) -> io::Result<()> {
+) -> String {
     tokio::pin!(peer_gone);
     loop {
         if attached.driver.finished() {
-            return Ok(());
+            return "the publish ended".into();
         }
         tokio::select! {
-            _ = &mut peer_gone => return Ok(()),
-            r = attached.driver.attend(super::WRITE_TIMEOUT) => r?,
-            _ = kick.cancelled() => return Ok(()),
+            _ = &mut peer_gone => return "client closed".into(),
+            r = attached.driver.attend(super::WRITE_TIMEOUT) => {
+                if let Err(e) = r {
+                    return format!("i/o: {e}");
+                }
+            }
+            _ = client.kick.cancelled() => return client.kick_reason().to_string(),
         }
     }
 }
@@ -388,6 +403,8 @@ pub struct FlvSession {
     pub registration: ClientGuard,
     key: StreamKey,
     started: Instant,
+    /// Why the play ended, for the close line (set by the player's task).
+    pub close_reason: String,
 }
 
 impl FlvSession {
@@ -404,11 +421,12 @@ impl Drop for FlvSession {
     fn drop(&mut self) {
         let c = &self.registration.client;
         info!(
-            "close flv player ip={} url={} duration={:.1}s send={}",
+            "close flv player ip={} url={} duration={:.1}s send={}: {}",
             c.peer,
             self.key,
             self.started.elapsed().as_secs_f64(),
-            c.send_bytes.load(std::sync::atomic::Ordering::Relaxed)
+            c.send_bytes.load(std::sync::atomic::Ordering::Relaxed),
+            self.close_reason
         );
         self.ctx.hub.release(&self.key);
         hooks::spawn_on_stop(self.ctx.clone(), self.hooks.clone(), self.hook_req.clone());

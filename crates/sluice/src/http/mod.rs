@@ -26,7 +26,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
-use tracing::{debug, Instrument};
+use tracing::{debug, info, Instrument};
 
 use crate::context::Context;
 use crate::write_timeout::WriteTimeout;
@@ -122,7 +122,19 @@ where
         .max_buf_size(MAX_HEAD_BYTES.max(8192))
         .serve_connection(io, service);
     if let Err(e) = conn.await {
-        debug!("connection ended: {e}");
+        // What hyper answers or closes on its own, said once per connection.
+        if e.is_timeout() {
+            info!("http client {peer}: no complete request head within {HEADER_READ_TIMEOUT:?}; closed");
+        } else if e.is_parse_too_large() {
+            info!(
+                "http client {peer}: request head over {} bytes; answered 431",
+                MAX_HEAD_BYTES.max(8192)
+            );
+        } else if e.is_parse() {
+            info!("http client {peer}: malformed request ({e}); answered 400");
+        } else {
+            debug!("http client {peer}: connection ended: {e}");
+        }
     }
 }
 

@@ -15,7 +15,8 @@ use tokio::net::TcpStream;
 use tracing::{info, warn};
 
 use super::{
-    HANDSHAKE_TIMEOUT, IDENTIFY_TIMEOUT, MAX_CHUNK_STREAMS, MAX_MESSAGE_SIZE, SEND_TIMEOUT,
+    HANDSHAKE_TIMEOUT, IDENTIFY_TIMEOUT, MAX_CHUNK_STREAMS, MAX_COMMAND_SIZE, MAX_MESSAGE_SIZE,
+    PENDING_BUDGET, PENDING_FAIR_SHARE, SEND_TIMEOUT,
 };
 use crate::config::{HttpHooksConfig, TimeJitter, VhostConfig};
 use crate::context::Context;
@@ -49,10 +50,8 @@ enum CloseReason {
     Rejected(String),
     #[error("stream closed by client")]
     StreamClosed,
-    #[error("kicked off by the API")]
-    Kicked,
-    #[error("server shutting down")]
-    Shutdown,
+    #[error("{0}")]
+    Kicked(crate::stats::KickReason),
     #[error("no socket to write to (internal: written after play started)")]
     WriterGone,
 }
@@ -105,6 +104,59 @@ pub struct Connection {
     published: Option<Box<HookRequest>>,
     playing: Option<Box<HookRequest>>,
     page_url: String,
+}
+
+/// What a client may send before it publishes: commands, never near this big. A
+/// connection that has not said who it is holds at most this much of us.
+const COMMAND_LIMITS: DecoderLimits = DecoderLimits {
+    max_message_size: MAX_COMMAND_SIZE,
+    max_chunk_streams: MAX_CHUNK_STREAMS,
+    max_buffered: 2 * MAX_COMMAND_SIZE as usize,
+};
+/// What a publisher may send: frames, one large one interleaved with small ones.
+const MEDIA_LIMITS: DecoderLimits = DecoderLimits {
+    max_message_size: MAX_MESSAGE_SIZE,
+    max_chunk_streams: MAX_CHUNK_STREAMS,
+    max_buffered: 2 * MAX_MESSAGE_SIZE as usize,
+};
+
+/// A publisher's share of the server-wide budget of half-received messages
+/// ([`PENDING_BUDGET`]); given back when the publisher ends.
+struct PendingShare {
+    ctx: Arc<Context>,
+    held: usize,
+}
+
+impl PendingShare {
+    /// Records what the publisher holds now. Past the budget, a publisher holding
+    /// more than [`PENDING_FAIR_SHARE`] is the one that goes.
+    fn update(&mut self, now: usize) -> Result<(), CloseReason> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let pending = &self.ctx.counters.pending_message_bytes;
+        let total = if now >= self.held {
+            pending.fetch_add((now - self.held) as u64, Relaxed) + (now - self.held) as u64
+        } else {
+            pending.fetch_sub((self.held - now) as u64, Relaxed) - (self.held - now) as u64
+        };
+        self.held = now;
+        if total > PENDING_BUDGET as u64 && now > PENDING_FAIR_SHARE {
+            self.ctx.counters.refused_memory.fetch_add(1, Relaxed);
+            return Err(CloseReason::Rejected(format!(
+                "memory budget: {now} bytes of unfinished messages while publishers hold \
+                 {total} in all (budget {PENDING_BUDGET})"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PendingShare {
+    fn drop(&mut self) {
+        self.ctx
+            .counters
+            .pending_message_bytes
+            .fetch_sub(self.held as u64, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Unpublishes on every exit path (error, time-out, task cancelled).
@@ -168,11 +220,7 @@ impl Connection {
         let config = ctx.config();
         let session = ServerSession::new(ServerConfig {
             chunk_size: config.chunk_size,
-            limits: DecoderLimits {
-                max_message_size: MAX_MESSAGE_SIZE,
-                max_chunk_streams: MAX_CHUNK_STREAMS,
-                max_buffered: 2 * MAX_MESSAGE_SIZE as usize,
-            },
+            limits: COMMAND_LIMITS,
             ..ServerConfig::default()
         });
         Connection {
@@ -210,14 +258,12 @@ impl Connection {
         let client = Arc::clone(&self.client);
         let served = tokio::select! {
             r = self.serve() => r,
-            _ = client.kick.cancelled() => Err(CloseReason::Kicked),
+            _ = client.kick.cancelled() => Err(CloseReason::Kicked(client.kick_reason())),
         };
         let result = match served {
-            Err(_) if self.client.kick.is_cancelled() => Err(if self.ctx.is_stopping() {
-                CloseReason::Shutdown
-            } else {
-                CloseReason::Kicked
-            }),
+            Err(_) if self.client.kick.is_cancelled() => {
+                Err(CloseReason::Kicked(self.client.kick_reason()))
+            }
             r => r,
         };
         let secs = self.started.elapsed().as_secs_f64();
@@ -461,6 +507,20 @@ impl Connection {
     async fn connect(&mut self) -> Result<(ConnectInfo, VhostConfig), CloseReason> {
         loop {
             if let Event::Connect(info) = self.next_event().await? {
+                let bounds = [
+                    ("tcUrl", &info.tc_url),
+                    ("app", &info.app),
+                    ("pageUrl", &info.page_url),
+                    ("swfUrl", &info.swf_url),
+                    ("flashVer", &info.flash_ver),
+                ]
+                .into_iter()
+                .try_for_each(|(what, v)| stream_url::check(what, v, stream_url::MAX_URL_LEN));
+                if let Err(e) = bounds {
+                    self.session.reject_connect(&e.to_string());
+                    self.flush().await?;
+                    return Err(CloseReason::Rejected(format!("connect refused: {e}")));
+                }
                 let req = stream_url::parse(&info.tc_url, &info.app, "");
                 let config = self.ctx.config();
                 let Some(vhost) = config.resolve_vhost(&req.vhost).cloned() else {
@@ -507,6 +567,15 @@ impl Connection {
         }
     }
 
+    /// Why a publish or play names no acceptable stream: an empty name, or one out
+    /// of bounds (length, control characters).
+    fn bad_name(req: &StreamRequest) -> Option<String> {
+        if req.stream.is_empty() || req.app.is_empty() {
+            return Some("empty app or stream name".into());
+        }
+        req.check().err().map(|e| e.to_string())
+    }
+
     fn stream_key(req: &StreamRequest, vhost: &VhostConfig) -> StreamKey {
         StreamKey {
             vhost: vhost.name.clone(),
@@ -525,16 +594,11 @@ impl Connection {
         self.role = Role::Publisher;
         let key = Self::stream_key(&req, vhost);
         self.url = key.to_string();
-        if req.stream.is_empty() || req.app.is_empty() {
-            self.session.reject_publish(
-                stream_id,
-                "NetStream.Publish.BadName",
-                "empty app or stream name",
-            );
+        if let Some(why) = Self::bad_name(&req) {
+            self.session
+                .reject_publish(stream_id, "NetStream.Publish.BadName", &why);
             self.flush().await?;
-            return Err(CloseReason::Rejected(
-                "publish with empty app or stream name".into(),
-            ));
+            return Err(CloseReason::Rejected(format!("publish refused: {why}")));
         }
         let hreq = self.hook_request(&req, vhost);
         if let Err(why) = Box::pin(hooks::admit_publish(
@@ -586,6 +650,13 @@ impl Connection {
         });
         self.session.accept_publish(stream_id);
         self.flush().await?;
+        // A publisher sends media: frames up to MAX_MESSAGE_SIZE, within the
+        // server-wide budget of what all publishers may hold half-received.
+        self.session.set_decoder_limits(MEDIA_LIMITS);
+        let mut pending = PendingShare {
+            ctx: self.ctx.clone(),
+            held: 0,
+        };
 
         let firstpkt = vhost.publish.firstpkt_timeout;
         let normal = vhost.publish.normal_timeout;
@@ -616,6 +687,7 @@ impl Connection {
                     _ => {}
                 }
             }
+            pending.update(self.session.buffered())?;
             self.flush().await?;
             let wait = if got_media { normal } else { firstpkt };
             match tokio::time::timeout(wait, self.read_some()).await {
@@ -647,16 +719,11 @@ impl Connection {
         self.role = Role::Player;
         let key = Self::stream_key(&req, vhost);
         self.url = key.to_string();
-        if req.stream.is_empty() || req.app.is_empty() {
-            self.session.reject_play(
-                stream_id,
-                "NetStream.Play.StreamNotFound",
-                "empty app or stream name",
-            );
+        if let Some(why) = Self::bad_name(&req) {
+            self.session
+                .reject_play(stream_id, "NetStream.Play.StreamNotFound", &why);
             self.flush().await?;
-            return Err(CloseReason::Rejected(
-                "play with empty app or stream name".into(),
-            ));
+            return Err(CloseReason::Rejected(format!("play refused: {why}")));
         }
         let hreq = self.hook_request(&req, vhost);
         if let Err(why) = Box::pin(hooks::admit_play(

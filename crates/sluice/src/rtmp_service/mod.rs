@@ -21,6 +21,18 @@ pub const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest RTMP message we accept (a 4K keyframe fits; a hostile length does not).
 pub const MAX_MESSAGE_SIZE: u32 = 8 * 1024 * 1024;
+/// Largest message before a client publishes (connect, createStream, play and
+/// publish commands are well under 4 KiB; a connect object with many properties
+/// stays far below this).
+pub const MAX_COMMAND_SIZE: u32 = 64 * 1024;
+/// What all publishers together may hold in messages they have not finished
+/// sending. Past it, a publisher holding more than [`PENDING_FAIR_SHARE`] is
+/// closed. With it, the memory held in half-received messages is at most
+/// `max_connections` x 128 KiB (clients before publish) + this.
+pub const PENDING_BUDGET: usize = 256 * 1024 * 1024;
+/// What one publisher may hold whatever the others do: a keyframe of a 4K stream
+/// in flight.
+pub const PENDING_FAIR_SHARE: usize = 4 * 1024 * 1024;
 /// Most chunk streams one client may use at once (real clients use under 10).
 pub const MAX_CHUNK_STREAMS: usize = 32;
 

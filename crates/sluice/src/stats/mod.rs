@@ -70,13 +70,52 @@ pub struct Client {
     pub recv_bytes: AtomicU64,
     /// Cancelled to kick the client; its task closes the connection.
     pub kick: CancellationToken,
+    /// Why it was kicked (a [`KickReason`]), for its close line.
+    kick_reason: std::sync::atomic::AtomicU8,
+}
+
+/// Why the server closed a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KickReason {
+    /// `DELETE /api/v1/clients/ID`.
+    Api,
+    /// A reload removed or disabled the client's vhost.
+    VhostRemoved,
+    /// A graceful stop.
+    Shutdown,
+}
+
+impl std::fmt::Display for KickReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KickReason::Api => "kicked off by the API",
+            KickReason::VhostRemoved => "its vhost was removed by a reload",
+            KickReason::Shutdown => "server shutting down",
+        })
+    }
 }
 
 impl Client {
-    /// Closes the client: its connection task (RTMP) or response body (HTTP-FLV)
-    /// watches the token and ends.
+    /// Closes the client (an API kick): its connection task (RTMP) or player task
+    /// (HTTP-FLV) watches the token and ends.
     pub fn disconnect(&self) {
+        self.disconnect_for(KickReason::Api);
+    }
+
+    /// Closes the client, saying why in its close line.
+    pub fn disconnect_for(&self, reason: KickReason) {
+        self.kick_reason
+            .store(reason as u8, std::sync::atomic::Ordering::Relaxed);
         self.kick.cancel();
+    }
+
+    /// Why the client was kicked (meaningful once `kick` is cancelled).
+    pub fn kick_reason(&self) -> KickReason {
+        match self.kick_reason.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => KickReason::VhostRemoved,
+            2 => KickReason::Shutdown,
+            _ => KickReason::Api,
+        }
     }
 
     pub fn state(&self) -> ClientState {
@@ -138,6 +177,7 @@ impl ClientRegistry {
             send_bytes: AtomicU64::new(0),
             recv_bytes: AtomicU64::new(0),
             kick: CancellationToken::new(),
+            kick_reason: Default::default(),
         });
         self.map().insert(id.to_string(), client.clone());
         ClientGuard {

@@ -809,7 +809,7 @@ impl RawClient {
         self.stream.write_all(&out)
     }
 
-    fn command(
+    pub fn command(
         &mut self,
         stream_id: u32,
         name: &str,
@@ -823,7 +823,7 @@ impl RawClient {
         Ok(txn)
     }
 
-    fn expect_result(&mut self, txn: f64) -> io::Result<RtmpCommand> {
+    pub fn expect_result(&mut self, txn: f64) -> io::Result<RtmpCommand> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let r = self.next(deadline)?.ok_or_else(|| {
