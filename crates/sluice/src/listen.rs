@@ -166,9 +166,97 @@ pub fn set_nodelay(socket: &tokio::net::TcpStream, on: bool) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn peer(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn with_per_ip(n: usize) -> Config {
+        Config {
+            max_connections_per_ip: n,
+            ..Config::default()
+        }
+    }
+
+    /// The per-IP limit is read at each accept: a reload applies it to new connections
+    /// and leaves open ones alone; a refusal takes no `max_connections` permit.
+    #[test]
+    fn per_ip_limit_follows_reload_for_new_connections() {
+        let ctx = Context::new(with_per_ip(2));
+        let shared = Arc::new(Semaphore::new(10));
+        let gate = Gate::Shared(shared.clone());
+        let a = admit(&ctx, &gate, "RTMP", peer("10.0.0.1:1000")).unwrap();
+        let b = admit(&ctx, &gate, "RTMP", peer("10.0.0.1:1001")).unwrap();
+        assert!(admit(&ctx, &gate, "RTMP", peer("10.0.0.1:1002")).is_none());
+        assert_eq!(ctx.counters.refused_per_ip.load(Ordering::Relaxed), 1);
+        assert_eq!(shared.available_permits(), 8);
+        ctx.set_config(with_per_ip(3));
+        let c = admit(&ctx, &gate, "RTMP", peer("10.0.0.1:1003")).unwrap();
+        ctx.set_config(with_per_ip(1));
+        // Lowered: the three open stay, a fourth is refused.
+        assert!(admit(&ctx, &gate, "RTMP", peer("10.0.0.1:1004")).is_none());
+        assert_eq!(ctx.admission.open_from(peer("10.0.0.1:1").ip()), 3);
+        drop((a, b, c));
+        assert_eq!(shared.available_permits(), 10);
+        assert!(admit(&ctx, &gate, "RTMP", peer("10.0.0.1:1005")).is_some());
+    }
+
+    /// The API's cap is its own: a full `max_connections` does not touch it, and its
+    /// connections are not counted per IP.
+    #[test]
+    fn the_api_cap_is_separate() {
+        let ctx = Context::new(with_per_ip(1));
+        let shared = Arc::new(Semaphore::new(1));
+        let api = Arc::new(Semaphore::new(2));
+        let _player = admit(
+            &ctx,
+            &Gate::Shared(shared.clone()),
+            "RTMP",
+            peer("10.0.0.9:1"),
+        );
+        assert!(admit(&ctx, &Gate::Shared(shared), "RTMP", peer("10.0.0.8:1")).is_none());
+        assert_eq!(ctx.counters.refused.load(Ordering::Relaxed), 1);
+        let gate = Gate::Api(api);
+        let x = admit(&ctx, &gate, "HTTP API", peer("10.0.0.9:2")).unwrap();
+        let y = admit(&ctx, &gate, "HTTP API", peer("10.0.0.9:3")).unwrap();
+        assert!(!x.api_only && !y.api_only);
+        assert!(admit(&ctx, &gate, "HTTP API", peer("10.0.0.9:4")).is_none());
+        assert_eq!(ctx.counters.refused_api.load(Ordering::Relaxed), 1);
+        assert_eq!(ctx.counters.refused_per_ip.load(Ordering::Relaxed), 0);
+    }
+
+    /// API and server on one port: the API's slots once `max_connections` is full, served
+    /// the API only; an address over its own limit gets no reserve slot.
+    #[test]
+    fn a_shared_port_falls_back_to_the_api_reserve() {
+        let ctx = Context::new(with_per_ip(2));
+        let gate = Gate::Both {
+            shared: Arc::new(Semaphore::new(1)),
+            api: Arc::new(Semaphore::new(1)),
+        };
+        let first = admit(&ctx, &gate, "HTTP", peer("10.0.0.1:1")).unwrap();
+        assert!(!first.api_only);
+        let reserve = admit(&ctx, &gate, "HTTP", peer("10.0.0.1:2")).unwrap();
+        assert!(reserve.api_only);
+        // Not counted per IP: 10.0.0.1 holds one counted connection.
+        assert_eq!(ctx.admission.open_from(peer("10.0.0.1:1").ip()), 1);
+        assert!(admit(&ctx, &gate, "HTTP", peer("10.0.0.2:1")).is_none());
+        assert_eq!(ctx.counters.refused.load(Ordering::Relaxed), 1);
+        let _second = admit(
+            &ctx,
+            &Gate::Shared(Arc::new(Semaphore::new(5))),
+            "RTMP",
+            peer("10.0.0.1:3"),
+        );
+        assert!(admit(&ctx, &gate, "HTTP", peer("10.0.0.1:4")).is_none());
+        assert_eq!(ctx.counters.refused_per_ip.load(Ordering::Relaxed), 1);
+    }
+
     #[tokio::test]
     async fn binds_and_accepts() {
-        let l = super::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let l = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = l.local_addr().unwrap();
         let c = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (s, _) = l.accept().await.unwrap();
