@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,28 @@ pub struct Admission {
     table: Arc<Mutex<Table>>,
     global_log: Throttle,
     api_log: Throttle,
+    /// Connections holding a `max_connections` slot, and one of the API's.
+    shared_open: Arc<AtomicU64>,
+    api_open: Arc<AtomicU64>,
+}
+
+/// Which cap an admitted connection holds a slot of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    /// `max_connections`, shared by RTMP and the HTTP server.
+    Shared,
+    /// The HTTP API's own [`API_MAX_CONNECTIONS`].
+    Api,
+}
+
+/// Counts one connection in [`Admission::open`] for as long as it lives.
+#[derive(Debug)]
+pub struct OpenGuard(Arc<AtomicU64>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -140,6 +163,24 @@ impl Admission {
         entry.last_line = Some(now);
         let n = std::mem::take(&mut entry.suppressed);
         Err(Refused { key, log: Some(n) })
+    }
+
+    /// Counts a connection admitted under `cap` until the guard is dropped.
+    pub fn opened(&self, cap: Cap) -> OpenGuard {
+        let n = match cap {
+            Cap::Shared => &self.shared_open,
+            Cap::Api => &self.api_open,
+        };
+        n.fetch_add(1, Ordering::Relaxed);
+        OpenGuard(n.clone())
+    }
+
+    /// Connections holding a slot of `cap` now (for `/metrics`: how close to full).
+    pub fn open(&self, cap: Cap) -> u64 {
+        match cap {
+            Cap::Shared => self.shared_open.load(Ordering::Relaxed),
+            Cap::Api => self.api_open.load(Ordering::Relaxed),
+        }
     }
 
     /// Connections open from `ip`'s address (its /64 for IPv6).

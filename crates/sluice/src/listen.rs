@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{info, warn};
 
-use crate::admission::{show_key, suppressed_note, IpGuard, API_MAX_CONNECTIONS};
+use crate::admission::{show_key, suppressed_note, Cap, IpGuard, OpenGuard, API_MAX_CONNECTIONS};
 use crate::context::Context;
 
 /// Pending connections the kernel queues for us (capped by net.core.somaxconn).
@@ -53,6 +53,7 @@ pub struct Admitted {
     pub api_only: bool,
     _permit: OwnedSemaphorePermit,
     _ip: Option<IpGuard>,
+    _open: OpenGuard,
 }
 
 /// Accepts on `listener` until the task is dropped: counts, applies the caps of
@@ -110,6 +111,7 @@ fn admit(ctx: &Context, gate: &Gate, name: &str, peer: SocketAddr) -> Option<Adm
                 api_only: false,
                 _permit: permit,
                 _ip: None,
+                _open: ctx.admission.opened(Cap::Api),
             });
         }
         Gate::Shared(shared) => (shared, None),
@@ -135,6 +137,7 @@ fn admit(ctx: &Context, gate: &Gate, name: &str, peer: SocketAddr) -> Option<Adm
             api_only: false,
             _permit: permit,
             _ip: Some(ip),
+            _open: ctx.admission.opened(Cap::Shared),
         });
     }
     // The API's reserve on a shared port; not counted per IP, as the API is not.
@@ -143,6 +146,7 @@ fn admit(ctx: &Context, gate: &Gate, name: &str, peer: SocketAddr) -> Option<Adm
             api_only: true,
             _permit: permit,
             _ip: None,
+            _open: ctx.admission.opened(Cap::Api),
         });
     }
     ctx.counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -198,8 +202,10 @@ mod tests {
         // Lowered: the three open stay, a fourth is refused.
         assert!(admit(&ctx, &gate, "RTMP", peer("10.0.0.1:1004")).is_none());
         assert_eq!(ctx.admission.open_from(peer("10.0.0.1:1").ip()), 3);
+        assert_eq!(ctx.admission.open(Cap::Shared), 3);
         drop((a, b, c));
         assert_eq!(shared.available_permits(), 10);
+        assert_eq!(ctx.admission.open(Cap::Shared), 0);
         assert!(admit(&ctx, &gate, "RTMP", peer("10.0.0.1:1005")).is_some());
     }
 
@@ -240,6 +246,13 @@ mod tests {
         assert!(!first.api_only);
         let reserve = admit(&ctx, &gate, "HTTP", peer("10.0.0.1:2")).unwrap();
         assert!(reserve.api_only);
+        assert_eq!(
+            (
+                ctx.admission.open(Cap::Shared),
+                ctx.admission.open(Cap::Api)
+            ),
+            (1, 1)
+        );
         // Not counted per IP: 10.0.0.1 holds one counted connection.
         assert_eq!(ctx.admission.open_from(peer("10.0.0.1:1").ip()), 1);
         assert!(admit(&ctx, &gate, "HTTP", peer("10.0.0.2:1")).is_none());

@@ -81,20 +81,79 @@ fn api(port: u16, path: &str) -> Value {
     v
 }
 
-/// The value of one `/metrics` line (`name` with its labels).
-fn metric(port: u16, series: &str) -> u64 {
-    let (status, body) = http_get(port, "/metrics").expect("GET /metrics");
-    assert_eq!(status, 200, "{body}");
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{body}"))
+/// One kept-alive HTTP connection to the API, for the metrics the tests wait on: a
+/// connection per poll would itself hold a slot, released only just after its answer is
+/// read, which races with the next step; this one holds one slot, always the same.
+struct Poller {
+    s: TcpStream,
+    port: u16,
 }
 
-fn refused(port: u16, reason: &str) -> u64 {
-    metric(
-        port,
-        &format!("sluice_connections_refused_total{{reason=\"{reason}\"}}"),
-    )
+impl Poller {
+    fn connect(port: u16) -> Poller {
+        let s = TcpStream::connect_timeout(&addr(port), HTTP_TIMEOUT).expect("connect poller");
+        s.set_read_timeout(Some(HTTP_TIMEOUT)).expect("timeout");
+        Poller { s, port }
+    }
+
+    /// (status, body) of a GET answered with a `Content-Length`, as the API's are.
+    fn get(&mut self, path: &str) -> (u16, String) {
+        write!(
+            self.s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+            self.port
+        )
+        .expect("send request");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            self.s.read_exact(&mut byte).expect("read head");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("bad head {head:?}"));
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no content-length in {head:?}"));
+        let mut body = vec![0u8; len];
+        self.s.read_exact(&mut body).expect("read body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// The value of one `/metrics` series (its name with its labels).
+    fn metric(&mut self, series: &str) -> u64 {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200, "{body}");
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{body}"))
+    }
+
+    fn refused(&mut self, reason: &str) -> u64 {
+        self.metric(&format!(
+            "sluice_connections_refused_total{{reason=\"{reason}\"}}"
+        ))
+    }
+
+    /// Waits until exactly `n` connections hold a slot of `cap` (`max_connections` or
+    /// `api`); the poller's own connection counts in the cap of its listener.
+    fn wait_open(&mut self, cap: &str, n: u64) {
+        let series = format!("sluice_connections_open{{cap=\"{cap}\"}}");
+        let got = wait_for(Duration::from_secs(10), || {
+            (self.metric(&series) == n).then_some(())
+        });
+        assert!(
+            got.is_some(),
+            "{series} never reached {n}: {}",
+            self.metric(&series)
+        );
+    }
 }
 
 /// `n` RTMP players of a stream nobody publishes, from 127.0.0.1, each through handshake,
@@ -127,19 +186,6 @@ fn idle_players(port: u16, n: usize) -> (Vec<RawClient>, usize) {
         }
         (kept, refused)
     })
-}
-
-/// Waits until the server counts exactly `n` clients (connections it has registered).
-fn wait_clients(api_port: u16, n: u64) {
-    let got = wait_for(Duration::from_secs(10), || {
-        let v = api(api_port, "/api/v1/summaries");
-        (v["data"]["system"]["conn_srs"].as_u64() == Some(n)).then_some(())
-    });
-    assert!(
-        got.is_some(),
-        "the server never counted {n} clients: {}",
-        api(api_port, "/api/v1/summaries")
-    );
 }
 
 /// Media and the `NetStream.Play.Start` status a player receives within `timeout`.
@@ -180,10 +226,11 @@ fn idle_players_from_one_address_lock_out_neither_players_nor_the_api() {
              vhost __defaultVhost__ {{ gop_cache on; }}\n"
         ),
     );
+    let mut poller = Poller::connect(api_port);
     // A live stream, published from the flooding address before the flood.
     let mut publisher = spawn_publisher(&server, AVC_AAC, &server.url("live/s"), "live");
     let live = wait_for(Duration::from_secs(10), || {
-        let v = api(api_port, "/api/v1/streams");
+        let v: Value = serde_json::from_str(&poller.get("/api/v1/streams").1).ok()?;
         v["streams"]
             .as_array()?
             .iter()
@@ -191,8 +238,9 @@ fn idle_players_from_one_address_lock_out_neither_players_nor_the_api() {
             .then_some(())
     });
     assert!(live.is_some(), "the publisher never went live");
-    // Only the publisher: the harness's start-up probe must have left the per-IP count.
-    wait_clients(api_port, 1);
+    // Only the publisher: the harness's start-up probe has gone (the API's connections
+    // are not in this count).
+    poller.wait_open("max_connections", 1);
 
     let started = Instant::now();
     let (idle, refused_here) = idle_players(server.port, 1000);
@@ -214,7 +262,8 @@ fn idle_players_from_one_address_lock_out_neither_players_nor_the_api() {
         "player from 127.0.0.2: play started {play_started}, {video} video, {audio} audio"
     );
 
-    // (b) The API answers, lists every client (the flood included) and can kick one.
+    // (b) The API answers (on new connections too), lists every client, the flood
+    // included, and can kick one.
     let summaries = api(api_port, "/api/v1/summaries");
     assert_eq!(
         summaries["data"]["system"]["conn_refused"]["max_connections_per_ip"], refused_here as u64,
@@ -231,7 +280,7 @@ fn idle_players_from_one_address_lock_out_neither_players_nor_the_api() {
         .and_then(|c| c["id"].as_str())
         .expect("an idle player to kick")
         .to_owned();
-    let (status, body) = {
+    let kick = {
         let mut s = TcpStream::connect_timeout(&addr(api_port), HTTP_TIMEOUT).expect("connect");
         s.set_read_timeout(Some(HTTP_TIMEOUT)).expect("timeout");
         write!(
@@ -241,18 +290,21 @@ fn idle_players_from_one_address_lock_out_neither_players_nor_the_api() {
         .expect("send DELETE");
         let mut raw = String::new();
         s.read_to_string(&mut raw).expect("read DELETE reply");
-        (raw.contains(" 200 "), raw)
+        raw
     };
-    assert!(status && body.contains("\"code\":0"), "kick: {body}");
-    wait_clients(api_port, PER_IP_DEFAULT as u64);
+    assert!(
+        kick.starts_with("HTTP/1.1 200") && kick.contains("\"code\":0"),
+        "kick: {kick}"
+    );
+    poller.wait_open("max_connections", PER_IP_DEFAULT as u64);
 
     // (c) The refusals are counted, by cap.
     assert_eq!(
-        refused(api_port, "max_connections_per_ip"),
+        poller.refused("max_connections_per_ip"),
         refused_here as u64
     );
-    assert_eq!(refused(api_port, "max_connections"), 0);
-    assert_eq!(refused(api_port, "api"), 0);
+    assert_eq!(poller.refused("max_connections"), 0);
+    assert_eq!(poller.refused("api"), 0);
 
     // The log names the address and the limit, a few lines for 745 refusals.
     let log = server.log();
@@ -276,7 +328,7 @@ fn idle_players_from_one_address_lock_out_neither_players_nor_the_api() {
     // The count goes down as connections end: once the flood is gone, 127.0.0.1 may
     // open PER_IP_DEFAULT - 1 connections again (its publisher still holds one).
     drop(idle);
-    wait_clients(api_port, 2);
+    poller.wait_open("max_connections", 2);
     let (again, refused_again) = idle_players(server.port, PER_IP_DEFAULT);
     assert_eq!((again.len(), refused_again), (PER_IP_DEFAULT - 1, 1));
     drop(again);
@@ -286,7 +338,7 @@ fn idle_players_from_one_address_lock_out_neither_players_nor_the_api() {
 
 /// With `max_connections` full (and the per-IP limit off), RTMP and HTTP-FLV are refused
 /// but the API, on its own listener, answers; the API's own cap refuses beyond
-/// `API_MAX_CONNECTIONS` and frees its slots as API connections close.
+/// `API_MAX_CONNECTIONS`, and frees its slots as API connections close.
 #[test]
 fn the_api_has_its_own_slots_when_max_connections_is_full() {
     let api_port = free_port();
@@ -300,18 +352,22 @@ fn the_api_has_its_own_slots_when_max_connections_is_full() {
              vhost __defaultVhost__ {{ http_remux {{ enabled on; mount [vhost]/[app]/[stream].flv; }} }}\n"
         ),
     );
-    wait_clients(api_port, 0);
+    let mut poller = Poller::connect(api_port);
+    poller.wait_open("max_connections", 0);
     let (idle, refused_rtmp) = idle_players(server.port, 30);
     assert_eq!((idle.len(), refused_rtmp), (20, 10));
     // HTTP-FLV shares the cap: refused too (closed without an answer).
     assert!(http_get(http_port, "/live/never.flv").is_err());
 
+    // A new connection to the API is served.
     let summaries = api(api_port, "/api/v1/summaries");
     assert_eq!(summaries["data"]["system"]["conn_srs"], 20);
-    assert_eq!(refused(api_port, "max_connections"), 11);
-    assert_eq!(refused(api_port, "max_connections_per_ip"), 0);
+    assert_eq!(poller.refused("max_connections"), 11);
+    assert_eq!(poller.refused("max_connections_per_ip"), 0);
 
-    // Fill the API's own cap with idle connections: the ones beyond it are closed at once.
+    // Fill the API's own cap with idle connections (the poller holds one slot): the ones
+    // beyond it are closed at once.
+    poller.wait_open("api", 1);
     let held: Vec<TcpStream> = (0..API_CAP + 5)
         .map(|_| TcpStream::connect_timeout(&addr(api_port), HTTP_TIMEOUT).expect("connect"))
         .collect();
@@ -330,26 +386,22 @@ fn the_api_has_its_own_slots_when_max_connections_is_full() {
                 }
             })
             .count();
-        (n >= 5).then_some(n)
+        (n >= 6).then_some(n)
     });
-    assert_eq!(closed, Some(5), "the API's cap is {API_CAP}");
+    assert_eq!(closed, Some(6), "the API's cap is {API_CAP}");
     assert!(http_get(api_port, "/api/v1/summaries").is_err());
-    // Once they go, the API answers again, and counted what it refused.
-    // Tries made before the server noticed them go are refused (and counted) too.
-    drop(held);
-    let mut tries_refused = 0;
-    let back = wait_for(Duration::from_secs(5), || {
-        let r = http_get(api_port, "/api/v1/versions").ok();
-        tries_refused += u64::from(r.is_none());
-        r
-    });
-    assert!(back.is_some(), "the API never came back");
-    assert_eq!(refused(api_port, "api"), 6 + tries_refused);
+    // The operator's open connection still answers, with the API's refusals counted.
+    assert_eq!(poller.refused("api"), 7);
+    assert_eq!(poller.metric("sluice_connections_open{cap=\"api\"}"), 64);
     let log = server.log();
     assert!(
         log.contains("max_connections 20 reached") && log.contains("the API's 64 connections"),
         "{log}"
     );
+    // Once the idle ones go, the API takes new connections again.
+    drop(held);
+    poller.wait_open("api", 1);
+    api(api_port, "/api/v1/versions");
     drop(idle);
 }
 
@@ -367,18 +419,21 @@ fn a_shared_api_and_server_port_keeps_the_api_reachable() {
              vhost __defaultVhost__ {{ http_remux {{ enabled on; mount [vhost]/[app]/[stream].flv; }} }}\n"
         ),
     );
-    wait_clients(http_port, 0);
+    // The poller's connection takes one of the 5 shared slots (there is room).
+    let mut poller = Poller::connect(http_port);
+    poller.wait_open("max_connections", 1);
     let (idle, refused_rtmp) = idle_players(server.port, 8);
-    assert_eq!((idle.len(), refused_rtmp), (5, 3));
+    assert_eq!((idle.len(), refused_rtmp), (4, 4));
+    // New connections on the full port: the API is served, a player gets 503.
     let v = api(http_port, "/api/v1/clients?count=100");
-    assert_eq!(v["clients"].as_array().map(Vec::len), Some(5), "{v}");
+    assert_eq!(v["clients"].as_array().map(Vec::len), Some(4), "{v}");
     let (status, body) = http_get(http_port, "/live/never.flv").expect("an answer");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("max_connections"), "{body}");
-    assert_eq!(refused(http_port, "max_connections"), 3);
+    assert_eq!(poller.refused("max_connections"), 4);
     // Room again: the same port serves players.
     drop(idle);
-    wait_clients(http_port, 0);
-    let (again, refused_again) = idle_players(server.port, 5);
-    assert_eq!((again.len(), refused_again), (5, 0));
+    poller.wait_open("max_connections", 1);
+    let (again, refused_again) = idle_players(server.port, 4);
+    assert_eq!((again.len(), refused_again), (4, 0));
 }

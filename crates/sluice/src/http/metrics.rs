@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use crate::admission::Cap;
 use crate::context::Context;
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -116,6 +117,21 @@ pub fn render(ctx: &Context) -> String {
             n.load(Ordering::Relaxed)
         );
     }
+    family(
+        &mut out,
+        "sluice_connections_open",
+        "gauge",
+        "Connections holding a slot of a cap now: max_connections (RTMP and the HTTP \
+         server), api (the HTTP API's own; on a port shared with the HTTP server, the \
+         API-only reserve).",
+    );
+    for (cap, name) in [(Cap::Shared, "max_connections"), (Cap::Api, "api")] {
+        let _ = writeln!(
+            out,
+            "sluice_connections_open{{cap=\"{name}\"}} {}",
+            ctx.admission.open(cap)
+        );
+    }
     let clients = ctx.clients.list();
     let mut per_stream: Vec<(String, u64, u64, usize)> = Vec::with_capacity(sources.len());
     for s in &sources {
@@ -197,6 +213,7 @@ mod tests {
             },
         );
         ctx.counters.refused_per_ip.store(2, Ordering::Relaxed);
+        let _open = ctx.admission.opened(Cap::Shared);
         let text = render(&ctx);
         for name in [
             "sluice_streams 1",
@@ -207,6 +224,8 @@ mod tests {
             "sluice_connections_refused_total{reason=\"max_connections\"} 0",
             "sluice_connections_refused_total{reason=\"max_connections_per_ip\"} 2",
             "sluice_connections_refused_total{reason=\"api\"} 0",
+            "sluice_connections_open{cap=\"max_connections\"} 1",
+            "sluice_connections_open{cap=\"api\"} 0",
             "sluice_stream_recv_kbps{vhost=\"__defaultVhost__\",app=\"li\\\"ve\",stream=\"s\"} 0",
             "# TYPE sluice_stream_send_kbps gauge",
             "sluice_stream_clients{",
