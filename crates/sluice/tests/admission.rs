@@ -437,3 +437,65 @@ fn a_shared_api_and_server_port_keeps_the_api_reachable() {
     let (again, refused_again) = idle_players(server.port, 4);
     assert_eq!((again.len(), refused_again), (4, 0));
 }
+
+/// A reload (SIGHUP) changes `max_connections_per_ip` for new connections: raised, the
+/// address gets more; lowered, the connections it holds stay and new ones are refused.
+#[test]
+fn a_reload_applies_max_connections_per_ip_to_new_connections() {
+    let api_port = free_port();
+    let body = |per_ip: usize| {
+        format!(
+            "max_connections 100;\nmax_connections_per_ip {per_ip};\ndaemon off;\n\
+             srs_log_tank console;\nhttp_api {{ enabled on; listen 127.0.0.1:{api_port}; }}\n\
+             vhost __defaultVhost__ {{ }}\n"
+        )
+    };
+    let server = Server::start_with("admission-reload", &body(3));
+    // The harness's file: its first lines are the listen and pid lines it wrote.
+    let listen = format!("listen 127.0.0.1:{};", server.port);
+    let conf = std::fs::read_dir(&server.dir)
+        .expect("server dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "conf")
+                && std::fs::read_to_string(p).is_ok_and(|t| t.starts_with(&listen))
+        })
+        .expect("the server's config file");
+    let head: String = std::fs::read_to_string(&conf)
+        .expect("read config")
+        .lines()
+        .take(2)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let reload = |per_ip: usize, summary: &str| {
+        std::fs::write(&conf, format!("{head}{}", body(per_ip))).expect("rewrite config");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(server.pid()).expect("pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
+        let done = wait_for(Duration::from_secs(5), || {
+            server.log().contains(summary).then_some(())
+        });
+        assert!(done.is_some(), "no {summary:?} in\n{}", server.log());
+    };
+    let mut poller = Poller::connect(api_port);
+    poller.wait_open("max_connections", 0);
+
+    let (first, refused_first) = idle_players(server.port, 5);
+    assert_eq!((first.len(), refused_first), (3, 2));
+    reload(5, "max_connections_per_ip 3 -> 5");
+    let (second, refused_second) = idle_players(server.port, 4);
+    assert_eq!((second.len(), refused_second), (2, 2));
+    reload(2, "max_connections_per_ip 5 -> 2");
+    // The five open stay open; a new one is refused.
+    let (third, refused_third) = idle_players(server.port, 1);
+    assert_eq!((third.len(), refused_third), (0, 1));
+    assert_eq!(
+        poller.metric("sluice_connections_open{cap=\"max_connections\"}"),
+        5
+    );
+    assert_eq!(poller.refused("max_connections_per_ip"), 5);
+    // Under the new limit again once they go.
+    drop((first, second));
+    poller.wait_open("max_connections", 0);
+    let (fourth, refused_fourth) = idle_players(server.port, 3);
+    assert_eq!((fourth.len(), refused_fourth), (2, 1));
+}
