@@ -80,12 +80,24 @@ if [[ " $SERVERS " == *" nginx "* ]] && [[ ! -f "$NGINX_MODULE" || ! -x "$NGINX"
     apt-get install -y -q libnginx-mod-rtmp nginx-core >&2 || apt-get install -y -q libnginx-mod-rtmp >&2
 fi
 
+# Every bench player comes from 127.0.0.1: max_connections_per_ip (default 256) would refuse
+# all but the first 256, so it is turned off; a binary from before the directive (BEFORE_BIN)
+# does not know it, and gets the config without it.
+per_ip_line() { # $1 = binary
+    local probe=$WORK/per-ip-probe.conf
+    printf 'listen 127.0.0.1:1935;\nmax_connections_per_ip 0;\n' > "$probe"
+    if "$1" -t -c "$probe" >/dev/null 2>&1; then
+        echo "max_connections_per_ip 0;"
+    fi
+}
+
 start_sluice() { # $1 = rtmp port, $2 = http port, $3 = binary
     local dir=$WORK/sluice
     mkdir -p "$dir"
     cat > "$dir/sluice.conf" <<CONF
 listen              127.0.0.1:$1;
 max_connections     1000000;
+$(per_ip_line "${3:-$SLUICE}")
 daemon              off;
 pid                 $dir/sluice.pid;
 srs_log_tank        file;

@@ -14,7 +14,12 @@ use crate::stats::ClientRegistry;
 #[derive(Debug, Default)]
 pub struct Counters {
     pub accepted: AtomicU64,
+    /// Refused because `max_connections` was reached.
     pub refused: AtomicU64,
+    /// Refused because the peer's address held `max_connections_per_ip`.
+    pub refused_per_ip: AtomicU64,
+    /// Refused on the HTTP API listener, its own cap reached.
+    pub refused_api: AtomicU64,
     pub active: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
@@ -41,6 +46,8 @@ pub struct Context {
     config: RwLock<Arc<Config>>,
     pub started: Instant,
     pub counters: Counters,
+    /// Connections per peer address, and the throttles of refusal log lines.
+    pub admission: crate::admission::Admission,
     /// Bit rates and CPU use, refreshed by [`crate::stats::kbps::Sampler`].
     pub rates: Rates,
     /// Per-stream HLS state for the API, kept by [`crate::hls`].
@@ -73,6 +80,7 @@ impl Context {
             config: RwLock::new(Arc::new(config)),
             started: Instant::now(),
             counters: Counters::default(),
+            admission: Default::default(),
             rates: Rates::default(),
             hls: Default::default(),
             dvr: Default::default(),

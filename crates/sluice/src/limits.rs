@@ -45,7 +45,8 @@ pub fn raise_nofile() -> nix::Result<NoFile> {
 }
 
 /// Raises the limit and says in the log how many connections it allows, warning when
-/// `max_connections` is above that (connections beyond it would fail with EMFILE).
+/// `max_connections` and the API's own cap are above that (connections beyond it would
+/// fail with EMFILE).
 pub fn raise_and_log(max_connections: usize) {
     match raise_nofile() {
         Ok(l) => {
@@ -60,9 +61,12 @@ pub fn raise_and_log(max_connections: usize) {
                     l.soft, l.hard
                 ),
             }
-            if max_connections as u64 > allowed {
+            // The API's own connections come on top of max_connections.
+            let api = crate::admission::API_MAX_CONNECTIONS as u64;
+            if max_connections as u64 + api > allowed {
                 warn!(
-                    "max_connections {max_connections} is above the {allowed} connections the open-file limit allows"
+                    "max_connections {max_connections} plus the API's {api} connections is above \
+                     the {allowed} connections the open-file limit allows"
                 );
             }
         }

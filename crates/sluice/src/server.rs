@@ -14,6 +14,7 @@ use tracing::{error, info, warn};
 use crate::config::{Config, ConfigError};
 use crate::context::Context;
 use crate::http;
+use crate::listen::Gate;
 use crate::rtmp_service;
 use crate::service::{Service, Services};
 
@@ -85,6 +86,7 @@ async fn serve(
     let mut running = Listeners {
         ctx: ctx.clone(),
         limit,
+        api_limit: Arc::new(Semaphore::new(crate::admission::API_MAX_CONNECTIONS)),
         max_connections,
         rtmp: HashMap::new(),
         http: HashMap::new(),
@@ -202,6 +204,8 @@ async fn close_clients(ctx: &Arc<Context>, until: tokio::time::Instant) {
 struct Listeners {
     ctx: Arc<Context>,
     limit: Arc<Semaphore>,
+    /// The HTTP API's own cap, never shared with players (see [`crate::admission`]).
+    api_limit: Arc<Semaphore>,
     max_connections: usize,
     rtmp: HashMap<SocketAddr, JoinHandle<()>>,
     http: HashMap<(SocketAddr, http::Role), JoinHandle<()>>,
@@ -226,14 +230,15 @@ impl Listeners {
             http::Role::Both => "HTTP API and server",
         };
         let router = http::router(self.ctx.clone(), role);
-        let task = tokio::spawn(http::serve(
-            self.ctx.clone(),
-            l,
-            router,
-            role,
-            self.limit.clone(),
-            name,
-        ));
+        let gate = match role {
+            http::Role::Api => Gate::Api(self.api_limit.clone()),
+            http::Role::Server => Gate::Shared(self.limit.clone()),
+            http::Role::Both => Gate::Both {
+                shared: self.limit.clone(),
+                api: self.api_limit.clone(),
+            },
+        };
+        let task = tokio::spawn(http::serve(self.ctx.clone(), l, router, role, gate, name));
         self.http.insert((addr, role), task);
     }
 
@@ -346,6 +351,13 @@ impl Listeners {
                 self.max_connections, new.max_connections
             ));
             self.max_connections = new.max_connections;
+        }
+        // Read at each accept: applies to new connections, open ones stay.
+        if new.max_connections_per_ip != old.max_connections_per_ip {
+            changes.push(format!(
+                "max_connections_per_ip {} -> {}",
+                old.max_connections_per_ip, new.max_connections_per_ip
+            ));
         }
         // Vhosts removed or disabled: their clients go.
         let gone: Vec<String> = old

@@ -258,6 +258,28 @@ fn global_values() {
     assert_eq!(ok("chunk_size 65536;").chunk_size, 65536);
 }
 
+/// Sluice's own per-IP cap: on by default, 0 turns it off, negative and huge values
+/// are refused like `max_connections`'s.
+#[test]
+fn max_connections_per_ip() {
+    assert_eq!(ok("").max_connections_per_ip, 256);
+    assert_eq!(ok(DEFAULT_CONF).max_connections_per_ip, 256);
+    assert_eq!(ok("max_connections_per_ip 0;").max_connections_per_ip, 0);
+    assert_eq!(ok("max_connections_per_ip 8;").max_connections_per_ip, 8);
+    for (text, want) in [
+        ("max_connections_per_ip -1;", "invalid value \"-1\""),
+        ("max_connections_per_ip 1000001;", "out of range"),
+        ("max_connections_per_ip;", "exactly one value"),
+        (
+            "max_connections_per_ip 1;\nmax_connections_per_ip 2;",
+            "duplicate directive",
+        ),
+    ] {
+        let e = Config::parse(text, "t.conf").expect_err(text);
+        assert!(e.to_string().contains(want), "{text}: {e}");
+    }
+}
+
 #[test]
 fn bad_values_name_file_and_line() {
     let cases: &[(&str, u32, &str)] = &[

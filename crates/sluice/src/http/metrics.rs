@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use crate::admission::Cap;
 use crate::context::Context;
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -95,13 +96,42 @@ pub fn render(ctx: &Context) -> String {
         "TCP connections accepted on the RTMP and HTTP listeners.",
         c.accepted.load(Ordering::Relaxed),
     );
-    single(
+    // One family, a series per cap, so that `sum` still gives every refusal and an
+    // alert can tell an attack by one address from a server that is simply full.
+    family(
         &mut out,
         "sluice_connections_refused_total",
         "counter",
-        "Connections closed at once because max_connections was reached.",
-        c.refused.load(Ordering::Relaxed),
+        "Connections closed at once on accept, by the cap that refused them: \
+         max_connections (shared by RTMP and the HTTP server), max_connections_per_ip \
+         (the peer address holds its limit), api (the HTTP API's own cap).",
     );
+    for (reason, n) in [
+        ("max_connections", &c.refused),
+        ("max_connections_per_ip", &c.refused_per_ip),
+        ("api", &c.refused_api),
+    ] {
+        let _ = writeln!(
+            out,
+            "sluice_connections_refused_total{{reason=\"{reason}\"}} {}",
+            n.load(Ordering::Relaxed)
+        );
+    }
+    family(
+        &mut out,
+        "sluice_connections_open",
+        "gauge",
+        "Connections holding a slot of a cap now: max_connections (RTMP and the HTTP \
+         server), api (the HTTP API's own; on a port shared with the HTTP server, the \
+         API-only reserve).",
+    );
+    for (cap, name) in [(Cap::Shared, "max_connections"), (Cap::Api, "api")] {
+        let _ = writeln!(
+            out,
+            "sluice_connections_open{{cap=\"{name}\"}} {}",
+            ctx.admission.open(cap)
+        );
+    }
     let clients = ctx.clients.list();
     let mut per_stream: Vec<(String, u64, u64, usize)> = Vec::with_capacity(sources.len());
     for s in &sources {
@@ -182,6 +212,8 @@ mod tests {
                 queue_length_ms: 1000,
             },
         );
+        ctx.counters.refused_per_ip.store(2, Ordering::Relaxed);
+        let _open = ctx.admission.opened(Cap::Shared);
         let text = render(&ctx);
         for name in [
             "sluice_streams 1",
@@ -189,7 +221,11 @@ mod tests {
             "sluice_bytes_received_total 0",
             "sluice_bytes_sent_total 0",
             "sluice_connections_accepted_total 0",
-            "sluice_connections_refused_total 0",
+            "sluice_connections_refused_total{reason=\"max_connections\"} 0",
+            "sluice_connections_refused_total{reason=\"max_connections_per_ip\"} 2",
+            "sluice_connections_refused_total{reason=\"api\"} 0",
+            "sluice_connections_open{cap=\"max_connections\"} 1",
+            "sluice_connections_open{cap=\"api\"} 0",
             "sluice_stream_recv_kbps{vhost=\"__defaultVhost__\",app=\"li\\\"ve\",stream=\"s\"} 0",
             "# TYPE sluice_stream_send_kbps gauge",
             "sluice_stream_clients{",

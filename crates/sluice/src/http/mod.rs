@@ -2,7 +2,7 @@
 //! (`http_server`: live HTTP-FLV, HLS and static files), one stack for both.
 //!
 //! Connections are served by hyper directly (not `axum::serve`) so that every
-//! protection is ours to set: the shared connection cap, a header-read
+//! protection is ours to set: the connection caps (see [`crate::admission`]), a header-read
 //! time-out, a bounded request head, and a write time-out for players that
 //! stop reading.
 
@@ -20,15 +20,16 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use tracing::{debug, info, Instrument};
 
 use crate::context::Context;
+use crate::listen::Gate;
 use crate::write_timeout::WriteTimeout;
 
 /// A client must send its whole request head within this.
@@ -72,34 +73,55 @@ async fn server_fallback(State(ctx): State<Arc<Context>>, req: Request) -> Respo
     static_files::serve(ctx, Request::from_parts(parts, body)).await
 }
 
-/// Accepts HTTP connections until the task is dropped.
+/// Accepts HTTP connections until the task is dropped, under the caps of `gate`
+/// (see [`crate::listen::Gate`]). A connection admitted on the API's reserve of a
+/// shared port is served [`reserve_router`]: the API, and 503 for the rest.
 pub async fn serve(
     ctx: Arc<Context>,
     listener: TcpListener,
     router: Router,
     role: Role,
-    limit: Arc<Semaphore>,
+    gate: Gate,
     name: &'static str,
 ) {
     let ctx2 = ctx.clone();
-    crate::listen::accept_loop(ctx, listener, limit, name, move |socket, peer, permit| {
+    let reserve = reserve_router(ctx.clone());
+    crate::listen::accept_loop(ctx, listener, gate, name, move |socket, peer, admitted| {
         let router = router.clone();
+        let reserve = reserve.clone();
         let ctx = ctx2.clone();
         let span = tracing::info_span!("http", peer = %peer);
         tokio::spawn(
             async move {
-                if role == Role::Api {
+                if admitted.api_only {
+                    serve_connection(socket, peer, reserve).await;
+                } else if role == Role::Api {
                     serve_connection(socket, peer, router).await;
                 } else {
                     // Live FLV plays are served without hyper (see `direct`).
                     direct::serve(ctx, socket, peer, |io| serve_connection(io, peer, router)).await;
                 }
-                drop(permit);
+                drop(admitted);
             }
             .instrument(span),
         );
     })
     .await
+}
+
+/// The routes of a connection that got one of the API's own slots on a port it
+/// shares with the HTTP server (`max_connections` was full): the API, so that the
+/// operator can still see and kick clients, and a 503 for everything else, as the
+/// server has no room for another player.
+pub fn reserve_router(ctx: Arc<Context>) -> Router {
+    api::router(ctx.clone())
+        .merge(metrics::router(ctx))
+        .fallback(|| async {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "max_connections reached: this connection may use the API only\n",
+            )
+        })
 }
 
 async fn serve_connection<S>(socket: S, peer: SocketAddr, router: Router)

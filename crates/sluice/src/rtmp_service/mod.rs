@@ -1,4 +1,4 @@
-//! The RTMP service: listeners, the connection cap, one task per connection.
+//! The RTMP service: listeners, the connection caps, one task per connection.
 
 mod connection;
 
@@ -48,10 +48,13 @@ pub async fn bind(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
     Ok(listeners)
 }
 
-/// Accepts connections on `listener` until the task is dropped.
+/// Accepts connections on `listener` until the task is dropped; each holds a
+/// `max_connections` permit and counts against its address's
+/// `max_connections_per_ip` (see [`crate::admission`]).
 pub async fn serve(ctx: Arc<Context>, listener: TcpListener, limit: Arc<Semaphore>) {
     let ctx2 = ctx.clone();
-    crate::listen::accept_loop(ctx, listener, limit, "RTMP", move |socket, peer, permit| {
+    let gate = crate::listen::Gate::Shared(limit);
+    crate::listen::accept_loop(ctx, listener, gate, "RTMP", move |socket, peer, permit| {
         let cid = ctx2.new_client_id();
         let span = tracing::info_span!("rtmp", cid = %cid);
         let ctx = ctx2.clone();

@@ -709,10 +709,32 @@ pub fn tcp_connect(port: u16, recv_buffer: Option<u32>) -> io::Result<TcpStream>
     })
 }
 
+/// Connects to 127.0.0.1:port from `from` (any 127.0.0.0/8 address: Linux loopback
+/// answers them all), to be another client address than the other connections'.
+pub fn tcp_connect_from(from: Ipv4Addr, port: u16) -> io::Result<TcpStream> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let sock = tokio::net::TcpSocket::new_v4()?;
+        sock.bind(SocketAddr::from((from, 0)))?;
+        let s = tokio::time::timeout(Duration::from_secs(5), sock.connect(addr(port)))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        let s = s.into_std()?;
+        s.set_nonblocking(false)?;
+        Ok(s)
+    })
+}
+
 impl RawClient {
     /// TCP connect plus a simple handshake.
     pub fn handshake(port: u16, recv_buffer: Option<u32>) -> io::Result<RawClient> {
-        let mut stream = tcp_connect(port, recv_buffer)?;
+        RawClient::handshake_on(tcp_connect(port, recv_buffer)?)
+    }
+
+    /// A simple handshake on a connected socket.
+    pub fn handshake_on(mut stream: TcpStream) -> io::Result<RawClient> {
         stream.set_write_timeout(Some(Duration::from_secs(5)))?;
         let mut hs = ClientHandshake::new(false, 0x5eed, 0);
         let mut out = Vec::new();
@@ -753,7 +775,12 @@ impl RawClient {
         stream: &str,
         recv_buffer: Option<u32>,
     ) -> io::Result<RawClient> {
-        let mut c = RawClient::handshake(port, recv_buffer)?;
+        RawClient::play_on(tcp_connect(port, recv_buffer)?, port, app, stream)
+    }
+
+    /// As [`RawClient::play`], on a connected socket (see [`tcp_connect_from`]).
+    pub fn play_on(socket: TcpStream, port: u16, app: &str, stream: &str) -> io::Result<RawClient> {
+        let mut c = RawClient::handshake_on(socket)?;
         let tc_url = format!("rtmp://127.0.0.1:{port}/{app}");
         let connect_obj = Amf0Value::object([
             ("app", Amf0Value::string(app)),

@@ -327,6 +327,12 @@ impl Builder {
                 self.cfg.max_connections =
                     usize::try_from(n).map_err(|_| invalid(d, "value out of range"))?;
             }
+            "max_connections_per_ip" => {
+                self.seen.check(d)?;
+                let n = integer(d, 0, MAX_MAX_CONNECTIONS, "")?;
+                self.cfg.max_connections_per_ip =
+                    usize::try_from(n).map_err(|_| invalid(d, "value out of range"))?;
+            }
             "daemon" => {
                 self.seen.check(d)?;
                 self.cfg.daemon = flag(d)?;

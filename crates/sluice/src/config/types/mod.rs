@@ -191,6 +191,10 @@ impl VhostConfig {
 
 pub const DEFAULT_PORT: u16 = 1935;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+/// `max_connections_per_ip` (sluice's; SRS has none): a quarter of the default
+/// `max_connections`, so that one address can never take every slot, yet far above
+/// what one viewer, encoder or a few hundred viewers behind one NAT open.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
 pub const DEFAULT_CHUNK_SIZE: u32 = 60_000;
 pub const MIN_CHUNK_SIZE: u32 = 128;
 pub const MAX_CHUNK_SIZE: u32 = 65_536;
@@ -199,6 +203,9 @@ pub const MAX_CHUNK_SIZE: u32 = 65_536;
 pub struct Config {
     pub listen: Vec<SocketAddr>,
     pub max_connections: usize,
+    /// Connections one peer address (an IPv6 /64) may hold on the RTMP and HTTP
+    /// server listeners at once; 0 = no limit. Not counted: the HTTP API's own cap.
+    pub max_connections_per_ip: usize,
     pub chunk_size: u32,
     /// Off by default (SRS: on): modern deployments run under a supervisor or in a container.
     pub daemon: bool,
@@ -220,6 +227,7 @@ impl Default for Config {
         Config {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))],
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             chunk_size: DEFAULT_CHUNK_SIZE,
             daemon: false,
             pid: PathBuf::from("./objs/sluice.pid"),

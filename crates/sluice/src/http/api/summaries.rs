@@ -88,6 +88,12 @@ pub async fn summaries(State(ctx): State<Arc<Context>>) -> Response {
                 "conn_sys_tw": socks.tcp_time_wait,
                 "conn_sys_udp": socks.udp_inuse,
                 "conn_srs": ctx.clients.len(),
+                // sluice's: connections refused on accept, by cap (see `/metrics`).
+                "conn_refused": {
+                    "max_connections": ctx.counters.refused.load(Ordering::Relaxed),
+                    "max_connections_per_ip": ctx.counters.refused_per_ip.load(Ordering::Relaxed),
+                    "api": ctx.counters.refused_api.load(Ordering::Relaxed),
+                },
             },
         }),
     )])
