@@ -723,7 +723,7 @@ fn leftovers_of_a_previous_run_are_disposed_at_start() {
     let live = root.join("live");
     fs::create_dir_all(&live).expect("mkdir");
     let hour = Duration::from_secs(3600);
-    let recent = Duration::from_secs(10);
+    let recent = Duration::from_secs(1);
     let playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.000,\nold-1.ts\n";
     aged(&live.join("old-1.ts"), hour, "old");
     aged(&live.join("old.m3u8"), hour, playlist);
