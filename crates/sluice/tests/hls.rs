@@ -792,3 +792,39 @@ fn leftovers_of_a_previous_run_are_disposed_at_start() {
     );
     publisher.kill();
 }
+
+/// Issue 24 items 5 and 8: the publisher's clock jumps 20 s ahead at 5 s (ffmpeg's `setts`
+/// on both tracks). The segment before the jump ends with its media, the one after starts a
+/// new timeline, no segment claims the 20 s hole, and the log calls it a timestamp jump.
+#[test]
+fn publisher_timestamp_jump_starts_a_new_timeline() {
+    let h = Hls::start("hls-jump", "hls_dispose 0;");
+    h.publish(
+        AVC_AAC,
+        &["-bsf", "setts=ts=TS+if(gte(TS*TB\\,5)\\,20/TB\\,0)"],
+        "jump",
+    );
+    let pl = h.playlist().expect("playlist");
+    let text = fs::read_to_string(h.playlist_path()).unwrap_or_default();
+    assert!(pl.ended, "{text}");
+    let disc: Vec<usize> = pl
+        .segments
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.discontinuity)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(disc.len(), 1, "one new timeline:\n{text}");
+    assert!(disc[0] > 0, "not on the first segment:\n{text}");
+    let target = pl.effective_target_duration() as f64;
+    assert!(
+        pl.segments.iter().all(|s| s.duration <= target),
+        "no segment spans the jump:\n{text}"
+    );
+    let fixture_secs = media_duration(&fixture(AVC_AAC));
+    assert_duration_close("media listed", sum_extinf(&pl), fixture_secs, target);
+    check_all_segments(&h, &pl, true);
+    let log = h.server.log();
+    assert!(log.contains("publisher timestamps jumped"), "{log}");
+    assert!(!log.contains("disk too slow"), "{log}");
+}
