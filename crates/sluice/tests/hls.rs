@@ -791,6 +791,15 @@ fn leftovers_of_a_previous_run_are_disposed_at_start() {
         "one line at start-up, one when the rest is due:\n{log}"
     );
     publisher.kill();
+    // The server writes nothing more once the stream's writer stopped: then the test's
+    // directory can be removed for good.
+    let stopped = wait_for(Duration::from_secs(10), || {
+        h.server.log().contains("hls: stop ").then_some(())
+    });
+    assert!(
+        stopped.is_some(),
+        "the HLS writer stops when the publisher is gone"
+    );
 }
 
 /// Issue 24 items 5 and 8: the publisher's clock jumps 20 s ahead at 5 s (ffmpeg's `setts`
