@@ -24,6 +24,7 @@ struct Hls {
     server: Server,
     root: PathBuf,
     http: u16,
+    api: u16,
 }
 
 impl Hls {
@@ -39,10 +40,12 @@ impl Hls {
         require_ffmpeg();
         fs::create_dir_all(&root).expect("hls root");
         let http = free_port();
+        let api = free_port();
         let body = format!(
             "max_connections 100;
 daemon off;
 srs_log_tank console;
+http_api {{ enabled on; listen 127.0.0.1:{api}; }}
 http_server {{ enabled on; listen 127.0.0.1:{http}; dir {root}; }}
 vhost __defaultVhost__ {{
     hls {{ enabled on; hls_path {root}; hls_fragment {FRAGMENT}; hls_window 10; {extra_hls} }}
@@ -51,7 +54,24 @@ vhost __defaultVhost__ {{
             root = root.display()
         );
         let server = Server::start_with(tag, &body);
-        Hls { server, root, http }
+        Hls {
+            server,
+            root,
+            http,
+            api,
+        }
+    }
+
+    /// This stream's entry of `GET /api/v1/hls`.
+    fn api_status(&self) -> Option<serde_json::Value> {
+        let (status, body) = http_get(self.api, "api/v1/hls");
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("api json");
+        v["hls"]
+            .as_array()?
+            .iter()
+            .find(|s| s["stream"] == "test")
+            .cloned()
     }
 
     fn http_url(&self, path: &str) -> String {
@@ -547,4 +567,273 @@ fn disk_errors_follow_hls_on_error() {
             "the error is logged with its path"
         );
     }
+}
+
+/// A tmpfs of `size` mounted on `dir`, unmounted on drop. A real disk to fill: running out
+/// of space is the fault HLS has to survive, and root cannot be stopped by permissions.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(dir).expect("mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a tmpfs to fill it, which needs root (CAP_SYS_ADMIN): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Writes a file until the disk is full; returns its path.
+    fn fill(&self) -> PathBuf {
+        let path = self.dir.join("filler");
+        let mut f = fs::File::create(&path).expect("filler");
+        let chunk = vec![0u8; 16 * 1024];
+        loop {
+            if let Err(e) = f.write_all(&chunk) {
+                assert_eq!(e.raw_os_error(), Some(28), "ENOSPC expected: {e}");
+                break;
+            }
+        }
+        // Whatever a partial write left: the disk must be full for anyone else too.
+        let _ = f.write_all(&[0; 512]);
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = fs::remove_dir(&self.dir);
+        if let Some(parent) = self.dir.parent() {
+            let _ = fs::remove_dir_all(parent);
+        }
+    }
+}
+
+/// Issue 24 item 5: a full disk for a few segments, then space again. The playlist goes on
+/// with `#EXT-X-DISCONTINUITY` on the first segment after the hole, a log line says writing
+/// recovered, and the API's `last_error` is cleared (its time kept).
+#[test]
+fn full_disk_episode_gets_a_discontinuity_and_recovers() {
+    let root = unique_dir("hls-full-root").join("hls");
+    let disk = Tmpfs::mount(&root, "16m");
+    let h = Hls::start_in("hls-full", "hls_on_error continue;", root);
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-stream_loop", "3", "-i"])
+        .arg(fixture(AVC_AAC))
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(h.server.url("live/test"));
+    let mut publisher = Proc::spawn("ffmpeg loop", cmd, h.server.tmp("full.log"));
+
+    let before = wait_for(Duration::from_secs(20), || {
+        h.playlist().filter(|p| p.segments.len() >= 2)
+    })
+    .expect("two segments before the disk fills");
+    assert!(before.segments.iter().all(|s| !s.discontinuity));
+    let last_before = before.segments.iter().map(|s| s.sequence).max();
+
+    let filler = disk.fill();
+    let failing = wait_for(Duration::from_secs(10), || {
+        h.api_status()
+            .filter(|s| s["errors"].as_u64() > Some(0) && !s["last_error"].is_null())
+    })
+    .expect("the full disk shows in the API");
+    let err = failing["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(err.contains("No space left"), "{err}");
+    // Long enough for at least one whole segment (2 s) to be lost.
+    std::thread::sleep(Duration::from_secs(5));
+    fs::remove_file(&filler).expect("free the disk");
+
+    let after = wait_for(Duration::from_secs(15), || {
+        h.playlist()
+            .filter(|p| p.segments.iter().any(|s| Some(s.sequence) > last_before))
+    })
+    .expect("segments again after the disk has room");
+    let text = fs::read_to_string(h.playlist_path()).unwrap_or_default();
+    let new: Vec<_> = after
+        .segments
+        .iter()
+        .filter(|s| Some(s.sequence) > last_before)
+        .collect();
+    assert!(
+        new[0].discontinuity,
+        "the first segment after the hole starts a new timeline:\n{text}"
+    );
+    let disc = after.segments.iter().filter(|s| s.discontinuity).count() as u64
+        + after.discontinuity_sequence;
+    assert_eq!(disc, 1, "one discontinuity in all:\n{text}");
+    check_all_segments(&h, &after, true);
+
+    let log = wait_for(Duration::from_secs(5), || {
+        let log = h.server.log();
+        log.contains("recovered after").then_some(log)
+    })
+    .expect("recovery logged");
+    let line = log
+        .lines()
+        .find(|l| l.contains("recovered after"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("live/test") && line.contains("failed segments"),
+        "{line}"
+    );
+    let healed = h.api_status().expect("status");
+    assert!(healed["last_error"].is_null(), "error cleared: {healed}");
+    assert!(healed["errors"].as_u64() > Some(0), "{healed}");
+    assert!(healed["last_error_at_ms"].as_u64().is_some(), "{healed}");
+    assert!(
+        publisher.is_running(),
+        "hls_on_error continue keeps the publisher"
+    );
+    publisher.kill();
+    drop(h);
+    drop(disk);
+}
+
+fn aged(path: &Path, age: Duration, content: &str) {
+    fs::write(path, content).expect("write leftover");
+    let f = fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open leftover");
+    f.set_modified(std::time::SystemTime::now() - age)
+        .expect("set mtime");
+}
+
+/// Issue 24 item 7: a previous run's files are disposed of at start-up as that run would
+/// have: temp files at once, files older than `hls_dispose` at once, younger ones
+/// `hls_dispose` after start-up; a live stream's files (even with a leftover's name) stay.
+#[test]
+fn leftovers_of_a_previous_run_are_disposed_at_start() {
+    let root = unique_dir("hls-leftover-root").join("hls");
+    let live = root.join("live");
+    fs::create_dir_all(&live).expect("mkdir");
+    let hour = Duration::from_secs(3600);
+    let recent = Duration::from_secs(1);
+    let playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.000,\nold-1.ts\n";
+    aged(&live.join("old-1.ts"), hour, "old");
+    aged(&live.join("old.m3u8"), hour, playlist);
+    aged(&live.join("cut-7.ts.tmp"), recent, "partial");
+    aged(&live.join("young-2.ts"), recent, "young");
+    aged(&live.join("young.m3u8"), recent, playlist);
+    // The live stream below reuses these names: what it writes must survive.
+    aged(&live.join("test-0.ts"), recent, "leftover");
+    aged(&live.join("test.m3u8"), recent, playlist);
+    aged(&live.join("notes.txt"), hour, "not HLS's");
+
+    let h = Hls::start_in("hls-leftover", "hls_dispose 6;", root);
+    // 20 s of media: still live when the younger leftovers are due.
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-stream_loop", "1", "-i"])
+        .arg(fixture(AVC_AAC))
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(h.server.url("live/test"));
+    let mut publisher = Proc::spawn("ffmpeg loop", cmd, h.server.tmp("left.log"));
+    let at_once = wait_for(Duration::from_secs(3), || {
+        (!live.join("old-1.ts").exists()
+            && !live.join("old.m3u8").exists()
+            && !live.join("cut-7.ts.tmp").exists())
+        .then_some(())
+    });
+    assert!(at_once.is_some(), "old and temp files removed at start-up");
+    assert!(live.join("young-2.ts").exists(), "younger than hls_dispose");
+    let closed = fs::read_to_string(live.join("young.m3u8")).unwrap_or_default();
+    assert!(
+        closed.contains("#EXT-X-ENDLIST"),
+        "closed meanwhile: {closed}"
+    );
+    assert!(h.server.log().contains("left by a previous run"));
+
+    let later = wait_for(Duration::from_secs(12), || {
+        (!live.join("young-2.ts").exists() && !live.join("young.m3u8").exists()).then_some(())
+    });
+    assert!(
+        later.is_some(),
+        "younger leftovers removed hls_dispose after start-up"
+    );
+    assert!(publisher.is_running(), "still publishing");
+    let pl = h.playlist().expect("the live playlist survives");
+    assert!(!pl.ended, "the live playlist is this run's");
+    assert!(
+        pl.segments.iter().any(|s| s.uri == "test-0.ts"),
+        "the live stream's first segment is still listed: {pl:?}"
+    );
+    assert_ne!(
+        fs::read(live.join("test-0.ts")).expect("this run's test-0.ts"),
+        b"leftover"
+    );
+    check_all_segments(&h, &pl, true);
+    assert!(
+        live.join("notes.txt").exists(),
+        "only HLS files are touched"
+    );
+    let log = h.server.log();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("left by a previous run under"))
+            .count(),
+        2,
+        "one line at start-up, one when the rest is due:\n{log}"
+    );
+    publisher.kill();
+    // The server writes nothing more once the stream's writer stopped: then the test's
+    // directory can be removed for good.
+    let stopped = wait_for(Duration::from_secs(10), || {
+        h.server.log().contains("hls: stop ").then_some(())
+    });
+    assert!(
+        stopped.is_some(),
+        "the HLS writer stops when the publisher is gone"
+    );
+}
+
+/// Issue 24 items 5 and 8: the publisher's clock jumps 20 s ahead at 5 s (ffmpeg's `setts`
+/// on both tracks). The segment before the jump ends with its media, the one after starts a
+/// new timeline, no segment claims the 20 s hole, and the log calls it a timestamp jump.
+#[test]
+fn publisher_timestamp_jump_starts_a_new_timeline() {
+    let h = Hls::start("hls-jump", "hls_dispose 0;");
+    h.publish(
+        AVC_AAC,
+        &["-bsf", "setts=ts=TS+if(gte(TS*TB\\,5)\\,20/TB\\,0)"],
+        "jump",
+    );
+    let pl = h.playlist().expect("playlist");
+    let text = fs::read_to_string(h.playlist_path()).unwrap_or_default();
+    assert!(pl.ended, "{text}");
+    let disc: Vec<usize> = pl
+        .segments
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.discontinuity)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(disc.len(), 1, "one new timeline:\n{text}");
+    assert!(disc[0] > 0, "not on the first segment:\n{text}");
+    let target = pl.effective_target_duration() as f64;
+    assert!(
+        pl.segments.iter().all(|s| s.duration <= target),
+        "no segment spans the jump:\n{text}"
+    );
+    let fixture_secs = media_duration(&fixture(AVC_AAC));
+    assert_duration_close("media listed", sum_extinf(&pl), fixture_secs, target);
+    check_all_segments(&h, &pl, true);
+    let log = h.server.log();
+    assert!(log.contains("publisher timestamps jumped"), "{log}");
+    assert!(!log.contains("disk too slow"), "{log}");
 }

@@ -22,10 +22,10 @@ use tracing::{error, info, warn, Instrument};
 
 use crate::config::{HlsAcodec, HlsConfig, HlsOnError, HlsVcodec};
 use crate::context::Context;
-use crate::hub::{Frame, FrameKind, HubEvent, Item, SourceSettings, StreamKey};
+use crate::hub::{self, Frame, FrameKind, HubEvent, Item, SourceSettings, StreamKey};
 use crate::path_template::{self, Vars};
 use crate::service::{HubFollower, Service, ServiceFuture, Shutdown, Tasks};
-use segmenter::{CutPolicy, Entry, FrameClass, Probe, Window};
+use segmenter::{CutPolicy, Entry, FrameClass, Jump, JumpDetector, Probe, SkipCause, Window};
 use writer::{SegmentFile, FLUSH_BYTES};
 
 /// The HLS consumer's queue: generous, as a disk stall must not make it skip media.
@@ -49,7 +49,11 @@ pub struct HlsStatus {
     pub last_segment_at_ms: Option<u64>,
     pub last_segment_duration_ms: Option<u64>,
     pub errors: u64,
+    /// The error of the current failure episode; cleared when a segment is listed again,
+    /// so that `None` means writing works.
     pub last_error: Option<String>,
+    /// UNIX ms of the newest error, kept after recovery (when the last episode was).
+    pub last_error_at_ms: Option<u64>,
 }
 
 /// Per-stream HLS status, shared with the API (a field of [`Context`]), and the
@@ -174,25 +178,12 @@ impl Service for Hls {
 }
 
 async fn run(ctx: Arc<Context>, mut follower: HubFollower, mut shutdown: Shutdown) {
-    let config = ctx.config();
-    let mut roots: Vec<PathBuf> = Vec::new();
-    for v in config.vhosts.iter().filter(|v| v.enabled && v.hls.enabled) {
-        if !roots.contains(&v.hls.path) {
-            roots.push(v.hls.path.clone());
-        }
-    }
-    for root in roots {
-        let scan = root.clone();
-        let closed = tokio::task::spawn_blocking(move || writer::close_stale_playlists(&scan))
-            .await
-            .unwrap_or_default();
-        for p in closed {
-            info!(
-                "hls: closed stale playlist {} (left live by a previous run)",
-                p.display()
-            );
-        }
-    }
+    let leftovers = start_up_sweep(&ctx).await;
+    // Each root's leftovers younger than hls_dispose, with when they are due.
+    let mut leftovers: Vec<(Instant, PathBuf, writer::Leftovers)> = leftovers
+        .into_iter()
+        .map(|(root, dispose, left)| (Instant::now() + dispose, root, left))
+        .collect();
     let mut svc = Streams {
         ctx: ctx.clone(),
         streams: HashMap::new(),
@@ -217,7 +208,10 @@ async fn run(ctx: Arc<Context>, mut follower: HubFollower, mut shutdown: Shutdow
                     svc.task_done(key, state);
                 }
             }
-            _ = tick.tick() => svc.housekeeping().await,
+            _ = tick.tick() => {
+                svc.housekeeping().await;
+                dispose_due_leftovers(&mut leftovers).await;
+            }
         }
     }
     // Each writer saw the same shutdown: it closes its segment and playlist and ends.
@@ -231,6 +225,79 @@ async fn run(ctx: Arc<Context>, mut follower: HubFollower, mut shutdown: Shutdow
     }
     ctx.hls.hooks.finish().await;
     info!("hls: stopped");
+}
+
+/// At start-up nothing is live yet: everything HLS finds under its roots was left by a
+/// previous run (a crash, a kill, or a stop whose streams were never republished). It is
+/// disposed of as that run would have: temp files at once; segments and playlists once they
+/// are `hls_dispose` old (at once if they already are, else that long after start-up, see
+/// [`dispose_due_leftovers`]); and playlists still live get `#EXT-X-ENDLIST` meanwhile, so
+/// no player waits on them. Returns the roots with files to dispose of later, and when.
+async fn start_up_sweep(ctx: &Context) -> Vec<(PathBuf, Duration, writer::Leftovers)> {
+    let started = SystemTime::now();
+    let config = ctx.config();
+    // Vhosts may share a root and the files do not say whose they are: the longest
+    // hls_dispose of the vhosts writing there wins, and 0 (never) beats everything.
+    let mut roots: Vec<(PathBuf, Option<Duration>)> = Vec::new();
+    for v in config.vhosts.iter().filter(|v| v.enabled && v.hls.enabled) {
+        let dispose = (!v.hls.dispose.is_zero()).then_some(v.hls.dispose);
+        match roots.iter_mut().find(|(r, _)| *r == v.hls.path) {
+            Some((_, d)) => *d = d.zip(dispose).map(|(a, b)| a.max(b)),
+            None => roots.push((v.hls.path.clone(), dispose)),
+        }
+    }
+    let mut later = Vec::new();
+    for (root, dispose) in roots {
+        let scan = root.clone();
+        let swept = tokio::task::spawn_blocking(move || {
+            let sweep = writer::sweep_leftovers(&scan, started, dispose);
+            let closed = writer::close_stale_playlists(&scan);
+            (sweep.removed, closed, writer::remember(sweep.later))
+        })
+        .await;
+        let Ok((removed, closed, left)) = swept else {
+            continue;
+        };
+        for p in closed {
+            info!(
+                "hls: closed stale playlist {} (left live by a previous run)",
+                p.display()
+            );
+        }
+        let when = match dispose {
+            Some(d) => format!("hls_dispose {}s", d.as_secs()),
+            None => "hls_dispose 0: only temp files".to_string(),
+        };
+        if removed > 0 || !left.is_empty() {
+            info!(
+                "hls: removed {removed} files left by a previous run under {} ({when}); {} more go when they are that old",
+                root.display(),
+                left.len()
+            );
+        }
+        if let (Some(d), false) = (dispose, left.is_empty()) {
+            later.push((root, d, left));
+        }
+    }
+    later
+}
+
+/// Removes the leftovers of a previous run that are due (see [`start_up_sweep`]).
+async fn dispose_due_leftovers(leftovers: &mut Vec<(Instant, PathBuf, writer::Leftovers)>) {
+    let now = Instant::now();
+    let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(leftovers)
+        .into_iter()
+        .partition(|(at, _, _)| *at <= now);
+    *leftovers = keep;
+    for (_, root, left) in due {
+        let removed = tokio::task::spawn_blocking(move || left.dispose())
+            .await
+            .unwrap_or_default();
+        info!(
+            "hls: removed {removed} files left by a previous run under {} (hls_dispose after start-up)",
+            root.display()
+        );
+    }
 }
 
 enum Slot {
@@ -395,7 +462,9 @@ struct StreamState {
     discontinuity_next: bool,
     video_sh: Option<Bytes>,
     audio_sh: Option<Bytes>,
-    error_logged: bool,
+    /// Segments lost (or not listed) to disk errors since the last one listed: non-zero
+    /// while a failure episode lasts, so that its end is logged and cleared in the API.
+    failed_segments: u64,
 }
 
 impl StreamState {
@@ -417,7 +486,7 @@ impl StreamState {
             discontinuity_next: false,
             video_sh: None,
             audio_sh: None,
-            error_logged: false,
+            failed_segments: 0,
         })
     }
 
@@ -501,6 +570,7 @@ struct Publish {
     started: bool,
     last_track_dts: Option<u64>,
     gap_ms: u64,
+    jumps: JumpDetector,
     client_id: Option<String>,
     /// HLS stopped for this publish (`hls_on_error ignore|disconnect`, or nothing muxable).
     disabled: bool,
@@ -538,9 +608,10 @@ async fn stream_task(
         s.playlist_url = st.playlist_url();
         s.publishing = true;
     });
+    let policy = CutPolicy::new(cfg.fragment, cfg.td_ratio, cfg.aof_ratio, cfg.wait_keyframe);
     let mut p = Publish {
         ctx: ctx.clone(),
-        policy: CutPolicy::new(cfg.fragment, cfg.td_ratio, cfg.aof_ratio, cfg.wait_keyframe),
+        policy,
         want_video: cfg.vcodec != HlsVcodec::Vn,
         want_audio: cfg.acodec != HlsAcodec::An,
         cfg,
@@ -551,23 +622,39 @@ async fn stream_task(
         started: false,
         last_track_dts: None,
         gap_ms: DEFAULT_FRAME_MS,
+        jumps: JumpDetector::new(policy.td_ms),
         client_id,
         disabled: false,
         mux_error_logged: false,
         scratch: Vec::new(),
     };
     let mut items = Vec::new();
+    // When the writer last read up to the newest media: a skip right after that is not
+    // the writer being slow but the publisher's clock jumping ahead of the queue.
+    let mut caught_up_at = Instant::now();
     'outer: loop {
         items.clear();
-        if let Some(s) = consumer.fetch(&mut items) {
-            warn!(
-                "hls: fell {} ms behind (disk too slow?); skipped {} entries",
-                s.lag_ms, s.entries
-            );
+        let skipped = consumer.fetch(&mut items);
+        if let Some(s) = skipped {
+            let behind_ms = caught_up_at.elapsed().as_millis() as u64;
+            match segmenter::skip_cause(s.lag_ms, behind_ms) {
+                SkipCause::SlowWriter => warn!(
+                    "hls: {key}: fell {} ms behind (disk too slow?); skipped {} entries, new segment with a discontinuity",
+                    s.lag_ms, s.entries
+                ),
+                SkipCause::TimestampJump => warn!(
+                    "hls: {key}: publisher timestamps jumped {} ms ahead; skipped {} entries, new segment with a discontinuity",
+                    s.lag_ms, s.entries
+                ),
+            }
             // Media is missing: the next segment starts a new timeline.
             p.cut(&mut st).await;
             st.discontinuity_next = true;
             p.started = false;
+            p.jumps.reset();
+        }
+        if items.len() < hub::MAX_BATCH {
+            caught_up_at = Instant::now();
         }
         if items.is_empty() {
             if !consumer.source().is_publishing() {
@@ -677,6 +764,22 @@ impl Publish {
             (true, false) => FrameClass::Video,
             (false, _) => FrameClass::Audio,
         };
+        if let Some(jump) = self.jumps.see(ts, f.is_video()) {
+            let (by, way) = match jump {
+                Jump::Forward(ms) => (ms, "ahead"),
+                Jump::Backward(ms) => (ms, "back"),
+            };
+            warn!(
+                "hls: {}: publisher timestamps jumped {by} ms {way} (to {ts} ms); new segment with a discontinuity",
+                st.key
+            );
+            // The segment ends where its media ends, not at the jump; the next one starts
+            // on a keyframe, on the new timeline.
+            self.cut(st).await;
+            st.discontinuity_next = true;
+            self.started = false;
+            self.last_track_dts = None;
+        }
         if !self.started {
             if streams.video.is_some() && class != FrameClass::Keyframe {
                 return;
@@ -887,8 +990,9 @@ impl Publish {
                 if let Some(f) = other {
                     f.abandon().await;
                 }
-                // The discontinuity must survive a dropped segment.
-                st.discontinuity_next |= seg.discontinuity;
+                // The discontinuity must survive a dropped segment, and a segment lost to a
+                // disk error leaves a hole in the timeline: the next one starts a new one.
+                st.discontinuity_next |= seg.discontinuity || seg.failed;
                 return;
             }
         };
@@ -901,12 +1005,14 @@ impl Publish {
             Ok(r) => r,
             Err(e) => {
                 file.abandon().await;
+                st.discontinuity_next = true;
                 self.fail(st, e.into()).await;
                 return;
             }
         };
         let path = st.root.join(&rel);
         if let Err(e) = file.finish(&path).await {
+            st.discontinuity_next = true;
             self.fail(st, io_err("cannot finish segment", &path)(e))
                 .await;
             return;
@@ -933,6 +1039,17 @@ impl Publish {
         if let Err(e) = self.write_playlist(st, false).await {
             self.fail(st, e).await;
             return;
+        }
+        if st.failed_segments > 0 {
+            // WARN like the failure it ends, so that whoever sees one sees both.
+            warn!(
+                "hls: {}: writing to {} recovered after {} failed segments",
+                st.key,
+                path.parent().unwrap_or(&st.root).display(),
+                st.failed_segments
+            );
+            st.failed_segments = 0;
+            self.ctx.hls.update(&st.key, |s| s.last_error = None);
         }
         let at = unix_ms(SystemTime::now());
         let segments = st.window.segments().count();
@@ -993,15 +1110,19 @@ impl Publish {
     /// A disk error, handled as `hls_on_error` says; never affects other streams.
     async fn fail(&mut self, st: &mut StreamState, e: HlsError) {
         let msg = e.to_string();
+        let at = unix_ms(SystemTime::now());
         self.ctx.hls.update(&st.key, |s| {
             s.errors += 1;
             s.last_error = Some(msg.clone());
+            s.last_error_at_ms = Some(at);
         });
+        // Logged once per episode: the first failure, then the recovery.
+        let first = st.failed_segments == 0;
+        st.failed_segments += 1;
         match self.cfg.on_error {
             HlsOnError::Continue => {
-                if !st.error_logged {
+                if first {
                     warn!("hls: {}: {msg}; will retry with the next segment (further errors counted in the API)", st.key);
-                    st.error_logged = true;
                 }
             }
             HlsOnError::Ignore => {

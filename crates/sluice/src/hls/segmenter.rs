@@ -104,6 +104,88 @@ impl Probe {
     }
 }
 
+/// A step back larger than this within one track is a new timeline, not jitter
+/// (SRS's `CONST_MAX_JITTER_MS`: FLV timestamps are DTS, monotonic per track).
+pub const MAX_BACKWARD_MS: u64 = 250;
+/// A step forward longer than this many target durations within one track is a jump of the
+/// publisher's clock: players would stall on it, so it starts a new timeline.
+pub const JUMP_TARGETS: u64 = 3;
+/// The smallest forward jump threshold, for tiny fragments: a slow slideshow or a short
+/// network stall must not make discontinuities.
+pub const MIN_JUMP_MS: u64 = 5_000;
+/// A skip is only blamed on a slow disk when the writer was behind for at least the skipped
+/// span of media, less this much (the publisher may send a little ahead of real time).
+pub const SKIP_SLACK_MS: u64 = 2_000;
+
+/// How a track's timestamp moved from its previous frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jump {
+    Forward(u64),
+    Backward(u64),
+}
+
+/// Detects publisher timestamp jumps, per track (audio and video interleave loosely, so
+/// they are never compared with each other).
+#[derive(Debug, Clone)]
+pub struct JumpDetector {
+    forward_ms: u64,
+    last_video: Option<u64>,
+    last_audio: Option<u64>,
+}
+
+impl JumpDetector {
+    /// `td_ms` is the segment target (`hls_fragment x hls_td_ratio`).
+    pub fn new(td_ms: u64) -> Self {
+        JumpDetector {
+            forward_ms: td_ms.saturating_mul(JUMP_TARGETS).max(MIN_JUMP_MS),
+            last_video: None,
+            last_audio: None,
+        }
+    }
+
+    /// Records a frame and says whether its track jumped to get there.
+    pub fn see(&mut self, ts: u64, is_video: bool) -> Option<Jump> {
+        let last = if is_video {
+            &mut self.last_video
+        } else {
+            &mut self.last_audio
+        };
+        let prev = last.replace(ts)?;
+        if ts > prev.saturating_add(self.forward_ms) {
+            Some(Jump::Forward(ts - prev))
+        } else if prev > ts.saturating_add(MAX_BACKWARD_MS) {
+            Some(Jump::Backward(prev - ts))
+        } else {
+            None
+        }
+    }
+
+    /// Forgets the previous frames (after media was skipped, which is handled on its own).
+    pub fn reset(&mut self) {
+        self.last_video = None;
+        self.last_audio = None;
+    }
+}
+
+/// Why the hub moved the writer forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipCause {
+    /// The writer was behind for as long as the media it lost: the disk is too slow.
+    SlowWriter,
+    /// The writer was caught up moments ago, so the lag is the publisher's clock jumping.
+    TimestampJump,
+}
+
+/// `lag_ms` is the media span the hub reported skipped; `behind_ms` how long (wall clock)
+/// since the writer last reached the newest media.
+pub fn skip_cause(lag_ms: u64, behind_ms: u64) -> SkipCause {
+    if lag_ms > behind_ms.saturating_add(SKIP_SLACK_MS) {
+        SkipCause::TimestampJump
+    } else {
+        SkipCause::SlowWriter
+    }
+}
+
 /// One closed segment as the playlist knows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
@@ -281,6 +363,46 @@ mod tests {
         assert!(tiny.should_cut(200, FrameClass::Keyframe));
         let td = CutPolicy::new(Duration::from_secs(10), 1.5, 2.1, true);
         assert!(!td.should_cut(14_000, FrameClass::Keyframe));
+    }
+
+    #[test]
+    fn jumps_are_per_track_and_need_a_threshold() {
+        // 2 s fragments: forward jumps beyond 6 s count.
+        let mut j = JumpDetector::new(2_000);
+        assert_eq!(j.see(0, true), None, "first frame");
+        assert_eq!(j.see(5, false), None);
+        assert_eq!(j.see(40, true), None);
+        assert_eq!(j.see(5_900, true), None, "a 5.9 s stall is not a jump");
+        assert_eq!(j.see(16_000, true), Some(Jump::Forward(10_100)));
+        // Audio is judged against audio only, so the video jump does not count for it.
+        assert_eq!(j.see(28, false), None);
+        assert_eq!(j.see(16_040, true), None);
+        assert_eq!(j.see(15_800, true), None, "240 ms back is jitter");
+        assert_eq!(j.see(100, true), Some(Jump::Backward(15_700)));
+        assert_eq!(j.see(100_000, false), Some(Jump::Forward(99_972)));
+        j.reset();
+        assert_eq!(j.see(0, false), None, "reset forgets the previous frames");
+        // Tiny fragments still need a 5 s jump; long ones need three targets.
+        let mut tiny = JumpDetector::new(200);
+        tiny.see(0, true);
+        assert_eq!(tiny.see(4_000, true), None);
+        assert_eq!(tiny.see(9_001, true), Some(Jump::Forward(5_001)));
+        let mut long = JumpDetector::new(10_000);
+        long.see(0, true);
+        assert_eq!(long.see(30_000, true), None);
+        assert_eq!(long.see(60_001, true), Some(Jump::Forward(30_001)));
+    }
+
+    #[test]
+    fn a_skip_right_after_catching_up_is_a_jump() {
+        assert_eq!(skip_cause(60_000, 50), SkipCause::TimestampJump);
+        assert_eq!(skip_cause(31_000, 35_000), SkipCause::SlowWriter);
+        assert_eq!(
+            skip_cause(31_000, 29_500),
+            SkipCause::SlowWriter,
+            "within the slack"
+        );
+        assert_eq!(skip_cause(31_000, 28_000), SkipCause::TimestampJump);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The HLS file work: segments written to a temp file and renamed when complete, playlists
-//! replaced atomically, files removed, stale playlists closed at start-up.
+//! replaced atomically, files removed, and at start-up the leftovers of a previous run:
+//! stale playlists closed, temp files removed, old segments and playlists disposed.
 //!
 //! Why temp files and renames: a player (or the HTTP server) reading while we write must
 //! only ever see a whole segment or a whole playlist; `rename` within one directory is atomic.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use tokio::io::AsyncWriteExt;
 
@@ -63,12 +65,19 @@ impl SegmentFile {
         self.written
     }
 
-    /// Flushes and renames to `path`, the segment's final name.
+    /// Flushes and renames to `path`, the segment's final name. On failure the temp file
+    /// is removed: it would never be finished, and it may be what filled the disk.
     pub async fn finish(mut self, path: &Path) -> io::Result<()> {
-        self.file.flush().await?;
-        drop(self.file);
-        ensure_parent(path).await?;
-        tokio::fs::rename(&self.tmp, path).await
+        let res = async {
+            self.file.flush().await?;
+            ensure_parent(path).await?;
+            tokio::fs::rename(&self.tmp, path).await
+        }
+        .await;
+        if res.is_err() {
+            remove(&self.tmp).await;
+        }
+        res
     }
 
     /// Drops the unfinished segment.
@@ -82,8 +91,15 @@ impl SegmentFile {
 pub async fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
     ensure_parent(path).await?;
     let tmp = with_suffix(path, ".tmp");
-    tokio::fs::write(&tmp, content).await?;
-    tokio::fs::rename(&tmp, path).await
+    let res = match tokio::fs::write(&tmp, content).await {
+        Ok(()) => tokio::fs::rename(&tmp, path).await,
+        Err(e) => Err(e),
+    };
+    if res.is_err() {
+        // A partial playlist must not stay behind (nor hold the space of a full disk).
+        remove(&tmp).await;
+    }
+    res
 }
 
 /// Removes a file; a file already gone is fine.
@@ -100,6 +116,19 @@ pub async fn remove(path: &Path) {
 /// from a crash or a kill; without this a player would wait on it forever.
 pub fn close_stale_playlists(root: &Path) -> Vec<PathBuf> {
     let mut closed = Vec::new();
+    walk(root, "stale playlists", |path, meta| {
+        if path.extension().is_some_and(|e| e == "m3u8")
+            && meta.len() <= MAX_STALE_PLAYLIST
+            && close_one(path)
+        {
+            closed.push(path.to_path_buf());
+        }
+    });
+    closed
+}
+
+/// Calls `f` for every regular file under `root`, bounded in depth and entries.
+fn walk(root: &Path, what: &str, mut f: impl FnMut(&Path, &std::fs::Metadata)) {
     let mut stack = vec![(root.to_path_buf(), 0usize)];
     let mut seen = 0usize;
     while let Some((dir, depth)) = stack.pop() {
@@ -110,10 +139,10 @@ pub fn close_stale_playlists(root: &Path) -> Vec<PathBuf> {
             seen += 1;
             if seen > MAX_SCAN_ENTRIES {
                 tracing::warn!(
-                    "hls: stopped scanning {} for stale playlists after {MAX_SCAN_ENTRIES} entries",
+                    "hls: stopped scanning {} for {what} after {MAX_SCAN_ENTRIES} entries",
                     root.display()
                 );
-                return closed;
+                return;
             }
             let path = entry.path();
             // Symlinks are not followed: they could lead out of the HLS dir or loop.
@@ -124,16 +153,120 @@ pub fn close_stale_playlists(root: &Path) -> Vec<PathBuf> {
                 if depth < MAX_SCAN_DEPTH {
                     stack.push((path, depth + 1));
                 }
-            } else if meta.is_file()
-                && path.extension().is_some_and(|e| e == "m3u8")
-                && meta.len() <= MAX_STALE_PLAYLIST
-                && close_one(&path)
-            {
-                closed.push(path);
+            } else if meta.is_file() {
+                f(&path, &meta);
             }
         }
     }
-    closed
+}
+
+/// What a previous run left under an HLS root and the start-up sweep did not remove yet:
+/// segments and playlists younger than `hls_dispose`, with the modification time each had
+/// after the sweep (and after its playlist was closed).
+#[derive(Debug, Default)]
+pub struct Leftovers {
+    files: Vec<(PathBuf, SystemTime)>,
+}
+
+impl Leftovers {
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Removes the remembered files that nobody wrote since (a stream of this run that
+    /// reuses a name replaces the file, which changes its time, and keeps it). Returns how
+    /// many were removed.
+    pub fn dispose(self) -> usize {
+        let mut removed = 0;
+        for (path, mtime) in self.files {
+            let unchanged = std::fs::symlink_metadata(&path)
+                .ok()
+                .filter(|m| m.is_file())
+                .and_then(|m| m.modified().ok())
+                == Some(mtime);
+            if unchanged && remove_sync(&path) {
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
+/// What the start-up sweep of one root did.
+#[derive(Debug, Default)]
+pub struct Sweep {
+    /// Files removed at once: temp files, and segments and playlists already older than
+    /// `hls_dispose`.
+    pub removed: usize,
+    /// Segments and playlists to remove `hls_dispose` after start-up.
+    pub later: Vec<PathBuf>,
+}
+
+/// The start-up sweep of `root`: what the previous run would have removed had it kept
+/// running. Only files last written before `started` (this run's start) are touched, and only
+/// HLS's own: `.ts`, `.m3u8` and their `.tmp`. `dispose` is `hls_dispose`, `None` when it is
+/// 0 (SRS's "never dispose": then only the temp files go, which no one can ever use).
+pub fn sweep_leftovers(root: &Path, started: SystemTime, dispose: Option<Duration>) -> Sweep {
+    let mut sweep = Sweep::default();
+    walk(root, "leftover files", |path, meta| {
+        let Ok(mtime) = meta.modified() else {
+            return;
+        };
+        if mtime >= started {
+            return;
+        }
+        let name = path.to_string_lossy();
+        let tmp = name.ends_with(".ts.tmp") || name.ends_with(".m3u8.tmp");
+        let media = path.extension().is_some_and(|e| e == "ts" || e == "m3u8");
+        if tmp {
+            if remove_sync(path) {
+                sweep.removed += 1;
+            }
+            return;
+        }
+        let (true, Some(dispose)) = (media, dispose) else {
+            return;
+        };
+        // A clock set back makes an age of zero: such files wait the full dispose time.
+        let age = started.duration_since(mtime).unwrap_or_default();
+        if age >= dispose {
+            if remove_sync(path) {
+                sweep.removed += 1;
+            }
+        } else {
+            sweep.later.push(path.to_path_buf());
+        }
+    });
+    sweep
+}
+
+/// The files of `later` as they are now, to be disposed of by [`Leftovers::dispose`].
+/// Called after the stale playlists were closed, so that closing one does not save it.
+pub fn remember(later: Vec<PathBuf>) -> Leftovers {
+    Leftovers {
+        files: later
+            .into_iter()
+            .filter_map(|p| {
+                let mtime = std::fs::symlink_metadata(&p).ok()?.modified().ok()?;
+                Some((p, mtime))
+            })
+            .collect(),
+    }
+}
+
+fn remove_sync(path: &Path) -> bool {
+    match std::fs::remove_file(path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => {
+            tracing::warn!("hls: cannot remove {}: {e}", path.display());
+            false
+        }
+    }
 }
 
 fn close_one(path: &Path) -> bool {
@@ -193,6 +326,66 @@ mod tests {
                 .ended
         );
         assert!(close_stale_playlists(&root).is_empty(), "idempotent");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    fn aged(path: &Path, age: Duration) {
+        std::fs::write(path, b"x").expect("write");
+        let f = std::fs::File::options()
+            .write(true)
+            .open(path)
+            .expect("open");
+        f.set_modified(SystemTime::now() - age).expect("set mtime");
+    }
+
+    #[test]
+    fn leftovers_go_as_hls_dispose_says() {
+        let root = temp_dir("leftovers");
+        let live = root.join("live");
+        std::fs::create_dir_all(&live).expect("mkdir");
+        let hour = Duration::from_secs(3600);
+        let minute = Duration::from_secs(60);
+        aged(&live.join("old-1.ts"), hour);
+        aged(&live.join("old.m3u8"), hour);
+        aged(&live.join("young-2.ts"), minute);
+        aged(&live.join("young.m3u8"), minute);
+        aged(&live.join("cut-3.ts.tmp"), minute);
+        aged(&live.join("young.m3u8.tmp"), minute);
+        aged(&live.join("notes.txt"), hour);
+        aged(&live.join("other.tmp"), hour);
+        let started = SystemTime::now();
+
+        // hls_dispose 0: SRS never disposes, only the temp files go.
+        let never = sweep_leftovers(&root, started, None);
+        assert_eq!((never.removed, never.later.len()), (2, 0));
+        assert!(live.join("old-1.ts").exists() && !live.join("cut-3.ts.tmp").exists());
+
+        let sweep = sweep_leftovers(&root, started, Some(Duration::from_secs(600)));
+        assert_eq!(sweep.removed, 2, "the two files older than hls_dispose");
+        assert!(!live.join("old-1.ts").exists() && !live.join("old.m3u8").exists());
+        let mut later = sweep.later.clone();
+        later.sort();
+        assert_eq!(
+            later,
+            vec![live.join("young-2.ts"), live.join("young.m3u8")]
+        );
+        let left = remember(sweep.later);
+        // A stream of this run writes young-2.ts again: it is not a leftover any more.
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(live.join("young-2.ts"), b"fresh").expect("rewrite");
+        assert!(!left.is_empty());
+        assert_eq!(left.dispose(), 1);
+        assert!(!live.join("young.m3u8").exists());
+        assert_eq!(
+            std::fs::read(live.join("young-2.ts")).expect("kept"),
+            b"fresh"
+        );
+        assert!(live.join("notes.txt").exists() && live.join("other.tmp").exists());
+
+        // Files of this run (written after `started`) are never touched.
+        let this_run = sweep_leftovers(&root, started, Some(Duration::ZERO));
+        assert_eq!(this_run.removed, 0);
+        assert!(live.join("young-2.ts").exists());
         let _ = std::fs::remove_dir_all(&root);
     }
 

@@ -27,6 +27,7 @@ pub async fn hls(State(ctx): State<Arc<Context>>) -> Response {
                 "last_segment_duration_ms": s.last_segment_duration_ms,
                 "errors": s.errors,
                 "last_error": s.last_error,
+                "last_error_at_ms": s.last_error_at_ms,
             })
         })
         .collect();
