@@ -28,6 +28,8 @@ pub struct Counters {
     pub pending_message_bytes: AtomicU64,
     /// Publishers closed because they held too much of that budget.
     pub refused_memory: AtomicU64,
+    /// Players closed because nobody published their stream (`play.unpublished_timeout`).
+    pub closed_unpublished: AtomicU64,
 }
 
 /// The answer to one reload request.

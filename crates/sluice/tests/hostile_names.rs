@@ -116,3 +116,48 @@ fn half_sent_messages_before_connect_hold_little_memory() {
     player.expect_success(Duration::from_secs(30));
     assert_probe_matches("live stream beside the attack", &recorded, AVC_AAC);
 }
+
+/// Issue 24, item 3: a player of a stream nobody publishes is closed after the
+/// vhost's `play.unpublished_timeout`, with a close line that says why, and counted;
+/// a player of a live stream is not.
+#[test]
+fn players_of_streams_nobody_publishes_are_closed_after_the_timeout() {
+    require_ffmpeg();
+    let http_port = free_port();
+    let server = Server::start_with(
+        "unpublished",
+        &format!(
+            "http_api {{ enabled on; listen 127.0.0.1:{http_port}; }}\n\
+             vhost __defaultVhost__ {{ play {{ unpublished_timeout 2; }} }}\n"
+        ),
+    );
+    let port = server.addr().port();
+    let mut publisher = spawn_publisher(&server, AVC_AAC, &server.url("live/on"), "on");
+    let (mut player, recorded) = spawn_player(&server, &server.url("live/on"), "on");
+    let mut waiting = RawClient::play(port, "live", "never", None).expect("play");
+    let t = Instant::now();
+    let closed = wait_closed(&mut waiting.stream, t, Duration::from_secs(10));
+    match closed {
+        Closed::Cleanly(after) => assert!(
+            after >= Duration::from_millis(1500),
+            "closed after {after:?}, before its timeout"
+        ),
+        other => panic!("a player of an unpublished stream was not closed: {other:?}"),
+    }
+    publisher.expect_success(Duration::from_secs(30));
+    player.expect_success(Duration::from_secs(30));
+    assert_probe_matches("player of the live stream", &recorded, AVC_AAC);
+    let log = server.log();
+    assert!(
+        log.contains("nobody published its stream for play.unpublished_timeout"),
+        "{log}"
+    );
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", http_port)).expect("api");
+    write!(s, "GET /metrics HTTP/1.0\r\n\r\n").expect("send");
+    let mut metrics = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut metrics);
+    assert!(
+        metrics.contains("sluice_clients_closed_total{reason=\"unpublished\"} 1"),
+        "{metrics}"
+    );
+}

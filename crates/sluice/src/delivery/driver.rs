@@ -321,6 +321,10 @@ impl Sink for PlayerDriver {
         }
         while self.send_batch(&mut st, scratch) {}
     }
+
+    fn close_for(&self, reason: crate::stats::KickReason) {
+        self.client.disconnect_for(reason);
+    }
 }
 
 #[cfg(test)]

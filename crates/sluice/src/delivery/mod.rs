@@ -40,6 +40,9 @@ use crate::context::Context;
 use crate::service::{Service, ServiceFuture, Shutdown};
 use shard::{Sink, StreamShards};
 
+/// How often players of streams nobody publishes are looked at.
+const UNPUBLISHED_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The live players of every stream, by source id, and the tasks that feed them.
 #[derive(Default)]
 pub struct Delivery {
@@ -67,7 +70,11 @@ impl Delivery {
         let driver = Arc::new(driver);
         let sink: Arc<dyn Sink> = driver.clone();
         let source = driver.source();
-        let new_shard = self.lock().entry(source.id.clone()).or_default().add(sink);
+        let new_shard = self
+            .lock()
+            .entry(source.id.clone())
+            .or_insert_with(|| StreamShards::new(source))
+            .add(sink);
         if let Some(shard) = new_shard {
             self.tasks.spawn(shard::run_shard(shard, source.changes()));
         }
@@ -89,6 +96,36 @@ impl Delivery {
     /// Players fed by shards, over all streams.
     pub fn players(&self) -> usize {
         self.lock().values().map(StreamShards::len).sum()
+    }
+
+    /// Closes the players of streams nobody has published for their vhost's
+    /// `play.unpublished_timeout` (players that receive nothing would otherwise hold
+    /// their connection for ever). Returns how many were closed.
+    pub fn close_unpublished(&self, ctx: &Context) -> usize {
+        let config = ctx.config();
+        let mut idle = Vec::new();
+        for shards in self.lock().values() {
+            let sinks = shards.sinks();
+            let Some(source) = sinks.first().and_then(|_| shards.source()) else {
+                continue;
+            };
+            let timeout = config
+                .vhost(&source.key.vhost)
+                .map(|v| v.play.unpublished_timeout)
+                .unwrap_or_default();
+            if !timeout.is_zero() && source.unpublished_for().is_some_and(|t| t >= timeout) {
+                tracing::info!(
+                    "{}: nobody published it for {timeout:?}; closing its {} players",
+                    source.key,
+                    sinks.len()
+                );
+                idle.extend(sinks);
+            }
+        }
+        for sink in &idle {
+            sink.close_for(crate::stats::KickReason::Unpublished);
+        }
+        idle.len()
     }
 
     /// Players of one stream (by source id).
@@ -120,13 +157,33 @@ impl Service for DeliveryService {
         "delivery"
     }
 
-    fn run(self: Box<Self>, ctx: Arc<Context>, mut shutdown: Shutdown) -> ServiceFuture {
+    fn run(self: Box<Self>, ctx: Arc<Context>, shutdown: Shutdown) -> ServiceFuture {
         Box::pin(async move {
-            match ctx.hub.pacing().take_requests() {
-                Some(requests) => pacer::run(ctx.hub.pacing(), requests, shutdown).await,
-                // Another server's delivery took it (never in one process's server).
-                None => shutdown.requested().await,
-            }
+            let pacing = async {
+                match ctx.hub.pacing().take_requests() {
+                    Some(requests) => {
+                        pacer::run(ctx.hub.pacing(), requests, shutdown.clone()).await
+                    }
+                    // Another server's delivery took it (never in one process's server).
+                    None => shutdown.clone().requested().await,
+                }
+            };
+            let sweeping = async {
+                let mut tick = tokio::time::interval(UNPUBLISHED_SWEEP);
+                let mut stop = shutdown.clone();
+                loop {
+                    tokio::select! {
+                        _ = stop.requested() => return,
+                        _ = tick.tick() => {
+                            let n = ctx.delivery.close_unpublished(&ctx);
+                            ctx.counters
+                                .closed_unpublished
+                                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                }
+            };
+            tokio::join!(pacing, sweeping);
             let delivery = &ctx.delivery;
             for (_, mut shards) in delivery.lock().drain() {
                 shards.close_all();

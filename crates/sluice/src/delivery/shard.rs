@@ -47,6 +47,9 @@ pub trait Sink: Send + Sync + 'static {
     /// Sends what is ready without blocking. A sink that cannot send everything
     /// keeps the rest and hands over to its own task; a finished sink does nothing.
     fn deliver(&self, scratch: &mut Scratch);
+
+    /// Asks the player's task to end the player, saying why.
+    fn close_for(&self, _reason: crate::stats::KickReason) {}
 }
 
 pub(super) struct Shard {
@@ -77,6 +80,29 @@ fn same(a: &Arc<dyn Sink>, b: &Arc<dyn Sink>) -> bool {
 #[derive(Default)]
 pub(super) struct StreamShards {
     shards: Vec<Arc<Shard>>,
+    /// The stream (weak: its players hold it, the fan-out does not).
+    source: std::sync::Weak<crate::hub::Source>,
+}
+
+impl StreamShards {
+    pub(super) fn new(source: &Arc<crate::hub::Source>) -> StreamShards {
+        StreamShards {
+            shards: Vec::new(),
+            source: Arc::downgrade(source),
+        }
+    }
+
+    pub(super) fn source(&self) -> Option<Arc<crate::hub::Source>> {
+        self.source.upgrade()
+    }
+
+    /// Every sink of the stream, now.
+    pub(super) fn sinks(&self) -> Vec<Arc<dyn Sink>> {
+        self.shards
+            .iter()
+            .flat_map(|s| lock(&s.sinks).clone())
+            .collect()
+    }
 }
 
 impl StreamShards {

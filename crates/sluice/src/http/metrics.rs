@@ -119,6 +119,31 @@ pub fn render(ctx: &Context) -> String {
     }
     family(
         &mut out,
+        "sluice_clients_closed_total",
+        "counter",
+        "Clients the server closed to protect itself, by why: memory (a publisher held \
+         too much of the budget of half-sent messages), unpublished (a player waited \
+         longer than play.unpublished_timeout for a publisher).",
+    );
+    for (reason, n) in [
+        ("memory", &c.refused_memory),
+        ("unpublished", &c.closed_unpublished),
+    ] {
+        let _ = writeln!(
+            out,
+            "sluice_clients_closed_total{{reason=\"{reason}\"}} {}",
+            n.load(Ordering::Relaxed)
+        );
+    }
+    single(
+        &mut out,
+        "sluice_pending_message_bytes",
+        "gauge",
+        "Bytes of RTMP messages publishers have begun and not finished sending.",
+        c.pending_message_bytes.load(Ordering::Relaxed),
+    );
+    family(
+        &mut out,
         "sluice_connections_open",
         "gauge",
         "Connections holding a slot of a cap now: max_connections (RTMP and the HTTP \

@@ -78,6 +78,9 @@ pub(super) struct Ring {
     pub settings: SourceSettings,
     pub video_info: Option<VideoCodecInfo>,
     pub audio_info: Option<AudioCodecInfo>,
+    /// Since when nobody publishes (the source's creation, or the last unpublish);
+    /// None while a publisher holds the stream.
+    pub unpublished_since: Option<Instant>,
 }
 
 impl Ring {
@@ -228,6 +231,7 @@ impl Source {
                 settings,
                 video_info: None,
                 audio_info: None,
+                unpublished_since: Some(Instant::now()),
             }),
             notify,
             stats: SourceStats::default(),
@@ -337,6 +341,11 @@ impl Source {
         self.read().publisher.is_some()
     }
 
+    /// How long nobody has published the stream (None while somebody does).
+    pub fn unpublished_for(&self) -> Option<std::time::Duration> {
+        self.read().unpublished_since.map(|t| t.elapsed())
+    }
+
     pub fn set_settings(&self, settings: SourceSettings) {
         self.write().settings = settings;
     }
@@ -355,6 +364,7 @@ impl Source {
                 client_id: client_id.to_string(),
                 since: Instant::now(),
             });
+            ring.unpublished_since = None;
             ring.has_video = false;
             ring.last_keyframe = None;
             ring.metadata = None;
@@ -381,6 +391,7 @@ impl Source {
                 return;
             }
             ring.publisher = None;
+            ring.unpublished_since = Some(Instant::now());
             ring.last_keyframe = None;
             let ts = ring.newest_ts;
             ring.push(Entry::Unpublished, ts);

@@ -83,6 +83,8 @@ pub enum KickReason {
     VhostRemoved,
     /// A graceful stop.
     Shutdown,
+    /// Nobody published its stream for the vhost's `play.unpublished_timeout`.
+    Unpublished,
 }
 
 impl std::fmt::Display for KickReason {
@@ -91,6 +93,7 @@ impl std::fmt::Display for KickReason {
             KickReason::Api => "kicked off by the API",
             KickReason::VhostRemoved => "its vhost was removed by a reload",
             KickReason::Shutdown => "server shutting down",
+            KickReason::Unpublished => "nobody published its stream for play.unpublished_timeout",
         })
     }
 }
@@ -114,6 +117,7 @@ impl Client {
         match self.kick_reason.load(std::sync::atomic::Ordering::Relaxed) {
             1 => KickReason::VhostRemoved,
             2 => KickReason::Shutdown,
+            3 => KickReason::Unpublished,
             _ => KickReason::Api,
         }
     }

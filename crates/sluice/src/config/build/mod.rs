@@ -22,6 +22,8 @@ mod http;
 const MAX_MAX_CONNECTIONS: u64 = 1_000_000;
 const MAX_QUEUE_SECONDS: f64 = 3600.0;
 const MAX_TIMEOUT_MS: u64 = 3_600_000;
+/// A week: longer than any scheduled start a player could sensibly wait for.
+const MAX_UNPUBLISHED_SECS: u64 = 7 * 24 * 3600;
 const MAX_MW_LATENCY_MS: u64 = 10_000;
 
 pub(super) fn invalid(d: &Directive, message: impl Into<String>) -> ConfigError {
@@ -458,6 +460,10 @@ fn play(
             "gop_cache" => p.gop_cache = Some(flag(c)?),
             "queue_length" => p.queue_length = Some(seconds(c)?),
             "time_jitter" => p.time_jitter = Some(time_jitter(c)?),
+            "unpublished_timeout" => {
+                p.unpublished_timeout =
+                    integer(c, 0, MAX_UNPUBLISHED_SECS, " seconds").map(Duration::from_secs)?
+            }
             "mw_latency" => {
                 p.mw_latency = millis(c, 0, MAX_MW_LATENCY_MS)?;
                 mw_set = true;

@@ -84,9 +84,15 @@ pub struct PlayConfig {
     pub mw_latency: Duration,
     /// Overrides `VhostConfig::time_jitter` when set.
     pub time_jitter: Option<TimeJitter>,
+    /// How long a player may wait on a stream nobody publishes (never started, or
+    /// its publisher left) before it is closed; zero waits forever, as SRS does.
+    /// sluice's own directive: players that never receive anything otherwise hold
+    /// their connection slot for ever.
+    pub unpublished_timeout: Duration,
 }
 
 pub const DEFAULT_MW_LATENCY: Duration = Duration::from_millis(100);
+pub const DEFAULT_UNPUBLISHED_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Default for PlayConfig {
     fn default() -> Self {
@@ -95,6 +101,7 @@ impl Default for PlayConfig {
             queue_length: None,
             mw_latency: DEFAULT_MW_LATENCY,
             time_jitter: None,
+            unpublished_timeout: DEFAULT_UNPUBLISHED_TIMEOUT,
         }
     }
 }
