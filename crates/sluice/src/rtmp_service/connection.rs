@@ -74,6 +74,38 @@ enum Phase {
 type Phased<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, CloseReason>> + Send + 'a>>;
 
+/// What a client asks to do with a stream.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Publish,
+    Play,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Publish => "publish",
+            Action::Play => "play",
+        }
+    }
+
+    /// The status SRS sends for a name it cannot serve.
+    fn bad_name_code(self) -> &'static str {
+        match self {
+            Action::Publish => "NetStream.Publish.BadName",
+            Action::Play => "NetStream.Play.StreamNotFound",
+        }
+    }
+
+    /// The status SRS sends when a rule or a hook refuses.
+    fn denied_code(self) -> &'static str {
+        match self {
+            Action::Publish => "NetStream.Publish.Denied",
+            Action::Play => "NetStream.Play.Failed",
+        }
+    }
+}
+
 /// What the client turned out to be, for the close log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -567,6 +599,44 @@ impl Connection {
         }
     }
 
+    /// The gate before a publish or a play, the same for both (SRS's order): the
+    /// name's bounds, then security rules, refer and the hook. A refusal is sent to
+    /// the client with the status SRS uses for that action, and ends the connection.
+    async fn admit(
+        &mut self,
+        action: Action,
+        stream_id: u32,
+        req: &StreamRequest,
+        vhost: &VhostConfig,
+    ) -> Result<HookRequest, CloseReason> {
+        let (code, why) = match Self::bad_name(req) {
+            Some(why) => (action.bad_name_code(), why),
+            None => {
+                let hreq = self.hook_request(req, vhost);
+                let ip = self.peer.ip().to_canonical();
+                let admitted = match action {
+                    Action::Publish => {
+                        Box::pin(hooks::admit_publish(&self.ctx, vhost, &hreq, ip)).await
+                    }
+                    Action::Play => Box::pin(hooks::admit_play(&self.ctx, vhost, &hreq, ip)).await,
+                };
+                match admitted {
+                    Ok(()) => return Ok(hreq),
+                    Err(why) => (action.denied_code(), why.0),
+                }
+            }
+        };
+        match action {
+            Action::Publish => self.session.reject_publish(stream_id, code, &why),
+            Action::Play => self.session.reject_play(stream_id, code, &why),
+        }
+        self.flush().await?;
+        Err(CloseReason::Rejected(format!(
+            "{} refused: {why}",
+            action.name()
+        )))
+    }
+
     /// Why a publish or play names no acceptable stream: an empty name, or one out
     /// of bounds (length, control characters).
     fn bad_name(req: &StreamRequest) -> Option<String> {
@@ -594,26 +664,7 @@ impl Connection {
         self.role = Role::Publisher;
         let key = Self::stream_key(&req, vhost);
         self.url = key.to_string();
-        if let Some(why) = Self::bad_name(&req) {
-            self.session
-                .reject_publish(stream_id, "NetStream.Publish.BadName", &why);
-            self.flush().await?;
-            return Err(CloseReason::Rejected(format!("publish refused: {why}")));
-        }
-        let hreq = self.hook_request(&req, vhost);
-        if let Err(why) = Box::pin(hooks::admit_publish(
-            &self.ctx,
-            vhost,
-            &hreq,
-            self.peer.ip().to_canonical(),
-        ))
-        .await
-        {
-            self.session
-                .reject_publish(stream_id, "NetStream.Publish.Denied", &why.0);
-            self.flush().await?;
-            return Err(CloseReason::Rejected(format!("publish refused: {why}")));
-        }
+        let hreq = self.admit(Action::Publish, stream_id, &req, vhost).await?;
         if self.hooks.is_some() {
             self.published = Some(Box::new(hreq));
         }
@@ -719,26 +770,7 @@ impl Connection {
         self.role = Role::Player;
         let key = Self::stream_key(&req, vhost);
         self.url = key.to_string();
-        if let Some(why) = Self::bad_name(&req) {
-            self.session
-                .reject_play(stream_id, "NetStream.Play.StreamNotFound", &why);
-            self.flush().await?;
-            return Err(CloseReason::Rejected(format!("play refused: {why}")));
-        }
-        let hreq = self.hook_request(&req, vhost);
-        if let Err(why) = Box::pin(hooks::admit_play(
-            &self.ctx,
-            vhost,
-            &hreq,
-            self.peer.ip().to_canonical(),
-        ))
-        .await
-        {
-            self.session
-                .reject_play(stream_id, "NetStream.Play.Failed", &why.0);
-            self.flush().await?;
-            return Err(CloseReason::Rejected(format!("play refused: {why}")));
-        }
+        let hreq = self.admit(Action::Play, stream_id, &req, vhost).await?;
         if self.hooks.is_some() {
             self.playing = Some(Box::new(hreq));
         }
