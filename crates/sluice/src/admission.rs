@@ -238,7 +238,7 @@ struct Throttle(Mutex<(Option<Instant>, u64)>);
 
 impl Throttle {
     fn due(&self) -> Option<u64> {
-        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = crate::util::lock(&self.0);
         let now = Instant::now();
         if s.0
             .is_none_or(|at| now.duration_since(at) >= REFUSAL_LOG_INTERVAL)
@@ -254,7 +254,7 @@ impl Throttle {
 
 fn lock(t: &Mutex<Table>) -> std::sync::MutexGuard<'_, Table> {
     // Counts stay consistent under a poisoned lock: every update is one statement.
-    t.lock().unwrap_or_else(|e| e.into_inner())
+    crate::util::lock(t)
 }
 
 /// `" (N more refused since the previous line)"`, or nothing when N is 0.

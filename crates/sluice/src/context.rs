@@ -96,10 +96,7 @@ impl Context {
 
     /// The config in force (a reload swaps it; holders keep the one they took).
     pub fn config(&self) -> Arc<Config> {
-        self.config
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        crate::util::read(&self.config).clone()
     }
 
     pub fn set_config(&self, config: Config) {
@@ -107,7 +104,7 @@ impl Context {
     }
 
     pub fn set_config_arc(&self, config: Arc<Config>) {
-        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+        *crate::util::write(&self.config) = config;
     }
 
     pub fn set_stopping(&self) {

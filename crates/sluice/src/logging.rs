@@ -79,14 +79,14 @@ struct LogWriter;
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match LOG_FILE.get() {
-            Some(l) => l.file.lock().unwrap_or_else(|e| e.into_inner()).write(buf),
+            Some(l) => crate::util::lock(&l.file).write(buf),
             None => Ok(buf.len()),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         match LOG_FILE.get() {
-            Some(l) => l.file.lock().unwrap_or_else(|e| e.into_inner()).flush(),
+            Some(l) => crate::util::lock(&l.file).flush(),
             None => Ok(()),
         }
     }
@@ -99,7 +99,7 @@ pub fn reopen() -> anyhow::Result<bool> {
         return Ok(false);
     };
     let file = open(&l.path)?;
-    *l.file.lock().unwrap_or_else(|e| e.into_inner()) = file;
+    *crate::util::lock(&l.file) = file;
     Ok(true)
 }
 

@@ -148,7 +148,7 @@ impl Default for Tasks {
 
 impl Tasks {
     fn set(&self) -> std::sync::MutexGuard<'_, JoinSet<()>> {
-        self.set.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.set)
     }
 
     /// Starts `task` in the current span. Tasks that already ended are reaped here, so

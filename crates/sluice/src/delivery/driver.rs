@@ -89,7 +89,7 @@ impl PlayerDriver {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Nothing in here panics while the state is locked; if it did, the state
         // is still consistent enough to close the player.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.state)
     }
 
     /// The transport refused part of what was sent: the player's task must wait for room.

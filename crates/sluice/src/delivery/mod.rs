@@ -61,7 +61,7 @@ impl std::fmt::Debug for Delivery {
 impl Delivery {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, StreamShards>> {
         // Nothing panics while the map is locked; a poisoned map is still a valid map.
-        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.streams)
     }
 
     /// Starts feeding a player from its stream's shards; it is fed for as long as

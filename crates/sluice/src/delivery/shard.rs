@@ -69,7 +69,7 @@ impl Shard {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Sinks never panic while a shard's list is locked; if one did, the list is
     // still a valid list.
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    crate::util::lock(m)
 }
 
 fn same(a: &Arc<dyn Sink>, b: &Arc<dyn Sink>) -> bool {

@@ -119,7 +119,7 @@ struct Pipe {
 impl Pipe {
     fn lock(&self) -> MutexGuard<'_, PipeState> {
         // Nothing panics while the state is locked; a poisoned one is still consistent.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.state)
     }
 }
 

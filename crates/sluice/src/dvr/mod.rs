@@ -74,12 +74,12 @@ pub struct DvrState {
 
 impl DvrState {
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.inner)
     }
 }
 
 pub(crate) fn lock_status(s: &Mutex<RecorderStatus>) -> MutexGuard<'_, RecorderStatus> {
-    s.lock().unwrap_or_else(|e| e.into_inner())
+    crate::util::lock(s)
 }
 
 /// The DVR service: one recorder per published stream that should be recorded. When

@@ -45,7 +45,7 @@ pub struct Edges {
 
 impl Edges {
     fn lock(&self) -> MutexGuard<'_, HashMap<StreamKey, Arc<PullState>>> {
-        self.pulls.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.pulls)
     }
 }
 

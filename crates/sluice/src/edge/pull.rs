@@ -104,7 +104,7 @@ impl PullState {
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
-        self.live.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.live)
     }
 
     fn set(&self, origin: &str, state: PullPhase) {

@@ -80,7 +80,7 @@ pub struct FfmpegState {
 
 impl FfmpegState {
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.inner)
     }
 
     /// Streams that our own processes publish here (a transcoder must not transcode them).

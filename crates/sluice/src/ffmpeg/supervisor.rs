@@ -84,7 +84,7 @@ pub struct Supervised {
 }
 
 fn lock(s: &Mutex<ProcessStatus>) -> MutexGuard<'_, ProcessStatus> {
-    s.lock().unwrap_or_else(|e| e.into_inner())
+    crate::util::lock(s)
 }
 
 impl Supervised {

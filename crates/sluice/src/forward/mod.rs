@@ -34,16 +34,14 @@ pub struct Forwards {
 
 impl Forwards {
     fn register(&self, state: &Arc<PushState>) {
-        let mut list = self.pushes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list = crate::util::lock(&self.pushes);
         list.retain(|w| w.strong_count() > 0);
         list.push(Arc::downgrade(state));
     }
 
     /// The pushes in progress (a push's task holds its state; a finished one is gone).
     fn live(&self) -> Vec<Arc<PushState>> {
-        self.pushes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.pushes)
             .iter()
             .filter_map(Weak::upgrade)
             .collect()

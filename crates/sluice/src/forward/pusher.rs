@@ -78,7 +78,7 @@ impl PushState {
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
-        self.live.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.live)
     }
 
     pub fn status(&self) -> PushStatus {

@@ -66,7 +66,7 @@ pub struct HlsRegistry {
 
 impl HlsRegistry {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<StreamKey, HlsStatus>> {
-        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.streams)
     }
 
     fn update(&self, key: &StreamKey, f: impl FnOnce(&mut HlsStatus)) {

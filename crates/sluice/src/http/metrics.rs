@@ -169,14 +169,7 @@ pub fn render(ctx: &Context) -> String {
         let k = ctx.rates.stream(&s.id).kbps();
         let n = clients
             .iter()
-            .filter(|c| {
-                c.state
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .stream
-                    .as_ref()
-                    == Some(&s.key)
-            })
+            .filter(|c| crate::util::lock(&c.state).stream.as_ref() == Some(&s.key))
             .count();
         per_stream.push((labels, k.recv_30s, k.send_30s, n));
     }

@@ -93,7 +93,7 @@ impl Hub {
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<StreamKey, Arc<Source>>> {
-        self.sources.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.sources)
     }
 
     /// The source of `key`, created on first use (by a publisher or by a player

@@ -34,7 +34,7 @@ impl Default for Pacing {
 impl Pacing {
     /// The receiving end, for the one pacer of this hub.
     pub fn take_requests(&self) -> Option<UnboundedReceiver<Weak<Source>>> {
-        self.rx.lock().unwrap_or_else(|e| e.into_inner()).take()
+        crate::util::lock(&self.rx).take()
     }
 
     pub fn set_running(&self, running: bool) {

@@ -317,7 +317,7 @@ impl Source {
     pub(super) fn read(&self) -> RwLockReadGuard<'_, Ring> {
         // A panic while holding the lock cannot leave the ring inconsistent in a
         // way that matters more than dropping the stream would: keep serving.
-        self.ring.read().unwrap_or_else(|e| e.into_inner())
+        crate::util::read(&self.ring)
     }
 
     /// The ring, read-locked, for [`super::Consumer::fetch_with`]. Held for one
@@ -330,7 +330,7 @@ impl Source {
     }
 
     pub(super) fn write(&self) -> RwLockWriteGuard<'_, Ring> {
-        self.ring.write().unwrap_or_else(|e| e.into_inner())
+        crate::util::write(&self.ring)
     }
 
     pub fn publisher(&self) -> Option<PublisherInfo> {
