@@ -48,7 +48,9 @@
     if (auth) headers.Authorization = "Basic " + b64(auth);
     let r;
     try {
-      r = await fetch(S.api + path, Object.assign({ cache: "no-store", headers }, opts || {}));
+      // credentials "omit": a same-origin 401 then comes back to us instead of raising the
+      // browser's own login prompt; the Authorization header we set is sent all the same.
+      r = await fetch(S.api + path, Object.assign({ cache: "no-store", credentials: "omit", headers }, opts || {}));
     } catch (e) {
       unreachable("no answer (" + e.message + ")");
       throw e;
@@ -132,17 +134,21 @@
     } finally { busy = false; }
   }
 
+  // One point of the graphs per poll: rates from the byte counters' change since the
+  // previous poll (the first poll only sets the baseline).
   function sample() {
     const sys = S.summary.system, self = S.summary.self;
-    const prev = S.history[S.history.length - 1];
     const t = sys.srs_sample_time;
-    let inK = 0, outK = 0;
-    if (prev && t > prev.t) {
-      inK = Math.max(0, (sys.srs_recv_bytes - prev.rb) * 8 / (t - prev.t));
-      outK = Math.max(0, (sys.srs_send_bytes - prev.sb) * 8 / (t - prev.t));
+    const base = S.baseline;
+    S.baseline = { t, rb: sys.srs_recv_bytes, sb: sys.srs_send_bytes };
+    if (base && t > base.t) {
+      S.history.push({
+        t, cpu: self.cpu_percent * 100, conns: sys.conn_srs,
+        inK: Math.max(0, (sys.srs_recv_bytes - base.rb) * 8 / (t - base.t)),
+        outK: Math.max(0, (sys.srs_send_bytes - base.sb) * 8 / (t - base.t)),
+      });
+      if (S.history.length > HISTORY) S.history.shift();
     }
-    S.history.push({ t, rb: sys.srs_recv_bytes, sb: sys.srs_send_bytes, inK, outK, cpu: self.cpu_percent * 100, conns: sys.conn_srs });
-    if (S.history.length > HISTORY) S.history.shift();
     const now = Date.now();
     for (const s of S.streams) {
       const p = S.prevStream[s.id];
@@ -174,7 +180,7 @@
     $("#ov-host").textContent = "pid " + self.pid + " · " + sys.cpus + " CPUs, host CPU " + (sys.cpu_percent * 100).toFixed(0) +
       " %, load " + sys.load_1m.toFixed(2) + " · RAM " + mb(sys.mem_ram_kbyte) + " (" + (sys.mem_ram_percent * 100).toFixed(0) + " % used)";
     graph($("#g-kbps"), [{ key: "inK", color: "#5ad17a" }, { key: "outK", color: "#4fb3ff" }], kbps);
-    graph($("#g-cpu"), [{ key: "cpu", color: "#f0b429" }, { key: "conns", color: "#c38bff" }], (v) => v.toFixed(0));
+    graph($("#g-cpu"), [{ key: "cpu", color: "#f0b429" }, { key: "conns", color: "#c38bff" }], (v) => v.toFixed(v < 10 ? 1 : 0));
   }
 
   // A line graph of the history on a canvas, scaled to its largest value.
@@ -222,7 +228,8 @@
       out.push(["HTTP-FLV", http + path + (isDefault ? "" : "?vhost=" + vname)]);
     }
     const h = S.hls.find((x) => x.vhost === vname && x.app === s.app && x.stream === s.name);
-    if (http && h && h.playlist_url) out.push(["HLS", http + (h.playlist_url.startsWith("/") ? "" : "/") + h.playlist_url]);
+    // Offered once the playlist lists a segment: before that a player would get a 404.
+    if (http && h && h.publishing && h.segments > 0 && h.playlist_url) out.push(["HLS", http + (h.playlist_url.startsWith("/") ? "" : "/") + h.playlist_url]);
     return out;
   }
 

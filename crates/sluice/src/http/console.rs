@@ -61,7 +61,11 @@ macro_rules! vendored {
         Asset {
             path: $path,
             content_type: "application/javascript",
-            body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/vendor/", $file)),
+            body: include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/assets/vendor/",
+                $file
+            )),
             gzipped: Some(include_bytes!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/assets/vendor/",
@@ -91,7 +95,11 @@ static ASSETS: &[Asset] = &[
     asset!("/players/publisher.js", JS, "players/publisher.js"),
     vendored!(HLS_JS, "hls-1.7.4.light.min.js"),
     vendored!(MPEGTS_JS, "mpegts-1.8.2.min.js"),
-    asset!("/console/vendor/LICENSE.hls.js", TEXT, "vendor/LICENSE.hls.js"),
+    asset!(
+        "/console/vendor/LICENSE.hls.js",
+        TEXT,
+        "vendor/LICENSE.hls.js"
+    ),
     asset!(
         "/console/vendor/LICENSE.mpegts.js",
         TEXT,
@@ -287,7 +295,8 @@ pub fn head_of(parts: &Parts) -> Parts {
 pub fn fallback(ctx: &Context, parts: &Parts) -> Option<Response> {
     let config = ctx.config();
     // Both listeners on one address: the API is on this very port.
-    let same_origin = config.http_api.enabled && config.http_api.listen == config.http_server.listen;
+    let same_origin =
+        config.http_api.enabled && config.http_api.listen == config.http_server.listen;
     answer(&config, same_origin, parts, true)
 }
 
@@ -333,7 +342,10 @@ mod tests {
     fn gzip_negotiation() {
         let h = |v: &str| {
             let mut m = HeaderMap::new();
-            m.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).expect("hv"));
+            m.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_str(v).expect("hv"),
+            );
             m
         };
         assert!(accepts_gzip(&h("gzip, deflate, br")));
@@ -354,7 +366,10 @@ mod tests {
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()[header::CONTENT_TYPE], HTML);
         assert_eq!(r.headers()[header::CACHE_CONTROL], "no-cache");
-        let tag = r.headers()[header::ETAG].to_str().expect("etag").to_string();
+        let tag = r.headers()[header::ETAG]
+            .to_str()
+            .expect("etag")
+            .to_string();
         assert!(String::from_utf8(body_of(r).await)
             .expect("utf-8")
             .contains("console.js"));
@@ -362,8 +377,14 @@ mod tests {
         let r = get("/console/", &[("if-none-match", &tag)]);
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
         assert!(body_of(r).await.is_empty());
-        assert_eq!(get("/console/console.js", &[]).headers()[header::CONTENT_TYPE], JS);
-        assert_eq!(get("/console/sluice.css", &[]).headers()[header::CONTENT_TYPE], CSS);
+        assert_eq!(
+            get("/console/console.js", &[]).headers()[header::CONTENT_TYPE],
+            JS
+        );
+        assert_eq!(
+            get("/console/sluice.css", &[]).headers()[header::CONTENT_TYPE],
+            CSS
+        );
 
         // The players: gzipped when accepted, plain otherwise, cached for good.
         let plain = get(HLS_JS, &[]);
@@ -376,7 +397,12 @@ mod tests {
         let gz = get(HLS_JS, &[("accept-encoding", "gzip, br")]);
         assert_eq!(gz.headers()[header::CONTENT_ENCODING], "gzip");
         let gz = body_of(gz).await;
-        assert!(gz.len() < plain.len() / 2, "gzip {} of {}", gz.len(), plain.len());
+        assert!(
+            gz.len() < plain.len() / 2,
+            "gzip {} of {}",
+            gz.len(),
+            plain.len()
+        );
         assert_eq!(gz.get(..2), Some(&[0x1f, 0x8b][..]), "gzip magic");
 
         // HEAD: headers only.
@@ -388,7 +414,8 @@ mod tests {
     #[test]
     fn routing() {
         let config = Config::default();
-        let ans = |m: Method, path: &str, root: bool| answer(&config, false, &parts(m, path, &[]), root);
+        let ans =
+            |m: Method, path: &str, root: bool| answer(&config, false, &parts(m, path, &[]), root);
         let r = ans(Method::GET, "/console", true).expect("redirect");
         assert_eq!(r.status(), StatusCode::MOVED_PERMANENTLY);
         assert_eq!(r.headers()[header::LOCATION], "/console/");
@@ -426,7 +453,7 @@ mod tests {
             for attr in ["src=\"", "href=\""] {
                 for piece in html.split(attr).skip(1) {
                     let url = piece.split('"').next().unwrap_or("");
-                    if url.starts_with('#') || url.is_empty() {
+                    if url.starts_with('#') || url.is_empty() || url.starts_with("data:") {
                         continue;
                     }
                     assert!(
