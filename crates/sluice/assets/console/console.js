@@ -114,9 +114,9 @@
     if (busy || S.needLogin || !S.api) return;
     busy = true;
     try {
-      const [sum, st, cl, vh, hls, dvr] = await Promise.all([
+      const [sum, st, cl, vh, hls, dvr, fwd, edge] = await Promise.all([
         api("/api/v1/summaries"), api("/api/v1/streams?count=1000"), api("/api/v1/clients?count=1000"),
-        api("/api/v1/vhosts"), api("/api/v1/hls"), api("/api/v1/dvrs"),
+        api("/api/v1/vhosts"), api("/api/v1/hls"), api("/api/v1/dvrs"), api("/api/v1/forwards"), api("/api/v1/edges"),
       ]);
       reachable();
       S.summary = sum.data;
@@ -125,6 +125,8 @@
       S.vhosts = vh.vhosts || [];
       S.hls = (hls.hls) || [];
       S.dvr = dvr.dvr || null;
+      S.forwards = (fwd.forward && fwd.forward.forwards) || [];
+      S.edges = (edge.edge && edge.edge.edges) || [];
       sample();
       render();
       if (!S.ready) { S.ready = true; S.readyAt = performance.now(); }
@@ -209,6 +211,7 @@
     }
   }
 
+  const pill = (label, on, title) => '<span class="pill' + (on ? " on" : "") + '" title="' + esc(title || "") + '">' + esc(label) + "</span>";
   const vhostName = (id) => { const v = S.vhosts.find((x) => x.id === id); return v ? v.name : id; };
   const clientOf = (id) => S.clients.find((c) => c.id === id);
 
@@ -243,6 +246,11 @@
       const vname = vhostName(s.vhost);
       const hls = S.hls.find((x) => x.vhost === vname && x.app === s.app && x.stream === s.name && x.publishing);
       const dvr = S.dvr && (S.dvr.recorders || []).find((r) => r.vhost === vname && r.app === s.app && r.stream === s.name && r.running);
+      const fwds = (S.forwards || []).filter((f) => f.source_id === s.id);
+      const pull = (S.edges || []).find((p) => p.source_id === s.id);
+      const services = pill("HLS", hls, hls ? "segment " + hls.sequence : "not writing HLS") + pill("DVR", dvr, dvr ? dvr.file : "not recording") +
+        (fwds.length ? pill("FWD " + fwds.filter((f) => f.connected).length + "/" + fwds.length, fwds.some((f) => f.connected), fwds.map((f) => f.url + (f.last_error ? " (" + f.last_error + ")" : "")).join("\n")) : "") +
+        (pull ? pill("EDGE " + pull.state, String(pull.state).toLowerCase() === "pulling", pull.origin + (pull.last_error ? " (" + pull.last_error + ")" : "")) : "");
       const urls = urlsOf(s);
       const canFlv = urls.some((u) => u[0] === "HTTP-FLV"), canHls = urls.some((u) => u[0] === "HLS");
       const fps = S.fps[s.id];
@@ -254,7 +262,7 @@
         "<td>" + s.kbps.recv_30s + " / " + s.kbps.send_30s + "</td>" +
         "<td>" + (pub ? esc(pub.ip) + ' <span class="dim">' + dur(pub.alive) + "</span>" : s.publish && s.publish.active ? "yes" : '<span class="dim">idle</span>') + "</td>" +
         "<td>" + (Object.entries(players).map(([k, n]) => '<span class="pill">' + esc(k) + " " + n + "</span>").join("") || "0") + "</td>" +
-        "<td>" + '<span class="pill' + (hls ? " on" : "") + '">HLS</span><span class="pill' + (dvr ? " on" : "") + '">DVR</span></td>' +
+        "<td>" + services + "</td>" +
         "<td>" + (canFlv ? '<button class="preview-flv">▶ FLV</button> ' : "") + (canHls ? '<button class="preview-hls">▶ HLS</button>' : "") + "</td></tr>";
     }).join("");
   }
