@@ -6,7 +6,7 @@
 // (and measured for blankness in the browser itself), and the console's page weight and load
 // time measured. Prints one JSON line; a step that fails records its error and ends the run.
 // Usage: node console.mjs PARAMS_JSON
-// PARAMS: {chromium, http, api, user, pass, stream, flvUrl, shots, timeoutSecs}
+// PARAMS: {chromium, http, api, deadApi, user, pass, stream, flvUrl, shots, timeoutSecs}
 import { chromium } from "playwright-core";
 import { writeFileSync } from "node:fs";
 
@@ -276,6 +276,17 @@ try {
     await until("the summary on the API port", () => p.evaluate(() => window.__console.ready));
     out.apiPortConsole = await p.evaluate(() => window.__console.api);
     await p.close();
+  });
+
+  await step("a banner when the API does not answer", async () => {
+    // A fresh context: the API address chosen here is remembered by the browser.
+    const c2 = await browser.newContext();
+    c2.on("request", (r) => out.requests.push(r.url()));
+    const p = await c2.newPage();
+    await p.goto(P.http + "/console/?api=" + encodeURIComponent(P.deadApi));
+    await p.waitForSelector("#banner:not([hidden])", { timeout });
+    out.banner = await p.textContent("#banner");
+    await c2.close();
   });
 } catch (e) {
   out.error = String(e && e.message || e);

@@ -97,6 +97,30 @@ fn api_get(port: u16, path: &str) -> (u16, Value) {
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
+/// A GET with extra header lines: (status, lower-cased head, body).
+fn raw_get(port: u16, path: &str, headers: &str) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect_timeout(&addr(port), Duration::from_secs(2)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}Connection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).expect("read");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head, buf[split + 4..].to_vec())
+}
+
 /// Whether a URL the browser requested stays on this host.
 fn is_loopback(url: &str) -> bool {
     if url.starts_with("data:") || url.starts_with("about:") {
@@ -163,6 +187,8 @@ vhost __defaultVhost__ {{
         "chromium": chromium,
         "http": format!("http://127.0.0.1:{http}"),
         "api": format!("http://127.0.0.1:{api}"),
+        // A port nothing listens on (taken from the OS, then released).
+        "deadApi": format!("http://127.0.0.1:{}", free_port()),
         "user": USER,
         "pass": PASS,
         "stream": "test",
@@ -312,6 +338,15 @@ vhost __defaultVhost__ {{
         "{links:?}"
     );
 
+    // An API that does not answer is said so.
+    assert!(
+        v["banner"]
+            .as_str()
+            .is_some_and(|b| b.contains("unreachable")),
+        "{}",
+        v["banner"]
+    );
+
     // Nothing left the host.
     let requests: Vec<&str> = v["requests"]
         .as_array()
@@ -382,4 +417,82 @@ vhost __defaultVhost__ {{
     eprintln!("screenshots in {}", shots.display());
     eprintln!("test took {:?}", started.elapsed());
     drop(server);
+}
+
+/// Without a browser: where the embedded pages are served and where files on disk win, the
+/// players' gzip copies decompress to what is sent uncompressed, and the pages on the API
+/// port are outside its auth while the API is not.
+#[test]
+fn embedded_pages_yield_to_files_and_skip_api_auth() {
+    let html = unique_dir("web-console-files");
+    let http = free_port();
+    let api = free_port();
+    let body = format!(
+        "daemon off;
+srs_log_tank console;
+http_api {{ enabled on; listen 127.0.0.1:{api}; auth {{ enabled on; username {USER}; password {PASS}; }} }}
+http_server {{ enabled on; listen 127.0.0.1:{http}; dir {html}; }}
+vhost __defaultVhost__ {{ http_remux {{ enabled on; mount [vhost]/[app]/[stream].flv; }} }}
+",
+        html = html.display()
+    );
+    let _server = Server::start_with("web-console-files", &body);
+
+    // No index.html: the landing page; with one, the file.
+    let (status, head, page) = raw_get(http, "/", "");
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(String::from_utf8_lossy(&page).contains("/console/"));
+    fs::write(html.join("index.html"), "my own page").expect("write index");
+    assert_eq!(raw_get(http, "/", "").2, b"my own page");
+
+    // The console, until dir has its own.
+    let (status, head, page) = raw_get(http, "/console/", "");
+    assert_eq!(status, 200);
+    assert!(head.contains("etag: \""), "{head}");
+    assert!(String::from_utf8_lossy(&page).contains("sluice console"));
+    fs::create_dir_all(html.join("console")).expect("console dir");
+    fs::write(html.join("console/index.html"), "srs console").expect("write console");
+    assert_eq!(raw_get(http, "/console/", "").2, b"srs console");
+    assert_eq!(raw_get(http, "/players/nope.js", "").0, 404);
+
+    // config.json: where the API is, for a console on this port.
+    let (_, _, cfg) = raw_get(http, "/console/config.json", "");
+    let cfg: Value = serde_json::from_slice(&cfg).expect("config.json");
+    assert_eq!(cfg["api"]["port"], api);
+    assert_eq!(cfg["api"]["same_origin"], false);
+    assert_eq!(cfg["http_port"], http);
+
+    // The players: gzipped when accepted, and the same bytes once decompressed.
+    let js = "/console/vendor/mpegts-1.8.2.min.js";
+    let (status, head, plain) = raw_get(http, js, "");
+    assert_eq!(status, 200);
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert!(head.contains("immutable"), "{head}");
+    let (_, head, gz) = raw_get(http, js, "Accept-Encoding: gzip, br\r\n");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let gz_file = html.join("mpegts.js.gz");
+    fs::write(&gz_file, &gz).expect("write gz");
+    let unzipped = Command::new("gzip")
+        .arg("-dc")
+        .arg(&gz_file)
+        .output()
+        .expect("run gzip");
+    assert!(unzipped.status.success());
+    assert!(
+        unzipped.stdout == plain,
+        "gzip copy differs from the plain file"
+    );
+
+    // The API port: pages without credentials, the API with them only.
+    let (status, _, page) = raw_get(api, "/console/", "");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&page).contains("sluice console"));
+    let (_, _, cfg) = raw_get(api, "/console/config.json", "");
+    let cfg: Value = serde_json::from_slice(&cfg).expect("config.json");
+    assert_eq!(cfg["api"]["same_origin"], true);
+    assert_eq!(raw_get(api, "/players/", "").0, 200);
+    assert_eq!(raw_get(api, "/api/v1/summaries", "").0, 401);
+    assert_eq!(api_get(api, "/api/v1/summaries").0, 200);
+    let _ = fs::remove_dir_all(&html);
 }
