@@ -464,6 +464,14 @@ mod tests {
     }
 
     #[test]
+    fn the_player_script_loads_the_embedded_players() {
+        let js = find("/players/player.js").expect("player.js").body;
+        let js = std::str::from_utf8(js).expect("utf-8");
+        assert!(js.contains(HLS_JS) && js.contains(MPEGTS_JS));
+        assert!(find(HLS_JS).is_some() && find(MPEGTS_JS).is_some());
+    }
+
+    #[test]
     fn every_page_refers_only_to_embedded_files() {
         // A page that names a file we do not embed would 404 in the browser.
         for a in ASSETS.iter().filter(|a| a.content_type == HTML) {
