@@ -290,9 +290,15 @@ fn answer(config: &Config, same_origin_api: bool, parts: &Parts, root: bool) -> 
     }
 }
 
-/// The method, URI and headers of a request, kept to answer it after its body went to
-/// the file server.
-pub fn head_of(parts: &Parts) -> Parts {
+/// The method, URI and headers of a request whose path may be one of the pages, kept to
+/// answer it after the file server had it; None for every other path, so that HLS and
+/// file requests pay nothing for the console.
+pub fn head_of(parts: &Parts) -> Option<Parts> {
+    let path = parts.uri.path();
+    let ours = path == "/" || path.starts_with("/console") || path.starts_with("/players");
+    if !ours {
+        return None;
+    }
     let mut head = axum::http::Request::builder()
         .method(parts.method.clone())
         .uri(parts.uri.clone())
@@ -301,7 +307,7 @@ pub fn head_of(parts: &Parts) -> Parts {
         .into_parts()
         .0;
     head.headers = parts.headers.clone();
-    head
+    Some(head)
 }
 
 /// The HTTP server's fallback, called with a request that `http_server.dir` answered

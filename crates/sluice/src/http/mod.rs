@@ -74,7 +74,7 @@ async fn server_fallback(State(ctx): State<Arc<Context>>, req: Request) -> Respo
     let head = console::head_of(&parts);
     let resp = static_files::serve(ctx.clone(), Request::from_parts(parts, body)).await;
     if resp.status() == StatusCode::NOT_FOUND {
-        if let Some(page) = console::fallback(&ctx, &head) {
+        if let Some(page) = head.and_then(|h| console::fallback(&ctx, &h)) {
             return page;
         }
     }
