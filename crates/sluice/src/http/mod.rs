@@ -7,6 +7,7 @@
 //! stop reading.
 
 pub mod api;
+pub mod console;
 pub mod direct;
 pub mod flv_live;
 pub mod flv_vod;
@@ -57,20 +58,27 @@ pub fn router(ctx: Arc<Context>, role: Role) -> Router {
             .with_state(ctx.clone())
     };
     match role {
-        Role::Api => api(),
+        Role::Api => api().merge(console::api_router(ctx.clone())),
         Role::Server => server(),
         Role::Both => api().fallback_service(server()),
     }
 }
 
 /// Everything on the HTTP server that is not the API: a live FLV mount wins,
-/// then files (HLS, static, FLV VOD).
+/// then files (HLS, static, FLV VOD), then the embedded console pages.
 async fn server_fallback(State(ctx): State<Arc<Context>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     if let Some(resp) = flv_live::try_serve(&ctx, &parts).await {
         return resp;
     }
-    static_files::serve(ctx, Request::from_parts(parts, body)).await
+    let head = console::head_of(&parts);
+    let resp = static_files::serve(ctx.clone(), Request::from_parts(parts, body)).await;
+    if resp.status() == StatusCode::NOT_FOUND {
+        if let Some(page) = head.and_then(|h| console::fallback(&ctx, &h)) {
+            return page;
+        }
+    }
+    resp
 }
 
 /// Accepts HTTP connections until the task is dropped, under the caps of `gate`
