@@ -316,6 +316,24 @@ impl Connection {
         }
     }
 
+    /// The on_connect hook, sent as SRS 3+ sends it: once the client names its stream
+    /// (SRS's `check_vhost` after `identify_client`), so the body carries the stream and
+    /// its query (`?token=...`, where token checks live) and the vhost the stream
+    /// resolved to. Sent once per connection, before the publish or play checks; the
+    /// Err is the refusal to give the client.
+    async fn connect_hook(
+        &mut self,
+        vhost: &VhostConfig,
+        hreq: &HookRequest,
+    ) -> Result<(), hooks::Refusal> {
+        if self.connected.is_some() || !vhost.http_hooks.enabled {
+            return Ok(());
+        }
+        Box::pin(hooks::on_connect(&self.ctx, &vhost.http_hooks, hreq)).await?;
+        self.connected = Some(Box::new(hreq.clone()));
+        Ok(())
+    }
+
     /// What hooks are told about this client and `req`'s stream.
     fn hook_request(&self, req: &StreamRequest, vhost: &VhostConfig) -> HookRequest {
         HookRequest {
@@ -542,18 +560,9 @@ impl Connection {
                     self.flush().await?;
                     return Err(CloseReason::Rejected(format!("connect refused: {why}")));
                 }
-                let hreq = self.hook_request(&req, &vhost);
-                if let Err(d) =
-                    Box::pin(hooks::on_connect(&self.ctx, &vhost.http_hooks, &hreq)).await
-                {
-                    let why = hooks::Refusal::from(d);
-                    self.session.reject_connect(&why.0);
-                    self.flush().await?;
-                    return Err(CloseReason::Rejected(format!("connect refused: {why}")));
-                }
+                // on_connect waits for the stream's name: see `connect_hook`.
                 if vhost.http_hooks.enabled {
                     self.hooks = Some(Box::new(vhost.http_hooks.clone()));
-                    self.connected = Some(Box::new(hreq));
                 }
                 self.client.update(|c| {
                     c.tc_url = info.tc_url.clone();
@@ -600,15 +609,25 @@ impl Connection {
             self.flush().await?;
             return Err(CloseReason::Rejected(format!("publish refused: {why}")));
         }
+        // The stream exists before the hooks (as SRS's statistic does), so that they
+        // carry its `stream_id`; a refusal releases it.
+        let source = self.ctx.hub.source(&key, settings_of(vhost));
         let hreq = self.hook_request(&req, vhost);
-        if let Err(why) = Box::pin(hooks::admit_publish(
-            &self.ctx,
-            vhost,
-            &hreq,
-            self.peer.ip().to_canonical(),
-        ))
-        .await
-        {
+        let admitted = match self.connect_hook(vhost, &hreq).await {
+            Ok(()) => {
+                Box::pin(hooks::admit_publish(
+                    &self.ctx,
+                    vhost,
+                    &hreq,
+                    self.peer.ip().to_canonical(),
+                ))
+                .await
+            }
+            Err(why) => Err(why),
+        };
+        if let Err(why) = admitted {
+            drop(source);
+            self.ctx.hub.release(&key);
             self.session
                 .reject_publish(stream_id, "NetStream.Publish.Denied", &why.0);
             self.flush().await?;
@@ -617,7 +636,6 @@ impl Connection {
         if self.hooks.is_some() {
             self.published = Some(Box::new(hreq));
         }
-        let source = self.ctx.hub.source(&key, settings_of(vhost));
         source.set_notify_interval(vhost.play.mw_latency);
         if let Err(e) = source.publish(&self.cid) {
             self.session
@@ -725,15 +743,25 @@ impl Connection {
             self.flush().await?;
             return Err(CloseReason::Rejected(format!("play refused: {why}")));
         }
+        // As for a publisher: the stream exists before the hooks, for their `stream_id`
+        // (no demand for it yet: an edge pulls only for an admitted player).
+        let held = self.ctx.hub.source(&key, settings_of(vhost));
         let hreq = self.hook_request(&req, vhost);
-        if let Err(why) = Box::pin(hooks::admit_play(
-            &self.ctx,
-            vhost,
-            &hreq,
-            self.peer.ip().to_canonical(),
-        ))
-        .await
-        {
+        let admitted = match self.connect_hook(vhost, &hreq).await {
+            Ok(()) => {
+                Box::pin(hooks::admit_play(
+                    &self.ctx,
+                    vhost,
+                    &hreq,
+                    self.peer.ip().to_canonical(),
+                ))
+                .await
+            }
+            Err(why) => Err(why),
+        };
+        if let Err(why) = admitted {
+            drop(held);
+            self.ctx.hub.release(&key);
             self.session
                 .reject_play(stream_id, "NetStream.Play.Failed", &why.0);
             self.flush().await?;
@@ -743,6 +771,7 @@ impl Connection {
             self.playing = Some(Box::new(hreq));
         }
         let consumer = self.ctx.hub.subscribe(&key, settings_of(vhost));
+        drop(held);
         let source = Arc::clone(consumer.source());
         let publishing = source.is_publishing();
         info!(
