@@ -455,7 +455,7 @@ mod tests {
             (1953, "we ird) pr", "R")
         );
         assert_eq!(all.rest.first().map(String::as_str), Some("1951"));
-        assert_eq!(all.rest.len(), 21);
+        assert_eq!(all.rest.len(), 22);
         assert_eq!(parse_proc_stat_fields("12 x) R"), None);
     }
 

@@ -370,6 +370,47 @@ impl Builder {
     }
 }
 
+/// SRS 1/2's vhost-level edge directives, which SRS 3+ moves into `cluster { }` on load
+/// (`srs_config_transform_vhost`).
+const LEGACY_CLUSTER: &[&str] = &["mode", "origin", "token_traverse", "debug_srs_upnode"];
+
+/// The vhost's `cluster` block with SRS 1/2's vhost-level `mode`, `origin`,
+/// `token_traverse` and `debug_srs_upnode` moved into it, as SRS does on load (appended
+/// to an existing `cluster { }`, where a repeated directive is then refused as usual);
+/// None when the vhost has none of them. Said with a warning: the form is converted, not
+/// ignored (ignoring it left an edge that never pulled).
+fn legacy_cluster(vhost: &Directive, warnings: &mut Vec<String>) -> Option<Directive> {
+    let legacy: Vec<&Directive> = vhost
+        .children
+        .iter()
+        .filter(|c| LEGACY_CLUSTER.contains(&c.name.as_str()))
+        .collect();
+    let first = legacy.first()?;
+    for c in &legacy {
+        warnings.push(format!(
+            "{}:{}: vhost.{}: SRS 1/2 vhost-level form, moved into cluster {{ }} as SRS does \
+             on load; write it as cluster {{ {} ...; }}",
+            c.file, c.line, c.name, c.name
+        ));
+    }
+    let mut block = vhost
+        .children
+        .iter()
+        .find(|c| c.name == "cluster")
+        .cloned()
+        .unwrap_or_else(|| Directive {
+            name: "cluster".into(),
+            args: Vec::new(),
+            children: Vec::new(),
+            block: true,
+            file: first.file.clone(),
+            line: first.line,
+            end_line: first.line,
+        });
+    block.children.extend(legacy.into_iter().cloned());
+    Some(block)
+}
+
 fn vhost(
     d: &Directive,
     name: &str,
@@ -383,8 +424,15 @@ fn vhost(
     let mut legacy_first: Option<Duration> = None;
     let mut legacy_normal: Option<Duration> = None;
     let mut explicit = (false, false, false); // play.mw_latency, publish.firstpkt_timeout, publish.normal_timeout
+    let legacy_cluster = legacy_cluster(d, warnings);
+    if let Some(cluster_block) = &legacy_cluster {
+        cluster::cluster(cluster_block, &mut v.cluster, warnings)?;
+    }
     for c in &d.children {
         let n = c.name.as_str();
+        if legacy_cluster.is_some() && (n == "cluster" || LEGACY_CLUSTER.contains(&n)) {
+            continue;
+        }
         if known::VHOST.contains(&n) {
             warn_unimplemented(warnings, c, "vhost.");
             continue;
