@@ -160,7 +160,7 @@ fn defaults_without_file_content() {
     assert_eq!(c.pid, PathBuf::from("./objs/sluice.pid"));
     assert_eq!(c.log.tank, LogTank::Console);
     assert_eq!(c.log.level, LogLevel::Trace);
-    assert_eq!(c.log.file, PathBuf::from("./objs/sluice.log"));
+    assert_eq!(c.log.file, PathBuf::from("./objs/srs.log"));
     assert_eq!(c.vhosts.len(), 1);
     let v = &c.vhosts[0];
     assert_eq!(v.name, DEFAULT_VHOST);
@@ -1282,4 +1282,26 @@ fn legacy_vhost_level_edge_is_converted_to_cluster() {
     // The edge still needs an origin, as in cluster { }.
     let e = err_of("vhost e { mode remote; }").to_string();
     assert!(e.contains("mode remote needs at least one origin"), "{e}");
+}
+
+/// Issue 15: a daemon without `srs_log_tank` logs to SRS's default file, not /dev/null.
+#[test]
+fn daemon_without_a_tank_logs_to_srs_default_file() {
+    let c = ok("daemon on;");
+    assert_eq!(c.log.tank, LogTank::File);
+    assert_eq!(c.log.file, PathBuf::from("./objs/srs.log"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let c = ok("daemon on; srs_log_file ./x.log;");
+    assert_eq!(
+        (c.log.tank, c.log.file),
+        (LogTank::File, PathBuf::from("./x.log"))
+    );
+    assert_eq!(ok("daemon off;").log.tank, LogTank::Console);
+    let c = ok("daemon on; srs_log_tank console;");
+    assert_eq!(c.log.tank, LogTank::Console);
+    assert!(
+        c.warnings.iter().any(|w| w.contains("no log is kept")),
+        "{:?}",
+        c.warnings
+    );
 }

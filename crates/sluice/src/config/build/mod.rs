@@ -209,6 +209,28 @@ struct Builder {
     cfg: Config,
     seen: Seen,
     listen_given: bool,
+    /// Whether `srs_log_tank` was written (see [`daemon_log_default`]).
+    tank_given: bool,
+}
+
+/// SRS's default tank is `file`: a daemon's stdout and stderr go to /dev/null, so with
+/// `daemon on` and no `srs_log_tank` the log goes to `srs_log_file` (SRS's default
+/// `./objs/srs.log`, relative to the working directory) rather than nowhere. In the
+/// foreground sluice keeps the console. A daemon told `srs_log_tank console` loses its
+/// log: said with a warning.
+fn daemon_log_default(b: &mut Builder) {
+    if !b.cfg.daemon {
+        return;
+    }
+    if !b.tank_given {
+        b.cfg.log.tank = LogTank::File;
+    } else if b.cfg.log.tank == LogTank::Console {
+        b.cfg.warnings.push(
+            "daemon on with srs_log_tank console: a daemon's console is /dev/null, so no log \
+             is kept (use srs_log_tank file)"
+                .to_string(),
+        );
+    }
 }
 
 /// Turns the expanded directive tree into a validated `Config`.
@@ -221,6 +243,7 @@ pub fn build(tree: &[Directive]) -> Result<Config, ConfigError> {
         },
         seen: Seen::default(),
         listen_given: false,
+        tank_given: false,
     };
     let mut vhost_lines: HashMap<String, (String, u32)> = HashMap::new();
     for d in tree {
@@ -256,6 +279,7 @@ pub fn build(tree: &[Directive]) -> Result<Config, ConfigError> {
     if !b.listen_given {
         b.cfg.listen = Config::default().listen;
     }
+    daemon_log_default(&mut b);
     if !b.cfg.vhosts.iter().any(|v| v.name == DEFAULT_VHOST) {
         b.cfg.vhosts.push(VhostConfig::new(DEFAULT_VHOST));
     }
@@ -343,6 +367,7 @@ impl Builder {
             }
             "srs_log_tank" => {
                 self.seen.check(d)?;
+                self.tank_given = true;
                 self.cfg.log.tank = match one_arg(d)? {
                     "console" => LogTank::Console,
                     "file" => LogTank::File,
