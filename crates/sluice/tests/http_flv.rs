@@ -219,7 +219,7 @@ fn raw_players_get_whole_bodies_that_end_with_the_publish_and_can_be_kicked() {
             .as_array()?
             .iter()
             .find(|c| c["type"] == "flv-play")
-            .map(|c| c.clone())
+            .cloned()
     })
     .expect("the flv player in /api/v1/clients");
     // SRS names an HTTP player's stream with its extension and gives the app's tcUrl.
