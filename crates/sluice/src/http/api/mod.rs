@@ -242,7 +242,8 @@ pub fn effective_method(method: &Method, query: Option<&str>) -> Method {
     let Some(q) = query else {
         return method.clone();
     };
-    if query_value(q, "callback").is_none_or(str::is_empty) {
+    // Only a callback the reply is wrapped for (see `guard`): the request is then JSONP.
+    if !query_value(q, "callback").is_some_and(guard::valid_callback) {
         return method.clone();
     }
     match query_value(q, "method") {
@@ -408,6 +409,7 @@ mod tests {
         assert_eq!(m(Some("callback=cb&method=PUT")), Method::PUT);
         assert_eq!(m(Some("method=DELETE")), Method::GET);
         assert_eq!(m(Some("callback=&method=DELETE")), Method::GET);
+        assert_eq!(m(Some("callback=alert(1)&method=DELETE")), Method::GET);
         assert_eq!(m(Some("callback=cb&method=PATCH")), Method::GET);
         assert_eq!(m(None), Method::GET);
     }
