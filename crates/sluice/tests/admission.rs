@@ -230,7 +230,7 @@ fn idle_players_from_one_address_lock_out_neither_players_nor_the_api() {
     // A live stream, published from the flooding address before the flood.
     let mut publisher = spawn_publisher(&server, AVC_AAC, &server.url("live/s"), "live");
     let live = wait_for(Duration::from_secs(10), || {
-        let v: Value = serde_json::from_str(&poller.get("/api/v1/streams").1).ok()?;
+        let v: Value = serde_json::from_str(&poller.get("/api/v1/streams?count=100").1).ok()?;
         v["streams"]
             .as_array()?
             .iter()

@@ -144,7 +144,7 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 
 /// Whether the edge's API lists `stream` as published (by its pull).
 fn edge_publishes(api_port: u16, stream: &str) -> bool {
-    let Some(body) = http_get(api_port, "/api/v1/streams") else {
+    let Some(body) = http_get(api_port, "/api/v1/streams?count=100") else {
         return false;
     };
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();

@@ -374,7 +374,22 @@ fn allowed_publish_and_play_send_every_hook_with_srs_fields() {
     assert_common(&on_connect.body, "on_connect");
     assert_eq!(on_connect.body["vhost"], "__defaultVhost__");
     assert!(on_connect.body["tcUrl"].is_string() && on_connect.body["pageUrl"].is_string());
+    // As SRS 3+: on_connect waits for the stream's name, so token checks see the token.
+    assert_eq!(on_connect.body["stream"], "s", "{}", on_connect.body);
+    assert_eq!(
+        on_connect.body["param"], "?token=secret42",
+        "{}",
+        on_connect.body
+    );
     assert!(on_connect.at <= on_publish.at);
+    // The stream exists before on_publish, so its id is there (SRS 5+).
+    assert!(
+        on_publish.body["stream_id"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("vid-")),
+        "{}",
+        on_publish.body
+    );
 
     thread::sleep(Duration::from_millis(1500));
     let (mut player, out) = play(
@@ -449,10 +464,19 @@ fn denied_publish_and_play_get_error_statuses() {
     // Publish refused by the hook (HTTP 403): ffmpeg fails, nothing is live.
     let mut refused = publish(&server, &server.url("live/p?deny=1"), 5, "deny-pub");
     expect_failure(&mut refused, Duration::from_secs(10));
+    // The hook server refuses any body whose param says deny: on_connect, which SRS
+    // sends with the stream's query, is the first to see it.
     assert!(
-        refused.output().contains("denied by the on_publish hook"),
+        refused.output().contains("denied by the on_connect hook"),
         "ffmpeg was not told why: {}",
         refused.output()
+    );
+    assert!(
+        hooks
+            .of("on_publish")
+            .iter()
+            .all(|h| h.body["stream"] != "p"),
+        "on_publish after a refused on_connect"
     );
     let (media, _) = raw_play_count(server.port, "live", "p", Duration::from_secs(2));
     assert_eq!(media, 0, "a refused publisher must not feed players");
@@ -762,7 +786,17 @@ fn dvr_and_hls_hooks_send_srs_fields() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        sluice::hooks::on_dvr(&ctx, &vhost, "abcd1234", &key, "./objs/live/s.flv")
+        let publisher = sluice::hooks::HookRequest {
+            client_id: "abcd1234".into(),
+            ip: "192.0.2.7".into(),
+            vhost: "v.test".into(),
+            app: "live".into(),
+            stream: "s".into(),
+            param: "?token=t1".into(),
+            tc_url: "rtmp://v.test/live".into(),
+            page_url: String::new(),
+        };
+        sluice::hooks::on_dvr(&ctx, &vhost, &publisher, "vid-9", "./objs/live/s.flv")
             .await
             .expect("on_dvr allowed");
         sluice::hooks::on_hls(
@@ -798,6 +832,15 @@ fn dvr_and_hls_hooks_send_srs_fields() {
     }
     assert_eq!(dvr["file"], "./objs/live/s.flv");
     assert_eq!(dvr["client_id"], "abcd1234");
+    assert_eq!(
+        (&dvr["ip"], &dvr["tcUrl"], &dvr["param"], &dvr["stream_id"]),
+        (
+            &Value::from("192.0.2.7"),
+            &Value::from("rtmp://v.test/live"),
+            &Value::from("?token=t1"),
+            &Value::from("vid-9")
+        )
+    );
     assert_eq!(dvr["stream_url"], "v.test/live/s");
     let hls = &hits[1].body;
     assert_eq!(hls["action"], "on_hls");
@@ -890,4 +933,45 @@ fn heartbeat_posts_ids_and_summaries() {
             .then_some(()))
         .is_some()
     );
+}
+
+/// Issue 15: on_dvr (sent when the file closes, after the publisher left) and on_hls carry
+/// the publisher's ip, tcUrl, param and the stream's id, as SRS fills them.
+#[test]
+fn dvr_and_hls_hooks_carry_the_publisher_after_it_left() {
+    require_ffmpeg();
+    let hooks = HookServer::start();
+    let server = Server::start_with(
+        "hooks-dvr-e2e",
+        &base_config(&format!(
+            "vhost __defaultVhost__ {{
+                dvr {{ enabled on; dvr_plan session; dvr_path ./rec/[app]/[stream].flv; }}
+                hls {{ enabled on; hls_fragment 1; hls_window 10; hls_path ./hls; }}
+                http_hooks {{ enabled on; on_dvr {d}; on_hls {h}; }}
+            }}",
+            d = hooks.url("/dvr"),
+            h = hooks.url("/hls"),
+        )),
+    );
+    let mut publisher = publish(&server, &server.url("live/rec?token=dvr7"), 4, "dvr-e2e");
+    publisher.expect_success(Duration::from_secs(20));
+    let on_hls = hooks.wait("on_hls", Duration::from_secs(5), |_| true);
+    let on_dvr = hooks.wait("on_dvr", Duration::from_secs(10), |_| true);
+    for (name, body) in [("on_hls", &on_hls.body), ("on_dvr", &on_dvr.body)] {
+        assert_eq!(body["ip"], "127.0.0.1", "{name}: {body}");
+        assert_eq!(body["param"], "?token=dvr7", "{name}: {body}");
+        assert!(
+            body["tcUrl"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("rtmp://127.0.0.1:")),
+            "{name}: {body}"
+        );
+        assert!(
+            body["stream_id"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("vid-")),
+            "{name}: {body}"
+        );
+        assert_eq!(body["stream_url"], "/live/rec", "{name}: {body}");
+    }
 }

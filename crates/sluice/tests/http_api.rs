@@ -157,8 +157,52 @@ fn api_reports_streams_and_clients_and_kicks_them() {
         assert_base(&v);
         assert!(v["urls"].is_object(), "{path}: {v}");
     }
+    // SRS's fields name the SRS API level (scripts test `major >= 5`); ours sit beside.
     let v = get(api, "/api/v1/versions");
-    assert_eq!(v["data"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["data"]["version"], "7.0.0", "{v}");
+    assert!(v["data"]["major"].as_u64().is_some_and(|m| m >= 5), "{v}");
+    assert_eq!(v["data"]["sluice"]["version"], env!("CARGO_PKG_VERSION"));
+    // The rest of SRS's index, from /proc and getrusage.
+    let index = get(api, "/api/v1/");
+    for k in [
+        "rusages",
+        "self_proc_stats",
+        "system_proc_stats",
+        "meminfos",
+        "features",
+        "requests",
+        "clusters",
+    ] {
+        assert!(index["urls"][k].is_string(), "{k} not in {index}");
+        let v = get(api, &format!("/api/v1/{k}"));
+        assert_base(&v);
+        assert!(v["data"].is_object(), "{k}: {v}");
+    }
+    assert!(index["tests"]["errors"].is_string(), "{index}");
+    assert_eq!(get(api, "/api/v1/rusages")["data"]["ok"], true);
+    assert!(get(api, "/api/v1/rusages")["data"]["ru_maxrss"]
+        .as_i64()
+        .is_some_and(|n| n > 0));
+    let procs = get(api, "/api/v1/self_proc_stats");
+    assert_eq!(procs["data"]["pid"], server.pid(), "{procs}");
+    assert_eq!(procs["data"]["ppid"], std::process::id(), "{procs}");
+    assert!(procs["data"]["num_threads"].as_u64().unwrap_or(0) >= 1);
+    let sys = get(api, "/api/v1/system_proc_stats");
+    assert!(sys["data"]["user"].as_u64().unwrap_or(0) > 0, "{sys}");
+    let mem = get(api, "/api/v1/meminfos");
+    assert!(mem["data"]["MemTotal"].as_u64().unwrap_or(0) > 0, "{mem}");
+    assert_eq!(
+        get(api, "/api/v1/features")["data"]["features"]["hls"],
+        true
+    );
+    let echo = get(api, "/api/v1/requests?x=1");
+    assert_eq!(echo["data"]["METHOD"], "GET", "{echo}");
+    assert_eq!(echo["data"]["uri"], "/api/v1/requests?x=1", "{echo}");
+    let r = http(api, "GET", "/api/v1/tests/errors", &[]);
+    assert_eq!((r.status, r.json()["code"].as_i64()), (200, Some(100)));
+    let r = http(api, "GET", "/api/v1/tests/redirects", &[]);
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("/api/v1/tests/errors"));
     let v = get(api, "/api/v1/summaries");
     let data = &v["data"];
     assert_eq!(data["self"]["pid"], server.pid());
@@ -220,8 +264,28 @@ fn api_reports_streams_and_clients_and_kicks_them() {
         "__defaultVhost__"
     );
 
-    // Clients: the publisher and the player.
+    // Origin-cluster query: the live stream is here, on our RTMP port.
+    let c = get(
+        api,
+        "/api/v1/clusters?vhost=__defaultVhost__&ip=127.0.0.1&app=live&stream=test",
+    );
+    assert_eq!(c["data"]["query"]["stream"], "test", "{c}");
+    assert_eq!(c["data"]["origin"]["port"], server.port, "{c}");
+    assert_eq!(c["data"]["origin"]["ip"], "127.0.0.1", "{c}");
+    assert_eq!(
+        c["data"]["origin"]["api"],
+        format!("127.0.0.1:{api}"),
+        "{c}"
+    );
+    let c = get(api, "/api/v1/clusters?vhost=&app=live&stream=nope");
+    assert!(c["data"]["origin"].is_null(), "{c}");
+
+    // Paging as SRS 7: without `count`, one client (of two).
     let v = get(api, "/api/v1/clients");
+    assert_eq!((v["total"].as_u64(), client_ids(&v).len()), (Some(2), 1));
+
+    // Clients: the publisher and the player.
+    let v = get(api, "/api/v1/clients?count=10");
     assert_eq!(v["total"], 2, "{v}");
     let clients = v["clients"].as_array().expect("clients").clone();
     let publisher_json = clients
@@ -263,19 +327,33 @@ fn api_reports_streams_and_clients_and_kicks_them() {
         Some(1)
     );
 
-    // Unknown ids.
+    // Unknown ids: as SRS, HTTP 200 with the code in the body.
     for (path, code) in [
         ("/api/v1/clients/nope", 2049),
         ("/api/v1/streams/nope", 2048),
         ("/api/v1/vhosts/nope", 2014),
     ] {
         let r = http(api, "GET", path, &[]);
-        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.status, 200, "{path}");
         assert_eq!(r.json()["code"], code, "{path}: {}", r.body);
         assert_base(&r.json());
     }
     let r = http(api, "DELETE", "/api/v1/clients/nope", &[]);
-    assert_eq!((r.status, r.json()["code"].as_i64()), (404, Some(2049)));
+    assert_eq!((r.status, r.json()["code"].as_i64()), (200, Some(2049)));
+    let r = http(
+        api,
+        "GET",
+        "/api/v1/clients/nope?callback=cb&method=DELETE",
+        &[],
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.starts_with("cb({") && r.body.contains("\"code\":2049"),
+        "{}",
+        r.body
+    );
+    let r = http(api, "POST", "/api/v1/clients/nope", &[]);
+    assert_eq!(r.status, 405);
     let r = http(api, "GET", "/api/v1/nothing-here", &[]);
     assert_eq!(r.status, 404);
 
@@ -312,12 +390,18 @@ fn api_reports_streams_and_clients_and_kicks_them() {
         r.body
     );
 
-    // Kick the player: its ffmpeg ends long before the clip would, and it leaves the list.
+    // Kick the player as SRS's console does (JSONP, a GET with `method=DELETE`): its
+    // ffmpeg ends long before the clip would, and it leaves the list.
     let kicked = Instant::now();
-    let r = http(api, "DELETE", &format!("/api/v1/clients/{play_id}"), &[]);
-    assert_eq!(
-        (r.status, r.json()["code"].as_i64()),
-        (200, Some(0)),
+    let r = http(
+        api,
+        "GET",
+        &format!("/api/v1/clients/{play_id}?callback=kick_cb&method=DELETE"),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.starts_with("kick_cb({") && r.body.contains("\"code\":0"),
         "{}",
         r.body
     );
@@ -327,7 +411,7 @@ fn api_reports_streams_and_clients_and_kicks_them() {
         kicked.elapsed()
     );
     let gone = wait_for(Duration::from_secs(3), || {
-        (!client_ids(&get(api, "/api/v1/clients")).contains(&play_id)).then_some(())
+        (!client_ids(&get(api, "/api/v1/clients?count=10")).contains(&play_id)).then_some(())
     });
     assert!(gone.is_some(), "kicked player still listed");
     assert!(
@@ -353,7 +437,7 @@ fn api_reports_streams_and_clients_and_kicks_them() {
         ended.is_some(),
         "stream still publishing after the publisher was kicked"
     );
-    assert!(client_ids(&get(api, "/api/v1/clients")).is_empty());
+    assert!(client_ids(&get(api, "/api/v1/clients?count=10")).is_empty());
 }
 
 fn check_metrics(text: &str) {

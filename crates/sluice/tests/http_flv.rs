@@ -219,9 +219,13 @@ fn raw_players_get_whole_bodies_that_end_with_the_publish_and_can_be_kicked() {
             .as_array()?
             .iter()
             .find(|c| c["type"] == "flv-play")
-            .and_then(|c| c["id"].as_str().map(str::to_string))
+            .cloned()
     })
     .expect("the flv player in /api/v1/clients");
+    // SRS names an HTTP player's stream with its extension and gives the app's tcUrl.
+    assert_eq!(id["name"], "raw.flv", "{id}");
+    assert_eq!(id["tcUrl"], "http://127.0.0.1/live", "{id}");
+    let id = id["id"].as_str().expect("client id").to_string();
     let mut s = TcpStream::connect(("127.0.0.1", api_port)).expect("api");
     write!(s, "DELETE /api/v1/clients/{id} HTTP/1.0\r\n\r\n").expect("send");
     let mut reply = String::new();

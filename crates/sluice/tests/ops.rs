@@ -688,8 +688,9 @@ vhost __defaultVhost__ {{ gop_cache on; }}
     // The same file through the raw API: an error reply, nothing changes.
     let (status, reply) = http_get(api, "/api/v1/raw?rpc=reload");
     let v: serde_json::Value = serde_json::from_str(&reply).expect("json reply");
-    assert_ne!(v["code"], 0, "{status} {v}");
-    assert!(status >= 400, "{status} {v}");
+    // As SRS: HTTP 200, the error in `code` (1060).
+    assert_eq!(v["code"], 1060, "{status} {v}");
+    assert_eq!(status, 200, "{status} {v}");
     assert!(reply.contains("reload failed"), "{reply}");
     assert_eq!(s.log().matches("reload failed").count(), 2, "{}", s.log());
     assert!(can_connect(s.port));
@@ -762,7 +763,8 @@ vhost __defaultVhost__ {{ gop_cache on; }}
     // Comments only, through the API: refused the same way.
     fs::write(&s.conf, "# vhost __defaultVhost__ { }\n").expect("comment-only config");
     let (status, reply) = http_get(api, "/api/v1/raw?rpc=reload");
-    assert!(status >= 400, "{status} {reply}");
+    assert_eq!(status, 200, "{status} {reply}");
+    assert!(reply.contains("\"code\":1060"), "{reply}");
     assert!(reply.contains("no directive"), "{reply}");
     assert!(!s.log().contains("config reloaded"), "{}", s.log());
 
@@ -1030,6 +1032,60 @@ fn daemon_writes_pid_file_and_a_second_start_refuses() {
     );
     let log = fs::read_to_string(&log_file).unwrap_or_default();
     assert!(log.contains("SIGTERM"), "{log}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Issue 15: `daemon on` without `srs_log_tank` logs as SRS does, to `./objs/srs.log` under
+/// the working directory, instead of losing every line to the daemon's /dev/null.
+#[test]
+fn daemon_without_a_tank_keeps_its_log_in_srs_default_file() {
+    let port = free_port();
+    let dir = unique_dir("ops-daemon-log");
+    let pid_file = dir.join("sluice.pid");
+    let conf = dir.join("srs.conf");
+    fs::write(
+        &conf,
+        format!(
+            "listen 127.0.0.1:{port};\npid {};\ndaemon on;\nvhost __defaultVhost__ {{ }}\n",
+            pid_file.display()
+        ),
+    )
+    .expect("write config");
+    let _guard = DaemonGuard {
+        pid_file: pid_file.clone(),
+    };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.arg("-c")
+        .arg(&conf)
+        .current_dir(&dir)
+        .env_remove("RUST_LOG");
+    let mut p = Proc::spawn("daemon-log", cmd, dir.join("start.out"));
+    let status = p
+        .wait_timeout(Duration::from_secs(5))
+        .expect("the starting command returns");
+    assert!(status.success(), "{status} {}", p.output());
+    let log_file = dir.join("objs").join("srs.log");
+    let pid = wait_for(Duration::from_secs(5), || {
+        let pid: i32 = fs::read_to_string(&pid_file).ok()?.trim().parse().ok()?;
+        (can_connect(port) && alive(pid)).then_some(pid)
+    })
+    .expect("the daemon runs");
+    let listening = wait_for(Duration::from_secs(5), || {
+        let log = fs::read_to_string(&log_file).ok()?;
+        log.contains(&format!("127.0.0.1:{port}")).then_some(log)
+    });
+    assert!(
+        listening.is_some(),
+        "no start-up lines in {}: {:?}",
+        log_file.display(),
+        fs::read_to_string(&log_file)
+    );
+    kill(Pid::from_raw(pid), Signal::SIGTERM).expect("SIGTERM the daemon");
+    let logged = wait_for(Duration::from_secs(10), || {
+        let log = fs::read_to_string(&log_file).ok()?;
+        (!alive(pid) && log.contains("SIGTERM")).then_some(())
+    });
+    assert!(logged.is_some(), "{:?}", fs::read_to_string(&log_file));
     let _ = fs::remove_dir_all(&dir);
 }
 

@@ -49,12 +49,10 @@ pub const VHOST: &[&str] = &[
     "rtc",
     "srt",
     "rtsp",
-    // Pre-SRS-3 vhost-level names that SRS moves into play/publish/cluster/refer on load.
-    "mode",
-    "origin",
-    "token_traverse",
+    // Pre-SRS-3 vhost-level names that SRS moves into play/publish/cluster/refer on load
+    // (`mode`, `origin`, `token_traverse` and `debug_srs_upnode` are converted into
+    // `cluster { }` by build/mod.rs, as SRS does).
     "vhost",
-    "debug_srs_upnode",
     "http",
     "mr",
     "mr_latency",
@@ -96,7 +94,7 @@ pub const HTTP_REMUX: &[&str] = &["fast_cache", "drop_if_not_match"];
 pub const HLS: &[&str] = &[
     "hls_storage",
     "hls_mount",
-    "hls_keys",
+    // `hls_keys on` itself is refused (see build/hls.rs); these only matter with it.
     "hls_fragments_per_key",
     "hls_key_file",
     "hls_key_file_path",

@@ -160,7 +160,7 @@ fn defaults_without_file_content() {
     assert_eq!(c.pid, PathBuf::from("./objs/sluice.pid"));
     assert_eq!(c.log.tank, LogTank::Console);
     assert_eq!(c.log.level, LogLevel::Trace);
-    assert_eq!(c.log.file, PathBuf::from("./objs/sluice.log"));
+    assert_eq!(c.log.file, PathBuf::from("./objs/srs.log"));
     assert_eq!(c.vhosts.len(), 1);
     let v = &c.vhosts[0];
     assert_eq!(v.name, DEFAULT_VHOST);
@@ -949,7 +949,7 @@ fn hls_values() {
          hls_ts_file [app]/[stream]/[2006][01][02]-[15][04][05].[999]-[timestamp]-[duration].ts;\n  \
          hls_ts_floor on; hls_entry_prefix http://cdn.example/; hls_acodec mp3; hls_vcodec vn;\n  \
          hls_cleanup off; hls_dispose 0; hls_nb_notify 1024; hls_wait_keyframe off;\n  \
-         hls_dts_directly off;\n  hls_keys on; hls_fragments_per_key 5; hls_ctx off; hls_mount x;\n }\n}");
+         hls_dts_directly off;\n  hls_keys off; hls_fragments_per_key 5; hls_ctx off; hls_mount x;\n }\n}");
     let h = &c.vhost("a").expect("a").hls;
     assert!(h.enabled);
     assert_eq!(h.fragment, Duration::from_millis(2500));
@@ -968,13 +968,14 @@ fn hls_values() {
     assert!(!h.cleanup && !h.wait_keyframe && !h.dts_directly);
     assert_eq!(h.dispose, Duration::ZERO);
     assert_eq!(h.nb_notify, 1024);
-    assert_eq!(c.warnings.len(), 4, "{:?}", c.warnings);
+    // `hls_keys off` is what sluice does: no warning; the key details are warned about.
+    assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
     assert!(
-        c.warnings[0].starts_with("t.conf:11: vhost.hls.hls_keys:"),
+        c.warnings[0].starts_with("t.conf:11: vhost.hls.hls_fragments_per_key:"),
         "{:?}",
         c.warnings
     );
-    assert!(c.warnings[3].starts_with("t.conf:11: vhost.hls.hls_mount:"));
+    assert!(c.warnings[2].starts_with("t.conf:11: vhost.hls.hls_mount:"));
     // Other accepted spellings.
     let c = ok(
         "vhost a { hls { hls_on_error ignore; hls_acodec an; hls_fragment 60; hls_window 60; } }",
@@ -1236,4 +1237,71 @@ fn hooks_refer_security_bad_values() {
         assert!(e.contains(want), "{text}: {e}");
         assert!(e.contains("t.conf:"), "{text}: {e}");
     }
+}
+
+/// Issue 15: settings that would be silently downgraded are refused, with SRS's words.
+#[test]
+fn silent_downgrades_are_refused() {
+    let e = err_of("vhost a {\n hls { enabled on;\n hls_keys on; }\n}").to_string();
+    assert!(
+        e.starts_with(
+            "t.conf:3: hls_keys: SRS feature not supported yet: hls_keys (HLS encryption)"
+        ),
+        "{e}"
+    );
+    let e = err_of("vhost a { dvr { enabled on; dvr_path ./[app]/[stream].MP4; } }").to_string();
+    assert!(
+        e.contains("dvr_path") && e.contains("SRS feature not supported yet: DVR to MP4"),
+        "{e}"
+    );
+    ok("vhost a { dvr { enabled on; dvr_path ./[app]/[stream].mp4.flv; } }");
+}
+
+/// Issue 15: SRS 1/2's vhost-level edge form becomes `cluster { }`, as SRS does on load.
+#[test]
+fn legacy_vhost_level_edge_is_converted_to_cluster() {
+    let c = ok("vhost e.test {\n mode remote;\n origin 127.0.0.1:19350 127.0.0.1:19351;\n token_traverse on;\n}");
+    let v = c.vhost("e.test").expect("vhost");
+    assert_eq!(v.cluster.mode, ClusterMode::Remote);
+    assert_eq!(v.cluster.origins.len(), 2);
+    assert!(v.cluster.token_traverse);
+    assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0]
+            .starts_with("t.conf:2: vhost.mode: SRS 1/2 vhost-level form, moved into cluster"),
+        "{:?}",
+        c.warnings
+    );
+    // Merged with a cluster block of the same vhost; a repeat is refused as anywhere.
+    let c = ok("vhost e { cluster { token_traverse on; } mode remote; origin 10.0.0.1; }");
+    let v = c.vhost("e").expect("vhost");
+    assert_eq!(v.cluster.mode, ClusterMode::Remote);
+    assert!(v.cluster.token_traverse);
+    let e = err_of("vhost e { cluster { mode local; } mode remote; origin 10.0.0.1; }").to_string();
+    assert!(e.contains("duplicate directive"), "{e}");
+    // The edge still needs an origin, as in cluster { }.
+    let e = err_of("vhost e { mode remote; }").to_string();
+    assert!(e.contains("mode remote needs at least one origin"), "{e}");
+}
+
+/// Issue 15: a daemon without `srs_log_tank` logs to SRS's default file, not /dev/null.
+#[test]
+fn daemon_without_a_tank_logs_to_srs_default_file() {
+    let c = ok("daemon on;");
+    assert_eq!(c.log.tank, LogTank::File);
+    assert_eq!(c.log.file, PathBuf::from("./objs/srs.log"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let c = ok("daemon on; srs_log_file ./x.log;");
+    assert_eq!(
+        (c.log.tank, c.log.file),
+        (LogTank::File, PathBuf::from("./x.log"))
+    );
+    assert_eq!(ok("daemon off;").log.tank, LogTank::Console);
+    let c = ok("daemon on; srs_log_tank console;");
+    assert_eq!(c.log.tank, LogTank::Console);
+    assert!(
+        c.warnings.iter().any(|w| w.contains("no log is kept")),
+        "{:?}",
+        c.warnings
+    );
 }

@@ -208,7 +208,8 @@ fn prune_finished(inner: &mut Inner) {
 pub fn on_file_closed(
     ctx: &Arc<Context>,
     key: &StreamKey,
-    client_id: &str,
+    publisher: &crate::hooks::HookRequest,
+    stream_id: &str,
     file: &std::path::Path,
 ) {
     {
@@ -225,11 +226,11 @@ pub fn on_file_closed(
     if !vhost.http_hooks.enabled || vhost.http_hooks.on_dvr.is_empty() {
         return;
     }
-    let (task_ctx, key, client_id) = (ctx.clone(), key.clone(), client_id.to_string());
-    let file = file.display().to_string();
+    let (task_ctx, key, publisher) = (ctx.clone(), key.clone(), publisher.clone());
+    let (stream_id, file) = (stream_id.to_string(), file.display().to_string());
     ctx.dvr.tasks.spawn(async move {
         let ctx = task_ctx;
-        if let Err(e) = crate::hooks::on_dvr(&ctx, &vhost, &client_id, &key, &file).await {
+        if let Err(e) = crate::hooks::on_dvr(&ctx, &vhost, &publisher, &stream_id, &file).await {
             warn!("dvr: {key}: {e}");
         }
     });

@@ -65,6 +65,10 @@ struct Writer<'a> {
     key: StreamKey,
     /// The publisher, for the on_dvr hook.
     client_id: String,
+    /// What on_dvr tells about the publisher (ip, tcUrl, param) and the stream's id,
+    /// kept from while it was connected: a file is often closed after it left.
+    hook: crate::hooks::HookRequest,
+    stream_id: String,
     template: String,
     status: Arc<Mutex<RecorderStatus>>,
     file: Option<OpenFile>,
@@ -77,6 +81,7 @@ impl Writer<'_> {
                 preamble,
                 duration_at,
             } => {
+                self.remember_publisher();
                 let path = path::expand(&self.template, &self.key, path::now_millis())?;
                 let tmp = path::temp_path(&path);
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -153,10 +158,18 @@ impl Writer<'_> {
                     f.path.display(),
                     duration_ms as f64 / 1000.0
                 );
-                super::on_file_closed(self.ctx, &self.key, &self.client_id, &f.path);
+                super::on_file_closed(self.ctx, &self.key, &self.hook, &self.stream_id, &f.path);
             }
         }
         Ok(())
+    }
+
+    /// Refreshes what on_dvr reports about the publisher while it is still registered
+    /// (its first file opens once its publish is fully set up).
+    fn remember_publisher(&mut self) {
+        if self.ctx.clients.get(&self.client_id).is_some() {
+            self.hook = crate::hooks::HookRequest::for_stream(self.ctx, &self.client_id, &self.key);
+        }
     }
 
     /// One error line, then the stream is no longer recorded. What was written so far is
@@ -195,7 +208,9 @@ pub(super) async fn run(
 ) {
     let key = source.key.clone();
     let client_id = source.publisher().map(|p| p.client_id).unwrap_or_default();
+    let stream_id = source.id.clone();
     drop(source);
+    let hook = crate::hooks::HookRequest::for_stream(ctx, &client_id, &key);
     let settings = SourceSettings {
         gop_cache: true,
         queue_length_ms: (vhost.effective_queue_length().max(1.0) * 1000.0) as u64,
@@ -206,6 +221,8 @@ pub(super) async fn run(
         ctx,
         key: key.clone(),
         client_id,
+        hook,
+        stream_id,
         template: vhost.dvr.path.clone(),
         status,
         file: None,

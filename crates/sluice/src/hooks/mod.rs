@@ -58,8 +58,8 @@ impl HookRequest {
     }
 
     /// For hooks about a stream rather than a connection (DVR, HLS): the publisher's details
-    /// come from the client registry when it is still connected. `param` is left empty there,
-    /// as the registry only keeps the masked form.
+    /// (ip, tcUrl, pageUrl and its stream's query as `param`, as SRS's copy of the
+    /// publisher's request has them) come from the client registry while it is connected.
     pub fn for_stream(ctx: &Context, client_id: &str, key: &StreamKey) -> HookRequest {
         let mut r = HookRequest {
             client_id: client_id.to_string(),
@@ -70,9 +70,10 @@ impl HookRequest {
         };
         if let Some(c) = ctx.clients.get(client_id) {
             let s = c.state();
-            r.ip = c.peer.ip().to_string();
+            r.ip = c.peer.ip().to_canonical().to_string();
             r.tc_url = s.tc_url;
             r.page_url = s.page_url;
+            r.param = HookRequest::param_of(&s.raw_param);
         }
         r
     }
@@ -107,16 +108,24 @@ fn base(action: &str, req: &HookRequest) -> Map<String, Value> {
     m
 }
 
-/// The fields every stream event carries: tcUrl, stream, param, stream_url and (when the
-/// stream exists) its id, as the API lists it.
+/// The fields every stream event carries, as SRS 5+ sends them: tcUrl, stream, param,
+/// stream_url and stream_id (the stream's id as the API lists it; publishers and players
+/// create the stream before their hooks, so it exists; empty only if it is gone).
 fn stream_fields(ctx: &Context, m: &mut Map<String, Value>, req: &HookRequest) {
+    let id = ctx
+        .hub
+        .get(&req.key())
+        .map(|s| s.id.clone())
+        .unwrap_or_default();
+    stream_fields_with_id(m, req, &id);
+}
+
+fn stream_fields_with_id(m: &mut Map<String, Value>, req: &HookRequest, stream_id: &str) {
     m.insert("tcUrl".into(), json!(req.tc_url));
     m.insert("stream".into(), json!(req.stream));
     m.insert("param".into(), json!(req.param));
     m.insert("stream_url".into(), json!(req.stream_url()));
-    if let Some(src) = ctx.hub.get(&req.key()) {
-        m.insert("stream_id".into(), json!(src.id));
-    }
+    m.insert("stream_id".into(), json!(stream_id));
 }
 
 /// Calls `urls` in order. With `decide`, the first failure stops and denies; without, every
@@ -165,7 +174,9 @@ async fn call_all(
     Ok(())
 }
 
-/// Before the connect is accepted. Denies the connection on refusal.
+/// When the client names its stream, before the publish or play checks (SRS 3+ sends
+/// it then, from `check_vhost`), so `stream` and `param` (the stream's and app's
+/// query, e.g. `?token=abc`) are filled. Denies the publish or play on refusal.
 pub async fn on_connect(
     _ctx: &Context,
     hooks: &HttpHooksConfig,
@@ -346,26 +357,29 @@ fn cwd() -> String {
         .unwrap_or_default()
 }
 
-/// A DVR file was closed. `client_id` is the publisher's; `file` as written (relative paths
-/// are relative to `cwd`, which the body carries). The caller decides what an Err means
+/// A DVR file was closed. `publisher` is what the recorder kept about the publisher
+/// (see [`HookRequest::for_stream`]) and `stream_id` the recorded stream's id, both taken
+/// while it was live, since a file is usually closed after the publisher left (SRS too
+/// sends its copy of the publisher's request). `file` as written (relative paths are
+/// relative to `cwd`, which the body carries). The caller decides what an Err means
 /// (SRS only logs it).
 pub async fn on_dvr(
-    ctx: &Context,
+    _ctx: &Context,
     vhost: &VhostConfig,
-    client_id: &str,
-    key: &StreamKey,
+    publisher: &HookRequest,
+    stream_id: &str,
     file: &str,
 ) -> Result<(), Denied> {
     let hooks = &vhost.http_hooks;
     if !hooks.enabled || hooks.on_dvr.is_empty() {
         return Ok(());
     }
-    let req = HookRequest::for_stream(ctx, client_id, key);
-    let mut m = base("on_dvr", &req);
-    stream_fields(ctx, &mut m, &req);
+    let req = publisher;
+    let mut m = base("on_dvr", req);
+    stream_fields_with_id(&mut m, req, stream_id);
     m.insert("cwd".into(), json!(cwd()));
     m.insert("file".into(), json!(file));
-    call_all(hooks, "on_dvr", &hooks.on_dvr, &req, Value::Object(m), true).await
+    call_all(hooks, "on_dvr", &hooks.on_dvr, req, Value::Object(m), true).await
 }
 
 /// An HLS segment was written. `file` is its path on disk, `url` its URL (relative URLs are

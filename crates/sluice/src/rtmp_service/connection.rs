@@ -348,6 +348,24 @@ impl Connection {
         }
     }
 
+    /// The on_connect hook, sent as SRS 3+ sends it: once the client names its stream
+    /// (SRS's `check_vhost` after `identify_client`), so the body carries the stream and
+    /// its query (`?token=...`, where token checks live) and the vhost the stream
+    /// resolved to. Sent once per connection, before the publish or play checks; the
+    /// Err is the refusal to give the client.
+    async fn connect_hook(
+        &mut self,
+        vhost: &VhostConfig,
+        hreq: &HookRequest,
+    ) -> Result<(), hooks::Refusal> {
+        if self.connected.is_some() || !vhost.http_hooks.enabled {
+            return Ok(());
+        }
+        Box::pin(hooks::on_connect(&self.ctx, &vhost.http_hooks, hreq)).await?;
+        self.connected = Some(Box::new(hreq.clone()));
+        Ok(())
+    }
+
     /// What hooks are told about this client and `req`'s stream.
     fn hook_request(&self, req: &StreamRequest, vhost: &VhostConfig) -> HookRequest {
         HookRequest {
@@ -574,18 +592,9 @@ impl Connection {
                     self.flush().await?;
                     return Err(CloseReason::Rejected(format!("connect refused: {why}")));
                 }
-                let hreq = self.hook_request(&req, &vhost);
-                if let Err(d) =
-                    Box::pin(hooks::on_connect(&self.ctx, &vhost.http_hooks, &hreq)).await
-                {
-                    let why = hooks::Refusal::from(d);
-                    self.session.reject_connect(&why.0);
-                    self.flush().await?;
-                    return Err(CloseReason::Rejected(format!("connect refused: {why}")));
-                }
+                // on_connect waits for the stream's name: see `connect_hook`.
                 if vhost.http_hooks.enabled {
                     self.hooks = Some(Box::new(vhost.http_hooks.clone()));
-                    self.connected = Some(Box::new(hreq));
                 }
                 self.client.update(|c| {
                     c.tc_url = info.tc_url.clone();
@@ -608,21 +617,35 @@ impl Connection {
         stream_id: u32,
         req: &StreamRequest,
         vhost: &VhostConfig,
-    ) -> Result<HookRequest, CloseReason> {
+        key: &StreamKey,
+    ) -> Result<(HookRequest, Arc<Source>), CloseReason> {
         let (code, why) = match Self::bad_name(req) {
             Some(why) => (action.bad_name_code(), why),
             None => {
+                // The stream exists before the hooks (as SRS's statistic does), so that
+                // they carry its `stream_id`; a refusal releases it. No demand for it
+                // yet: an edge pulls only for an admitted player.
+                let source = self.ctx.hub.source(key, settings_of(vhost));
                 let hreq = self.hook_request(req, vhost);
                 let ip = self.peer.ip().to_canonical();
-                let admitted = match action {
-                    Action::Publish => {
-                        Box::pin(hooks::admit_publish(&self.ctx, vhost, &hreq, ip)).await
-                    }
-                    Action::Play => Box::pin(hooks::admit_play(&self.ctx, vhost, &hreq, ip)).await,
+                let admitted = match self.connect_hook(vhost, &hreq).await {
+                    Ok(()) => match action {
+                        Action::Publish => {
+                            Box::pin(hooks::admit_publish(&self.ctx, vhost, &hreq, ip)).await
+                        }
+                        Action::Play => {
+                            Box::pin(hooks::admit_play(&self.ctx, vhost, &hreq, ip)).await
+                        }
+                    },
+                    Err(why) => Err(why),
                 };
                 match admitted {
-                    Ok(()) => return Ok(hreq),
-                    Err(why) => (action.denied_code(), why.0),
+                    Ok(()) => return Ok((hreq, source)),
+                    Err(why) => {
+                        drop(source);
+                        self.ctx.hub.release(key);
+                        (action.denied_code(), why.0)
+                    }
                 }
             }
         };
@@ -664,11 +687,12 @@ impl Connection {
         self.role = Role::Publisher;
         let key = Self::stream_key(&req, vhost);
         self.url = key.to_string();
-        let hreq = self.admit(Action::Publish, stream_id, &req, vhost).await?;
+        let (hreq, source) = self
+            .admit(Action::Publish, stream_id, &req, vhost, &key)
+            .await?;
         if self.hooks.is_some() {
             self.published = Some(Box::new(hreq));
         }
-        let source = self.ctx.hub.source(&key, settings_of(vhost));
         source.set_notify_interval(vhost.play.mw_latency);
         if let Err(e) = source.publish(&self.cid) {
             self.session
@@ -770,11 +794,14 @@ impl Connection {
         self.role = Role::Player;
         let key = Self::stream_key(&req, vhost);
         self.url = key.to_string();
-        let hreq = self.admit(Action::Play, stream_id, &req, vhost).await?;
+        let (hreq, held) = self
+            .admit(Action::Play, stream_id, &req, vhost, &key)
+            .await?;
         if self.hooks.is_some() {
             self.playing = Some(Box::new(hreq));
         }
         let consumer = self.ctx.hub.subscribe(&key, settings_of(vhost));
+        drop(held);
         let source = Arc::clone(consumer.source());
         let publishing = source.is_publishing();
         info!(

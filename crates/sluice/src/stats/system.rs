@@ -37,6 +37,8 @@ pub struct CpuTimes {
     pub irq: u64,
     pub softirq: u64,
     pub steal: u64,
+    /// Time running guests; already counted in `user`, so not part of [`Self::total`].
+    pub guest: u64,
 }
 
 impl CpuTimes {
@@ -134,6 +136,41 @@ pub fn parse_proc_stat(text: &str) -> Option<ProcStat> {
     })
 }
 
+/// Every field of a `/proc/[pid]/stat`, for the API's `self_proc_stats`: the pid, the
+/// command name (without its parentheses), the state letter, then fields 4 (ppid)
+/// onwards as the kernel wrote them (numbers, some signed, some beyond `i64`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcStatFields {
+    pub pid: u32,
+    pub comm: String,
+    pub state: String,
+    pub rest: Vec<String>,
+}
+
+pub fn parse_proc_stat_fields(text: &str) -> Option<ProcStatFields> {
+    let pid = text.split_whitespace().next()?.parse().ok()?;
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_string();
+    let mut f = text.get(close + 1..)?.split_whitespace();
+    let state = f.next()?.to_string();
+    Some(ProcStatFields {
+        pid,
+        comm,
+        state,
+        rest: f.map(str::to_string).collect(),
+    })
+}
+
+pub fn self_stat_fields() -> Option<ProcStatFields> {
+    parse_proc_stat_fields(&read("/proc/self/stat")?)
+}
+
+/// The host's CPU counters (the `cpu` line of `/proc/stat`), in ticks.
+pub fn cpu_times() -> Option<CpuTimes> {
+    parse_cpu_times(&read("/proc/stat")?)
+}
+
 /// `VmRSS` of a `/proc/[pid]/status`, in kB.
 pub fn parse_status_rss_kb(text: &str) -> Option<u64> {
     kb_field(text, "VmRSS:")
@@ -166,6 +203,7 @@ pub fn parse_cpu_times(text: &str) -> Option<CpuTimes> {
         irq: at(5),
         softirq: at(6),
         steal: at(7),
+        guest: at(8),
     })
 }
 
@@ -411,6 +449,14 @@ mod tests {
         assert_eq!(parse_proc_stat("12 (x"), None);
         assert_eq!(parse_proc_stat(""), None);
         assert_eq!(parse_proc_stat("1 (x) R"), None);
+        let all = parse_proc_stat_fields(t).expect("fields");
+        assert_eq!(
+            (all.pid, all.comm.as_str(), all.state.as_str()),
+            (1953, "we ird) pr", "R")
+        );
+        assert_eq!(all.rest.first().map(String::as_str), Some("1951"));
+        assert_eq!(all.rest.len(), 22);
+        assert_eq!(parse_proc_stat_fields("12 x) R"), None);
     }
 
     #[test]

@@ -55,6 +55,17 @@ pub(super) fn dvr(d: &Directive, dvr: &mut DvrConfig) -> Result<(), ConfigError>
                         format!("\"{v}\": the path must contain [stream]"),
                     ));
                 }
+                // SRS picks MP4 by the extension; sluice writes FLV only, and FLV bytes in
+                // a `.mp4` file would play nowhere: refused rather than silently wrong.
+                if v.to_ascii_lowercase().ends_with(".mp4") {
+                    return Err(invalid(
+                        c,
+                        format!(
+                            "\"{v}\": SRS feature not supported yet: DVR to MP4; sluice \
+                             records FLV only, so use a path ending in .flv"
+                        ),
+                    ));
+                }
                 dvr.path = v.to_string();
             }
             "dvr_duration" => {

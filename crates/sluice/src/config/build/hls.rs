@@ -80,6 +80,20 @@ pub(super) fn hls(
     let mut window_at: Option<&Directive> = None;
     for c in &d.children {
         let n = c.name.as_str();
+        // A security setting is never ignored: `hls_keys on` would serve the segments
+        // unencrypted, so it is refused until encryption exists; `off` is what we do.
+        if n == "hls_keys" {
+            seen.check(c)?;
+            if flag(c)? {
+                return Err(invalid(
+                    c,
+                    "SRS feature not supported yet: hls_keys (HLS encryption); refused, \
+                     because the segments would be served unencrypted (set hls_keys off or \
+                     remove it)",
+                ));
+            }
+            continue;
+        }
         if known::HLS.contains(&n) {
             warn_unimplemented(warnings, c, "vhost.hls.");
             continue;

@@ -211,6 +211,28 @@ struct Builder {
     cfg: Config,
     seen: Seen,
     listen_given: bool,
+    /// Whether `srs_log_tank` was written (see [`daemon_log_default`]).
+    tank_given: bool,
+}
+
+/// SRS's default tank is `file`: a daemon's stdout and stderr go to /dev/null, so with
+/// `daemon on` and no `srs_log_tank` the log goes to `srs_log_file` (SRS's default
+/// `./objs/srs.log`, relative to the working directory) rather than nowhere. In the
+/// foreground sluice keeps the console. A daemon told `srs_log_tank console` loses its
+/// log: said with a warning.
+fn daemon_log_default(b: &mut Builder) {
+    if !b.cfg.daemon {
+        return;
+    }
+    if !b.tank_given {
+        b.cfg.log.tank = LogTank::File;
+    } else if b.cfg.log.tank == LogTank::Console {
+        b.cfg.warnings.push(
+            "daemon on with srs_log_tank console: a daemon's console is /dev/null, so no log \
+             is kept (use srs_log_tank file)"
+                .to_string(),
+        );
+    }
 }
 
 /// Turns the expanded directive tree into a validated `Config`.
@@ -223,6 +245,7 @@ pub fn build(tree: &[Directive]) -> Result<Config, ConfigError> {
         },
         seen: Seen::default(),
         listen_given: false,
+        tank_given: false,
     };
     let mut vhost_lines: HashMap<String, (String, u32)> = HashMap::new();
     for d in tree {
@@ -258,6 +281,7 @@ pub fn build(tree: &[Directive]) -> Result<Config, ConfigError> {
     if !b.listen_given {
         b.cfg.listen = Config::default().listen;
     }
+    daemon_log_default(&mut b);
     if !b.cfg.vhosts.iter().any(|v| v.name == DEFAULT_VHOST) {
         b.cfg.vhosts.push(VhostConfig::new(DEFAULT_VHOST));
     }
@@ -345,6 +369,7 @@ impl Builder {
             }
             "srs_log_tank" => {
                 self.seen.check(d)?;
+                self.tank_given = true;
                 self.cfg.log.tank = match one_arg(d)? {
                     "console" => LogTank::Console,
                     "file" => LogTank::File,
@@ -372,6 +397,47 @@ impl Builder {
     }
 }
 
+/// SRS 1/2's vhost-level edge directives, which SRS 3+ moves into `cluster { }` on load
+/// (`srs_config_transform_vhost`).
+const LEGACY_CLUSTER: &[&str] = &["mode", "origin", "token_traverse", "debug_srs_upnode"];
+
+/// The vhost's `cluster` block with SRS 1/2's vhost-level `mode`, `origin`,
+/// `token_traverse` and `debug_srs_upnode` moved into it, as SRS does on load (appended
+/// to an existing `cluster { }`, where a repeated directive is then refused as usual);
+/// None when the vhost has none of them. Said with a warning: the form is converted, not
+/// ignored (ignoring it left an edge that never pulled).
+fn legacy_cluster(vhost: &Directive, warnings: &mut Vec<String>) -> Option<Directive> {
+    let legacy: Vec<&Directive> = vhost
+        .children
+        .iter()
+        .filter(|c| LEGACY_CLUSTER.contains(&c.name.as_str()))
+        .collect();
+    let first = legacy.first()?;
+    for c in &legacy {
+        warnings.push(format!(
+            "{}:{}: vhost.{}: SRS 1/2 vhost-level form, moved into cluster {{ }} as SRS does \
+             on load; write it as cluster {{ {} ...; }}",
+            c.file, c.line, c.name, c.name
+        ));
+    }
+    let mut block = vhost
+        .children
+        .iter()
+        .find(|c| c.name == "cluster")
+        .cloned()
+        .unwrap_or_else(|| Directive {
+            name: "cluster".into(),
+            args: Vec::new(),
+            children: Vec::new(),
+            block: true,
+            file: first.file.clone(),
+            line: first.line,
+            end_line: first.line,
+        });
+    block.children.extend(legacy.into_iter().cloned());
+    Some(block)
+}
+
 fn vhost(
     d: &Directive,
     name: &str,
@@ -385,8 +451,15 @@ fn vhost(
     let mut legacy_first: Option<Duration> = None;
     let mut legacy_normal: Option<Duration> = None;
     let mut explicit = (false, false, false); // play.mw_latency, publish.firstpkt_timeout, publish.normal_timeout
+    let legacy_cluster = legacy_cluster(d, warnings);
+    if let Some(cluster_block) = &legacy_cluster {
+        cluster::cluster(cluster_block, &mut v.cluster, warnings)?;
+    }
     for c in &d.children {
         let n = c.name.as_str();
+        if legacy_cluster.is_some() && (n == "cluster" || LEGACY_CLUSTER.contains(&n)) {
+            continue;
+        }
         if known::VHOST.contains(&n) {
             warn_unimplemented(warnings, c, "vhost.");
             continue;

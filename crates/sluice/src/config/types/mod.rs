@@ -27,8 +27,9 @@ pub use http::{
 /// Name of the catch-all vhost, as in SRS.
 pub const DEFAULT_VHOST: &str = "__defaultVhost__";
 
-/// Where log lines go. Console is our default (SRS defaults to file) because sluice runs in the
-/// foreground unless told otherwise.
+/// Where log lines go. Console is our default in the foreground (SRS defaults to file)
+/// because sluice runs in the foreground unless told otherwise; with `daemon on` and no
+/// `srs_log_tank` the default is file, as SRS's (see `build::daemon_log_default`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogTank {
     Console,
@@ -56,7 +57,8 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             tank: LogTank::Console,
-            file: PathBuf::from("./objs/sluice.log"),
+            // SRS's default `srs_log_file`.
+            file: PathBuf::from("./objs/srs.log"),
             level: LogLevel::Trace,
         }
     }

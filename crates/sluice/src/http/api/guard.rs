@@ -83,7 +83,7 @@ fn add_cors(resp: &mut Response) {
 
 /// A JavaScript identifier path (`cb`, `jQuery123_456`, `a.b`): anything else could
 /// inject script into the page that asked.
-fn valid_callback(c: &str) -> bool {
+pub(super) fn valid_callback(c: &str) -> bool {
     !c.is_empty()
         && c.len() <= MAX_CALLBACK_LEN
         && c.bytes()

@@ -3,9 +3,13 @@
 //! endpoint and where we differ from SRS.
 //!
 //! Every reply is a JSON object with `code` (0 or an SRS error code), `server`,
-//! `service` and `pid`; errors also carry a `msg` for humans and a fitting HTTP status.
+//! `service` and `pid`; errors also carry a `msg` for humans. As in SRS, an error about
+//! a resource is answered with HTTP 200 and the code in the body (so a JSONP callback
+//! runs and scripts that read `code` work); only an unknown path (404) and a failed
+//! login (401) use the HTTP status.
 
 mod guard;
+mod procs;
 mod raw;
 mod resources;
 mod services;
@@ -14,7 +18,7 @@ mod summaries;
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
@@ -35,10 +39,25 @@ pub mod codes {
     pub const STREAM_NOT_FOUND: i64 = 2048;
     /// ERROR_RTMP_CLIENT_NOT_FOUND.
     pub const CLIENT_NOT_FOUND: i64 = 2049;
+    /// What SRS's `/api/v1/tests/errors` always answers.
+    pub const TEST_ERROR: i64 = 100;
 }
 
-/// SRS's default page size for `streams` and `clients` ("default query top 10").
-pub const DEFAULT_PAGE_COUNT: usize = 10;
+/// SRS 7's page size for `streams` and `clients` when `count` is missing, 0, negative or
+/// not a number: `max(1, atoi(count))` in its `srs_app_http_api.cpp`. (SRS 4/5 used
+/// `max(10, ...)`; the index text still says "top 10".)
+pub const DEFAULT_PAGE_COUNT: usize = 1;
+
+/// The SRS release whose API (paths, shapes, codes) sluice answers like, reported as
+/// `major`/`minor`/`revision`/`version` by `/api/v1/versions` so that scripts written
+/// for SRS (`major >= 5`) work. sluice's own version is reported beside it.
+pub const SRS_COMPAT_VERSION: (u64, u64, u64) = (7, 0, 0);
+
+/// [`SRS_COMPAT_VERSION`] as `x.y.z`.
+pub fn srs_compat_version() -> String {
+    let (a, b, c) = SRS_COMPAT_VERSION;
+    format!("{a}.{b}.{c}")
+}
 
 /// Why a request failed; each maps to an SRS code and an HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +78,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("no API at {0}")]
     NoSuchApi(String),
+    /// `/api/v1/tests/errors`: SRS's fixed error, for testing clients.
+    #[error("always an error 100 (a test)")]
+    TestError,
 }
 
 impl ApiError {
@@ -72,19 +94,23 @@ impl ApiError {
             // SRS answers these with the HTTP status as the code.
             ApiError::Unauthorized => 401,
             ApiError::NoSuchApi(_) => 404,
+            ApiError::TestError => codes::TEST_ERROR,
         }
     }
 
+    /// SRS's `srs_api_response_code` answers HTTP 200 with the code in the body; only
+    /// its mux (no such path) and its auth answer with an HTTP error status.
     pub fn status(&self) -> StatusCode {
         match self {
+            ApiError::NoSuchApi(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::VhostNotFound(_)
             | ApiError::StreamNotFound(_)
             | ApiError::ClientNotFound(_)
-            | ApiError::NoSuchApi(_) => StatusCode::NOT_FOUND,
-            ApiError::RawDisabled(_) => StatusCode::FORBIDDEN,
-            ApiError::RawInvalid(_) => StatusCode::BAD_REQUEST,
-            ApiError::RawNotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            | ApiError::RawDisabled(_)
+            | ApiError::RawInvalid(_)
+            | ApiError::RawNotImplemented(_)
+            | ApiError::TestError => StatusCode::OK,
         }
     }
 }
@@ -178,17 +204,55 @@ pub fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// `?start=&count=`: start defaults to 0, count to [`DEFAULT_PAGE_COUNT`]; values that
-/// do not parse fall back to the defaults, and a count of 0 means 1 (as SRS 6+).
-pub fn page(query: Option<&str>) -> (usize, usize) {
-    let get = |k| {
-        query
-            .and_then(|q| query_value(q, k))
-            .and_then(|v| v.parse::<usize>().ok())
+/// C's `atoi`: optional sign and leading digits, 0 when there are none; saturates
+/// instead of overflowing.
+fn atoi(v: &str) -> i64 {
+    let v = v.trim_start();
+    let (neg, digits) = match v.as_bytes().first() {
+        Some(b'-') => (true, v.get(1..).unwrap_or("")),
+        Some(b'+') => (false, v.get(1..).unwrap_or("")),
+        _ => (false, v),
     };
-    let start = get("start").unwrap_or(0);
-    let count = get("count").unwrap_or(DEFAULT_PAGE_COUNT).max(1);
+    let n = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i64, |n, d| {
+            n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+        });
+    if neg {
+        -n
+    } else {
+        n
+    }
+}
+
+/// `?start=&count=` as SRS 7 reads them: `start = max(0, atoi(start))`,
+/// `count = max(1, atoi(count))`, so a missing count means [`DEFAULT_PAGE_COUNT`].
+pub fn page(query: Option<&str>) -> (usize, usize) {
+    let get = |k| atoi(query.and_then(|q| query_value(q, k)).unwrap_or(""));
+    let start = usize::try_from(get("start").max(0)).unwrap_or(usize::MAX);
+    let count = usize::try_from(get("count").max(DEFAULT_PAGE_COUNT as i64)).unwrap_or(usize::MAX);
     (start, count)
+}
+
+/// The method a request stands for: with JSONP (`?callback=`), SRS's `method=` query
+/// (`GET`, `PUT`, `POST` or `DELETE`) replaces the HTTP one, since a `<script>` tag can
+/// only GET; that is how SRS's console kicks a client.
+pub fn effective_method(method: &Method, query: Option<&str>) -> Method {
+    let Some(q) = query else {
+        return method.clone();
+    };
+    // Only a callback the reply is wrapped for (see `guard`): the request is then JSONP.
+    if !query_value(q, "callback").is_some_and(guard::valid_callback) {
+        return method.clone();
+    }
+    match query_value(q, "method") {
+        Some("GET") => Method::GET,
+        Some("PUT") => Method::PUT,
+        Some("POST") => Method::POST,
+        Some("DELETE") => Method::DELETE,
+        _ => method.clone(),
+    }
 }
 
 /// Wraps `router`'s routes in CORS, auth and JSONP (see [`guard`]); the metrics
@@ -205,6 +269,17 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/api/v1/", get(v1_index))
         .route("/api/v1/versions", get(versions))
         .route("/api/v1/summaries", get(summaries::summaries))
+        .route("/api/v1/rusages", get(procs::rusages))
+        .route("/api/v1/self_proc_stats", get(procs::self_proc_stats))
+        .route("/api/v1/system_proc_stats", get(procs::system_proc_stats))
+        .route("/api/v1/meminfos", get(procs::meminfos))
+        .route("/api/v1/authors", get(procs::authors))
+        .route("/api/v1/features", get(procs::features))
+        .route("/api/v1/requests", any(procs::requests))
+        .route("/api/v1/clusters", get(procs::clusters))
+        .route("/api/v1/tests/requests", any(procs::requests))
+        .route("/api/v1/tests/errors", any(procs::test_errors))
+        .route("/api/v1/tests/redirects", any(procs::test_redirects))
         .route("/api/v1/vhosts", get(resources::vhosts))
         .route("/api/v1/vhosts/", get(resources::vhosts))
         .route("/api/v1/vhosts/{id}", get(resources::vhost))
@@ -213,17 +288,12 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/api/v1/streams/{id}", get(resources::stream))
         .route("/api/v1/clients", get(resources::clients))
         .route("/api/v1/clients/", get(resources::clients))
-        .route(
-            "/api/v1/clients/{id}",
-            get(resources::client).delete(resources::kick),
-        )
+        // `any`: the method may come from JSONP's `method=` (see [`effective_method`]).
+        .route("/api/v1/clients/{id}", any(resources::client_or_kick))
         .route("/api/v1/raw", get(raw::raw))
         .route("/api/v1/hls", get(services::hls))
         .route("/api/v1/dvrs", get(services::dvrs))
-        .route(
-            "/api/v1/dvrs/{id}/{action}",
-            axum::routing::post(services::dvr_action),
-        )
+        .route("/api/v1/dvrs/{id}/{action}", any(services::dvr_action))
         .route("/api/v1/ffmpegs", get(services::ffmpegs))
         .route("/api/v1/forwards", get(services::forwards))
         .route("/api/v1/edges", get(services::edges))
@@ -249,17 +319,35 @@ async fn api_index() -> Response {
 }
 
 async fn v1_index() -> Response {
-    ok_reply([(
-        "urls",
-        json!({
-            "versions": "the version of sluice",
-            "summaries": "the summary (pid, argv, cwd, cpu, memory, load, network) of the server and host",
-            "vhosts": "all vhosts or one: /api/v1/vhosts/{id}",
-            "streams": "all streams or one: /api/v1/streams/{id}; paged by ?start=&count= (default count 10)",
-            "clients": "all clients or one: /api/v1/clients/{id}; DELETE kicks it; paged by ?start=&count= (default count 10)",
-            "raw": "raw api: ?rpc=raw shows the raw api config; rpc=reload is not implemented yet",
-        }),
-    )])
+    ok_reply([
+        (
+            "urls",
+            json!({
+                "versions": "the version of SRS (compatible) and of sluice",
+                "summaries": "the summary (pid, argv, cwd, cpu, memory, load, network) of the server and host",
+                "rusages": "the rusage of the server",
+                "self_proc_stats": "the self process stats",
+                "system_proc_stats": "the system process stats",
+                "meminfos": "the meminfo of system",
+                "authors": "the license and authors",
+                "features": "the supported features",
+                "requests": "the request itself, for http debug",
+                "vhosts": "all vhosts or one: /api/v1/vhosts/{id}",
+                "streams": "all streams or one: /api/v1/streams/{id}; paged by ?start=&count= (default count 1, as SRS 7)",
+                "clients": "all clients or one: /api/v1/clients/{id}; DELETE (or JSONP method=DELETE) kicks it; paged by ?start=&count= (default count 1, as SRS 7)",
+                "raw": "raw api: ?rpc=raw shows the raw api config, ?rpc=reload reloads the config file",
+                "clusters": "origin cluster query: ?vhost=&app=&stream= answered from the local streams",
+            }),
+        ),
+        (
+            "tests",
+            json!({
+                "requests": "show the request info",
+                "errors": "always return an error 100",
+                "redirects": "always redirect to /api/v1/tests/errors",
+            }),
+        ),
+    ])
 }
 
 /// Major, minor and revision of a `x.y.z` version (missing or odd parts are 0).
@@ -274,12 +362,21 @@ fn version_parts(v: &str) -> [u64; 3] {
     ]
 }
 
+/// SRS's fields carry [`SRS_COMPAT_VERSION`] (the SRS release whose API this answers
+/// like); sluice's own version is under `sluice`.
 async fn versions(State(_ctx): State<Arc<Context>>) -> Response {
     let v = env!("CARGO_PKG_VERSION");
     let [major, minor, revision] = version_parts(v);
+    let (smajor, sminor, srevision) = SRS_COMPAT_VERSION;
     ok_reply([(
         "data",
-        json!({ "major": major, "minor": minor, "revision": revision, "version": v }),
+        json!({
+            "major": smajor,
+            "minor": sminor,
+            "revision": srevision,
+            "version": srs_compat_version(),
+            "sluice": { "major": major, "minor": minor, "revision": revision, "version": v },
+        }),
     )])
 }
 
@@ -292,10 +389,29 @@ mod tests {
         assert_eq!(query_value("a=1&b=2", "b"), Some("2"));
         assert_eq!(query_value("a&b=2", "a"), Some(""));
         assert_eq!(query_value("a=1", "c"), None);
-        assert_eq!(page(None), (0, DEFAULT_PAGE_COUNT));
+        // SRS 7: start = max(0, atoi), count = max(1, atoi).
+        assert_eq!(page(None), (0, 1));
         assert_eq!(page(Some("start=2&count=1")), (2, 1));
         assert_eq!(page(Some("start=-1&count=0")), (0, 1));
-        assert_eq!(page(Some("count=abc")), (0, DEFAULT_PAGE_COUNT));
+        assert_eq!(page(Some("count=abc")), (0, 1));
+        assert_eq!(page(Some("count=20")), (0, 20));
+        assert_eq!(page(Some("count=12abc&start=3x")), (3, 12));
+        assert_eq!(page(Some("count=-5")), (0, 1));
+        assert_eq!(atoi("99999999999999999999999"), i64::MAX);
+    }
+
+    #[test]
+    fn jsonp_method_overrides_only_with_a_callback() {
+        let m = |q: Option<&str>| effective_method(&Method::GET, q);
+        assert_eq!(m(Some("callback=cb&method=DELETE")), Method::DELETE);
+        assert_eq!(m(Some("method=DELETE&callback=cb")), Method::DELETE);
+        assert_eq!(m(Some("callback=cb&method=POST")), Method::POST);
+        assert_eq!(m(Some("callback=cb&method=PUT")), Method::PUT);
+        assert_eq!(m(Some("method=DELETE")), Method::GET);
+        assert_eq!(m(Some("callback=&method=DELETE")), Method::GET);
+        assert_eq!(m(Some("callback=alert(1)&method=DELETE")), Method::GET);
+        assert_eq!(m(Some("callback=cb&method=PATCH")), Method::GET);
+        assert_eq!(m(None), Method::GET);
     }
 
     #[test]
@@ -316,10 +432,18 @@ mod tests {
         assert_eq!(ApiError::ClientNotFound("x".into()).code(), 2049);
         assert_eq!(ApiError::StreamNotFound("x".into()).code(), 2048);
         assert_eq!(ApiError::VhostNotFound("x".into()).code(), 2014);
+        // As SRS: HTTP 200 with the code in the body, except unknown paths and logins.
         assert_eq!(
             ApiError::ClientNotFound("x".into()).status(),
+            StatusCode::OK
+        );
+        assert_eq!(ApiError::RawDisabled("x").status(), StatusCode::OK);
+        assert_eq!(
+            ApiError::NoSuchApi("x".into()).status(),
             StatusCode::NOT_FOUND
         );
+        assert_eq!(ApiError::Unauthorized.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(ApiError::RawDisabled("x").code(), 1061);
+        assert_eq!(ApiError::TestError.code(), 100);
     }
 }

@@ -6,16 +6,17 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, RawQuery, State};
-use axum::response::Response;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tracing::info;
 
-use super::{ok_reply, page, short, vhost_id, ApiError};
+use super::{effective_method, ok_reply, page, short, vhost_id, ApiError};
 use crate::config::{VhostConfig, DEFAULT_VHOST};
 use crate::context::Context;
 use crate::hub::{Source, StreamKey};
 use crate::stats::kbps::Kbps;
-use crate::stats::{Client, ClientState};
+use crate::stats::{Client, ClientKind, ClientState};
 
 /// A client and its state, read once per request.
 type Snapshot = Vec<(Arc<Client>, ClientState)>;
@@ -191,8 +192,20 @@ pub async fn stream(
     )]))
 }
 
+/// SRS's `tcUrl` of an HTTP player (`SrsRequest::as_http`): `http://HOST/APP`, the
+/// request's path cut to the app. `tc_url` is what the HTTP-FLV server keeps
+/// (`http://HOST/APP/STREAM.flv`).
+fn http_tc_url(tc_url: &str, app: &str) -> String {
+    let host = tc_url
+        .strip_prefix("http://")
+        .or_else(|| tc_url.strip_prefix("https://"))
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("");
+    format!("http://{host}/{app}")
+}
+
 fn client_json(ctx: &Context, c: &Client, s: &ClientState) -> Value {
-    let (vhost, stream_id, url, name) = match &s.stream {
+    let (vhost, stream_id, url, mut name) = match &s.stream {
         Some(k) => (
             vhost_id(&k.vhost),
             ctx.hub.get(k).map(|src| src.id.clone()).unwrap_or_default(),
@@ -201,6 +214,15 @@ fn client_json(ctx: &Context, c: &Client, s: &ClientState) -> Value {
         ),
         None => Default::default(),
     };
+    let mut tc_url = s.tc_url.clone();
+    if s.kind == ClientKind::FlvPlay {
+        // SRS names an HTTP player's stream with the mount's extension (`livestream.flv`)
+        // and gives the tcUrl of the app, not of the file.
+        name.push_str(".flv");
+        if let Some(k) = &s.stream {
+            tc_url = http_tc_url(&s.tc_url, &k.app);
+        }
+    }
     json!({
         "id": c.id,
         "vhost": vhost,
@@ -208,7 +230,7 @@ fn client_json(ctx: &Context, c: &Client, s: &ClientState) -> Value {
         "ip": c.peer.ip().to_string(),
         "pageUrl": s.page_url,
         "swfUrl": s.swf_url,
-        "tcUrl": s.tc_url,
+        "tcUrl": tc_url,
         "url": url,
         "name": name,
         "type": s.kind.srs_name(),
@@ -232,26 +254,35 @@ pub async fn clients(State(ctx): State<Arc<Context>>, RawQuery(q): RawQuery) -> 
     ok_reply([("total", json!(all.len())), ("clients", Value::Array(list))])
 }
 
-pub async fn client(
+/// `/api/v1/clients/{id}`: GET shows the client, DELETE kicks it; the method may come
+/// from JSONP's `method=` (SRS's console kicks with `GET ...?callback=cb&method=DELETE`).
+pub async fn client_or_kick(
     State(ctx): State<Arc<Context>>,
+    method: Method,
     Path(id): Path<String>,
+    RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
+    match effective_method(&method, q.as_deref()) {
+        Method::GET => client(&ctx, &id),
+        Method::DELETE => kick(&ctx, &id),
+        _ => Ok(StatusCode::METHOD_NOT_ALLOWED.into_response()),
+    }
+}
+
+fn client(ctx: &Context, id: &str) -> Result<Response, ApiError> {
     let c = ctx
         .clients
-        .get(&id)
-        .ok_or_else(|| ApiError::ClientNotFound(short(&id)))?;
+        .get(id)
+        .ok_or_else(|| ApiError::ClientNotFound(short(id)))?;
     let s = c.state();
-    Ok(ok_reply([("client", client_json(&ctx, &c, &s))]))
+    Ok(ok_reply([("client", client_json(ctx, &c, &s))]))
 }
 
 /// Asks the client's task to close the connection; a kicked publisher ends its stream
 /// like any publisher that goes away.
-pub async fn kick(
-    State(ctx): State<Arc<Context>>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    if !ctx.clients.kick(&id) {
-        return Err(ApiError::ClientNotFound(short(&id)));
+fn kick(ctx: &Context, id: &str) -> Result<Response, ApiError> {
+    if !ctx.clients.kick(id) {
+        return Err(ApiError::ClientNotFound(short(id)));
     }
     info!("kick client {id} by the API");
     Ok(ok_reply([]))
@@ -270,5 +301,10 @@ mod tests {
         };
         assert_eq!(stream_url(&k(DEFAULT_VHOST)), "/live/s");
         assert_eq!(stream_url(&k("v1.test")), "v1.test/live/s");
+        assert_eq!(
+            http_tc_url("http://127.0.0.1:8080/live/s.flv", "live"),
+            "http://127.0.0.1:8080/live"
+        );
+        assert_eq!(http_tc_url("", "live"), "http:///live");
     }
 }

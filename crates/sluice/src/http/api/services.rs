@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::{ok_reply, short, ApiError};
+use super::{effective_method, ok_reply, short, ApiError};
 use crate::context::Context;
 
 pub async fn hls(State(ctx): State<Arc<Context>>) -> Response {
@@ -45,11 +46,17 @@ pub async fn dvrs(State(ctx): State<Arc<Context>>) -> Response {
 }
 
 /// `POST /api/v1/dvrs/{stream_id}/start|stop`: records a live stream on demand
-/// (or stops it), whatever `dvr_apply` says, until the next reload.
+/// (or stops it), whatever `dvr_apply` says, until the next reload. JSONP callers send
+/// `?callback=cb&method=POST`.
 pub async fn dvr_action(
     State(ctx): State<Arc<Context>>,
+    method: Method,
     Path((id, action)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
+    if effective_method(&method, q.as_deref()) != Method::POST {
+        return Ok(StatusCode::METHOD_NOT_ALLOWED.into_response());
+    }
     let source = ctx
         .hub
         .find_by_id(&id)

@@ -47,7 +47,10 @@ pub async fn summaries(State(ctx): State<Arc<Context>>) -> Response {
             "ok": ok,
             "now_ms": now_ms,
             "self": {
-                "version": env!("CARGO_PKG_VERSION"),
+                // SRS's field carries the SRS release whose API this follows (see
+                // `/api/v1/versions`); sluice's own version is beside it.
+                "version": super::srs_compat_version(),
+                "sluice_version": env!("CARGO_PKG_VERSION"),
                 "pid": std::process::id(),
                 "ppid": stat.ppid,
                 "argv": argv.join(" "),
