@@ -171,7 +171,8 @@
   function renderOverview() {
     const self = S.summary.self, sys = S.summary.system;
     const last = S.history[S.history.length - 1] || { inK: 0, outK: 0 };
-    $("#ov-version").textContent = self.version;
+    // sluice_version: the summaries' `version` is the SRS version sluice answers as (docs/api.md).
+    $("#ov-version").textContent = self.sluice_version || self.version;
     $("#ov-uptime").textContent = dur(self.srs_uptime);
     $("#ov-cpu").textContent = (self.cpu_percent * 100).toFixed(1) + " %";
     $("#ov-mem").textContent = mb(self.mem_kbyte);
