@@ -133,7 +133,7 @@ fn raw_get(url: &str) -> (u16, Vec<u8>) {
 fn decrypt(key: &[u8], iv: &[u8; 16], data: &[u8]) -> Vec<u8> {
     assert_eq!(key.len(), 16, "a key file holds 16 bytes");
     assert!(
-        !data.is_empty() && data.len() % 16 == 0,
+        !data.is_empty() && data.len().is_multiple_of(16),
         "encrypted size {} is whole AES blocks",
         data.len()
     );
