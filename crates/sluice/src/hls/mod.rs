@@ -606,6 +606,22 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Hls
     move |source| HlsError::Io { what, path, source }
 }
 
+/// The `EXT-X-KEY` URI of the key file `rel` (under the key root): `key_url` followed by
+/// `rel` (SRS's rule, a plain concatenation), or with no `key_url` the path relative to the
+/// playlist, as for segments. Refused if it could not sit inside the quoted attribute.
+fn key_uri(key_url: &str, playlist_rel: &Path, rel: &Path) -> Result<String, HlsError> {
+    let uri = if key_url.is_empty() {
+        segmenter::segment_uri(playlist_rel, rel, "")
+    } else {
+        let name = rel.to_string_lossy().replace('\\', "/");
+        format!("{key_url}{name}")
+    };
+    if uri.chars().any(|c| c == '"' || c.is_control()) {
+        return Err(HlsError::KeyUri(uri));
+    }
+    Ok(uri)
+}
+
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -1093,16 +1109,7 @@ impl Publish {
         };
         let rel = path_template::normalize(&path_template::render(&self.cfg.key_file, &vars))?;
         let path = self.cfg.key_root().join(&rel);
-        let uri = if self.cfg.key_url.is_empty() {
-            segmenter::segment_uri(&st.playlist_rel, &rel, "")
-        } else {
-            // SRS's rule: the prefix, then the key file name as rendered.
-            let name = rel.to_string_lossy().replace('\\', "/");
-            format!("{}{name}", self.cfg.key_url)
-        };
-        if uri.chars().any(|c| c == '"' || c.is_control()) {
-            return Err(HlsError::KeyUri(uri));
-        }
+        let uri = key_uri(&self.cfg.key_url, &st.playlist_rel, &rel)?;
         let bytes = writer::random_block().map_err(io_err("cannot make a key for", &path))?;
         writer::write_atomic(&path, &bytes)
             .await
@@ -1328,5 +1335,26 @@ impl Publish {
                 f.abandon().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_uris_follow_srs_or_the_playlist() {
+        let playlist = Path::new("live/test.m3u8");
+        // No hls_key_url: relative to the playlist, like the segments.
+        let uri = key_uri("", playlist, Path::new("live/test-5.key")).expect("uri");
+        assert_eq!(uri, "test-5.key");
+        let uri = key_uri("", playlist, Path::new("keys/live/test-5.key")).expect("uri");
+        assert_eq!(uri, "../keys/live/test-5.key");
+        // hls_key_url: SRS's concatenation with the rendered file name.
+        let uri = key_uri("https://k.example/", playlist, Path::new("live/test-5.key"));
+        assert_eq!(uri.expect("uri"), "https://k.example/live/test-5.key");
+        // A stream name with a quote would end the attribute early.
+        let bad = key_uri("", playlist, Path::new("live/a\"b-5.key"));
+        assert!(matches!(bad, Err(HlsError::KeyUri(_))), "{bad:?}");
     }
 }

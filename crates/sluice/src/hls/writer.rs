@@ -440,18 +440,25 @@ mod tests {
         aged(&live.join("young.m3u8"), minute);
         aged(&live.join("cut-3.ts.tmp"), minute);
         aged(&live.join("young.m3u8.tmp"), minute);
+        aged(&live.join("old-1.key"), hour);
+        aged(&live.join("cut-3.key.tmp"), minute);
         aged(&live.join("notes.txt"), hour);
         aged(&live.join("other.tmp"), hour);
         let started = SystemTime::now();
 
         // hls_dispose 0: SRS never disposes, only the temp files go.
         let never = sweep_leftovers(&root, started, None);
-        assert_eq!((never.removed, never.later.len()), (2, 0));
+        assert_eq!((never.removed, never.later.len()), (3, 0));
         assert!(live.join("old-1.ts").exists() && !live.join("cut-3.ts.tmp").exists());
+        assert!(live.join("old-1.key").exists() && !live.join("cut-3.key.tmp").exists());
 
         let sweep = sweep_leftovers(&root, started, Some(Duration::from_secs(600)));
-        assert_eq!(sweep.removed, 2, "the two files older than hls_dispose");
+        assert_eq!(sweep.removed, 3, "the three files older than hls_dispose");
         assert!(!live.join("old-1.ts").exists() && !live.join("old.m3u8").exists());
+        assert!(
+            !live.join("old-1.key").exists(),
+            "keys go like segments (hls_keys)"
+        );
         let mut later = sweep.later.clone();
         later.sort();
         assert_eq!(
