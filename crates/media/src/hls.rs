@@ -23,6 +23,18 @@ pub struct Segment {
     pub discontinuity: bool,
     /// Wall-clock time of the segment's first sample, ms since the Unix epoch.
     pub program_date_time_ms: Option<i64>,
+    /// AES-128 encryption of this segment, rendered as `#EXT-X-KEY` before it.
+    pub key: Option<SegmentKey>,
+}
+
+/// `#EXT-X-KEY:METHOD=AES-128,URI="..",IV=0x..` (RFC 8216 §4.3.2.4). The IV is always
+/// explicit: the implicit one (the media sequence number) would tie the bytes on disk to
+/// the playlist's numbering, and SRS writes it explicitly too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentKey {
+    /// Where players fetch the 16-byte key, as written in the playlist.
+    pub uri: String,
+    pub iv: [u8; 16],
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +61,8 @@ pub enum HlsError {
     Duplicate { line: usize, tag: &'static str },
     #[error("hls: line {line}: segment URI without a preceding #EXTINF")]
     UriWithoutExtinf { line: usize },
+    #[error("hls: line {line}: EXT-X-KEY METHOD {method} is not supported")]
+    UnsupportedKeyMethod { line: usize, method: String },
     #[error("hls: no #EXT-X-TARGETDURATION")]
     MissingTargetDuration,
 }
@@ -92,9 +106,27 @@ impl MediaPlaylist {
                 self.discontinuity_sequence
             );
         }
+        // An EXT-X-KEY applies until the next one: it is written where the key or IV
+        // changes, and `METHOD=NONE` where encryption stops (a reload turned it off).
+        let mut current: Option<&SegmentKey> = None;
         for seg in &self.segments {
             if seg.discontinuity {
                 s.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            if seg.key.as_ref() != current {
+                match &seg.key {
+                    Some(k) => {
+                        s.push_str("#EXT-X-KEY:METHOD=AES-128,URI=\"");
+                        s.push_str(&k.uri);
+                        s.push_str("\",IV=0x");
+                        for b in k.iv {
+                            let _ = write!(s, "{b:02x}");
+                        }
+                        s.push('\n');
+                    }
+                    None => s.push_str("#EXT-X-KEY:METHOD=NONE\n"),
+                }
+                current = seg.key.as_ref();
             }
             if let Some(ms) = seg.program_date_time_ms {
                 let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", format_date_time(ms));
@@ -143,6 +175,7 @@ pub fn parse_media_playlist(text: &str) -> Result<MediaPlaylist, HlsError> {
     let mut pending_duration: Option<f64> = None;
     let mut pending_discontinuity = false;
     let mut pending_pdt: Option<i64> = None;
+    let mut key: Option<SegmentKey> = None;
     for (idx, raw) in lines {
         let line_no = idx + 1;
         let line = raw.trim();
@@ -188,6 +221,7 @@ pub fn parse_media_playlist(text: &str) -> Result<MediaPlaylist, HlsError> {
                     pending_pdt = Some(ms);
                 }
                 "EXT-X-ENDLIST" => ended = true,
+                "EXT-X-KEY" => key = parse_key(value, line_no)?,
                 _ => {}
             }
             continue;
@@ -204,6 +238,7 @@ pub fn parse_media_playlist(text: &str) -> Result<MediaPlaylist, HlsError> {
             sequence: 0,
             discontinuity: std::mem::take(&mut pending_discontinuity),
             program_date_time_ms: pending_pdt.take(),
+            key: key.clone(),
         });
     }
     let media_sequence = media_sequence.unwrap_or(0);
@@ -217,6 +252,67 @@ pub fn parse_media_playlist(text: &str) -> Result<MediaPlaylist, HlsError> {
         segments,
         ended,
     })
+}
+
+/// Splits an attribute list (RFC 8216 §4.2) into names and values, quotes removed.
+fn attributes(list: &str) -> Option<Vec<(&str, &str)>> {
+    let mut out = Vec::new();
+    let mut rest = list.trim();
+    while !rest.is_empty() {
+        let (name, after) = rest.split_once('=')?;
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            let end = q.find('"')?;
+            (&q[..end], &q[end + 1..])
+        } else {
+            match after.find(',') {
+                Some(i) => (&after[..i], &after[i..]),
+                None => (after, ""),
+            }
+        };
+        out.push((name.trim(), value));
+        rest = match next.strip_prefix(',') {
+            Some(r) => r.trim_start(),
+            None if next.trim().is_empty() => "",
+            None => return None,
+        };
+    }
+    Some(out)
+}
+
+/// `#EXT-X-KEY`: `METHOD=NONE` gives `None`; AES-128 needs a URI. A missing IV is the
+/// media sequence number in RFC 8216, which this parser does not model: it is refused
+/// rather than guessed, as sluice always writes one.
+fn parse_key(value: &str, line: usize) -> Result<Option<SegmentKey>, HlsError> {
+    let bad = HlsError::BadValue {
+        line,
+        tag: "EXT-X-KEY",
+    };
+    let attrs = attributes(value).ok_or(bad.clone())?;
+    let get = |n: &str| attrs.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
+    match get("METHOD") {
+        Some("NONE") => return Ok(None),
+        Some("AES-128") => {}
+        Some(m) => {
+            return Err(HlsError::UnsupportedKeyMethod {
+                line,
+                method: m.to_string(),
+            })
+        }
+        None => return Err(bad),
+    }
+    let uri = get("URI").filter(|u| !u.is_empty()).ok_or(bad.clone())?;
+    let hex = get("IV")
+        .and_then(|v| v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")))
+        .filter(|h| h.len() == 32 && h.bytes().all(|c| c.is_ascii_hexdigit()))
+        .ok_or(bad.clone())?;
+    let mut iv = [0u8; 16];
+    for (i, b) in iv.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad.clone())?;
+    }
+    Ok(Some(SegmentKey {
+        uri: uri.to_string(),
+        iv,
+    }))
 }
 
 /// ISO 8601 in UTC with milliseconds, e.g. `2024-05-01T12:00:00.250Z`.

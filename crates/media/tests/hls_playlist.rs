@@ -6,6 +6,7 @@ mod common;
 use common::XorShift;
 use media::hls::{
     format_date_time, parse_date_time, parse_media_playlist, HlsError, MediaPlaylist, Segment,
+    SegmentKey,
 };
 
 fn seg(sequence: u64, duration: f64) -> Segment {
@@ -15,6 +16,7 @@ fn seg(sequence: u64, duration: f64) -> Segment {
         sequence,
         discontinuity: false,
         program_date_time_ms: None,
+        key: None,
     }
 }
 
@@ -50,6 +52,70 @@ fn round_trip() {
     assert!(text.contains("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.123Z\n"));
     assert!(text.ends_with("#EXT-X-ENDLIST\n"));
     assert_eq!(parse_media_playlist(&text).unwrap(), p);
+}
+
+fn key(uri: &str, last: u8) -> Option<SegmentKey> {
+    let mut iv = [0u8; 16];
+    iv[0] = 0xab;
+    iv[15] = last;
+    Some(SegmentKey {
+        uri: uri.to_string(),
+        iv,
+    })
+}
+
+/// EXT-X-KEY is written where the key or IV changes (it applies until the next one), with
+/// the IV in hex, and METHOD=NONE where encryption stops; the parser gives each segment
+/// the key in force.
+#[test]
+fn keys_render_where_they_change_and_round_trip() {
+    let mut p = playlist();
+    p.segments.push(seg(10, 2.0));
+    p.segments[0].key = key("k-7.key", 1);
+    p.segments[1].key = key("k-7.key", 1);
+    p.segments[2].key = key("https://keys.example/k-9.key", 2);
+    let text = p.render();
+    assert_eq!(
+        text,
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-MEDIA-SEQUENCE:7\n#EXT-X-TARGETDURATION:10\n\
+         #EXT-X-KEY:METHOD=AES-128,URI=\"k-7.key\",IV=0xab000000000000000000000000000001\n\
+         #EXTINF:9.960,\nlive-7.ts\n#EXTINF:10.000,\nlive-8.ts\n\
+         #EXT-X-KEY:METHOD=AES-128,URI=\"https://keys.example/k-9.key\",IV=0xab000000000000000000000000000002\n\
+         #EXTINF:4.500,\nlive-9.ts\n#EXT-X-KEY:METHOD=NONE\n#EXTINF:2.000,\nlive-10.ts\n"
+    );
+    assert_eq!(parse_media_playlist(&text).unwrap(), p);
+    // A new IV alone is a new tag.
+    p.segments[1].key = key("k-7.key", 3);
+    assert_eq!(p.render().matches("#EXT-X-KEY:").count(), 4);
+    assert_eq!(parse_media_playlist(&p.render()).unwrap(), p);
+}
+
+#[test]
+fn bad_keys_are_refused() {
+    let head = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n";
+    for bad in [
+        "#EXT-X-KEY:URI=\"k\",IV=0x00000000000000000000000000000000",
+        "#EXT-X-KEY:METHOD=AES-128,IV=0x00000000000000000000000000000000",
+        "#EXT-X-KEY:METHOD=AES-128,URI=\"k\"",
+        "#EXT-X-KEY:METHOD=AES-128,URI=\"k\",IV=0x0000",
+        "#EXT-X-KEY:METHOD=AES-128,URI=\"k\",IV=0xzz000000000000000000000000000000",
+        "#EXT-X-KEY:METHOD=AES-128,URI=\"k,IV=0x00000000000000000000000000000000",
+    ] {
+        let text = format!("{head}{bad}\n#EXTINF:1,\na.ts\n");
+        assert_eq!(
+            parse_media_playlist(&text),
+            Err(HlsError::BadValue {
+                line: 3,
+                tag: "EXT-X-KEY"
+            }),
+            "{bad}"
+        );
+    }
+    let text = format!("{head}#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"k\"\n");
+    assert!(matches!(
+        parse_media_playlist(&text),
+        Err(HlsError::UnsupportedKeyMethod { line: 3, .. })
+    ));
 }
 
 #[test]

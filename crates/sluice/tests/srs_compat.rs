@@ -36,13 +36,11 @@ struct Case {
 const CORPUS: &[Case] = &[
     Case {
         key: "`hls_keys on`",
-        status: "not supported",
-        conf:
-            "vhost __defaultVhost__ { hls { enabled on; hls_keys on; hls_fragments_per_key 5; } }",
-        verdict: Verdict::Refused(&[
-            "hls_keys",
-            "SRS feature not supported yet: hls_keys (HLS encryption)",
-        ]),
+        status: "same",
+        conf: "vhost __defaultVhost__ { hls { enabled on; hls_keys on; hls_fragments_per_key 5; \
+               hls_key_file [app]/[stream]-[seq].key; hls_key_file_path ./objs/nginx/html; \
+               hls_key_url https://localhost:8080/; } }",
+        verdict: Verdict::Accepted,
     },
     Case {
         key: "`hls_keys off`",
@@ -51,10 +49,11 @@ const CORPUS: &[Case] = &[
         verdict: Verdict::Accepted,
     },
     Case {
-        key: "`hls_fragments_per_key`, `hls_key_file`, `hls_key_file_path`, `hls_key_url`",
-        status: "not supported",
-        conf: "vhost __defaultVhost__ { hls { enabled on; hls_key_url https://k/; } }",
-        verdict: Verdict::Warned(&["vhost.hls.hls_key_url", "not implemented"]),
+        key: "`hls_key_file` without `[seq]` or `.key`",
+        status: "differs",
+        conf: "vhost __defaultVhost__ { hls { enabled on; hls_keys on; \
+               hls_key_file [app]/[stream].key; } }",
+        verdict: Verdict::Refused(&["hls_key_file", "must contain [seq]"]),
     },
     Case {
         key: "`dvr_path` ending in `.mp4`",

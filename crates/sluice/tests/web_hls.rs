@@ -63,11 +63,34 @@ fn ensure_node_modules() {
 
 #[test]
 fn chromium_plays_live_hls_with_hls_js() {
+    let v = play_in_chromium("web-hls", "");
+    assert_eq!(
+        v["keysLoaded"].as_u64(),
+        Some(0),
+        "no key in plain HLS: {v}"
+    );
+}
+
+/// hls_keys: hls.js fetches the AES-128 keys and buffers (and, where the browser decodes
+/// H.264, plays) the media of the segments, which it can only demux once decrypted.
+#[test]
+fn chromium_plays_encrypted_hls_with_hls_js() {
+    let v = play_in_chromium("web-hls-keys", "hls_keys on; hls_fragments_per_key 2;");
+    assert!(
+        v["keysLoaded"].as_u64().unwrap_or(0) > 0,
+        "no key loaded: {v}"
+    );
+}
+
+/// Publishes the fixture to a server with HLS (`extra_hls` added to its `hls { }`) and plays
+/// it in Chromium with hls.js: fragments loaded and media buffered, and playback advancing
+/// where the browser decodes H.264. Returns the page's final state.
+fn play_in_chromium(tag: &str, extra_hls: &str) -> serde_json::Value {
     require_ffmpeg();
     let chromium = find_chromium();
     ensure_node_modules();
 
-    let root = unique_dir("web-hls-root").join("hls");
+    let root = unique_dir(&format!("{tag}-root")).join("hls");
     fs::create_dir_all(&root).expect("hls root");
     let web = Path::new(WEB_DIR);
     fs::copy(
@@ -84,12 +107,12 @@ daemon off;
 srs_log_tank console;
 http_server {{ enabled on; listen 127.0.0.1:{http}; dir {root}; }}
 vhost __defaultVhost__ {{
-    hls {{ enabled on; hls_path {root}; hls_fragment 2; hls_window 10; }}
+    hls {{ enabled on; hls_path {root}; hls_fragment 2; hls_window 10; {extra_hls} }}
 }}
 ",
         root = root.display()
     );
-    let server = Server::start_with("web-hls", &body);
+    let server = Server::start_with(tag, &body);
 
     // 30 s of media so the playlist stays live during the whole browser session.
     let mut cmd = Command::new("ffmpeg");
@@ -150,4 +173,5 @@ vhost __defaultVhost__ {{
     if let Some(parent) = root.parent() {
         let _ = fs::remove_dir_all(parent);
     }
+    v
 }

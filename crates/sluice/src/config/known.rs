@@ -90,15 +90,10 @@ pub const HTTP_SERVER: &[&str] = &["https"];
 /// Inside `vhost { http_remux { } }`.
 pub const HTTP_REMUX: &[&str] = &["fast_cache", "drop_if_not_match"];
 
-/// Inside `vhost { hls { } }`: encryption, HLS sessions, fMP4 and the SRS 2 RAM mode.
+/// Inside `vhost { hls { } }`: HLS sessions, fMP4 and the SRS 2 RAM mode.
 pub const HLS: &[&str] = &[
     "hls_storage",
     "hls_mount",
-    // `hls_keys on` itself is refused (see build/hls.rs); these only matter with it.
-    "hls_fragments_per_key",
-    "hls_key_file",
-    "hls_key_file_path",
-    "hls_key_url",
     "hls_ctx",
     "hls_ts_ctx",
     "hls_recover",

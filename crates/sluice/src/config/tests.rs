@@ -968,14 +968,16 @@ fn hls_values() {
     assert!(!h.cleanup && !h.wait_keyframe && !h.dts_directly);
     assert_eq!(h.dispose, Duration::ZERO);
     assert_eq!(h.nb_notify, 1024);
-    // `hls_keys off` is what sluice does: no warning; the key details are warned about.
-    assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+    // The key directives are understood; only hls_ctx and hls_mount are warned about.
+    assert!(!h.keys);
+    assert_eq!(h.fragments_per_key, 5);
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
     assert!(
-        c.warnings[0].starts_with("t.conf:11: vhost.hls.hls_fragments_per_key:"),
+        c.warnings[0].starts_with("t.conf:11: vhost.hls.hls_ctx:"),
         "{:?}",
         c.warnings
     );
-    assert!(c.warnings[2].starts_with("t.conf:11: vhost.hls.hls_mount:"));
+    assert!(c.warnings[1].starts_with("t.conf:11: vhost.hls.hls_mount:"));
     // Other accepted spellings.
     let c = ok(
         "vhost a { hls { hls_on_error ignore; hls_acodec an; hls_fragment 60; hls_window 60; } }",
@@ -983,6 +985,51 @@ fn hls_values() {
     let h = &c.vhost("a").expect("a").hls;
     assert_eq!((h.on_error, h.acodec), (HlsOnError::Ignore, HlsAcodec::An));
     assert_eq!(h.window, h.fragment);
+}
+
+/// SRS's encryption directives, with SRS's defaults: keys beside the segments, relative URIs.
+#[test]
+fn hls_keys() {
+    let h = HlsConfig::default();
+    assert!(!h.keys);
+    assert_eq!(h.fragments_per_key, 5);
+    assert_eq!(h.key_file, "[app]/[stream]-[seq].key");
+    assert_eq!((h.key_file_path.as_ref(), h.key_url.as_str()), (None, ""));
+    assert_eq!(h.key_root(), Path::new("./objs/nginx/html"));
+    let c = ok(
+        "vhost a { hls { enabled on; hls_path /var/hls; hls_keys on;\n \
+         hls_fragments_per_key 3; hls_key_file [vhost]/[app]/[stream]-k[seq].key;\n \
+         hls_key_file_path /var/keys; hls_key_url https://keys.example/; } }",
+    );
+    let h = &c.vhost("a").expect("a").hls;
+    assert!(h.keys && c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(h.fragments_per_key, 3);
+    assert_eq!(h.key_file, "[vhost]/[app]/[stream]-k[seq].key");
+    assert_eq!(h.key_root(), Path::new("/var/keys"));
+    assert_eq!(h.key_url, "https://keys.example/");
+    let cases: &[(&str, u32, &str)] = &[
+        ("hls_keys yes;", 3, "expected on or off"),
+        ("hls_fragments_per_key 0;", 3, "out of range"),
+        ("hls_fragments_per_key 2000000;", 3, "out of range"),
+        ("hls_fragments_per_key x;", 3, "expected an integer"),
+        ("hls_key_file [app]/[stream].key;", 3, "must contain [seq]"),
+        (
+            "hls_key_file [app]/[stream]-[seq].txt;",
+            3,
+            "ending in .key",
+        ),
+        ("hls_key_file [app]/[nope]-[seq].key;", 3, "[nope]"),
+        ("hls_key_file_path \"\";", 3, "empty path"),
+        ("hls_key_url \"http://a/\\\"x\";", 3, "no quotes"),
+        ("hls_key_url \"http://a b/\";", 3, "no quotes"),
+        ("hls_keys on; hls_keys off;", 3, "duplicate"),
+    ];
+    for (body, line, msg) in cases {
+        let text = format!("vhost a {{\n hls {{ enabled on;\n {body} }}\n}}");
+        let e = err_of(&text);
+        assert_eq!(e.line(), Some(*line), "{body}: {e}");
+        assert!(e.to_string().contains(msg), "{body}: {e}");
+    }
 }
 
 #[test]
@@ -1242,13 +1289,6 @@ fn hooks_refer_security_bad_values() {
 /// Issue 15: settings that would be silently downgraded are refused, with SRS's words.
 #[test]
 fn silent_downgrades_are_refused() {
-    let e = err_of("vhost a {\n hls { enabled on;\n hls_keys on; }\n}").to_string();
-    assert!(
-        e.starts_with(
-            "t.conf:3: hls_keys: SRS feature not supported yet: hls_keys (HLS encryption)"
-        ),
-        "{e}"
-    );
     let e = err_of("vhost a { dvr { enabled on; dvr_path ./[app]/[stream].MP4; } }").to_string();
     assert!(
         e.contains("dvr_path") && e.contains("SRS feature not supported yet: DVR to MP4"),

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::FutureExt as _;
+use media::hls::SegmentKey;
 use media::ts::{TsAudio, TsMuxer, TsStreams, TsVideo};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn, Instrument};
@@ -25,8 +26,10 @@ use crate::context::Context;
 use crate::hub::{self, Frame, FrameKind, HubEvent, Item, SourceSettings, StreamKey};
 use crate::path_template::{self, Vars};
 use crate::service::{HubFollower, Service, ServiceFuture, Shutdown, Tasks};
-use segmenter::{CutPolicy, Entry, FrameClass, Jump, JumpDetector, Probe, SkipCause, Window};
-use writer::{SegmentFile, FLUSH_BYTES};
+use segmenter::{
+    CutPolicy, Entry, EntryKey, FrameClass, Jump, JumpDetector, Probe, SkipCause, Window,
+};
+use writer::{Cbc, SegmentFile, FLUSH_BYTES};
 
 /// The HLS consumer's queue: generous, as a disk stall must not make it skip media.
 const MIN_QUEUE_MS: u64 = 30_000;
@@ -241,9 +244,13 @@ async fn start_up_sweep(ctx: &Context) -> Vec<(PathBuf, Duration, writer::Leftov
     let mut roots: Vec<(PathBuf, Option<Duration>)> = Vec::new();
     for v in config.vhosts.iter().filter(|v| v.enabled && v.hls.enabled) {
         let dispose = (!v.hls.dispose.is_zero()).then_some(v.hls.dispose);
-        match roots.iter_mut().find(|(r, _)| *r == v.hls.path) {
-            Some((_, d)) => *d = d.zip(dispose).map(|(a, b)| a.max(b)),
-            None => roots.push((v.hls.path.clone(), dispose)),
+        // Key files kept apart (hls_key_file_path) are swept like the segments they go with.
+        let key_root = v.hls.keys.then(|| v.hls.key_root().to_path_buf());
+        for root in std::iter::once(v.hls.path.clone()).chain(key_root) {
+            match roots.iter_mut().find(|(r, _)| *r == root) {
+                Some((_, d)) => *d = d.zip(dispose).map(|(a, b)| a.max(b)),
+                None => roots.push((root, dispose)),
+            }
         }
     }
     let mut later = Vec::new();
@@ -465,6 +472,28 @@ struct StreamState {
     /// Segments lost (or not listed) to disk errors since the last one listed: non-zero
     /// while a failure episode lasts, so that its end is logged and cleared in the API.
     failed_segments: u64,
+    /// The key new segments are encrypted with (`hls_keys`); kept across publishes.
+    aes_key: Option<CurrentKey>,
+}
+
+/// The key in use: written to its file before the first segment under it was opened, so
+/// before any playlist can refer to it.
+struct CurrentKey {
+    bytes: [u8; writer::AES_BLOCK],
+    path: PathBuf,
+    uri: String,
+    /// Segments listed under it; at `hls_fragments_per_key` the next segment gets a new key.
+    uses: u32,
+}
+
+impl std::fmt::Debug for CurrentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key bytes: status and logs must not leak it.
+        f.debug_struct("CurrentKey")
+            .field("path", &self.path)
+            .field("uses", &self.uses)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StreamState {
@@ -487,7 +516,22 @@ impl StreamState {
             video_sh: None,
             audio_sh: None,
             failed_segments: 0,
+            aes_key: None,
         })
+    }
+
+    /// A key file is removed (after `keep`, like its segments) once no listed segment and
+    /// no new segment can use it any more.
+    fn doom_unused_key(&mut self, key: &Path, at: Instant) {
+        let in_use = self
+            .window
+            .segments()
+            .any(|e| e.key.as_ref().is_some_and(|k| k.path == key))
+            || self.aes_key.as_ref().is_some_and(|k| k.path == key)
+            || self.doomed.iter().any(|(_, p)| p == key);
+        if !in_use {
+            self.doomed.push((at, key.to_path_buf()));
+        }
     }
 
     async fn delete_due(&mut self, now: Instant) {
@@ -503,8 +547,17 @@ impl StreamState {
     /// Deletes every file of the stream: the playlist, listed and doomed segments.
     async fn dispose(&mut self) {
         writer::remove(&self.playlist).await;
+        let mut keys: Vec<PathBuf> = self.aes_key.take().map(|k| k.path).into_iter().collect();
         for e in self.window.drain() {
             writer::remove(&e.path).await;
+            if let Some(k) = e.key {
+                if !keys.contains(&k.path) {
+                    keys.push(k.path);
+                }
+            }
+        }
+        for k in keys {
+            writer::remove(&k).await;
         }
         for (_, p) in std::mem::take(&mut self.doomed) {
             writer::remove(&p).await;
@@ -530,6 +583,8 @@ struct OpenSegment {
     discontinuity: bool,
     /// A disk error hit this segment: its bytes are discarded, the next one tries again.
     failed: bool,
+    /// Its key and IV, when `hls_keys` encrypts it.
+    key: Option<EntryKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -542,11 +597,29 @@ enum HlsError {
     },
     #[error(transparent)]
     Path(#[from] path_template::PathError),
+    #[error("key URI {0:?} cannot be written in a playlist (quote or control character)")]
+    KeyUri(String),
 }
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> HlsError {
     let path = path.display().to_string();
     move |source| HlsError::Io { what, path, source }
+}
+
+/// The `EXT-X-KEY` URI of the key file `rel` (under the key root): `key_url` followed by
+/// `rel` (SRS's rule, a plain concatenation), or with no `key_url` the path relative to the
+/// playlist, as for segments. Refused if it could not sit inside the quoted attribute.
+fn key_uri(key_url: &str, playlist_rel: &Path, rel: &Path) -> Result<String, HlsError> {
+    let uri = if key_url.is_empty() {
+        segmenter::segment_uri(playlist_rel, rel, "")
+    } else {
+        let name = rel.to_string_lossy().replace('\\', "/");
+        format!("{key_url}{name}")
+    };
+    if uri.chars().any(|c| c == '"' || c.is_control()) {
+        return Err(HlsError::KeyUri(uri));
+    }
+    Ok(uri)
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -931,14 +1004,34 @@ impl Publish {
             timestamp,
             discontinuity: std::mem::take(&mut st.discontinuity_next),
             failed: false,
+            key: None,
         };
         if let Some(m) = self.muxer.as_mut() {
             m.write_tables(&mut seg.buf);
         }
+        let cipher = if self.cfg.keys {
+            match self.segment_key(st, seq).await {
+                Ok((cipher, key)) => {
+                    seg.key = Some(key);
+                    Some(cipher)
+                }
+                Err(e) => {
+                    // Never a segment in the clear when encryption is asked for.
+                    seg.failed = true;
+                    self.seg = Some(seg);
+                    self.fail(st, e).await;
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let opened = match path_template::under(&st.root, &seg.name) {
-            Ok(path) => SegmentFile::create(&path)
-                .await
-                .map_err(io_err("cannot create segment", &path)),
+            Ok(path) => match cipher {
+                Some(c) => SegmentFile::create_encrypted(&path, c).await,
+                None => SegmentFile::create(&path).await,
+            }
+            .map_err(io_err("cannot create segment", &path)),
             Err(e) => Err(e.into()),
         };
         match opened {
@@ -951,6 +1044,87 @@ impl Publish {
             }
         }
         self.seg = Some(seg);
+    }
+
+    /// The key and a fresh IV for segment `seq`: the current key, or a new random one once
+    /// the current one has `hls_fragments_per_key` segments, written to its file (tmp +
+    /// rename) now, before the segment exists and so before any playlist lists it.
+    async fn segment_key(
+        &mut self,
+        st: &mut StreamState,
+        seq: u64,
+    ) -> Result<(Cbc, EntryKey), HlsError> {
+        let current = match st.aes_key.take() {
+            Some(k) if k.uses < self.cfg.fragments_per_key => k,
+            old => match self.new_key(st, seq).await {
+                Ok(k) => {
+                    if let Some(old) = old {
+                        // Its segments may all be out of the window already, yet still
+                        // served to players that loaded an older playlist: it goes with
+                        // the last of them.
+                        let at = st
+                            .doomed
+                            .iter()
+                            .map(|(at, _)| *at)
+                            .max()
+                            .unwrap_or_else(Instant::now);
+                        st.doom_unused_key(&old.path, at);
+                    }
+                    k
+                }
+                Err(e) => {
+                    st.aes_key = old;
+                    return Err(e);
+                }
+            },
+        };
+        let iv = match writer::random_block() {
+            Ok(iv) => iv,
+            Err(e) => {
+                let err = io_err("cannot make an IV for", &current.path)(e);
+                st.aes_key = Some(current);
+                return Err(err);
+            }
+        };
+        let cipher = Cbc::new(&current.bytes, &iv);
+        let entry = EntryKey {
+            path: current.path.clone(),
+            playlist: SegmentKey {
+                uri: current.uri.clone(),
+                iv,
+            },
+        };
+        st.aes_key = Some(current);
+        Ok((cipher, entry))
+    }
+
+    /// A new random key for the segments from `seq` on, in its file.
+    async fn new_key(&self, st: &StreamState, seq: u64) -> Result<CurrentKey, HlsError> {
+        let vars = Vars {
+            vhost: &st.key.vhost,
+            app: &st.key.app,
+            stream: &st.key.stream,
+            seq: Some(seq),
+            ..Vars::default()
+        };
+        let rel = path_template::normalize(&path_template::render(&self.cfg.key_file, &vars))?;
+        let path = self.cfg.key_root().join(&rel);
+        let uri = key_uri(&self.cfg.key_url, &st.playlist_rel, &rel)?;
+        let bytes = writer::random_block().map_err(io_err("cannot make a key for", &path))?;
+        writer::write_atomic(&path, &bytes)
+            .await
+            .map_err(io_err("cannot write key file", &path))?;
+        info!(
+            "hls: {}: new key {} for segments from {seq}",
+            st.key,
+            path.display()
+        );
+        Ok(CurrentKey {
+            bytes,
+            path,
+            uri,
+            uses: 0,
+        })
     }
 
     async fn flush(&mut self, st: &mut StreamState) {
@@ -1024,7 +1198,13 @@ impl Publish {
             path: path.clone(),
             duration_ms,
             discontinuity: seg.discontinuity,
+            key: seg.key.clone(),
         });
+        if let (Some(k), Some(cur)) = (&seg.key, st.aes_key.as_mut()) {
+            if cur.path == k.path {
+                cur.uses = cur.uses.saturating_add(1);
+            }
+        }
         let now = Instant::now();
         let listed = Duration::from_millis(st.window.total_ms());
         for r in removed {
@@ -1033,6 +1213,9 @@ impl Publish {
                 // the playlist's, for players that loaded the previous playlist.
                 let keep = Duration::from_millis(r.duration_ms) + listed;
                 st.doomed.push((now + keep, r.path));
+                if let Some(k) = &r.key {
+                    st.doom_unused_key(&k.path, now + keep);
+                }
             }
         }
         st.delete_due(now).await;
@@ -1152,5 +1335,26 @@ impl Publish {
                 f.abandon().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_uris_follow_srs_or_the_playlist() {
+        let playlist = Path::new("live/test.m3u8");
+        // No hls_key_url: relative to the playlist, like the segments.
+        let uri = key_uri("", playlist, Path::new("live/test-5.key")).expect("uri");
+        assert_eq!(uri, "test-5.key");
+        let uri = key_uri("", playlist, Path::new("keys/live/test-5.key")).expect("uri");
+        assert_eq!(uri, "../keys/live/test-5.key");
+        // hls_key_url: SRS's concatenation with the rendered file name.
+        let uri = key_uri("https://k.example/", playlist, Path::new("live/test-5.key"));
+        assert_eq!(uri.expect("uri"), "https://k.example/live/test-5.key");
+        // A stream name with a quote would end the attribute early.
+        let bad = key_uri("", playlist, Path::new("live/a\"b-5.key"));
+        assert!(matches!(bad, Err(HlsError::KeyUri(_))), "{bad:?}");
     }
 }

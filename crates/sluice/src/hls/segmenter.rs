@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use media::hls::{MediaPlaylist, Segment};
+use media::hls::{MediaPlaylist, Segment, SegmentKey};
 
 /// SRS never cuts a segment shorter than 2 x 100 ms (`SRS_HLS_SEGMENT_MIN_DURATION`).
 pub const MIN_CUT_MS: u64 = 200;
@@ -194,6 +194,16 @@ pub struct Entry {
     pub path: PathBuf,
     pub duration_ms: u64,
     pub discontinuity: bool,
+    /// The key that encrypts it (`hls_keys`): its file, its URI and the segment's IV.
+    pub key: Option<EntryKey>,
+}
+
+/// A segment's encryption: the key file to remove with the last segment that uses it, and
+/// what the playlist says (`EXT-X-KEY`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryKey {
+    pub path: PathBuf,
+    pub playlist: SegmentKey,
 }
 
 /// The live window: segments listed in the playlist, the sequence numbers, and the target
@@ -287,6 +297,7 @@ impl Window {
                     sequence: e.seq,
                     discontinuity: e.discontinuity,
                     program_date_time_ms: None,
+                    key: e.key.as_ref().map(|k| k.playlist.clone()),
                 })
                 .collect(),
             ended,
@@ -337,6 +348,7 @@ mod tests {
             path: PathBuf::from(format!("s-{seq}.ts")),
             duration_ms: ms,
             discontinuity: disc,
+            key: None,
         }
     }
 

@@ -9,7 +9,73 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use aes::cipher::generic_array::GenericArray;
+use aes::cipher::{BlockEncryptMut, KeyIvInit};
 use tokio::io::AsyncWriteExt;
+
+/// AES block size: keys, IVs and CBC blocks are all 16 bytes.
+pub const AES_BLOCK: usize = 16;
+
+/// A fresh key or IV from the operating system's random source. No fallback: a
+/// predictable key would be encryption in name only.
+pub fn random_block() -> io::Result<[u8; AES_BLOCK]> {
+    let mut b = [0u8; AES_BLOCK];
+    getrandom::fill(&mut b).map_err(|e| io::Error::other(format!("OS random source: {e}")))?;
+    Ok(b)
+}
+
+/// AES-128-CBC with PKCS#7 padding (RFC 8216 §4.3.2.4's `METHOD=AES-128`), applied to a
+/// segment as it is written in pieces: whole blocks are encrypted as they come, the rest
+/// waits for the next piece, and [`Cbc::finish`] pads the tail. Streaming gives the same
+/// bytes as encrypting the whole segment at close, without holding it in memory.
+pub struct Cbc {
+    enc: cbc::Encryptor<aes::Aes128>,
+    /// Plain bytes short of a whole block (always fewer than [`AES_BLOCK`]).
+    tail: Vec<u8>,
+}
+
+impl std::fmt::Debug for Cbc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("Cbc").finish_non_exhaustive()
+    }
+}
+
+impl Cbc {
+    pub fn new(key: &[u8; AES_BLOCK], iv: &[u8; AES_BLOCK]) -> Cbc {
+        Cbc {
+            enc: cbc::Encryptor::<aes::Aes128>::new(key.into(), iv.into()),
+            tail: Vec::with_capacity(AES_BLOCK),
+        }
+    }
+
+    /// Encrypts what `data` completes into whole blocks and returns it.
+    pub fn update(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.tail);
+        out.extend_from_slice(data);
+        let whole = out.len() - out.len() % AES_BLOCK;
+        self.tail = out.split_off(whole);
+        self.encrypt(&mut out);
+        out
+    }
+
+    /// The last block(s): the tail padded with PKCS#7 (a full block of 16s when the plain
+    /// text was a multiple of 16, so the padding can always be removed).
+    pub fn finish(mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.tail);
+        let pad = AES_BLOCK - out.len() % AES_BLOCK;
+        out.resize(out.len() + pad, pad as u8);
+        self.encrypt(&mut out);
+        out
+    }
+
+    fn encrypt(&mut self, blocks: &mut [u8]) {
+        for block in blocks.chunks_exact_mut(AES_BLOCK) {
+            self.enc
+                .encrypt_block_mut(GenericArray::from_mut_slice(block));
+        }
+    }
+}
 
 /// Buffered TS bytes are written out once they reach this, so a segment never sits whole in
 /// memory (a 10 s segment at 8 Mbps is 10 MB).
@@ -33,12 +99,14 @@ async fn ensure_parent(path: &Path) -> io::Result<()> {
     }
 }
 
-/// A segment being written: `NAME.tmp` until [`SegmentFile::finish`] renames it.
+/// A segment being written: `NAME.tmp` until [`SegmentFile::finish`] renames it;
+/// encrypted on the way to disk when it has a [`Cbc`].
 #[derive(Debug)]
 pub struct SegmentFile {
     tmp: PathBuf,
     file: tokio::fs::File,
     written: u64,
+    cipher: Option<Cbc>,
 }
 
 impl SegmentFile {
@@ -52,11 +120,25 @@ impl SegmentFile {
             tmp,
             file,
             written: 0,
+            cipher: None,
         })
     }
 
+    /// Like [`SegmentFile::create`], with every byte written encrypted by `cipher`.
+    pub async fn create_encrypted(path: &Path, cipher: Cbc) -> io::Result<SegmentFile> {
+        let mut f = SegmentFile::create(path).await?;
+        f.cipher = Some(cipher);
+        Ok(f)
+    }
+
     pub async fn write(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.write_all(buf).await?;
+        match self.cipher.as_mut() {
+            Some(c) => {
+                let out = c.update(buf);
+                self.file.write_all(&out).await?;
+            }
+            None => self.file.write_all(buf).await?,
+        }
         self.written += buf.len() as u64;
         Ok(())
     }
@@ -69,6 +151,9 @@ impl SegmentFile {
     /// is removed: it would never be finished, and it may be what filled the disk.
     pub async fn finish(mut self, path: &Path) -> io::Result<()> {
         let res = async {
+            if let Some(c) = self.cipher.take() {
+                self.file.write_all(&c.finish()).await?;
+            }
             self.file.flush().await?;
             ensure_parent(path).await?;
             tokio::fs::rename(&self.tmp, path).await
@@ -208,7 +293,7 @@ pub struct Sweep {
 
 /// The start-up sweep of `root`: what the previous run would have removed had it kept
 /// running. Only files last written before `started` (this run's start) are touched, and only
-/// HLS's own: `.ts`, `.m3u8` and their `.tmp`. `dispose` is `hls_dispose`, `None` when it is
+/// HLS's own: `.ts`, `.m3u8`, `.key` (`hls_keys`) and their `.tmp`. `dispose` is `hls_dispose`, `None` when it is
 /// 0 (SRS's "never dispose": then only the temp files go, which no one can ever use).
 pub fn sweep_leftovers(root: &Path, started: SystemTime, dispose: Option<Duration>) -> Sweep {
     let mut sweep = Sweep::default();
@@ -220,8 +305,12 @@ pub fn sweep_leftovers(root: &Path, started: SystemTime, dispose: Option<Duratio
             return;
         }
         let name = path.to_string_lossy();
-        let tmp = name.ends_with(".ts.tmp") || name.ends_with(".m3u8.tmp");
-        let media = path.extension().is_some_and(|e| e == "ts" || e == "m3u8");
+        let tmp = [".ts.tmp", ".m3u8.tmp", ".key.tmp"]
+            .iter()
+            .any(|t| name.ends_with(t));
+        let media = path
+            .extension()
+            .is_some_and(|e| e == "ts" || e == "m3u8" || e == "key");
         if tmp {
             if remove_sync(path) {
                 sweep.removed += 1;
@@ -351,18 +440,25 @@ mod tests {
         aged(&live.join("young.m3u8"), minute);
         aged(&live.join("cut-3.ts.tmp"), minute);
         aged(&live.join("young.m3u8.tmp"), minute);
+        aged(&live.join("old-1.key"), hour);
+        aged(&live.join("cut-3.key.tmp"), minute);
         aged(&live.join("notes.txt"), hour);
         aged(&live.join("other.tmp"), hour);
         let started = SystemTime::now();
 
         // hls_dispose 0: SRS never disposes, only the temp files go.
         let never = sweep_leftovers(&root, started, None);
-        assert_eq!((never.removed, never.later.len()), (2, 0));
+        assert_eq!((never.removed, never.later.len()), (3, 0));
         assert!(live.join("old-1.ts").exists() && !live.join("cut-3.ts.tmp").exists());
+        assert!(live.join("old-1.key").exists() && !live.join("cut-3.key.tmp").exists());
 
         let sweep = sweep_leftovers(&root, started, Some(Duration::from_secs(600)));
-        assert_eq!(sweep.removed, 2, "the two files older than hls_dispose");
+        assert_eq!(sweep.removed, 3, "the three files older than hls_dispose");
         assert!(!live.join("old-1.ts").exists() && !live.join("old.m3u8").exists());
+        assert!(
+            !live.join("old-1.key").exists(),
+            "keys go like segments (hls_keys)"
+        );
         let mut later = sweep.later.clone();
         later.sort();
         assert_eq!(
@@ -386,6 +482,88 @@ mod tests {
         let this_run = sweep_leftovers(&root, started, Some(Duration::ZERO));
         assert_eq!(this_run.removed, 0);
         assert!(live.join("young-2.ts").exists());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    fn block(s: &str) -> [u8; AES_BLOCK] {
+        hex(s).try_into().expect("16 bytes")
+    }
+
+    /// AES-128-CBC decryption with PKCS#7 removal, as a player does it.
+    fn decrypt(key: &[u8; AES_BLOCK], iv: &[u8; AES_BLOCK], data: &[u8]) -> Vec<u8> {
+        use aes::cipher::BlockDecryptMut;
+        assert_eq!(data.len() % AES_BLOCK, 0, "whole blocks");
+        let mut dec = cbc::Decryptor::<aes::Aes128>::new(key.into(), iv.into());
+        let mut out = data.to_vec();
+        for b in out.chunks_exact_mut(AES_BLOCK) {
+            dec.decrypt_block_mut(GenericArray::from_mut_slice(b));
+        }
+        let pad = *out.last().expect("not empty") as usize;
+        assert!((1..=AES_BLOCK).contains(&pad), "padding byte {pad}");
+        assert!(out[out.len() - pad..].iter().all(|&b| b as usize == pad));
+        out.truncate(out.len() - pad);
+        out
+    }
+
+    /// NIST SP 800-38A F.2.1 (CBC-AES128.Encrypt), then the PKCS#7 block a multiple of
+    /// 16 bytes gets.
+    #[test]
+    fn cbc_matches_the_nist_vectors() {
+        let key = block("2b7e151628aed2a6abf7158809cf4f3c");
+        let iv = block("000102030405060708090a0b0c0d0e0f");
+        let plain = hex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51");
+        let mut c = Cbc::new(&key, &iv);
+        // Pieces that do not fall on block boundaries.
+        let mut out = c.update(&plain[..5]);
+        assert!(out.is_empty());
+        out.extend(c.update(&plain[5..21]));
+        out.extend(c.update(&plain[21..]));
+        assert_eq!(
+            out,
+            hex("7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2")
+        );
+        let last = c.finish();
+        assert_eq!(last.len(), AES_BLOCK, "a whole block of padding");
+        out.extend(last);
+        assert_eq!(decrypt(&key, &iv, &out), plain);
+    }
+
+    /// An encrypted segment on disk: no TS sync byte where a packet starts, and the key and
+    /// IV give back exactly the TS bytes written, whatever the pieces were.
+    #[tokio::test]
+    async fn encrypted_segment_decrypts_to_the_plain_ts() {
+        let root = temp_dir("enc");
+        let path = root.join("live/s-1.ts");
+        let key = random_block().expect("random");
+        let iv = random_block().expect("random");
+        assert_ne!(key, iv, "two draws from the OS differ");
+        let mut plain = Vec::new();
+        for i in 0..50u32 {
+            let mut packet = vec![0x47u8];
+            packet.extend((1..188).map(|j| (i as usize * 7 + j) as u8));
+            plain.extend(packet);
+        }
+        // Odd piece sizes, like FLUSH_BYTES cuts of a real segment.
+        let mut f = SegmentFile::create_encrypted(&path, Cbc::new(&key, &iv))
+            .await
+            .expect("create");
+        for piece in plain.chunks(1000) {
+            f.write(piece).await.expect("write");
+        }
+        assert_eq!(f.written(), plain.len() as u64);
+        f.finish(&path).await.expect("finish");
+        let disk = std::fs::read(&path).expect("read");
+        assert_eq!(disk.len(), (plain.len() / AES_BLOCK + 1) * AES_BLOCK);
+        let syncs = disk.chunks(188).filter(|p| p[0] == 0x47).count();
+        assert!(syncs < 5, "{syncs} of 50 packets still start with 0x47");
+        assert_eq!(decrypt(&key, &iv, &disk), plain);
         let _ = std::fs::remove_dir_all(&root);
     }
 

@@ -17,6 +17,11 @@ const MAX_WINDOW_SECONDS: f64 = 86_400.0;
 const MAX_DISPOSE_SECONDS: u64 = 86_400;
 const MAX_RATIO: f64 = 100.0;
 const MAX_NB_NOTIFY: u64 = 1024 * 1024;
+/// A key per this many segments at most: beyond it a typo, not a rotation policy.
+const MAX_FRAGMENTS_PER_KEY: u64 = 1_000_000;
+
+/// Variables SRS substitutes in `hls_key_file`.
+const KEY_VARS: &[&str] = &["vhost", "app", "stream", "seq"];
 
 /// Variables SRS substitutes in `hls_m3u8_file` (`srs_path_build_stream`).
 const M3U8_VARS: &[&str] = &["vhost", "app", "stream"];
@@ -80,20 +85,6 @@ pub(super) fn hls(
     let mut window_at: Option<&Directive> = None;
     for c in &d.children {
         let n = c.name.as_str();
-        // A security setting is never ignored: `hls_keys on` would serve the segments
-        // unencrypted, so it is refused until encryption exists; `off` is what we do.
-        if n == "hls_keys" {
-            seen.check(c)?;
-            if flag(c)? {
-                return Err(invalid(
-                    c,
-                    "SRS feature not supported yet: hls_keys (HLS encryption); refused, \
-                     because the segments would be served unencrypted (set hls_keys off or \
-                     remove it)",
-                ));
-            }
-            continue;
-        }
         if known::HLS.contains(&n) {
             warn_unimplemented(warnings, c, "vhost.hls.");
             continue;
@@ -161,6 +152,41 @@ pub(super) fn hls(
             }
             "hls_wait_keyframe" => h.wait_keyframe = flag(c)?,
             "hls_dts_directly" => h.dts_directly = flag(c)?,
+            "hls_keys" => h.keys = flag(c)?,
+            "hls_fragments_per_key" => {
+                let n = integer(c, 1, MAX_FRAGMENTS_PER_KEY, "")?;
+                h.fragments_per_key =
+                    u32::try_from(n).map_err(|_| invalid(c, "value out of range"))?;
+            }
+            "hls_key_file" => {
+                let t = template(c, ".key", KEY_VARS)?;
+                // A key file rewritten in place would change the key of segments that
+                // players already listed, and they would fail to decrypt.
+                if !t.contains("[seq]") {
+                    return Err(invalid(
+                        c,
+                        format!("\"{t}\": must contain [seq] so that each key has its own file"),
+                    ));
+                }
+                h.key_file = t;
+            }
+            "hls_key_file_path" => h.key_file_path = Some(path(c)?),
+            "hls_key_url" => {
+                let v = one_arg(c)?;
+                // It is written inside a quoted playlist attribute.
+                if v.chars()
+                    .any(|ch| ch == '"' || ch.is_whitespace() || ch.is_control())
+                {
+                    return Err(invalid(
+                        c,
+                        format!(
+                            "\"{}\": no quotes, spaces or control characters in a URL",
+                            v.escape_debug()
+                        ),
+                    ));
+                }
+                h.key_url = v.to_string();
+            }
             _ => return Err(unknown(c, " in hls")),
         }
     }

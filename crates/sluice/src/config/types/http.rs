@@ -143,6 +143,8 @@ pub enum HlsVcodec {
 /// SRS `get_hls_m3u8_file` / `get_hls_ts_file`.
 const DEFAULT_HLS_M3U8_FILE: &str = "[app]/[stream].m3u8";
 const DEFAULT_HLS_TS_FILE: &str = "[app]/[stream]-[seq].ts";
+const DEFAULT_HLS_KEY_FILE: &str = "[app]/[stream]-[seq].key";
+const DEFAULT_HLS_FRAGMENTS_PER_KEY: u32 = 5;
 
 /// `vhost { hls { } }`. Times are validated: `fragment > 0`, `window >= fragment`.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,6 +189,27 @@ pub struct HlsConfig {
     pub acodec: HlsAcodec,
     /// SRS default: h264.
     pub vcodec: HlsVcodec,
+    /// Encrypt segments with AES-128 (`hls_keys`). SRS default: off.
+    pub keys: bool,
+    /// Segments encrypted with one key before a new random key is made. SRS default: 5.
+    pub fragments_per_key: u32,
+    /// Key file path template: `[vhost]`, `[app]`, `[stream]`, `[seq]` (the sequence
+    /// number of the first segment under the key). Ends in `.key`, has `[seq]`.
+    /// SRS default: `[app]/[stream]-[seq].key`.
+    pub key_file: String,
+    /// Root of the key files; `None` is `path` (SRS's default: keys beside the segments).
+    pub key_file_path: Option<PathBuf>,
+    /// Put in front of the key file name in `EXT-X-KEY` URIs (SRS concatenates, so it
+    /// usually ends in `/`); empty means the key's path relative to the playlist, like the
+    /// segments'. SRS default: empty.
+    pub key_url: String,
+}
+
+impl HlsConfig {
+    /// Where key files are written.
+    pub fn key_root(&self) -> &std::path::Path {
+        self.key_file_path.as_deref().unwrap_or(&self.path)
+    }
 }
 
 const DEFAULT_HLS_FRAGMENT: Duration = Duration::from_secs(10);
@@ -214,6 +237,11 @@ impl Default for HlsConfig {
             dts_directly: true,
             acodec: HlsAcodec::Aac,
             vcodec: HlsVcodec::H264,
+            keys: false,
+            fragments_per_key: DEFAULT_HLS_FRAGMENTS_PER_KEY,
+            key_file: DEFAULT_HLS_KEY_FILE.to_string(),
+            key_file_path: None,
+            key_url: String::new(),
         }
     }
 }
