@@ -178,7 +178,7 @@ pub fn run(path: &Path, tolerance: f64) -> Result<bool, String> {
 
 /// Problems visible inside one segment.
 fn check_contents(report: &TsReport, len: usize, note: &mut Vec<String>) {
-    if len % PACKET_SIZE != 0 {
+    if !len.is_multiple_of(PACKET_SIZE) {
         note.push(format!(
             "{len} bytes is not a whole number of 188-byte packets: cut short?"
         ));

@@ -122,7 +122,7 @@ fn tool_pids(out: &str) -> BTreeMap<u16, Fields> {
         .collect()
 }
 
-fn tool_line<'a>(out: &'a str, prefix: &str) -> Fields {
+fn tool_line(out: &str, prefix: &str) -> Fields {
     let line = out
         .lines()
         .find(|l| l.starts_with(prefix))
@@ -130,77 +130,118 @@ fn tool_line<'a>(out: &'a str, prefix: &str) -> Fields {
     fields(line, ' ')
 }
 
+/// Runs `sluice-tools ts` on a TS file and checks every stream ffprobe finds in it: same PID
+/// and codec, as many frames as ffprobe's packets, the same first PTS, a PTS span one frame
+/// short of ffprobe's duration, the same keyframes, no continuity errors.
+fn check_ts_against_ffprobe(name: &str, ts: &Path) {
+    let ts_str = ts.to_str().expect("utf-8 path");
+    let (ok, out) = tool(&["ts", ts_str]);
+    assert!(ok, "{name}: {out}");
+    assert!(out.contains("pat transport_stream_id="), "{name}: {out}");
+    assert!(!out.contains("problem"), "{name}: {out}");
+    let pids = tool_pids(&out);
+    let streams = probe_streams(ts);
+    assert!(!streams.is_empty(), "{name}: ffprobe found no streams");
+    let mut pes_total = 0;
+    for (index, s) in &streams {
+        let pid = u16::from_str_radix(s["id"].trim_start_matches("0x"), 16).expect("pid");
+        let t = pids
+            .get(&pid)
+            .unwrap_or_else(|| panic!("{name}: ffprobe's PID {pid} missing:\n{out}"));
+        // ffmpeg says mp3 for MPEG-1 layer 3 and the tool names the stream type the same way.
+        assert_eq!(t["codec"], s["codec_name"], "{name} pid {pid}");
+        assert_eq!(
+            num(t, "frames"),
+            num(s, "nb_read_packets"),
+            "{name} pid {pid}: frames vs ffprobe packets"
+        );
+        assert_eq!(num(t, "cc_errors"), 0.0, "{name} pid {pid}");
+        assert!(
+            (num(t, "first_pts") - num(s, "start_time")).abs() < 1e-4,
+            "{name} pid {pid}: first PTS {} vs ffprobe start {}",
+            t["first_pts"],
+            s["start_time"]
+        );
+        // ffprobe's duration is the PTS span plus the last frame's duration.
+        let frame = if s["codec_type"] == "video" {
+            0.041
+        } else {
+            1152.0 / 44100.0 + 0.001
+        };
+        let d = num(s, "duration") - num(t, "pts_span");
+        assert!(
+            (0.0..=frame).contains(&d),
+            "{name} pid {pid}: ffprobe duration {} vs PTS span {}",
+            s["duration"],
+            t["pts_span"]
+        );
+        if s["codec_type"] == "video" {
+            let keys = probe_packets(ts, *index)
+                .iter()
+                .filter(|(flags, _)| flags.contains('K'))
+                .count();
+            assert!(keys > 1, "{name}: a 10 s fixture has several GOPs");
+            assert_eq!(num(t, "keyframes"), keys as f64, "{name} pid {pid}");
+        }
+        pes_total += num(t, "pes") as usize;
+    }
+    let (_, listed) = tool(&["ts", "--packets", ts_str]);
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with("pes ")).count(),
+        pes_total,
+        "{name}: --packets prints one line per PES"
+    );
+}
+
 #[test]
-fn ts_summary_matches_ffprobe() {
+fn ts_of_ffmpeg_matches_ffprobe() {
     let dir = scratch("ts");
     for name in FIXTURES {
         let ts = dir.join(format!("{name}.ts"));
         let ts_str = ts.to_str().expect("utf-8 path");
-        ffmpeg(&[
-            "-i",
-            fixture(name).to_str().expect("path"),
-            "-c",
-            "copy",
-            "-f",
-            "mpegts",
-            ts_str,
-        ]);
-        let (ok, out) = tool(&["ts", ts_str]);
-        assert!(ok, "{name}: {out}");
-        assert!(out.contains("pat transport_stream_id="), "{name}: {out}");
-        assert!(!out.contains("problem"), "{name}: {out}");
-        let pids = tool_pids(&out);
-        let streams = probe_streams(&ts);
-        assert!(!streams.is_empty(), "{name}: ffprobe found no streams");
-        let mut pes_total = 0;
-        for (index, s) in &streams {
-            let pid = u16::from_str_radix(s["id"].trim_start_matches("0x"), 16).expect("pid");
-            let t = pids
-                .get(&pid)
-                .unwrap_or_else(|| panic!("{name}: ffprobe's PID {pid} missing:\n{out}"));
-            // ffmpeg says mp3 for MPEG-1 layer 3 and the tool names the stream type the same way.
-            assert_eq!(t["codec"], s["codec_name"], "{name} pid {pid}");
-            assert_eq!(
-                num(t, "frames"),
-                num(s, "nb_read_packets"),
-                "{name} pid {pid}: frames vs ffprobe packets"
-            );
-            assert_eq!(num(t, "cc_errors"), 0.0, "{name} pid {pid}");
-            assert!(
-                (num(t, "first_pts") - num(s, "start_time")).abs() < 1e-4,
-                "{name} pid {pid}: first PTS {} vs ffprobe start {}",
-                t["first_pts"],
-                s["start_time"]
-            );
-            // ffprobe's duration is the PTS span plus the last frame's duration.
-            let frame = if s["codec_type"] == "video" {
-                0.041
-            } else {
-                1152.0 / 44100.0 + 0.001
-            };
-            let d = num(s, "duration") - num(t, "pts_span");
-            assert!(
-                (0.0..=frame).contains(&d),
-                "{name} pid {pid}: ffprobe duration {} vs PTS span {}",
-                s["duration"],
-                t["pts_span"]
-            );
-            if s["codec_type"] == "video" {
-                let keys = probe_packets(&ts, *index)
-                    .iter()
-                    .filter(|(flags, _)| flags.contains('K'))
-                    .count();
-                assert!(keys > 1, "{name}: a 10 s fixture has several GOPs");
-                assert_eq!(num(t, "keyframes"), keys as f64, "{name} pid {pid}");
+        let input = fixture(name);
+        let input = input.to_str().expect("path");
+        ffmpeg(&["-i", input, "-c", "copy", "-f", "mpegts", ts_str]);
+        check_ts_against_ffprobe(name, &ts);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same check on TS written by sluice's own muxer (`media::ts::TsMuxer`, which the HLS
+/// segmenter uses), fed the fixtures' tags the way the segmenter feeds it.
+#[test]
+fn ts_of_sluice_muxer_matches_ffprobe() {
+    use media::flv::{read_flv, tag_type};
+    use media::ts::{TsAudio, TsMuxer, TsStreams, TsVideo};
+    let dir = scratch("tsmux");
+    for name in FIXTURES {
+        let data = std::fs::read(fixture(name)).expect("fixture");
+        let (_, tags) = read_flv(bytes::Bytes::from(data)).expect("fixture parses");
+        let first = |kind: u8| {
+            tags.iter()
+                .find(|t| t.tag_type == kind)
+                .map(|t| t.data.clone())
+        };
+        let video = first(tag_type::VIDEO);
+        let audio = first(tag_type::AUDIO);
+        let streams = TsStreams {
+            video: video.as_deref().and_then(TsVideo::from_flv),
+            audio: audio.as_deref().and_then(TsAudio::from_flv),
+        };
+        let mut mux = TsMuxer::new(streams);
+        let mut out = Vec::new();
+        mux.write_tables(&mut out);
+        for t in &tags {
+            match t.tag_type {
+                tag_type::VIDEO => mux.write_video(u64::from(t.timestamp), &t.data, &mut out),
+                tag_type::AUDIO => mux.write_audio(u64::from(t.timestamp), &t.data, &mut out),
+                _ => Ok(()),
             }
-            pes_total += num(t, "pes") as usize;
+            .expect("mux");
         }
-        let (_, listed) = tool(&["ts", "--packets", ts_str]);
-        assert_eq!(
-            listed.lines().filter(|l| l.starts_with("pes ")).count(),
-            pes_total,
-            "{name}: --packets prints one line per PES"
-        );
+        let ts = dir.join(format!("{name}.ts"));
+        std::fs::write(&ts, &out).expect("write ts");
+        check_ts_against_ffprobe(name, &ts);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
