@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use media::hls::parse_media_playlist;
-use media::ts::PACKET_SIZE;
+use media::ts::{PACKET_SIZE, TS_MASK};
 
 use crate::ts::{self, TsReport, TS_HZ};
 
@@ -132,7 +132,7 @@ pub fn run(path: &Path, tolerance: f64) -> Result<bool, String> {
                 .collect(),
         );
         if let (Some((j, start)), Some(m)) = (pending.take(), &measured) {
-            durations[j] = Some(m.start.wrapping_sub(start) as f64 / TS_HZ);
+            durations[j] = Some(pts_delta(start, m.start) as f64 / TS_HZ);
         }
         if let Some(m) = measured {
             // The last segment has no successor: its span plus one frame interval.
@@ -176,6 +176,12 @@ pub fn run(path: &Path, tolerance: f64) -> Result<bool, String> {
     Ok(problems == 0)
 }
 
+/// Ticks from `from` to `to` on the 33-bit PTS clock, which wraps every 26.5 hours: a
+/// long-running live stream crosses the wrap between two segments sooner or later.
+fn pts_delta(from: u64, to: u64) -> u64 {
+    to.wrapping_sub(from) & TS_MASK
+}
+
 /// Problems visible inside one segment.
 fn check_contents(report: &TsReport, len: usize, note: &mut Vec<String>) {
     if !len.is_multiple_of(PACKET_SIZE) {
@@ -208,4 +214,15 @@ fn measure(report: &TsReport) -> Option<Measured> {
         end: s.max_pts?,
         pes: s.pes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pts_delta_crosses_the_33_bit_wrap() {
+        assert_eq!(pts_delta(90_000, 270_000), 180_000);
+        assert_eq!(pts_delta(TS_MASK - 89_999, 90_000), 180_000);
+    }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use media::aac::parse_adts;
 use media::avc::split_annexb;
 use media::mp3::parse_mp3_header;
-use media::ts::{stream_type, Pat, Pes, Pmt, TsDemuxer, TsEvent, PACKET_SIZE};
+use media::ts::{stream_type, Pat, Pes, Pmt, PsiError, TsDemuxer, TsEvent, PACKET_SIZE};
 
 /// 90 kHz clock of PTS/DTS.
 pub const TS_HZ: f64 = 90_000.0;
@@ -176,7 +176,12 @@ fn handle(report: &mut TsReport, demux: &TsDemuxer, events: &mut Vec<TsEvent>, k
                     "pid {pid}: continuity counter {got}, expected {expected}"
                 ));
             }
-            TsEvent::PsiError(e) => report.problems.push(format!("PSI error: {e:?}")),
+            TsEvent::PsiError(PsiError::Pat(problem)) => {
+                report.problems.push(format!("PAT: {problem}"))
+            }
+            TsEvent::PsiError(PsiError::Pmt { pid, problem }) => {
+                report.problems.push(format!("PMT pid {pid}: {problem}"))
+            }
             TsEvent::BadPes { pid, reason } => report
                 .problems
                 .push(format!("pid {pid}: bad PES: {reason}")),

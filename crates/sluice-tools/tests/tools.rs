@@ -418,3 +418,44 @@ fn hls_check_flags_segments_without_a_keyframe_first() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One video packet taken out of the middle of a TS: exactly one continuity error, on that PID
+/// only, reported as a problem line.
+#[test]
+fn ts_reports_a_dropped_packet_as_a_continuity_error() {
+    let dir = scratch("tscc");
+    let ts = dir.join("a.ts");
+    let input = fixture(FIXTURES[0]);
+    let ts_str = ts.to_str().expect("path");
+    ffmpeg(&[
+        "-i",
+        input.to_str().expect("path"),
+        "-c",
+        "copy",
+        "-f",
+        "mpegts",
+        ts_str,
+    ]);
+    let data = std::fs::read(&ts).expect("ts");
+    let packets: Vec<&[u8]> = data.chunks(188).collect();
+    let victim = (packets.len() / 2..packets.len())
+        .find(|&i| {
+            let p = packets[i];
+            // PID 256, payload only, not the start of a PES.
+            p[1] & 0x1f == 0x01 && p[2] == 0x00 && p[1] & 0x40 == 0 && p[3] & 0x30 == 0x10
+        })
+        .expect("a mid-PES video packet");
+    let cut: Vec<u8> = packets
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != victim)
+        .flat_map(|(_, p)| p.iter().copied())
+        .collect();
+    std::fs::write(&ts, &cut).expect("write");
+    let (_, out) = tool(&["ts", ts_str]);
+    let pids = tool_pids(&out);
+    assert_eq!(pids[&256]["cc_errors"], "1", "{out}");
+    assert_eq!(pids[&257]["cc_errors"], "0", "{out}");
+    assert!(out.contains("problem pid 256: continuity counter"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
