@@ -15,7 +15,8 @@ use crate::ts::{self, TsReport, TS_HZ};
 struct Measured {
     start: u64,
     end: u64,
-    pes: u64,
+    /// Mean DTS step between PES, in ticks: one frame interval for video.
+    step: f64,
 }
 
 /// A directory stands for the one playlist in it, so an operator can point at an HLS dir.
@@ -135,13 +136,9 @@ pub fn run(path: &Path, tolerance: f64) -> Result<bool, String> {
             durations[j] = Some(pts_delta(start, m.start) as f64 / TS_HZ);
         }
         if let Some(m) = measured {
-            // The last segment has no successor: its span plus one frame interval.
-            let tail = if m.pes > 1 {
-                (m.end - m.start) as f64 / TS_HZ * m.pes as f64 / (m.pes - 1) as f64
-            } else {
-                0.0
-            };
-            durations[i] = Some(tail);
+            // Until a successor says where it ended: its PTS span plus one frame interval (the
+            // DTS step, as B-frames make PTS steps uneven), which is what ffprobe reports.
+            durations[i] = Some((m.end.saturating_sub(m.start) as f64 + m.step) / TS_HZ);
             pending = Some((i, m.start));
         }
     }
@@ -209,10 +206,14 @@ fn check_contents(report: &TsReport, len: usize, note: &mut Vec<String>) {
 fn measure(report: &TsReport) -> Option<Measured> {
     let pid = report.timeline_pid()?;
     let s = report.pids.get(&pid)?;
+    let step = match (s.first_dts, s.last_dts) {
+        (Some(a), Some(b)) if s.pes > 1 => pts_delta(a, b) as f64 / (s.pes - 1) as f64,
+        _ => 0.0,
+    };
     Some(Measured {
         start: s.min_pts?,
         end: s.max_pts?,
-        pes: s.pes,
+        step,
     })
 }
 
