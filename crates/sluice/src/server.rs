@@ -149,6 +149,7 @@ fn services() -> Vec<Box<dyn Service>> {
         // Pacing of merged writes and the tasks that feed players.
         Box::new(crate::delivery::DeliveryService),
         Box::new(crate::stats::kbps::Sampler),
+        Box::new(crate::stats::pithy::PithyPrint),
         Box::new(crate::heartbeat::Heartbeat),
         Box::new(crate::hls::Hls),
         Box::new(crate::dvr::Dvr),

@@ -1210,3 +1210,61 @@ fn sluice_listen_env_overrides_the_config() {
     let st = stats_of(&got);
     assert!(st.video_frames > 10 && st.audio_frames > 10, "{st:#?}");
 }
+
+/// The kbps figure after `label` (`"in "`, `"out "`) in a pithy line.
+fn pithy_kbps(line: &str, label: &str) -> u64 {
+    line.split(", ")
+        .flat_map(|part| part.split(": "))
+        .find_map(|p| p.strip_prefix(label)?.strip_suffix(" kbps")?.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?}N kbps in {line:?}"))
+}
+
+/// `pithy_print_ms`: at 0 nothing is printed while a stream plays; a reload to 1000
+/// starts, every second, one line for the stream and one per client, with the rates
+/// of the last second.
+#[test]
+fn pithy_print_follows_the_reloaded_interval() {
+    let body = |ms: u64| format!("pithy_print_ms {ms};\n{BASE}");
+    let s = Ops::start("pithy", &body(0));
+    let mut publisher = s.publish("live/pithy", "pub");
+    let mut player = s.player(s.port, "live/pithy", "play");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !s.log().contains("pithy:"),
+        "pithy lines with pithy_print_ms 0:\n{}",
+        s.log()
+    );
+    assert!(player.proc.is_running(), "the player ended early");
+
+    s.rewrite(&[], &body(1000));
+    s.signal(Signal::SIGHUP);
+    s.wait_log("config reloaded", 1, RELOAD_TIMEOUT);
+    let stream = "pithy: stream __defaultVhost__/live/pithy publisher ";
+    s.wait_log(stream, 3, Duration::from_secs(8));
+    let log = s.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("pithy: ")).collect();
+    let last_stream = lines
+        .iter()
+        .rev()
+        .find(|l| l.contains(stream))
+        .expect("a stream line");
+    assert!(pithy_kbps(last_stream, "in ") > 0, "{last_stream}");
+    assert!(pithy_kbps(last_stream, "out ") > 0, "{last_stream}");
+    assert!(last_stream.contains(", 1 players"), "{last_stream}");
+    assert!(!last_stream.contains(" 0.0 frames/s"), "{last_stream}");
+    let client = |kind: &str| {
+        let needle = format!(" {kind} __defaultVhost__/live/pithy: ");
+        lines
+            .iter()
+            .rev()
+            .find(|l| l.contains("pithy: client ") && l.contains(&needle))
+            .unwrap_or_else(|| panic!("no {kind} client line in {lines:#?}"))
+            .to_string()
+    };
+    let play = client("rtmp-play");
+    assert!(pithy_kbps(&play, "out ") > 0, "{play}");
+    let publish = client("fmle-publish");
+    assert!(pithy_kbps(&publish, "in ") > 0, "{publish}");
+    publisher.kill();
+    player.proc.kill();
+}

@@ -9,7 +9,6 @@ pub const ROOT: &[&str] = &[
     "tencentcloud_apm",
     "tencentcloud_cls",
     "stats",
-    "pithy_print_ms",
     "pithy_print",
     "stream_caster",
     "rtc_server",

@@ -280,6 +280,30 @@ fn max_connections_per_ip() {
     }
 }
 
+/// `pithy_print_ms`: SRS's 10 s by default, 0 turns it off, no longer a warning;
+/// nonsense is refused.
+#[test]
+fn pithy_print_ms() {
+    let ten = Duration::from_secs(10);
+    assert_eq!(ok("").pithy_print, ten);
+    assert_eq!(ok(DEFAULT_CONF).pithy_print, ten);
+    assert_eq!(ok("pithy_print_ms 0;").pithy_print, Duration::ZERO);
+    let c = ok("pithy_print_ms 1500;");
+    assert_eq!(c.pithy_print, Duration::from_millis(1500));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    for (text, want) in [
+        ("pithy_print_ms -1;", "invalid value \"-1\""),
+        ("pithy_print_ms 86400001;", "out of range"),
+        (
+            "pithy_print_ms 1;\npithy_print_ms 2;",
+            "duplicate directive",
+        ),
+    ] {
+        let e = Config::parse(text, "t.conf").expect_err(text);
+        assert!(e.to_string().contains(want), "{text}: {e}");
+    }
+}
+
 #[test]
 fn bad_values_name_file_and_line() {
     let cases: &[(&str, u32, &str)] = &[

@@ -2,6 +2,7 @@
 //! `clients` and the kick (`DELETE /api/v1/clients/{id}`).
 
 pub mod kbps;
+pub mod pithy;
 pub mod system;
 
 use std::collections::HashMap;

@@ -359,6 +359,10 @@ impl Builder {
                 self.cfg.max_connections_per_ip =
                     usize::try_from(n).map_err(|_| invalid(d, "value out of range"))?;
             }
+            "pithy_print_ms" => {
+                self.seen.check(d)?;
+                self.cfg.pithy_print = millis(d, 0, MAX_PITHY_PRINT_MS)?;
+            }
             "daemon" => {
                 self.seen.check(d)?;
                 self.cfg.daemon = flag(d)?;

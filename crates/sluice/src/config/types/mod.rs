@@ -204,6 +204,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 /// `max_connections`, so that one address can never take every slot, yet far above
 /// what one viewer, encoder or a few hundred viewers behind one NAT open.
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+/// SRS's default `pithy_print_ms`.
+pub const DEFAULT_PITHY_PRINT: Duration = Duration::from_millis(10_000);
+/// The longest `pithy_print_ms` accepted: a day (longer is a typo, not a wish).
+pub const MAX_PITHY_PRINT_MS: u64 = 86_400_000;
 pub const DEFAULT_CHUNK_SIZE: u32 = 60_000;
 pub const MIN_CHUNK_SIZE: u32 = 128;
 pub const MAX_CHUNK_SIZE: u32 = 65_536;
@@ -225,6 +229,10 @@ pub struct Config {
     pub heartbeat: HeartbeatConfig,
     /// `ff_log_dir` and `ff_log_level`, for transcode and ingest processes.
     pub ff_log: FfmpegLogConfig,
+    /// `pithy_print_ms`: how often the log gets one stats line per live stream and per
+    /// long-lived client (SRS's "pithy print"), so an operator reading only the log sees
+    /// rates and audiences without the API; zero turns it off.
+    pub pithy_print: Duration,
     pub vhosts: Vec<VhostConfig>,
     /// One line per ignored-but-known directive, as `FILE:LINE: message`.
     pub warnings: Vec<String>,
@@ -245,6 +253,7 @@ impl Default for Config {
             http_server: HttpServerConfig::default(),
             heartbeat: HeartbeatConfig::default(),
             ff_log: FfmpegLogConfig::default(),
+            pithy_print: DEFAULT_PITHY_PRINT,
             vhosts: vec![VhostConfig::new(DEFAULT_VHOST)],
             warnings: Vec::new(),
             source: None,
