@@ -156,10 +156,14 @@ while (( $(date +%s) - start < DURATION )); do
     sleep 2
     for s in $(seq 0 $((STREAMS - 1))); do
         name=soak$round; [[ $s -gt 0 ]] && name=soak${round}_$s
+        proto=rtmp
         proto_url="rtmp://127.0.0.1:$RTMP/live/$name"
-        (( s % 2 == 1 )) && proto_url="http://127.0.0.1:$HTTP/live/$name.flv"
-        "$BENCH" play --url "$proto_url" --clients "$PLAYERS" --duration "$((CHURN - 6))" \
-            > "$WORK/play-$s.log" 2>&1 &
+        if (( s % 2 == 1 )); then
+            proto=flv
+            proto_url="http://127.0.0.1:$HTTP/live/$name.flv"
+        fi
+        "$BENCH" play --url "$proto_url" --protocol "$proto" --clients "$PLAYERS" \
+            --duration "$((CHURN - 6))" > "$WORK/play-$s.log" 2>&1 &
     done
     # Players of a stream nobody publishes: closed by play.unpublished_timeout.
     "$BENCH" play --url "rtmp://127.0.0.1:$RTMP/live/never$round" --clients 5 \
