@@ -105,22 +105,25 @@ impl Delivery {
         let config = ctx.config();
         let mut idle = Vec::new();
         for shards in self.lock().values() {
-            let sinks = shards.sinks();
-            let Some(source) = sinks.first().and_then(|_| shards.source()) else {
+            // The stream first: its players are gathered only when they are to go
+            // (a sweep runs every second over every live stream).
+            let Some(source) = shards.source() else {
                 continue;
             };
             let timeout = config
                 .vhost(&source.key.vhost)
                 .map(|v| v.play.unpublished_timeout)
                 .unwrap_or_default();
-            if !timeout.is_zero() && source.unpublished_for().is_some_and(|t| t >= timeout) {
-                tracing::info!(
-                    "{}: nobody published it for {timeout:?}; closing its {} players",
-                    source.key,
-                    sinks.len()
-                );
-                idle.extend(sinks);
+            if timeout.is_zero() || source.unpublished_for().is_none_or(|t| t < timeout) {
+                continue;
             }
+            let sinks = shards.sinks();
+            tracing::info!(
+                "{}: nobody published it for {timeout:?}; closing its {} players",
+                source.key,
+                sinks.len()
+            );
+            idle.extend(sinks);
         }
         for sink in &idle {
             sink.close_for(crate::stats::KickReason::Unpublished);
