@@ -234,10 +234,11 @@ impl Drop for IpGuard {
 
 /// One line per [`REFUSAL_LOG_INTERVAL`] at most, counting the rest.
 #[derive(Debug, Default)]
-struct Throttle(Mutex<(Option<Instant>, u64)>);
+pub struct Throttle(Mutex<(Option<Instant>, u64)>);
 
 impl Throttle {
-    fn due(&self) -> Option<u64> {
+    /// Some(lines left out since the last one) when a line may be logged now.
+    pub fn due(&self) -> Option<u64> {
         let mut s = crate::util::lock(&self.0);
         let now = Instant::now();
         if s.0

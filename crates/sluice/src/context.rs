@@ -62,6 +62,8 @@ pub struct Context {
     pub forward: crate::forward::Forwards,
     /// Edge pulls in progress, kept by [`crate::edge`].
     pub edge: crate::edge::Edges,
+    /// Certificates in force and the bound on TLS handshakes (RTMPS, HTTPS).
+    pub tls: crate::tls::Tls,
     id_seed: u64,
     next_id: AtomicU64,
 }
@@ -78,6 +80,7 @@ impl Context {
             reloader: std::sync::OnceLock::new(),
             hub: Hub::new(),
             delivery: Default::default(),
+            tls: Default::default(),
             clients: ClientRegistry::default(),
             config: RwLock::new(Arc::new(config)),
             started: Instant::now(),

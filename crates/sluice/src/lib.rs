@@ -2,6 +2,7 @@
 pub mod access;
 pub mod admission;
 pub mod config;
+pub mod conn;
 pub mod context;
 pub mod delivery;
 pub mod dvr;
@@ -23,5 +24,6 @@ pub mod server;
 pub mod service;
 pub mod stats;
 pub mod stream_url;
+pub mod tls;
 pub mod util;
 pub mod write_timeout;

@@ -31,11 +31,15 @@ pub enum ReloadError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot listen on {addr} for HTTP: {source}")]
-    ListenHttp {
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    ListenFor {
         addr: SocketAddr,
+        what: &'static str,
         source: std::io::Error,
     },
+    /// A certificate or key of a TLS listener or vhost: the running ones stay.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::CertError),
     #[error("reload is not available in this process")]
     Unavailable,
     #[error("the server is shutting down")]
@@ -72,12 +76,14 @@ async fn serve(
         warn!("config: {w}");
     }
     crate::limits::raise_and_log(config.max_connections);
-    let listeners = rtmp_service::bind(&config.listen).await?;
-    let http_listeners = bind_http(&config).await?;
+    // Certificates first: a TLS listener without a usable one refuses to start.
+    let acceptors = crate::tls::Acceptors::build(&config)?;
+    let listeners = bind_all(&config)?;
     startup.ready();
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let max_connections = config.max_connections;
     let ctx = Context::new(config);
+    ctx.tls.install(acceptors);
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
     ctx.set_reloader(reload_tx);
     // Started before the listeners accept, so that the services that follow the hub
@@ -88,14 +94,10 @@ async fn serve(
         limit,
         api_limit: Arc::new(Semaphore::new(crate::admission::API_MAX_CONNECTIONS)),
         max_connections,
-        rtmp: HashMap::new(),
-        http: HashMap::new(),
+        running: HashMap::new(),
     };
-    for l in listeners {
-        running.spawn_rtmp(l);
-    }
-    for (l, role) in http_listeners {
-        running.spawn_http(l, role);
+    for (l, endpoint) in listeners {
+        running.spawn(l, endpoint);
     }
     let signal = loop {
         tokio::select! {
@@ -199,6 +201,82 @@ async fn close_clients(ctx: &Arc<Context>, until: tokio::time::Instant) {
     }
 }
 
+/// What a listening socket serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Endpoint {
+    Rtmp,
+    Rtmps,
+    Http(http::Role),
+    Https(http::Role),
+}
+
+impl Endpoint {
+    fn name(self) -> &'static str {
+        match self {
+            Endpoint::Rtmp => "RTMP",
+            Endpoint::Rtmps => "RTMPS",
+            Endpoint::Http(http::Role::Api) => "HTTP API",
+            Endpoint::Http(http::Role::Server) => "HTTP server",
+            Endpoint::Http(http::Role::Both) => "HTTP API and server",
+            Endpoint::Https(http::Role::Api) => "HTTPS API",
+            Endpoint::Https(http::Role::Server) => "HTTPS server",
+            Endpoint::Https(http::Role::Both) => "HTTPS API and server",
+        }
+    }
+}
+
+/// Every socket a config asks for, with what it serves.
+fn wanted(config: &Config) -> Vec<(SocketAddr, Endpoint)> {
+    let mut out: Vec<(SocketAddr, Endpoint)> =
+        config.listen.iter().map(|a| (*a, Endpoint::Rtmp)).collect();
+    if config.rtmps.enabled {
+        out.push((config.rtmps.listen, Endpoint::Rtmps));
+    }
+    let http = |api: Option<SocketAddr>, server: Option<SocketAddr>| match (api, server) {
+        (Some(a), Some(s)) if a == s => vec![(a, http::Role::Both)],
+        _ => api
+            .map(|a| (a, http::Role::Api))
+            .into_iter()
+            .chain(server.map(|s| (s, http::Role::Server)))
+            .collect(),
+    };
+    let on = |enabled: bool, addr: SocketAddr| enabled.then_some(addr);
+    for (a, role) in http(
+        on(config.http_api.enabled, config.http_api.listen),
+        on(config.http_server.enabled, config.http_server.listen),
+    ) {
+        out.push((a, Endpoint::Http(role)));
+    }
+    // HTTPS serves what its plain listener serves: on only where that one is on.
+    for (a, role) in http(
+        on(
+            config.http_api.enabled && config.http_api.https.enabled,
+            config.http_api.https.listen,
+        ),
+        on(
+            config.http_server.enabled && config.http_server.https.enabled,
+            config.http_server.https.listen,
+        ),
+    ) {
+        out.push((a, Endpoint::Https(role)));
+    }
+    out
+}
+
+/// Binds every socket of the config; the first that fails stops the start.
+fn bind_all(config: &Config) -> anyhow::Result<Vec<(TcpListener, Endpoint)>> {
+    let mut out = Vec::new();
+    for (addr, endpoint) in wanted(config) {
+        let l = crate::listen::bind(addr).map_err(|source| ReloadError::ListenFor {
+            addr,
+            what: endpoint.name(),
+            source,
+        })?;
+        out.push((l, endpoint));
+    }
+    Ok(out)
+}
+
 /// The listening sockets in force, by address, so that a reload changes only
 /// what changed (connections on ports that stay are untouched; connections
 /// accepted on a removed port keep running too, as in SRS).
@@ -208,52 +286,60 @@ struct Listeners {
     /// The HTTP API's own cap, never shared with players (see [`crate::admission`]).
     api_limit: Arc<Semaphore>,
     max_connections: usize,
-    rtmp: HashMap<SocketAddr, JoinHandle<()>>,
-    http: HashMap<(SocketAddr, http::Role), JoinHandle<()>>,
+    running: HashMap<(SocketAddr, Endpoint), JoinHandle<()>>,
 }
 
 impl Listeners {
-    fn spawn_rtmp(&mut self, l: TcpListener) {
+    fn spawn(&mut self, l: TcpListener, endpoint: Endpoint) {
         let Ok(addr) = l.local_addr() else {
             return;
         };
-        let task = tokio::spawn(rtmp_service::serve(self.ctx.clone(), l, self.limit.clone()));
-        self.rtmp.insert(addr, task);
-    }
-
-    fn spawn_http(&mut self, l: TcpListener, role: http::Role) {
-        let Ok(addr) = l.local_addr() else {
-            return;
+        let ctx = self.ctx.clone();
+        let task = match endpoint {
+            Endpoint::Rtmp | Endpoint::Rtmps => tokio::spawn(rtmp_service::serve(
+                ctx,
+                l,
+                self.limit.clone(),
+                endpoint == Endpoint::Rtmps,
+            )),
+            Endpoint::Http(role) | Endpoint::Https(role) => {
+                let router = http::router(ctx.clone(), role);
+                let gate = match role {
+                    http::Role::Api => Gate::Api(self.api_limit.clone()),
+                    http::Role::Server => Gate::Shared(self.limit.clone()),
+                    http::Role::Both => Gate::Both {
+                        shared: self.limit.clone(),
+                        api: self.api_limit.clone(),
+                    },
+                };
+                let tls = matches!(endpoint, Endpoint::Https(_)).then_some(match role {
+                    http::Role::Api => crate::tls::TlsListener::Api,
+                    http::Role::Server | http::Role::Both => crate::tls::TlsListener::Server,
+                });
+                tokio::spawn(http::serve(
+                    ctx,
+                    l,
+                    router,
+                    role,
+                    gate,
+                    endpoint.name(),
+                    tls,
+                ))
+            }
         };
-        let name = match role {
-            http::Role::Api => "HTTP API",
-            http::Role::Server => "HTTP server",
-            http::Role::Both => "HTTP API and server",
-        };
-        let router = http::router(self.ctx.clone(), role);
-        let gate = match role {
-            http::Role::Api => Gate::Api(self.api_limit.clone()),
-            http::Role::Server => Gate::Shared(self.limit.clone()),
-            http::Role::Both => Gate::Both {
-                shared: self.limit.clone(),
-                api: self.api_limit.clone(),
-            },
-        };
-        let task = tokio::spawn(http::serve(self.ctx.clone(), l, router, role, gate, name));
-        self.http.insert((addr, role), task);
+        self.running.insert((addr, endpoint), task);
     }
 
     fn stop_accepting(&mut self) {
-        for (_, t) in self.rtmp.drain() {
-            t.abort();
-        }
-        for (_, t) in self.http.drain() {
+        for (_, t) in self.running.drain() {
             t.abort();
         }
     }
 
-    /// Reloads the config file: a bad file (syntax, values, or a port that cannot
-    /// be bound) changes nothing; a good one is applied where it differs.
+    /// Reloads the config file: a bad file (syntax, values, a certificate that does
+    /// not load, or a port that cannot be bound) changes nothing; a good one is
+    /// applied where it differs. Certificates are read again whatever changed, so
+    /// that a renewed certificate is taken by a SIGHUP.
     async fn reload(&mut self) -> Result<String, ReloadError> {
         let old = self.ctx.config();
         let Some(path) = old.source.clone() else {
@@ -263,78 +349,70 @@ impl Listeners {
         for w in &new.warnings {
             warn!("config: {w}");
         }
+        let acceptors = crate::tls::Acceptors::build(&new)?;
         // Bind every new socket first: if one fails, nothing is applied.
         let matches = |have: &SocketAddr, want: &SocketAddr| {
             have == want || (want.port() == 0 && have.ip() == want.ip())
         };
-        let mut new_rtmp = Vec::new();
-        for addr in &new.listen {
-            if !self.rtmp.keys().any(|a| matches(a, addr)) {
-                new_rtmp.push(crate::listen::bind(*addr).map_err(|source| {
-                    ReloadError::Listen {
-                        addr: *addr,
-                        source,
-                    }
-                })?);
+        let wanted = wanted(&new);
+        let mut fresh = Vec::new();
+        for (addr, endpoint) in &wanted {
+            if self
+                .running
+                .keys()
+                .any(|(a, e)| e == endpoint && matches(a, addr))
+            {
+                continue;
             }
-        }
-        let wanted_http = http_wanted(&new);
-        let mut new_http = Vec::new();
-        for (addr, role) in &wanted_http {
-            if !self.http.keys().any(|(a, r)| r == role && matches(a, addr)) {
-                // The address may be held by the same port under another role.
-                if let Some(key) = self.http.keys().find(|(a, _)| matches(a, addr)).copied() {
-                    if let Some(t) = self.http.remove(&key) {
-                        t.abort();
-                        let _ = t.await;
-                    }
+            // The address may be held by the same port serving something else
+            // (an HTTP role that changed).
+            if let Some(key) = self
+                .running
+                .keys()
+                .find(|(a, _)| matches(a, addr))
+                .copied()
+            {
+                if let Some(t) = self.running.remove(&key) {
+                    t.abort();
+                    let _ = t.await;
                 }
-                new_http.push((
-                    crate::listen::bind(*addr).map_err(|source| ReloadError::ListenHttp {
-                        addr: *addr,
-                        source,
-                    })?,
-                    *role,
-                ));
             }
+            let l = crate::listen::bind(*addr).map_err(|source| match endpoint {
+                Endpoint::Rtmp => ReloadError::Listen {
+                    addr: *addr,
+                    source,
+                },
+                other => ReloadError::ListenFor {
+                    addr: *addr,
+                    what: other.name(),
+                    source,
+                },
+            })?;
+            fresh.push((l, *endpoint));
         }
         let mut changes = Vec::new();
+        if acceptors.listeners() > 0 {
+            changes.push("TLS certificates loaded".to_string());
+        }
+        self.ctx.tls.install(acceptors);
         // Removed listeners stop accepting; their connections stay.
-        let removed_rtmp: Vec<SocketAddr> = self
-            .rtmp
+        let removed: Vec<(SocketAddr, Endpoint)> = self
+            .running
             .keys()
-            .filter(|a| !new.listen.iter().any(|w| matches(a, w)))
+            .filter(|(a, e)| !wanted.iter().any(|(w, we)| we == e && matches(a, w)))
             .copied()
             .collect();
-        for a in removed_rtmp {
-            if let Some(t) = self.rtmp.remove(&a) {
+        for k in removed {
+            if let Some(t) = self.running.remove(&k) {
                 t.abort();
-                changes.push(format!("RTMP stopped listening on {a}"));
+                changes.push(format!("{} stopped listening on {}", k.1.name(), k.0));
             }
         }
-        let removed_http: Vec<(SocketAddr, http::Role)> = self
-            .http
-            .keys()
-            .filter(|(a, r)| !wanted_http.iter().any(|(w, wr)| wr == r && matches(a, w)))
-            .copied()
-            .collect();
-        for k in removed_http {
-            if let Some(t) = self.http.remove(&k) {
-                t.abort();
-                changes.push(format!("HTTP stopped listening on {}", k.0));
-            }
-        }
-        for l in new_rtmp {
+        for (l, endpoint) in fresh {
             if let Ok(a) = l.local_addr() {
-                changes.push(format!("RTMP listening on {a}"));
+                changes.push(format!("{} listening on {a}", endpoint.name()));
             }
-            self.spawn_rtmp(l);
-        }
-        for (l, role) in new_http {
-            if let Ok(a) = l.local_addr() {
-                changes.push(format!("HTTP listening on {a}"));
-            }
-            self.spawn_http(l, role);
+            self.spawn(l, endpoint);
         }
         // The connection cap.
         if new.max_connections > self.max_connections {
@@ -409,41 +487,6 @@ impl Listeners {
         info!("{summary}");
         Ok(summary)
     }
-}
-
-/// Which HTTP sockets a config asks for.
-fn http_wanted(config: &Config) -> Vec<(SocketAddr, http::Role)> {
-    let mut wanted = Vec::new();
-    let api = config.http_api.enabled.then_some(config.http_api.listen);
-    let server = config
-        .http_server
-        .enabled
-        .then_some(config.http_server.listen);
-    match (api, server) {
-        (Some(a), Some(s)) if a == s => wanted.push((a, http::Role::Both)),
-        _ => {
-            if let Some(a) = api {
-                wanted.push((a, http::Role::Api));
-            }
-            if let Some(s) = server {
-                wanted.push((s, http::Role::Server));
-            }
-        }
-    }
-    wanted
-}
-
-/// The HTTP listeners: `http_api` and `http_server`, sharing one socket when
-/// they are configured on the same address (as SRS allows).
-async fn bind_http(config: &Config) -> anyhow::Result<Vec<(TcpListener, http::Role)>> {
-    let wanted = http_wanted(config);
-    let mut out = Vec::new();
-    for (addr, role) in wanted {
-        let l = crate::listen::bind(addr)
-            .with_context(|| format!("cannot listen on {addr} for HTTP"))?;
-        out.push((l, role));
-    }
-    Ok(out)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -601,7 +601,7 @@ vhost __defaultVhost__ {{
     s.signal(Signal::SIGHUP);
     let line = s.wait_log("config reloaded", 1, RELOAD_TIMEOUT);
     assert!(
-        line.contains(&format!("HTTP listening on 127.0.0.1:{http}")),
+        line.contains(&format!("HTTP server listening on 127.0.0.1:{http}")),
         "{line}"
     );
 

@@ -14,7 +14,6 @@ pub const ROOT: &[&str] = &[
     "rtc_server",
     "srt_server",
     "rtsp_server",
-    "rtmps",
     "exporter",
     "utc_time",
     "work_dir",
@@ -83,8 +82,8 @@ pub const PUBLISH: &[&str] = &[
 ];
 
 /// Inside `http_api { }` and `http_server { }`.
-pub const HTTP_API: &[&str] = &["https"];
-pub const HTTP_SERVER: &[&str] = &["https"];
+pub const HTTP_API: &[&str] = &[];
+pub const HTTP_SERVER: &[&str] = &[];
 
 /// Inside `vhost { http_remux { } }`.
 pub const HTTP_REMUX: &[&str] = &["fast_cache", "drop_if_not_match"];

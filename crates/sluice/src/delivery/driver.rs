@@ -92,9 +92,10 @@ impl PlayerDriver {
         crate::util::lock(&self.state)
     }
 
-    /// The transport refused part of what was sent: the player's task must wait for room.
+    /// The transport refused part of what was sent (or holds bytes it took but could
+    /// not send yet): the player's task must wait for room.
     pub fn blocked(&self) -> bool {
-        !self.lock().pending.is_empty()
+        !self.lock().pending.is_empty() || self.transport.backlog()
     }
 
     /// What a player's task waits on besides its client: the shards handing the
@@ -185,8 +186,11 @@ impl PlayerDriver {
         }
     }
 
-    /// Writes the backlog; true when it is all gone.
+    /// Writes the backlog (ours, then the transport's own); true when it is all gone.
     fn flush_pending(&self, st: &mut State) -> io::Result<bool> {
+        if self.transport.backlog() && !self.transport.flush_now()? {
+            return Ok(false);
+        }
         while !st.pending.is_empty() {
             let mut iov = [IoSlice::new(&[]); MAX_PIECES];
             let mut k = 0;
@@ -220,7 +224,7 @@ impl PlayerDriver {
         if st.pending.capacity() > PENDING_KEEP {
             st.pending.shrink_to(PENDING_KEEP);
         }
-        Ok(true)
+        self.transport.flush_now()
     }
 
     fn fail(&self, st: &mut State, e: io::Error) {
@@ -283,7 +287,7 @@ impl PlayerDriver {
             return false;
         }
         self.account(st, written);
-        if written < total {
+        if written < total || self.transport.backlog() {
             self.task.notify_one();
             return false;
         }
@@ -312,7 +316,7 @@ impl Sink for PlayerDriver {
         if st.failure.is_some() || st.consumer.is_none() {
             return;
         }
-        if !st.pending.is_empty() {
+        if !st.pending.is_empty() || self.transport.backlog() {
             match self.flush_pending(&mut st) {
                 Ok(true) => {}
                 Ok(false) => return,

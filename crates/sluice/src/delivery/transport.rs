@@ -1,9 +1,13 @@
 //! Where a live player's bytes go: a TCP socket (RTMP, HTTP-FLV on its own
-//! connection), or a bounded pipe into hyper's response body (HTTP-FLV asked for
-//! after other requests on a kept-alive connection). TLS will be one more kind.
+//! connection), a TLS connection (RTMPS, HTTPS-FLV: [`crate::tls`]), or a bounded
+//! pipe into hyper's response body (HTTP-FLV asked for after other requests on a
+//! kept-alive connection).
 //!
-//! The driver ([`super::driver`]) needs three things of a transport: a write that
-//! never blocks and takes what it can, a way to wait for room, and a shutdown.
+//! The driver ([`super::driver`]) needs of a transport: a write that never blocks
+//! and takes what it can, a way to wait for room, and a shutdown; and, for TLS,
+//! whether bytes it took are still waiting to be sent (`backlog`, `flush_now`):
+//! encrypted records the socket refused stay in the TLS layer, and the player's
+//! task must push them out even when nothing new is published.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -16,8 +20,12 @@ use bytes::{Bytes, BytesMut};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
+use crate::conn::ConnWriter;
+use crate::tls::TlsWriter;
+
 pub enum Transport {
     Tcp(TcpTransport),
+    Tls(TlsWriter),
     Pipe(PipeWriter),
 }
 
@@ -29,11 +37,37 @@ impl Transport {
         })
     }
 
+    /// The writing half of a client connection, plain or TLS.
+    pub fn from_conn(writer: ConnWriter) -> Transport {
+        match writer {
+            ConnWriter::Tcp(w) => Transport::tcp(w),
+            ConnWriter::Tls(w) => Transport::Tls(w),
+        }
+    }
+
     /// One non-blocking write of as much of `iov` as fits.
     pub fn try_send(&self, iov: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Transport::Tcp(t) => t.try_send(iov),
+            Transport::Tls(t) => t.try_send(iov),
             Transport::Pipe(p) => p.try_send(iov),
+        }
+    }
+
+    /// Bytes already taken are still waiting to go out (TLS records the socket
+    /// refused): the writer must wait for room and [`Transport::flush_now`].
+    pub fn backlog(&self) -> bool {
+        match self {
+            Transport::Tls(t) => t.backlog(),
+            Transport::Tcp(_) | Transport::Pipe(_) => false,
+        }
+    }
+
+    /// Sends what [`Transport::backlog`] holds, without blocking; true when it is gone.
+    pub fn flush_now(&self) -> io::Result<bool> {
+        match self {
+            Transport::Tls(t) => t.flush_now(),
+            Transport::Tcp(_) | Transport::Pipe(_) => Ok(true),
         }
     }
 
@@ -41,6 +75,7 @@ impl Transport {
     pub async fn writable(&self) -> io::Result<()> {
         match self {
             Transport::Tcp(t) => t.writer.writable().await,
+            Transport::Tls(t) => t.writable().await,
             Transport::Pipe(p) => p.writable().await,
         }
     }
@@ -52,6 +87,7 @@ impl Transport {
             Transport::Tcp(t) => {
                 let _ = nix::sys::socket::shutdown(t.fd, nix::sys::socket::Shutdown::Both);
             }
+            Transport::Tls(t) => t.shutdown(),
             Transport::Pipe(p) => p.close(),
         }
     }

@@ -18,7 +18,7 @@ use std::task::{Context as TaskContext, Poll};
 use axum::response::Response;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
+use crate::conn::Conn;
 use tracing::{info, Instrument};
 
 use super::flv_live::{self, Admission, Admitted, PlayRequest};
@@ -103,7 +103,7 @@ pub fn response_start(http11: bool, crossdomain: bool, flv_header: &[u8]) -> Vec
 
 /// Reads the first request head and serves a live FLV play directly; hands
 /// everything else to hyper (`fallback`) with the bytes read so far.
-pub async fn serve<F, Fut>(ctx: Arc<Context>, mut socket: TcpStream, peer: SocketAddr, fallback: F)
+pub async fn serve<F, Fut>(ctx: Arc<Context>, mut socket: Conn, peer: SocketAddr, fallback: F)
 where
     F: FnOnce(Rewind) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -155,7 +155,7 @@ where
 }
 
 /// Writes a small complete response (a refusal) and closes.
-async fn answer(mut socket: TcpStream, resp: Response) {
+async fn answer(mut socket: Conn, resp: Response) {
     let (parts, body) = resp.into_parts();
     let body = axum::body::to_bytes(body, 64 * 1024)
         .await
@@ -186,7 +186,7 @@ async fn answer(mut socket: TcpStream, resp: Response) {
 /// One direct HTTP-FLV player, from its response head to its end: the publish
 /// ended (the body is complete), the client went away, a kick, or a write that
 /// made no progress for [`WRITE_TIMEOUT`].
-async fn play(ctx: Arc<Context>, socket: TcpStream, admitted: Admitted, http11: bool) {
+async fn play(ctx: Arc<Context>, socket: Conn, admitted: Admitted, http11: bool) {
     let flv_header = admitted.flv_header();
     let Admitted {
         consumer,
@@ -197,9 +197,12 @@ async fn play(ctx: Arc<Context>, socket: TcpStream, admitted: Admitted, http11: 
         ..
     } = admitted;
     if !nodelay {
-        crate::listen::set_nodelay(&socket, false);
+        crate::listen::set_nodelay(socket.writer.tcp(), false);
     }
-    let (mut reader, mut writer) = socket.into_split();
+    let Conn {
+        mut reader,
+        mut writer,
+    } = socket;
     let start = response_start(http11, crossdomain, &flv_header);
     match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&start)).await {
         Ok(Ok(())) => session.count(start.len()),
@@ -207,7 +210,7 @@ async fn play(ctx: Arc<Context>, socket: TcpStream, admitted: Admitted, http11: 
     }
     let client = session.registration.client.clone();
     let driver = PlayerDriver::new(
-        Transport::tcp(writer),
+        Transport::from_conn(writer),
         consumer,
         Framer::new(Framing::Flv { chunked: http11 }, jitter),
         ctx.clone(),
@@ -234,7 +237,7 @@ async fn play(ctx: Arc<Context>, socket: TcpStream, admitted: Admitted, http11: 
 /// A socket whose first bytes were already read: hyper reads them again from here.
 pub struct Rewind {
     prefix: BytesMut,
-    inner: TcpStream,
+    inner: Conn,
 }
 
 impl AsyncRead for Rewind {

@@ -84,6 +84,9 @@ async fn server_fallback(State(ctx): State<Arc<Context>>, req: Request) -> Respo
 /// Accepts HTTP connections until the task is dropped, under the caps of `gate`
 /// (see [`crate::listen::Gate`]). A connection admitted on the API's reserve of a
 /// shared port is served [`reserve_router`]: the API, and 503 for the rest.
+///
+/// With `tls`, this is an HTTPS listener: the TLS handshake comes first (bounded,
+/// see [`crate::tls`]), then the connection is served exactly as a plain one.
 pub async fn serve(
     ctx: Arc<Context>,
     listener: TcpListener,
@@ -91,6 +94,7 @@ pub async fn serve(
     role: Role,
     gate: Gate,
     name: &'static str,
+    tls: Option<crate::tls::TlsListener>,
 ) {
     let ctx2 = ctx.clone();
     let reserve = reserve_router(ctx.clone());
@@ -98,9 +102,21 @@ pub async fn serve(
         let router = router.clone();
         let reserve = reserve.clone();
         let ctx = ctx2.clone();
-        let span = tracing::info_span!("http", peer = %peer);
+        let span = if tls.is_some() {
+            tracing::info_span!("https", peer = %peer)
+        } else {
+            tracing::info_span!("http", peer = %peer)
+        };
         tokio::spawn(
             async move {
+                let socket = match tls {
+                    Some(which) => match ctx.tls.accept(which, socket, peer).await {
+                        Ok((tcp, conn)) => crate::conn::Conn::tls(tcp, conn),
+                        // Logged (rate-limited) by the handshake itself.
+                        Err(_) => return,
+                    },
+                    None => crate::conn::Conn::plain(socket),
+                };
                 if admitted.api_only {
                     serve_connection(socket, peer, reserve).await;
                 } else if role == Role::Api {

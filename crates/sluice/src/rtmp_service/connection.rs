@@ -10,8 +10,7 @@ use rtmp::chunk::DecoderLimits;
 use rtmp::handshake::ServerHandshake;
 use rtmp::server::{ConnectInfo, Event, ServerConfig, ServerSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use crate::conn::{ConnReader, ConnWriter};
 use tracing::{info, warn};
 
 use super::{
@@ -118,10 +117,10 @@ pub struct Connection {
     ctx: Arc<Context>,
     peer: SocketAddr,
     cid: String,
-    reader: OwnedReadHalf,
+    reader: ConnReader,
     /// Every write fails after SEND_TIMEOUT without progress (no timer per write).
     /// Handed to the player's sink when play starts (see `play`).
-    writer: Option<WriteTimeout<OwnedWriteHalf>>,
+    writer: Option<WriteTimeout<ConnWriter>>,
     rbuf: BytesMut,
     session: ServerSession,
     started: Instant,
@@ -243,12 +242,12 @@ fn settings_of(vhost: &VhostConfig) -> SourceSettings {
 impl Connection {
     pub fn new(
         ctx: Arc<Context>,
-        socket: TcpStream,
+        conn: crate::conn::Conn,
         peer: SocketAddr,
         cid: String,
         client: Arc<Client>,
     ) -> Connection {
-        let (reader, writer) = socket.into_split();
+        let crate::conn::Conn { reader, writer } = conn;
         let config = ctx.config();
         let session = ServerSession::new(ServerConfig {
             chunk_size: config.chunk_size,
@@ -820,7 +819,7 @@ impl Connection {
         self.session.accept_play(stream_id, &req.stream, reset);
         self.flush().await?;
         if let Some(w) = self.writer.as_ref().filter(|_| !vhost.tcp_nodelay) {
-            crate::listen::set_nodelay(w.get_ref().as_ref(), false);
+            crate::listen::set_nodelay(w.get_ref().tcp(), false);
         }
         let sink = self.make_sink(consumer, stream_id, vhost.effective_time_jitter())?;
         Ok(PlayGuard {
@@ -859,7 +858,7 @@ impl Connection {
         };
         let writer = self.writer.take().ok_or(CloseReason::WriterGone)?;
         Ok(PlayerDriver::new(
-            Transport::tcp(writer.into_inner()),
+            Transport::from_conn(writer.into_inner()),
             consumer,
             Framer::new(
                 Framing::rtmp(stream_id, self.session.chunk_size_out(), notices),
@@ -916,7 +915,7 @@ mod tests {
         let ctx = crate::context::Context::new(crate::config::Config::default());
         let reg = ctx.clients.register("c1", addr);
         let conn =
-            super::Connection::new(ctx.clone(), socket, addr, "c1".into(), reg.client.clone());
+            super::Connection::new(ctx.clone(), crate::conn::Conn::plain(socket), addr, "c1".into(), reg.client.clone());
         let conn_size = std::mem::size_of_val(&conn);
         let run = conn.run();
         let run_size = std::mem::size_of_val(&run);

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
@@ -50,17 +50,37 @@ pub async fn bind(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
 
 /// Accepts connections on `listener` until the task is dropped; each holds a
 /// `max_connections` permit and counts against its address's
-/// `max_connections_per_ip` (see [`crate::admission`]).
-pub async fn serve(ctx: Arc<Context>, listener: TcpListener, limit: Arc<Semaphore>) {
+/// `max_connections_per_ip` (see [`crate::admission`]). With `tls`, this is an
+/// RTMPS listener: the TLS handshake comes first (bounded, see [`crate::tls`]), then
+/// the connection is served exactly as a plain RTMP one.
+pub async fn serve(ctx: Arc<Context>, listener: TcpListener, limit: Arc<Semaphore>, tls: bool) {
     let ctx2 = ctx.clone();
     let gate = crate::listen::Gate::Shared(limit);
-    crate::listen::accept_loop(ctx, listener, gate, "RTMP", move |socket, peer, permit| {
+    let name = if tls { "RTMPS" } else { "RTMP" };
+    crate::listen::accept_loop(ctx, listener, gate, name, move |socket, peer, permit| {
         let cid = ctx2.new_client_id();
-        let span = tracing::info_span!("rtmp", cid = %cid);
+        let span = if tls {
+            tracing::info_span!("rtmps", cid = %cid)
+        } else {
+            tracing::info_span!("rtmp", cid = %cid)
+        };
         let ctx = ctx2.clone();
         tokio::spawn(
             async move {
-                handle(ctx, socket, peer, cid).await;
+                let halves = if tls {
+                    match ctx
+                        .tls
+                        .accept(crate::tls::TlsListener::Rtmps, socket, peer)
+                        .await
+                    {
+                        Ok((tcp, conn)) => crate::conn::Conn::tls(tcp, conn),
+                        // Logged (rate-limited) by the handshake itself.
+                        Err(_) => return,
+                    }
+                } else {
+                    crate::conn::Conn::plain(socket)
+                };
+                handle(ctx, halves, peer, cid).await;
                 drop(permit);
             }
             .instrument(span),
@@ -69,10 +89,15 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener, limit: Arc<Semaphor
     .await
 }
 
-async fn handle(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, cid: String) {
+async fn handle(
+    ctx: Arc<Context>,
+    halves: crate::conn::Conn,
+    peer: SocketAddr,
+    cid: String,
+) {
     ctx.counters.active.fetch_add(1, Ordering::Relaxed);
     let registration = ctx.clients.register(&cid, peer);
-    connection::Connection::new(ctx.clone(), socket, peer, cid, registration.client.clone())
+    connection::Connection::new(ctx.clone(), halves, peer, cid, registration.client.clone())
         .run()
         .await;
     drop(registration);

@@ -45,17 +45,20 @@ pub const AUDIO_MP3: &str = "audio-only-mp3-10s.flv";
 /// Panics (never skips) when a peer tool is missing: a test that passes without its peer
 /// proves nothing.
 pub fn require_tool(name: &str) {
-    let ok = Command::new(name)
-        .arg("-version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+    // ffmpeg's tools answer `-version`, most others `--version`.
+    let ok = ["-version", "--version"].iter().any(|flag| {
+        Command::new(name)
+            .arg(flag)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    });
     assert!(
         ok,
-        "{name} not found: install it (apt-get install ffmpeg) or run the README's test command"
+        "{name} not found: install it (scripts/test.sh installs every peer) or run the README's test command"
     );
 }
 

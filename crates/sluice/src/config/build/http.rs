@@ -13,6 +13,48 @@ fn listen(d: &Directive) -> Result<std::net::SocketAddr, ConfigError> {
     endpoint(d, one_arg(d)?)
 }
 
+/// `rtmps { }` and `https { }`: `enabled`, `listen`, `key`, `cert`. The files are read
+/// (and checked against each other) when the server starts or reloads, not here, so
+/// that `sluice -t` on another machine still checks the syntax.
+pub(super) fn tls_listen(
+    d: &Directive,
+    t: &mut TlsListenConfig,
+    scope: &str,
+) -> Result<(), ConfigError> {
+    need_block(d, 0)?;
+    let mut seen = Seen::default();
+    for c in &d.children {
+        seen.check(c)?;
+        match c.name.as_str() {
+            "enabled" => t.enabled = flag(c)?,
+            "listen" => t.listen = listen(c)?,
+            "key" => t.key = path(c)?,
+            "cert" => t.cert = path(c)?,
+            _ => return Err(unknown(c, &format!(" in {scope}"))),
+        }
+    }
+    Ok(())
+}
+
+/// `vhost { tls { cert FILE; key FILE; } }`: both are required.
+pub(super) fn vhost_tls(d: &Directive) -> Result<VhostTlsConfig, ConfigError> {
+    need_block(d, 0)?;
+    let mut seen = Seen::default();
+    let (mut key, mut cert) = (None, None);
+    for c in &d.children {
+        seen.check(c)?;
+        match c.name.as_str() {
+            "key" => key = Some(path(c)?),
+            "cert" => cert = Some(path(c)?),
+            _ => return Err(unknown(c, " in vhost.tls")),
+        }
+    }
+    match (key, cert) {
+        (Some(key), Some(cert)) => Ok(VhostTlsConfig { key, cert }),
+        _ => Err(invalid(d, "needs both cert and key")),
+    }
+}
+
 pub(super) fn http_api(
     d: &Directive,
     api: &mut HttpApiConfig,
@@ -28,6 +70,7 @@ pub(super) fn http_api(
         }
         seen.check(c)?;
         match n {
+            "https" => tls_listen(c, &mut api.https, "http_api.https")?,
             "enabled" => api.enabled = flag(c)?,
             "listen" => api.listen = listen(c)?,
             "crossdomain" => api.crossdomain = flag(c)?,
@@ -110,6 +153,7 @@ pub(super) fn http_server(
             "listen" => s.listen = listen(c)?,
             "dir" => s.dir = path(c)?,
             "crossdomain" => s.crossdomain = flag(c)?,
+            "https" => tls_listen(c, &mut s.https, "http_server.https")?,
             _ => return Err(unknown(c, " in http_server")),
         }
     }

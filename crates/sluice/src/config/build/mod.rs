@@ -335,6 +335,10 @@ impl Builder {
                 self.seen.check_as(d, "http_server")?;
                 http::http_server(d, &mut self.cfg.http_server, &mut self.cfg.warnings)?;
             }
+            "rtmps" => {
+                self.seen.check(d)?;
+                http::tls_listen(d, &mut self.cfg.rtmps, "rtmps")?;
+            }
             "heartbeat" => {
                 self.seen.check(d)?;
                 hooks::heartbeat(d, &mut self.cfg.heartbeat)?;
@@ -503,6 +507,7 @@ fn vhost(
             "refer_publish" | "refer_play" => hooks::legacy_refer(c, &mut v.refer)?,
             "security" => hooks::security(c, &mut v.security)?,
             "dvr" => dvr::dvr(c, &mut v.dvr)?,
+            "tls" => v.tls = Some(http::vhost_tls(c)?),
             _ => return Err(unknown(c, &ctx)),
         }
     }

@@ -15,6 +15,59 @@ const DEFAULT_HTTP_SERVER_PORT: u16 = 8080;
 /// SRS `get_http_stream_dir` and `get_hls_path`: "./objs/nginx/html".
 const DEFAULT_HTTP_DIR: &str = "./objs/nginx/html";
 
+/// SRS `get_https_api_listen` / `get_https_stream_listen` defaults, and its default
+/// key and certificate paths (`./conf/server.key`, `./conf/server.crt`).
+const DEFAULT_HTTPS_API_PORT: u16 = 1990;
+const DEFAULT_HTTPS_SERVER_PORT: u16 = 8088;
+/// RTMPS is not in SRS 7's config; 1936 is what other servers and encoders' docs
+/// use beside RTMP's 1935 (443 is the URL default, but needs privileges).
+const DEFAULT_RTMPS_PORT: u16 = 1936;
+const DEFAULT_TLS_KEY: &str = "./conf/server.key";
+const DEFAULT_TLS_CERT: &str = "./conf/server.crt";
+
+/// A TLS listener: `rtmps { }`, `http_api { https { } }`, `http_server { https { } }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListenConfig {
+    /// Default: off.
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// PEM private key (PKCS#8, RSA or EC).
+    pub key: PathBuf,
+    /// PEM certificate chain, leaf first (certbot's `fullchain.pem`).
+    pub cert: PathBuf,
+}
+
+impl TlsListenConfig {
+    fn with_port(port: u16) -> Self {
+        TlsListenConfig {
+            enabled: false,
+            listen: SocketAddr::from(([0, 0, 0, 0], port)),
+            key: PathBuf::from(DEFAULT_TLS_KEY),
+            cert: PathBuf::from(DEFAULT_TLS_CERT),
+        }
+    }
+
+    pub fn rtmps() -> Self {
+        Self::with_port(DEFAULT_RTMPS_PORT)
+    }
+
+    pub fn https_api() -> Self {
+        Self::with_port(DEFAULT_HTTPS_API_PORT)
+    }
+
+    pub fn https_server() -> Self {
+        Self::with_port(DEFAULT_HTTPS_SERVER_PORT)
+    }
+}
+
+/// `vhost NAME { tls { cert FILE; key FILE; } }` (sluice): the certificate a TLS
+/// client gets when it asks for this vhost's name (SNI), on every TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VhostTlsConfig {
+    pub key: PathBuf,
+    pub cert: PathBuf,
+}
+
 /// `http_api { auth { } }`; present only when `auth.enabled` is on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpAuth {
@@ -43,6 +96,8 @@ pub struct HttpApiConfig {
     pub crossdomain: bool,
     pub auth: Option<HttpAuth>,
     pub raw_api: RawApiConfig,
+    /// `https { }`: the same API over TLS.
+    pub https: TlsListenConfig,
 }
 
 impl Default for HttpApiConfig {
@@ -53,6 +108,7 @@ impl Default for HttpApiConfig {
             crossdomain: true,
             auth: None,
             raw_api: RawApiConfig::default(),
+            https: TlsListenConfig::https_api(),
         }
     }
 }
@@ -67,6 +123,8 @@ pub struct HttpServerConfig {
     pub dir: PathBuf,
     /// Send CORS headers. SRS default: on.
     pub crossdomain: bool,
+    /// `https { }`: everything the server serves, over TLS.
+    pub https: TlsListenConfig,
 }
 
 impl Default for HttpServerConfig {
@@ -76,6 +134,7 @@ impl Default for HttpServerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_HTTP_SERVER_PORT)),
             dir: PathBuf::from(DEFAULT_HTTP_DIR),
             crossdomain: true,
+            https: TlsListenConfig::https_server(),
         }
     }
 }

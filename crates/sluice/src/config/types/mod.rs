@@ -20,7 +20,7 @@ pub use hooks::{
     ReferConfig, SecurityConfig, SecurityRule, DEFAULT_HEARTBEAT_INTERVAL, MAX_HOOK_TIMEOUT_MS,
 };
 pub use http::{
-    HlsAcodec, HlsConfig, HlsOnError, HlsVcodec, HttpApiConfig, HttpAuth, HttpRemuxConfig,
+    HlsAcodec, HlsConfig, HlsOnError, HlsVcodec, HttpApiConfig, HttpAuth, HttpRemuxConfig, TlsListenConfig, VhostTlsConfig,
     HttpServerConfig, RawApiConfig,
 };
 
@@ -154,6 +154,8 @@ pub struct VhostConfig {
     pub dvr: DvrConfig,
     pub transcodes: Vec<TranscodeConfig>,
     pub ingests: Vec<IngestConfig>,
+    /// `tls { }`: this vhost's own certificate, chosen by SNI.
+    pub tls: Option<VhostTlsConfig>,
 }
 
 impl VhostConfig {
@@ -179,6 +181,7 @@ impl VhostConfig {
             dvr: DvrConfig::default(),
             transcodes: Vec::new(),
             ingests: Vec::new(),
+            tls: None,
         }
     }
 
@@ -226,6 +229,8 @@ pub struct Config {
     pub log: LogConfig,
     pub http_api: HttpApiConfig,
     pub http_server: HttpServerConfig,
+    /// `rtmps { }`: RTMP over TLS, serving what the RTMP listeners serve.
+    pub rtmps: TlsListenConfig,
     pub heartbeat: HeartbeatConfig,
     /// `ff_log_dir` and `ff_log_level`, for transcode and ingest processes.
     pub ff_log: FfmpegLogConfig,
@@ -251,6 +256,7 @@ impl Default for Config {
             log: LogConfig::default(),
             http_api: HttpApiConfig::default(),
             http_server: HttpServerConfig::default(),
+            rtmps: TlsListenConfig::rtmps(),
             heartbeat: HeartbeatConfig::default(),
             ff_log: FfmpegLogConfig::default(),
             pithy_print: DEFAULT_PITHY_PRINT,

@@ -1,0 +1,307 @@
+//! TLS end to end: RTMPS and HTTPS listeners with a certificate from a CA the test
+//! makes itself (rcgen), driven by real peers: ffmpeg publishes and plays over
+//! rtmps://, ffmpeg/ffprobe play HTTP-FLV and HLS over https://, curl reads the API
+//! trusting only that CA. Then what must not hurt live players: plain RTMP and
+//! garbage on the RTMPS port, a flood of half-open handshakes.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+
+/// A CA and a server certificate for 127.0.0.1 and localhost, as PEM files.
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Pki {
+    fn new(dir: &Path, tag: &str) -> Pki {
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, format!("sluice test CA {tag}"));
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        fs::create_dir_all(dir).unwrap();
+        let pki = Pki {
+            ca: dir.join(format!("ca-{tag}.pem")),
+            cert: dir.join(format!("cert-{tag}.pem")),
+            key: dir.join(format!("key-{tag}.pem")),
+        };
+        fs::write(&pki.ca, ca.pem()).unwrap();
+        fs::write(&pki.cert, leaf.pem()).unwrap();
+        fs::write(&pki.key, key.serialize_pem()).unwrap();
+        pki
+    }
+}
+
+struct Ports {
+    rtmps: u16,
+    api: u16,
+    https_api: u16,
+    http: u16,
+    https: u16,
+}
+
+fn tls_server(tag: &str, pki: &Pki, extra: &str) -> (Server, Ports) {
+    let ports = Ports {
+        rtmps: free_port(),
+        api: free_port(),
+        https_api: free_port(),
+        http: free_port(),
+        https: free_port(),
+    };
+    let html = unique_dir(&format!("{tag}-html"));
+    let body = format!(
+        "max_connections 3000;\nmax_connections_per_ip 0;\n\
+         rtmps {{ enabled on; listen 127.0.0.1:{rtmps}; key {key}; cert {cert}; }}\n\
+         http_api {{ enabled on; listen 127.0.0.1:{api};\n\
+           https {{ enabled on; listen 127.0.0.1:{https_api}; key {key}; cert {cert}; }} }}\n\
+         http_server {{ enabled on; listen 127.0.0.1:{http}; dir {html};\n\
+           https {{ enabled on; listen 127.0.0.1:{https}; key {key}; cert {cert}; }} }}\n\
+         {extra}\n\
+         vhost __defaultVhost__ {{\n\
+           http_remux {{ enabled on; mount [vhost]/[app]/[stream].flv; }}\n\
+           hls {{ enabled on; hls_fragment 1; hls_window 6; hls_path {html}; }}\n\
+         }}\n",
+        rtmps = ports.rtmps,
+        api = ports.api,
+        https_api = ports.https_api,
+        http = ports.http,
+        https = ports.https,
+        key = pki.key.display(),
+        cert = pki.cert.display(),
+        html = html.display(),
+    );
+    (Server::start_with(tag, &body), ports)
+}
+
+fn wait_port(port: u16) {
+    let up = wait_for(Duration::from_secs(10), || {
+        TcpStream::connect(addr(port)).ok().map(|_| ())
+    });
+    assert!(up.is_some(), "port {port} never opened");
+}
+
+fn record(server: &Server, url: &str, tag: &str, secs: &str) -> (Proc, PathBuf) {
+    let out = server.tmp(&format!("{tag}.flv"));
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i", url])
+        .args(["-t", secs, "-c", "copy", "-f", "flv", "-y"])
+        .arg(&out);
+    let p = Proc::spawn(&format!("ffmpeg {tag}"), cmd, server.tmp(&format!("{tag}.log")));
+    (p, out)
+}
+
+/// ffmpeg publishes over RTMPS; ffmpeg plays it back over RTMPS and over HTTPS-FLV
+/// with every track intact; ffprobe reads the HLS playlist over HTTPS; curl reads the
+/// API over HTTPS trusting only the test CA (so the chain, the names and ALPN are
+/// right, not just "some TLS").
+#[test]
+fn rtmps_and_https_serve_what_the_plain_listeners_serve() {
+    require_ffmpeg();
+    require_tool("curl");
+    let dir = unique_dir("tls-pki");
+    let pki = Pki::new(&dir, "a");
+    let (server, ports) = tls_server("tls-e2e", &pki, "");
+    wait_port(ports.rtmps);
+    let publish_url = format!("rtmps://127.0.0.1:{}/live/s", ports.rtmps);
+    let mut publisher = spawn_publisher_args(
+        &server,
+        "avc-aac-640x360-10s.flv",
+        &publish_url,
+        "rtmps",
+        &[],
+    );
+    // Players join while the publisher runs and record until it ends.
+    let live = wait_for(Duration::from_secs(10), || {
+        let out = Command::new("curl")
+            .args(["-s", "--cacert"])
+            .arg(&pki.ca)
+            .arg(format!(
+                "https://127.0.0.1:{}/api/v1/streams/",
+                ports.https_api
+            ))
+            .output()
+            .ok()?;
+        let body = String::from_utf8_lossy(&out.stdout).to_string();
+        (body.contains("\"name\":\"s\"") && body.contains("\"active\":true")).then_some(body)
+    });
+    assert!(
+        live.is_some(),
+        "the API over HTTPS never showed the RTMPS publisher"
+    );
+    let (mut rtmps_player, rtmps_out) = record(
+        &server,
+        &format!("rtmps://127.0.0.1:{}/live/s", ports.rtmps),
+        "rtmps-player",
+        "6",
+    );
+    let (mut flv_player, flv_out) = record(
+        &server,
+        &format!("https://127.0.0.1:{}/live/s.flv", ports.https),
+        "https-flv-player",
+        "6",
+    );
+    // HLS over HTTPS, once a playlist exists.
+    let m3u8 = format!("https://127.0.0.1:{}/live/s.m3u8", ports.https);
+    let probed = wait_for(Duration::from_secs(15), || {
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+            .arg(&m3u8)
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        (text.contains("h264") && text.contains("aac")).then_some(text)
+    });
+    assert!(probed.is_some(), "ffprobe could not read HLS over HTTPS");
+    rtmps_player.expect_success(Duration::from_secs(30));
+    flv_player.expect_success(Duration::from_secs(30));
+    publisher.expect_success(Duration::from_secs(30));
+    for (label, out) in [("RTMPS", &rtmps_out), ("HTTPS-FLV", &flv_out)] {
+        let got = flv_stats(out);
+        assert!(
+            got.video_frames > 100 && got.audio_frames > 150,
+            "{label} player got {got:?}"
+        );
+        assert_eq!(got.width_height, Some((640, 360)), "{label}: {got:?}");
+        assert!(got.video_seq_before_frames && got.audio_seq_before_frames, "{label}: {got:?}");
+        assert_eq!(got.video_ts_regressions + got.audio_ts_regressions, 0, "{label}: {got:?}");
+    }
+    // The API answers over HTTPS with the CA alone, and the version reply is SRS's.
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&pki.ca)
+        .arg(format!(
+            "https://localhost:{}/api/v1/versions",
+            ports.https_api
+        ))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(body.contains("\"code\":0"), "{body} {out:?}");
+    // A client that does not trust the CA is refused by its own verification.
+    let out = Command::new("curl")
+        .arg("-sS")
+        .arg(format!("https://127.0.0.1:{}/api/v1/versions", ports.https_api))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "curl trusted an unknown CA?");
+    drop(server);
+}
+
+/// What the RTMPS port gets that is not TLS, or never finishes its handshake: a
+/// plain RTMP handshake, random bytes, and 1,000 connections that send nothing. Each
+/// is closed (the flood past the handshake cap at once), the server logs why, and a
+/// live RTMPS player keeps receiving throughout; afterwards a new RTMPS client works.
+#[test]
+fn garbage_and_half_open_handshakes_on_rtmps_leave_live_players_alone() {
+    require_ffmpeg();
+    raise_fd_limit(4096);
+    let dir = unique_dir("tls-flood-pki");
+    let pki = Pki::new(&dir, "a");
+    let (server, ports) = tls_server("tls-flood", &pki, "");
+    wait_port(ports.rtmps);
+    let publish_url = server.url("live/s");
+    let mut publisher = spawn_publisher_args(
+        &server,
+        "avc-aac-640x360-10s.flv",
+        &publish_url,
+        "plain",
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let (mut player, player_out) = record(
+        &server,
+        &format!("rtmps://127.0.0.1:{}/live/s", ports.rtmps),
+        "rtmps-player",
+        "7",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+
+    // A plain RTMP client on the TLS port: its C0/C1 is not a ClientHello.
+    let mut plain = TcpStream::connect(addr(ports.rtmps)).unwrap();
+    let mut c0c1 = vec![3u8];
+    c0c1.extend(pseudo_random(1, 1536));
+    plain.write_all(&c0c1).unwrap();
+    assert_closed(&mut plain, "plain RTMP on the RTMPS port");
+    // Random bytes.
+    let mut garbage = TcpStream::connect(addr(ports.rtmps)).unwrap();
+    let _ = garbage.write_all(&pseudo_random(2, 4096));
+    assert_closed(&mut garbage, "garbage on the RTMPS port");
+    // A thousand connections that never say anything.
+    let mut idle = Vec::new();
+    for _ in 0..1000 {
+        match TcpStream::connect(addr(ports.rtmps)) {
+            Ok(s) => idle.push(s),
+            Err(e) => panic!("connect {}: {e}", idle.len()),
+        }
+    }
+    // Past the handshake cap they are closed at once (a read sees the end, not a
+    // time-out); the first ones wait for their handshake time-out.
+    let last = idle.last_mut().unwrap();
+    assert_closed(last, "a connection past the handshake cap");
+    let log = wait_for(Duration::from_secs(5), || {
+        let log = server.log();
+        log.contains("TLS handshakes already in progress").then_some(log)
+    });
+    assert!(log.is_some(), "no log line for the refused handshakes");
+    player.expect_success(Duration::from_secs(30));
+    let got = flv_stats(&player_out);
+    assert!(
+        got.video_frames > 120 && got.audio_frames > 200,
+        "the RTMPS player starved during the flood: {got:?}"
+    );
+    drop(idle);
+    // The cap is free again: a new RTMPS player plays.
+    let (mut again, again_out) = record(
+        &server,
+        &format!("rtmps://127.0.0.1:{}/live/s", ports.rtmps),
+        "rtmps-again",
+        "1",
+    );
+    again.expect_success(Duration::from_secs(20));
+    assert!(flv_stats(&again_out).video_frames > 0);
+    publisher.expect_success(Duration::from_secs(30));
+    assert!(
+        server.log().contains("TLS handshake failed"),
+        "no log line for the non-TLS clients"
+    );
+}
+
+fn assert_closed(s: &mut TcpStream, what: &str) {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            // An alert, then the end.
+            Ok(_) => continue,
+            Err(e) if is_timeout(&e) => panic!("{what}: still open after {:?}", started.elapsed()),
+            // A reset is a close too.
+            Err(_) => return,
+        }
+    }
+}
+
+fn raise_fd_limit(want: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if soft < want {
+        setrlimit(Resource::RLIMIT_NOFILE, want.min(hard), hard).unwrap();
+    }
+}
