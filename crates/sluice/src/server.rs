@@ -366,12 +366,7 @@ impl Listeners {
             }
             // The address may be held by the same port serving something else
             // (an HTTP role that changed).
-            if let Some(key) = self
-                .running
-                .keys()
-                .find(|(a, _)| matches(a, addr))
-                .copied()
-            {
+            if let Some(key) = self.running.keys().find(|(a, _)| matches(a, addr)).copied() {
                 if let Some(t) = self.running.remove(&key) {
                     t.abort();
                     let _ = t.await;

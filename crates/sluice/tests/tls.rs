@@ -102,7 +102,11 @@ fn record(server: &Server, url: &str, tag: &str, secs: &str) -> (Proc, PathBuf) 
     cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i", url])
         .args(["-t", secs, "-c", "copy", "-f", "flv", "-y"])
         .arg(&out);
-    let p = Proc::spawn(&format!("ffmpeg {tag}"), cmd, server.tmp(&format!("{tag}.log")));
+    let p = Proc::spawn(
+        &format!("ffmpeg {tag}"),
+        cmd,
+        server.tmp(&format!("{tag}.log")),
+    );
     (p, out)
 }
 
@@ -160,7 +164,14 @@ fn rtmps_and_https_serve_what_the_plain_listeners_serve() {
     let m3u8 = format!("https://127.0.0.1:{}/live/s.m3u8", ports.https);
     let probed = wait_for(Duration::from_secs(15), || {
         let out = Command::new("ffprobe")
-            .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_name",
+                "-of",
+                "csv=p=0",
+            ])
             .arg(&m3u8)
             .output()
             .ok()?;
@@ -178,8 +189,15 @@ fn rtmps_and_https_serve_what_the_plain_listeners_serve() {
             "{label} player got {got:?}"
         );
         assert_eq!(got.width_height, Some((640, 360)), "{label}: {got:?}");
-        assert!(got.video_seq_before_frames && got.audio_seq_before_frames, "{label}: {got:?}");
-        assert_eq!(got.video_ts_regressions + got.audio_ts_regressions, 0, "{label}: {got:?}");
+        assert!(
+            got.video_seq_before_frames && got.audio_seq_before_frames,
+            "{label}: {got:?}"
+        );
+        assert_eq!(
+            got.video_ts_regressions + got.audio_ts_regressions,
+            0,
+            "{label}: {got:?}"
+        );
     }
     // The API answers over HTTPS with the CA alone, and the version reply is SRS's.
     let out = Command::new("curl")
@@ -196,7 +214,10 @@ fn rtmps_and_https_serve_what_the_plain_listeners_serve() {
     // A client that does not trust the CA is refused by its own verification.
     let out = Command::new("curl")
         .arg("-sS")
-        .arg(format!("https://127.0.0.1:{}/api/v1/versions", ports.https_api))
+        .arg(format!(
+            "https://127.0.0.1:{}/api/v1/versions",
+            ports.https_api
+        ))
         .output()
         .unwrap();
     assert!(!out.status.success(), "curl trusted an unknown CA?");
@@ -256,7 +277,8 @@ fn garbage_and_half_open_handshakes_on_rtmps_leave_live_players_alone() {
     assert_closed(last, "a connection past the handshake cap");
     let log = wait_for(Duration::from_secs(5), || {
         let log = server.log();
-        log.contains("TLS handshakes already in progress").then_some(log)
+        log.contains("TLS handshakes already in progress")
+            .then_some(log)
     });
     assert!(log.is_some(), "no log line for the refused handshakes");
     player.expect_success(Duration::from_secs(30));
@@ -304,4 +326,192 @@ fn raise_fd_limit(want: u64) {
     if soft < want {
         setrlimit(Resource::RLIMIT_NOFILE, want.min(hard), hard).unwrap();
     }
+}
+
+/// A forward and an edge pull, both over RTMPS between sluice processes: the origin
+/// forwards to a second server's RTMPS port, and an edge pulls from the origin's
+/// RTMPS port. Both trust the test CA through SSL_CERT_FILE, as an operator's
+/// servers trust their CA through the system store.
+#[test]
+fn forward_and_edge_pull_go_over_rtmps() {
+    require_ffmpeg();
+    let dir = unique_dir("tls-cluster-pki");
+    let pki = Pki::new(&dir, "a");
+    let ca = pki.ca.display().to_string();
+    let env = [("SSL_CERT_FILE", ca.as_str())];
+    let rtmps = |port: u16| {
+        format!(
+            "rtmps {{ enabled on; listen 127.0.0.1:{port}; key {}; cert {}; }}\n",
+            pki.key.display(),
+            pki.cert.display()
+        )
+    };
+    let target_port = free_port();
+    let target = Server::start_with_env("tls-fwd-target", &rtmps(target_port), &env);
+    let origin_port = free_port();
+    let origin = Server::start_with_env(
+        "tls-origin",
+        &format!(
+            "{}vhost __defaultVhost__ {{ forward {{ enabled on; destination rtmps://127.0.0.1:{target_port}; }} }}\n",
+            rtmps(origin_port)
+        ),
+        &env,
+    );
+    let edge = Server::start_with_env(
+        "tls-edge",
+        &format!(
+            "vhost __defaultVhost__ {{ cluster {{ mode remote; origin rtmps://127.0.0.1:{origin_port}; }} }}\n"
+        ),
+        &env,
+    );
+    wait_port(origin_port);
+    wait_port(target_port);
+    let mut publisher = spawn_publisher(
+        &origin,
+        "avc-aac-640x360-10s.flv",
+        &origin.url("live/s"),
+        "origin",
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let (mut forwarded, forwarded_out) = record(&target, &target.url("live/s"), "forwarded", "5");
+    let (mut pulled, pulled_out) = record(&edge, &edge.url("live/s"), "pulled", "5");
+    forwarded.expect_success(Duration::from_secs(30));
+    pulled.expect_success(Duration::from_secs(30));
+    for (label, out) in [("forward", &forwarded_out), ("edge", &pulled_out)] {
+        let got = flv_stats(out);
+        assert!(
+            got.video_frames > 80 && got.audio_frames > 120,
+            "{label} over RTMPS: {got:?}"
+        );
+        assert_eq!(got.width_height, Some((640, 360)), "{label}: {got:?}");
+    }
+    publisher.expect_success(Duration::from_secs(30));
+    assert!(
+        origin.log().contains("rtmps://127.0.0.1"),
+        "the origin's log does not name the RTMPS destination"
+    );
+}
+
+/// Fifty RTMPS players keep playing through a SIGHUP that swaps the certificate
+/// and key files for ones from another CA; a connection made after the reload is
+/// served the new certificate (a client trusting only the old CA is refused, one
+/// trusting only the new CA gets in).
+#[test]
+fn a_sighup_swaps_the_certificate_under_fifty_rtmps_players() {
+    require_ffmpeg();
+    let dir = unique_dir("tls-reload-pki");
+    let old = Pki::new(&dir, "old");
+    let (server, ports) = tls_server("tls-reload", &old, "");
+    wait_port(ports.rtmps);
+    // Twenty seconds: the fixture twice.
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-stream_loop", "1", "-i"])
+        .arg(fixture("avc-aac-640x360-10s.flv"))
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(server.url("live/s"));
+    let mut publisher = Proc::spawn("ffmpeg publisher", cmd, server.tmp("publisher.log"));
+    std::thread::sleep(Duration::from_millis(1000));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!("rtmps://localhost:{}/live/s", ports.rtmps);
+    let old_roots = client_tls(&old.ca);
+    let reloaded = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut players = Vec::new();
+    for _ in 0..50 {
+        let url = url.clone();
+        let tls = old_roots.clone();
+        let reloaded = reloaded.clone();
+        players.push(rt.spawn(async move {
+            let options = rtmp::client::ClientOptions {
+                tls: Some(tls),
+                ..Default::default()
+            };
+            let mut player = rtmp::client::Client::connect_with(&url, options)
+                .await
+                .map_err(|e| format!("connect: {e}"))?
+                .play()
+                .await
+                .map_err(|e| format!("play: {e}"))?;
+            let (mut before, mut after) = (0usize, 0usize);
+            while let Some(_msg) = player.recv().await.map_err(|e| format!("recv: {e}"))? {
+                if reloaded.load(std::sync::atomic::Ordering::Relaxed) {
+                    after += 1;
+                } else {
+                    before += 1;
+                }
+            }
+            Ok::<_, String>((before, after))
+        }));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    // New files at the same paths, from another CA; then SIGHUP.
+    let new = Pki::new(&dir.join("new"), "new");
+    fs::copy(&new.cert, &old.cert).unwrap();
+    fs::copy(&new.key, &old.key).unwrap();
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    let line = wait_for(Duration::from_secs(10), || {
+        server
+            .log()
+            .lines()
+            .find(|l| l.contains("config reloaded"))
+            .map(str::to_string)
+    });
+    assert!(
+        line.as_deref()
+            .is_some_and(|l| l.contains("TLS certificates loaded")),
+        "reload line: {line:?}"
+    );
+    reloaded.store(true, std::sync::atomic::Ordering::Relaxed);
+    // New connections get the new certificate.
+    let probe = |roots: std::sync::Arc<rustls::ClientConfig>| {
+        let url = url.clone();
+        rt.block_on(async move {
+            let options = rtmp::client::ClientOptions {
+                tls: Some(roots),
+                ..Default::default()
+            };
+            rtmp::client::Client::connect_with(&url, options)
+                .await
+                .map(|_| ())
+        })
+    };
+    assert!(
+        probe(client_tls(&new.ca)).is_ok(),
+        "the new certificate is not served"
+    );
+    let refused = probe(old_roots.clone());
+    assert!(
+        matches!(refused, Err(rtmp::client::ClientError::Tls(_))),
+        "a client trusting only the old CA got in: {refused:?}"
+    );
+    publisher.expect_success(Duration::from_secs(40));
+    for (i, p) in players.into_iter().enumerate() {
+        let r = rt.block_on(p).unwrap();
+        let (before, after) = r.unwrap_or_else(|e| panic!("player {i}: {e}"));
+        assert!(
+            before > 100 && after > 300,
+            "player {i} got {before} messages before the reload and {after} after"
+        );
+    }
+}
+
+fn client_tls(ca: &Path) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
 }

@@ -12,8 +12,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use amf::Amf0Value;
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::stream::Stream;
 
 use super::session::{
     ClientConfig, ClientEvent, ClientSession, ClientSessionError, MediaKind, MediaMessage,
@@ -53,6 +55,10 @@ pub struct ClientOptions {
     pub buffer_ms: u32,
     pub play_start: f64,
     pub write_buffer: usize,
+    /// Required for `rtmps://` URLs: trust roots and crypto provider of the TLS
+    /// client. Without it an `rtmps://` connect fails with [`ClientError::Tls`].
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl Default for ClientOptions {
@@ -66,6 +72,8 @@ impl Default for ClientOptions {
             buffer_ms: super::session::DEFAULT_BUFFER_MS,
             play_start: -2.0,
             write_buffer: DEFAULT_WRITE_BUFFER,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -91,6 +99,8 @@ pub enum ClientError {
     Rejected { code: String, description: String },
     #[error("connection closed by the server {0}")]
     Closed(&'static str),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl ClientError {
@@ -108,7 +118,7 @@ impl ClientError {
 
 /// Socket, session and read buffer: what every role shares.
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     session: ClientSession,
     read_buf: BytesMut,
     options: ClientOptions,
@@ -208,6 +218,7 @@ impl Client {
         stream
             .set_nodelay(true)
             .map_err(ClientError::io("setting TCP_NODELAY"))?;
+        let stream = secure(stream, &url, &options).await?;
 
         let mut config = ClientConfig::new(url.app.clone(), url.tc_url.clone());
         config.flash_ver = options.flash_ver.clone();
@@ -287,6 +298,40 @@ impl Client {
     }
 }
 
+/// TLS over the socket for `rtmps://`, within the connect time-out.
+#[cfg(feature = "tls")]
+async fn secure(
+    tcp: TcpStream,
+    url: &RtmpUrl,
+    options: &ClientOptions,
+) -> Result<Stream, ClientError> {
+    if !url.secure {
+        return Ok(Stream::Tcp(tcp));
+    }
+    let config = options
+        .tls
+        .clone()
+        .ok_or_else(|| ClientError::Tls("rtmps:// needs a TLS client config".into()))?;
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from(url.host.clone())
+        .map_err(|e| ClientError::Tls(format!("bad server name {:?}: {e}", url.host)))?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let tls = tokio::time::timeout(options.timeout, connector.connect(name, tcp))
+        .await
+        .map_err(|_| ClientError::Timeout("TLS handshake"))?
+        .map_err(|e| ClientError::Tls(e.to_string()))?;
+    Ok(Stream::Tls(Box::new(tls)))
+}
+
+#[cfg(not(feature = "tls"))]
+async fn secure(tcp: TcpStream, url: &RtmpUrl, _: &ClientOptions) -> Result<Stream, ClientError> {
+    if url.secure {
+        return Err(ClientError::Tls(
+            "rtmps:// needs the rtmp crate's `tls` feature".into(),
+        ));
+    }
+    Ok(Stream::Tcp(tcp))
+}
+
 async fn handshake(conn: &mut Conn) -> Result<(), ClientError> {
     // Filler randomness only has to differ between connections; see handshake.rs.
     let nanos = SystemTime::now()
@@ -295,6 +340,7 @@ async fn handshake(conn: &mut Conn) -> Result<(), ClientError> {
         .unwrap_or(0);
     let port = conn
         .stream
+        .tcp()
         .local_addr()
         .map(|a| u64::from(a.port()))
         .unwrap_or(0);
@@ -384,10 +430,10 @@ impl Publisher {
         let mut total = 0;
         while total < MAX_PUBLISHER_READ {
             self.conn.read_buf.reserve(READ_CHUNK);
-            match self.conn.stream.try_read_buf(&mut self.conn.read_buf) {
-                Ok(0) => return Err(ClientError::Closed("while publishing")),
-                Ok(n) => total += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            match self.conn.stream.read_now(&mut self.conn.read_buf) {
+                Ok(Some(0)) => return Err(ClientError::Closed("while publishing")),
+                Ok(Some(n)) => total += n,
+                Ok(None) => break,
                 Err(e) => return Err(ClientError::io("reading")(e)),
             }
             while let Some(ev) = self.conn.session.feed(&mut self.conn.read_buf)? {
@@ -413,10 +459,7 @@ impl Publisher {
 }
 
 /// Writes the queue with as few syscalls as the kernel allows.
-async fn write_queue(
-    stream: &mut TcpStream,
-    queue: &mut VecDeque<Bytes>,
-) -> Result<(), ClientError> {
+async fn write_queue(stream: &mut Stream, queue: &mut VecDeque<Bytes>) -> Result<(), ClientError> {
     while !queue.is_empty() {
         let written = {
             let slices: Vec<IoSlice<'_>> = queue
@@ -465,28 +508,6 @@ pub struct Player {
 thread_local! {
     /// Where [`Player::drain_batch`] reads to: one buffer per thread instead of one per player.
     static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
-}
-
-/// One non-blocking read into the spare capacity of `buf`; Ok(None) when nothing had
-/// arrived. A read that leaves room in the buffer emptied the socket, so its readiness is
-/// cleared at once (as tokio's own `poll_read` does): otherwise the next wait would return
-/// straight away for a read that can only fail with `WouldBlock`.
-fn read_now(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Option<usize>> {
-    let spare = buf.capacity() - buf.len();
-    let mut got = 0;
-    let r = stream.try_io(Interest::READABLE, || {
-        got = stream.try_read_buf(buf)?;
-        if got > 0 && got < spare {
-            Err(io::ErrorKind::WouldBlock.into())
-        } else {
-            Ok(())
-        }
-    });
-    match r {
-        Ok(()) => Ok(Some(got)),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((got > 0).then_some(got)),
-        Err(e) => Err(e),
-    }
 }
 
 /// Feeds `buf` to the session until it needs more bytes or the stream ends; media goes to
@@ -599,7 +620,7 @@ impl Player {
                 };
                 scratch.clear();
                 scratch.reserve(READ_CHUNK);
-                let r = match read_now(&conn.stream, &mut scratch) {
+                let r = match conn.stream.read_now(&mut scratch) {
                     Ok(Some(0)) => {
                         self.ended = true;
                         Ok(())
@@ -624,7 +645,11 @@ impl Player {
             }
         }
         conn.read_buf.reserve(READ_CHUNK);
-        match read_now(&conn.stream, &mut conn.read_buf).map_err(ClientError::io("reading"))? {
+        match conn
+            .stream
+            .read_now(&mut conn.read_buf)
+            .map_err(ClientError::io("reading"))?
+        {
             Some(0) => {
                 self.ended = true;
                 Ok(())

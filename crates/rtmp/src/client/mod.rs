@@ -21,6 +21,7 @@
 #[cfg(feature = "client")]
 mod connection;
 mod session;
+mod stream;
 mod url;
 
 #[cfg(feature = "client")]
@@ -31,4 +32,4 @@ pub use session::{
     ClientConfig, ClientEvent, ClientSession, ClientSessionError, MediaKind, MediaMessage,
     MediaRef, Status, DEFAULT_BUFFER_MS, DEFAULT_CHUNK_SIZE, DEFAULT_FLASH_VER,
 };
-pub use url::{RtmpUrl, UrlError, DEFAULT_PORT};
+pub use url::{RtmpUrl, UrlError, DEFAULT_PORT, DEFAULT_TLS_PORT};

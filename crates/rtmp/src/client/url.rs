@@ -2,6 +2,8 @@
 
 /// Port used when the URL names none.
 pub const DEFAULT_PORT: u16 = 1935;
+/// Port of an `rtmps://` URL that names none (as ffmpeg and the platforms use).
+pub const DEFAULT_TLS_PORT: u16 = 443;
 
 /// A parsed `rtmp://host[:port]/app[?query]/stream[?query]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +18,8 @@ pub struct RtmpUrl {
     pub stream: String,
     /// `rtmp://host[:port]/app`, as sent in connect.
     pub tc_url: String,
+    /// `rtmps://`: RTMP over TLS (port 443 unless given).
+    pub secure: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,7 +31,7 @@ pub struct UrlError {
 
 impl RtmpUrl {
     /// The app is the first path segment (so `live?vhost=v` stays in the app); the stream is
-    /// everything after the next `/`. Only the `rtmp` scheme is accepted: rtmps/rtmpe/rtmpt
+    /// everything after the next `/`. `rtmp` and `rtmps` (TLS) are accepted: rtmpe/rtmpt
     /// need transports this client does not have.
     pub fn parse(url: &str) -> Result<RtmpUrl, UrlError> {
         let err = |reason| UrlError {
@@ -35,9 +39,14 @@ impl RtmpUrl {
             reason,
         };
         let (scheme, rest) = url.split_once("://").ok_or(err("missing rtmp:// scheme"))?;
-        if !scheme.eq_ignore_ascii_case("rtmp") {
-            return Err(err("only the rtmp:// scheme is supported"));
-        }
+        let secure = if scheme.eq_ignore_ascii_case("rtmp") {
+            false
+        } else if scheme.eq_ignore_ascii_case("rtmps") {
+            true
+        } else {
+            return Err(err("only the rtmp:// and rtmps:// schemes are supported"));
+        };
+        let scheme = if secure { "rtmps" } else { "rtmp" };
         let (authority, path) = rest
             .split_once('/')
             .ok_or(err("missing /app/stream path"))?;
@@ -62,15 +71,21 @@ impl RtmpUrl {
             host.to_string()
         };
         let tc_url = match port {
-            Some(p) => format!("rtmp://{host_for_url}:{p}/{app}"),
-            None => format!("rtmp://{host_for_url}/{app}"),
+            Some(p) => format!("{scheme}://{host_for_url}:{p}/{app}"),
+            None => format!("{scheme}://{host_for_url}/{app}"),
+        };
+        let default_port = if secure {
+            DEFAULT_TLS_PORT
+        } else {
+            DEFAULT_PORT
         };
         Ok(RtmpUrl {
             host: host.to_string(),
-            port: port.unwrap_or(DEFAULT_PORT),
+            port: port.unwrap_or(default_port),
             app: app.to_string(),
             stream: stream.to_string(),
             tc_url,
+            secure,
         })
     }
 }
@@ -123,6 +138,17 @@ mod tests {
         let u = RtmpUrl::parse("rtmp://[::1]:1936/app/s").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 1936));
         assert_eq!(u.tc_url, "rtmp://[::1]:1936/app");
+    }
+
+    #[test]
+    fn rtmps() {
+        let u = RtmpUrl::parse("rtmps://live.example.com/app/key").unwrap();
+        assert!(u.secure);
+        assert_eq!(u.port, 443);
+        assert_eq!(u.tc_url, "rtmps://live.example.com/app");
+        let u = RtmpUrl::parse("RTMPS://h:1936/app/key").unwrap();
+        assert_eq!((u.port, u.tc_url.as_str()), (1936, "rtmps://h:1936/app"));
+        assert!(!RtmpUrl::parse("rtmp://h/a/s").unwrap().secure);
     }
 
     #[test]

@@ -278,6 +278,7 @@ async fn wait_idle(source: &Source, idle_since: &mut Option<Instant>) {
 async fn connect(url: &str) -> Result<Player, rtmp::client::ClientError> {
     let options = ClientOptions {
         timeout: UPSTREAM_TIMEOUT,
+        tls: crate::tls::client_config_for(url),
         ..ClientOptions::default()
     };
     Client::connect_with(url, options).await?.play().await

@@ -222,6 +222,7 @@ async fn push_once(
 ) -> Ended {
     let options = ClientOptions {
         timeout: UPSTREAM_TIMEOUT,
+        tls: crate::tls::client_config_for(url),
         ..ClientOptions::default()
     };
     let connect = async { Client::connect_with(url, options).await?.publish().await };

@@ -36,7 +36,8 @@ pub fn settings_of(vhost: &VhostConfig) -> SourceSettings {
 /// vhost rides in the app (SRS's way) unless it is the default one, which every server
 /// (nginx-rtmp included, which would take `live?vhost=...` as the application name) has.
 pub fn upstream_url(host_port: &str, key: &StreamKey, param: &str) -> String {
-    let mut url = format!("rtmp://{host_port}/{}", key.app);
+    let (scheme, host_port) = split_scheme(host_port);
+    let mut url = format!("{scheme}://{host_port}/{}", key.app);
     if key.vhost != DEFAULT_VHOST {
         url.push_str("?vhost=");
         url.push_str(&key.vhost);
@@ -49,6 +50,18 @@ pub fn upstream_url(host_port: &str, key: &StreamKey, param: &str) -> String {
         url.push_str(param);
     }
     url
+}
+
+/// `rtmps://HOST:PORT` → ("rtmps", "HOST:PORT"); a bare `HOST:PORT` (or `rtmp://`) is plain RTMP.
+pub fn split_scheme(server: &str) -> (&'static str, &str) {
+    let lower = |p: &str| server.len() >= p.len() && server[..p.len()].eq_ignore_ascii_case(p);
+    if lower("rtmps://") {
+        ("rtmps", &server[8..])
+    } else if lower("rtmp://") {
+        ("rtmp", &server[7..])
+    } else {
+        ("rtmp", server)
+    }
 }
 
 /// The client's stream parameters without the vhost (which [`upstream_url`] sets itself).
@@ -78,12 +91,18 @@ pub fn is_own_address(host_port: &str, listen: &[SocketAddr]) -> bool {
 }
 
 fn literal_addr(host_port: &str) -> Option<SocketAddr> {
+    let (scheme, host_port) = split_scheme(host_port);
+    let default_port = if scheme == "rtmps" {
+        rtmp::client::DEFAULT_TLS_PORT
+    } else {
+        rtmp::client::DEFAULT_PORT
+    };
     if let Ok(a) = host_port.parse::<SocketAddr>() {
         return Some(a);
     }
     let (host, port) = match host_port.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') || h.ends_with(']') => (h, p.parse().ok()?),
-        _ => (host_port, rtmp::client::DEFAULT_PORT),
+        _ => (host_port, default_port),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let ip = if host.eq_ignore_ascii_case("localhost") {
@@ -122,6 +141,10 @@ mod tests {
         assert_eq!(
             upstream_url("h", &key(DEFAULT_VHOST), "?token=a"),
             "rtmp://h/live/s?token=a"
+        );
+        assert_eq!(
+            upstream_url("rtmps://h:1936", &key(DEFAULT_VHOST), "?token=a"),
+            "rtmps://h:1936/live/s?token=a"
         );
         let u = rtmp::client::RtmpUrl::parse(&upstream_url("h:1", &key("v"), "t=1")).unwrap();
         assert_eq!(

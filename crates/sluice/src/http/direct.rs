@@ -15,10 +15,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
+use crate::conn::Conn;
 use axum::response::Response;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use crate::conn::Conn;
 use tracing::{info, Instrument};
 
 use super::flv_live::{self, Admission, Admitted, PlayRequest};

@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::conn::{ConnReader, ConnWriter};
 use bytes::BytesMut;
 use rtmp::chunk::DecoderLimits;
 use rtmp::handshake::ServerHandshake;
 use rtmp::server::{ConnectInfo, Event, ServerConfig, ServerSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use crate::conn::{ConnReader, ConnWriter};
 use tracing::{info, warn};
 
 use super::{
@@ -914,8 +914,13 @@ mod tests {
         let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
         let ctx = crate::context::Context::new(crate::config::Config::default());
         let reg = ctx.clients.register("c1", addr);
-        let conn =
-            super::Connection::new(ctx.clone(), crate::conn::Conn::plain(socket), addr, "c1".into(), reg.client.clone());
+        let conn = super::Connection::new(
+            ctx.clone(),
+            crate::conn::Conn::plain(socket),
+            addr,
+            "c1".into(),
+            reg.client.clone(),
+        );
         let conn_size = std::mem::size_of_val(&conn);
         let run = conn.run();
         let run_size = std::mem::size_of_val(&run);

@@ -89,12 +89,7 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener, limit: Arc<Semaphor
     .await
 }
 
-async fn handle(
-    ctx: Arc<Context>,
-    halves: crate::conn::Conn,
-    peer: SocketAddr,
-    cid: String,
-) {
+async fn handle(ctx: Arc<Context>, halves: crate::conn::Conn, peer: SocketAddr, cid: String) {
     ctx.counters.active.fetch_add(1, Ordering::Relaxed);
     let registration = ctx.clients.register(&cid, peer);
     connection::Connection::new(ctx.clone(), halves, peer, cid, registration.client.clone())

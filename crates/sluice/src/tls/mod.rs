@@ -37,6 +37,30 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// refused at once instead of taking the CPU that live players need.
 pub const MAX_HANDSHAKES: usize = 256;
 
+/// The TLS client config of `rtmps://` upstreams (forward, edge), built on first
+/// use: the system's trust store is read once per process. None when it cannot be
+/// built (logged); such a connect then fails with a clear error.
+pub fn client_config() -> Option<Arc<rustls::ClientConfig>> {
+    static CLIENT: std::sync::OnceLock<Option<Arc<rustls::ClientConfig>>> =
+        std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| match certs::client_config() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!("TLS client config: {e}");
+                None
+            }
+        })
+        .clone()
+}
+
+/// [`client_config`] for an `rtmps://` URL, nothing for a plain one (so that plain
+/// upstreams never read the trust store).
+pub fn client_config_for(url: &str) -> Option<Arc<rustls::ClientConfig>> {
+    let secure = url.len() >= 8 && url[..8].eq_ignore_ascii_case("rtmps://");
+    secure.then(client_config).flatten()
+}
+
 /// Which listener a TLS connection came in on: each has its own certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TlsListener {
@@ -77,7 +101,11 @@ impl Acceptors {
         let mut by_listener = HashMap::new();
         let wanted = [
             (TlsListener::Rtmps, &config.rtmps, &[][..]),
-            (TlsListener::Api, &config.http_api.https, &[&b"http/1.1"[..]][..]),
+            (
+                TlsListener::Api,
+                &config.http_api.https,
+                &[&b"http/1.1"[..]][..],
+            ),
             (
                 TlsListener::Server,
                 &config.http_server.https,
@@ -89,10 +117,7 @@ impl Acceptors {
                 continue;
             }
             let default = load(&l.cert, &l.key)?;
-            by_listener.insert(
-                which,
-                certs::server_config(default, by_name.clone(), alpn)?,
-            );
+            by_listener.insert(which, certs::server_config(default, by_name.clone(), alpn)?);
         }
         Ok(Acceptors { by_listener })
     }
@@ -205,7 +230,9 @@ impl Tls {
             .clone()
             .try_acquire_owned()
             .map_err(|_| HandshakeError::Busy)?;
-        let config = self.config_for(which).ok_or(HandshakeError::NoCertificate)?;
+        let config = self
+            .config_for(which)
+            .ok_or(HandshakeError::NoCertificate)?;
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => Ok(tls.into_inner()),

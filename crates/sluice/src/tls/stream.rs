@@ -200,10 +200,11 @@ impl TlsWriter {
     /// readiness, so that [`TlsWriter::writable`] then really waits for room.
     fn send_pending(&self, conn: &mut rustls::Connection) -> io::Result<()> {
         let r = match send_tls(conn, self.shared.fd) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self
-                .tcp
-                .as_ref()
-                .try_io(tokio::io::Interest::WRITABLE, || send_tls(conn, self.shared.fd)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.tcp.as_ref().try_io(tokio::io::Interest::WRITABLE, || {
+                    send_tls(conn, self.shared.fd)
+                })
+            }
             r => r,
         };
         self.shared
@@ -386,7 +387,10 @@ mod tests {
         while at < body.len() {
             let end = (at + 70_000).min(body.len());
             let half = at + (end - at) / 2;
-            match writer.try_send(&[IoSlice::new(&body[at..half]), IoSlice::new(&body[half..end])]) {
+            match writer.try_send(&[
+                IoSlice::new(&body[at..half]),
+                IoSlice::new(&body[half..end]),
+            ]) {
                 Ok(n) => at += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => panic!("{e}"),

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use rustls_pki_types::pem::PemObject;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rustls_pki_types::pem::PemObject;
 
 pub struct TestPki {
     pub ca_pem: String,

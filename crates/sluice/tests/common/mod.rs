@@ -212,6 +212,11 @@ impl Server {
 
     /// `body` is the config without its `listen` line (the harness picks the port).
     pub fn start_with(tag: &str, body: &str) -> Server {
+        Server::start_with_env(tag, body, &[])
+    }
+
+    /// Like [`Server::start_with`], with environment variables for the process.
+    pub fn start_with_env(tag: &str, body: &str, env: &[(&str, &str)]) -> Server {
         let dir = unique_dir(tag);
         let mut last_log = String::new();
         for attempt in 0..3 {
@@ -227,6 +232,9 @@ impl Server {
             .expect("write config");
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
             cmd.arg("-c").arg(&conf).current_dir(&dir);
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
             let mut proc = Proc::spawn("sluice", cmd, dir.join(format!("sluice-{attempt}.log")));
             let up = wait_for(SERVER_START_TIMEOUT, || {
                 if !proc.is_running() {
@@ -275,6 +283,12 @@ impl Server {
 
     pub fn tmp(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// Sends a signal to the server (SIGHUP reloads).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), sig)
+            .expect("signal the server");
     }
 }
 

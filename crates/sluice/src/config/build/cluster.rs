@@ -17,11 +17,14 @@ const CLUSTER_UNIMPLEMENTED: &[&str] = &[
 /// Most upstream servers one list may name: a typo guard, not a real limit.
 const MAX_HOSTS: usize = 64;
 
-/// `HOST`, `HOST:PORT` or `[V6]:PORT`; only the shape is checked (names resolve later).
+/// `HOST`, `HOST:PORT` or `[V6]:PORT`, optionally after `rtmp://` or `rtmps://` (RTMP
+/// over TLS to that server); only the shape is checked (names resolve later).
 fn host_port(d: &Directive, v: &str) -> Result<String, ConfigError> {
-    const EXPECTED: &str = "HOST or HOST:PORT";
+    const EXPECTED: &str = "HOST, HOST:PORT or rtmps://HOST:PORT";
+    let full = v;
+    let (scheme, v) = crate::forward::relay::split_scheme(v);
     if v.is_empty() || v.contains('/') || v.chars().any(char::is_whitespace) {
-        return Err(bad_value(d, v, EXPECTED));
+        return Err(bad_value(d, full, EXPECTED));
     }
     let port = if let Some(rest) = v.strip_prefix('[') {
         let (_, after) = rest.split_once(']').ok_or(bad_value(d, v, EXPECTED))?;
@@ -36,10 +39,13 @@ fn host_port(d: &Directive, v: &str) -> Result<String, ConfigError> {
     if let Some(p) = port {
         match p.parse::<u16>() {
             Ok(n) if n > 0 => {}
-            _ => return Err(bad_value(d, v, EXPECTED)),
+            _ => return Err(bad_value(d, full, EXPECTED)),
         }
     }
-    Ok(v.to_string())
+    Ok(match scheme {
+        "rtmps" => format!("rtmps://{v}"),
+        _ => v.to_string(),
+    })
 }
 
 fn hosts(d: &Directive) -> Result<Vec<String>, ConfigError> {
@@ -154,6 +160,13 @@ mod tests {
         let f = &c.vhost("v").unwrap().forward;
         assert!(f.enabled);
         assert_eq!(f.destinations, ["127.0.0.1:1936", "h:1937"]);
+        let c = ok(
+            "vhost v { forward { enabled on; destination rtmps://a.example:443 RTMP://b:1935; } }",
+        );
+        assert_eq!(
+            c.vhosts[0].forward.destinations,
+            ["rtmps://a.example:443", "b:1935"]
+        );
         assert_eq!(
             f.backend.as_deref(),
             Some("http://127.0.0.1:8085/api/v1/forward")

@@ -20,8 +20,8 @@ pub use hooks::{
     ReferConfig, SecurityConfig, SecurityRule, DEFAULT_HEARTBEAT_INTERVAL, MAX_HOOK_TIMEOUT_MS,
 };
 pub use http::{
-    HlsAcodec, HlsConfig, HlsOnError, HlsVcodec, HttpApiConfig, HttpAuth, HttpRemuxConfig, TlsListenConfig, VhostTlsConfig,
-    HttpServerConfig, RawApiConfig,
+    HlsAcodec, HlsConfig, HlsOnError, HlsVcodec, HttpApiConfig, HttpAuth, HttpRemuxConfig,
+    HttpServerConfig, RawApiConfig, TlsListenConfig, VhostTlsConfig,
 };
 
 /// Name of the catch-all vhost, as in SRS.
