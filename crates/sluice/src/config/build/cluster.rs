@@ -160,16 +160,17 @@ mod tests {
         let f = &c.vhost("v").unwrap().forward;
         assert!(f.enabled);
         assert_eq!(f.destinations, ["127.0.0.1:1936", "h:1937"]);
-        let c = ok(
-            "vhost v { forward { enabled on; destination rtmps://a.example:443 RTMP://b:1935; } }",
-        );
-        assert_eq!(
-            c.vhosts[0].forward.destinations,
-            ["rtmps://a.example:443", "b:1935"]
-        );
         assert_eq!(
             f.backend.as_deref(),
             Some("http://127.0.0.1:8085/api/v1/forward")
+        );
+        let c = parse(
+            "vhost v { forward { enabled on; destination rtmps://a.example:443 RTMP://b:1935; } }",
+        )
+        .unwrap();
+        assert_eq!(
+            c.vhost("v").unwrap().forward.destinations,
+            ["rtmps://a.example:443", "b:1935"]
         );
     }
 
