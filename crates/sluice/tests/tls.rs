@@ -515,3 +515,62 @@ fn client_tls(ca: &Path) -> std::sync::Arc<rustls::ClientConfig> {
         .with_no_client_auth(),
     )
 }
+
+/// A certificate that cannot be used stops the start with the file named; at a
+/// reload, a key that does not match keeps the certificate in force (new clients
+/// still get in with the old CA).
+#[test]
+fn bad_certificates_refuse_the_start_and_leave_a_reload_unchanged() {
+    let dir = unique_dir("tls-bad-pki");
+    let pki = Pki::new(&dir, "a");
+    let port = free_port();
+    let conf = dir.join("bad.conf");
+    fs::write(
+        &conf,
+        format!(
+            "listen 127.0.0.1:{};\nrtmps {{ enabled on; listen 127.0.0.1:{port}; key {}; cert {}; }}\n",
+            free_port(),
+            pki.key.display(),
+            dir.join("nowhere.crt").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.arg("-c").arg(&conf).current_dir(&dir);
+    let mut p = Proc::spawn("sluice bad cert", cmd, dir.join("bad.log"));
+    let status = p.wait_timeout(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "sluice started with a missing certificate: {status:?}"
+    );
+    let out = p.output();
+    assert!(
+        out.contains("certificate") && out.contains("nowhere.crt"),
+        "{out}"
+    );
+
+    let (server, ports) = tls_server("tls-bad-reload", &pki, "");
+    wait_port(ports.rtmps);
+    let other = Pki::new(&dir.join("other"), "other");
+    fs::copy(&other.key, &pki.key).unwrap();
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    let line = wait_for(Duration::from_secs(10), || {
+        server
+            .log()
+            .lines()
+            .find(|l| l.contains("reload failed"))
+            .map(str::to_string)
+    });
+    assert!(
+        line.as_deref().is_some_and(|l| l.contains("does not match")),
+        "{line:?}"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let options = rtmp::client::ClientOptions {
+        tls: Some(client_tls(&pki.ca)),
+        ..Default::default()
+    };
+    let url = format!("rtmps://localhost:{}/live/s", ports.rtmps);
+    let connected = rt.block_on(rtmp::client::Client::connect_with(&url, options));
+    assert!(connected.is_ok(), "{:?}", connected.err());
+}

@@ -740,12 +740,10 @@ fn http_api_values() {
             allow_update: true
         }
     );
-    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-    assert!(
-        c.warnings[0].starts_with("t.conf:5: http_api.https: known SRS directive"),
-        "{}",
-        c.warnings[0]
-    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert!(api.https.enabled);
+    assert_eq!(api.https.listen, SocketAddr::from(([0, 0, 0, 0], 1990)));
+    assert_eq!(api.https.cert, PathBuf::from("./conf/server.crt"));
     // Disabled auth keeps no credentials.
     let c = ok("http_api { auth { enabled off; username u; password p; } }");
     assert_eq!(c.http_api.auth, None);
@@ -765,12 +763,26 @@ fn http_server_values() {
     assert!(s.enabled && !s.crossdomain);
     assert_eq!(s.listen, "[::1]:80".parse::<SocketAddr>().expect("a"));
     assert_eq!(s.dir, PathBuf::from("/srv/www"));
-    assert_eq!(c.warnings.len(), 1);
-    assert!(
-        c.warnings[0].starts_with("t.conf:2: http_server.https:"),
-        "{:?}",
-        c.warnings
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // SRS's defaults: off, port 8088, ./conf/server.{key,crt}.
+    assert!(!s.https.enabled);
+    assert_eq!(s.https.listen, SocketAddr::from(([0, 0, 0, 0], 8088)));
+    assert_eq!(s.https.key, PathBuf::from("./conf/server.key"));
+    let c = ok("rtmps { enabled on; listen 127.0.0.1:1937; key k.pem; cert c.pem; }
+vhost v { tls { cert v.crt; key v.key; } }");
+    assert!(c.rtmps.enabled);
+    assert_eq!(c.rtmps.listen, "127.0.0.1:1937".parse::<SocketAddr>().expect("a"));
+    assert_eq!(
+        c.vhost("v").and_then(|v| v.tls.clone()).map(|t| t.cert),
+        Some(PathBuf::from("v.crt"))
     );
+    for (conf, line, msg) in [
+        ("rtmps { listen 1; keyy x; }", 1, "keyy"),
+        ("vhost v { tls { cert a; } }", 1, "needs both cert and key"),
+    ] {
+        let e = err_of(conf).to_string();
+        assert!(e.contains(&format!("t.conf:{line}")) && e.contains(msg), "{conf}: {e}");
+    }
     // SRS 1 spelling.
     let c = ok("http_stream { enabled on; listen 81; }");
     assert!(c.http_server.enabled);

@@ -139,3 +139,76 @@ pub fn client_config() -> Result<Arc<rustls::ClientConfig>, CertError> {
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::test_certs::TestPki;
+
+    fn write(dir: &Path, tag: &str, pki: &TestPki) -> Arc<CertifiedKey> {
+        let (c, k) = (dir.join(format!("{tag}.crt")), dir.join(format!("{tag}.key")));
+        std::fs::write(&c, &pki.cert_pem).unwrap();
+        std::fs::write(&k, &pki.key_pem).unwrap();
+        load_certified_key(&c, &k).unwrap()
+    }
+
+    async fn handshake(server: Arc<rustls::ServerConfig>, sni: &str, trust: &TestPki) -> bool {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accept = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let _ = tokio_rustls::TlsAcceptor::from(server).accept(tcp).await;
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from(sni.to_string()).unwrap();
+        let ok = tokio_rustls::TlsConnector::from(trust.client_config())
+            .connect(name, tcp)
+            .await
+            .is_ok();
+        accept.await.unwrap();
+        ok
+    }
+
+    /// A vhost's own certificate is chosen by the name the client asks for; any
+    /// other name (or none) gets the listener's.
+    #[tokio::test]
+    async fn sni_picks_the_vhost_certificate() {
+        let dir = std::env::temp_dir().join(format!("sluice-sni-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (listener_pki, vhost_pki) = (TestPki::new("localhost"), TestPki::new("v1.test"));
+        let default = write(&dir, "default", &listener_pki);
+        let by_name = HashMap::from([("V1.test".to_string(), write(&dir, "v1", &vhost_pki))]);
+        let config = server_config(default, by_name, &[]).unwrap();
+        assert!(handshake(config.clone(), "v1.test", &vhost_pki).await);
+        assert!(!handshake(config.clone(), "v1.test", &listener_pki).await);
+        assert!(handshake(config.clone(), "localhost", &listener_pki).await);
+        assert!(!handshake(config, "localhost", &vhost_pki).await);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Each way an operator's files can be wrong is named, with the file.
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        let dir = std::env::temp_dir().join(format!("sluice-badcert-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (TestPki::new("a"), TestPki::new("b"));
+        let p = |n: &str| dir.join(n);
+        std::fs::write(p("a.crt"), &a.cert_pem).unwrap();
+        std::fs::write(p("b.key"), &b.key_pem).unwrap();
+        std::fs::write(p("empty.crt"), "not a certificate\n").unwrap();
+        std::fs::write(p("a.key"), &a.key_pem).unwrap();
+        let cases = [
+            (p("missing.crt"), p("a.key"), "missing.crt"),
+            (p("empty.crt"), p("a.key"), "no CERTIFICATE block"),
+            (p("a.crt"), p("missing.key"), "missing.key"),
+            (p("a.crt"), p("a.crt"), "no usable private key"),
+            (p("a.crt"), p("b.key"), "does not match"),
+        ];
+        for (cert, key, want) in cases {
+            let e = load_certified_key(&cert, &key).unwrap_err().to_string();
+            assert!(e.contains(want), "{cert:?} {key:?}: {e}");
+        }
+        assert!(load_certified_key(&p("a.crt"), &p("a.key")).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
