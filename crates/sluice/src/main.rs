@@ -58,6 +58,12 @@ fn main() -> ExitCode {
             eprintln!("sluice: warning: {w}");
         }
         println!("sluice: the configuration file {name} syntax is ok");
+        // The certificates too: a test that passes must mean the server starts.
+        if let Err(e) = sluice::tls::Acceptors::build(&config) {
+            eprintln!("sluice: {e}");
+            eprintln!("sluice: configuration file {name} test failed");
+            return ExitCode::FAILURE;
+        }
         println!("sluice: configuration file {name} test is successful");
         return ExitCode::SUCCESS;
     }

@@ -302,6 +302,18 @@ fn garbage_and_half_open_handshakes_on_rtmps_leave_live_players_alone() {
         server.log().contains("TLS handshake failed"),
         "no log line for the non-TLS clients"
     );
+    let metrics = Command::new("curl")
+        .arg("-s")
+        .arg(format!("http://127.0.0.1:{}/metrics", ports.api))
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    let failed: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sluice_tls_handshakes_failed_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no TLS metrics in\n{metrics}"));
+    assert!(failed >= 700, "{failed} failed handshakes counted");
 }
 
 fn assert_closed(s: &mut TcpStream, what: &str) {
@@ -548,6 +560,16 @@ fn bad_certificates_refuse_the_start_and_leave_a_reload_unchanged() {
         out.contains("certificate") && out.contains("nowhere.crt"),
         "{out}"
     );
+    // `sluice -t` reads the certificates too.
+    let t = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("-t")
+        .arg("-c")
+        .arg(&conf)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&t.stderr);
+    assert!(!t.status.success() && text.contains("nowhere.crt"), "{text}");
 
     let (server, ports) = tls_server("tls-bad-reload", &pki, "");
     wait_port(ports.rtmps);

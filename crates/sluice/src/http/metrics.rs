@@ -137,6 +137,29 @@ pub fn render(ctx: &Context) -> String {
     }
     single(
         &mut out,
+        "sluice_tls_handshakes_total",
+        "counter",
+        "TLS handshakes completed on the RTMPS and HTTPS listeners.",
+        ctx.tls.completed.load(Ordering::Relaxed),
+    );
+    single(
+        &mut out,
+        "sluice_tls_handshakes_failed_total",
+        "counter",
+        "TLS connections closed before their handshake completed: not TLS, a client \
+         that did not trust the certificate, a time-out, or the cap on handshakes in \
+         progress.",
+        ctx.tls.failed.load(Ordering::Relaxed),
+    );
+    single(
+        &mut out,
+        "sluice_tls_handshakes_in_progress",
+        "gauge",
+        "TLS handshakes in progress now (at most 256).",
+        ctx.tls.in_flight() as u64,
+    );
+    single(
+        &mut out,
         "sluice_pending_message_bytes",
         "gauge",
         "Bytes of RTMP messages publishers have begun and not finished sending.",
@@ -244,6 +267,9 @@ mod tests {
             "sluice_connections_refused_total{reason=\"api\"} 0",
             "sluice_connections_open{cap=\"max_connections\"} 1",
             "sluice_connections_open{cap=\"api\"} 0",
+            "sluice_tls_handshakes_total 0",
+            "sluice_tls_handshakes_failed_total 0",
+            "sluice_tls_handshakes_in_progress 0",
             "sluice_stream_recv_kbps{vhost=\"__defaultVhost__\",app=\"li\\\"ve\",stream=\"s\"} 0",
             "# TYPE sluice_stream_send_kbps gauge",
             "sluice_stream_clients{",
