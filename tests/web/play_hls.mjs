@@ -2,6 +2,7 @@
 // page's window.__hls until fragments are loaded and media is buffered (and, where the
 // browser decodes H.264, playback time advances) or the time runs out. Prints the last
 // state as one JSON line. Usage: node play_hls.mjs PAGE_URL CHROMIUM_PATH TIMEOUT_SECONDS
+// (CHROMIUM_EXTRA_ARGS in the environment: more flags for the browser, space-separated).
 import { chromium } from "playwright-core";
 
 const [url, executablePath, timeoutArg] = process.argv.slice(2);
@@ -18,6 +19,8 @@ const browser = await chromium.launch({
     "--disable-component-update",
     "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",
+    // e.g. --ignore-certificate-errors-spki-list=HASH for a test's own certificate.
+    ...(process.env.CHROMIUM_EXTRA_ARGS || "").split(" ").filter((a) => a),
   ],
 });
 let state = null;

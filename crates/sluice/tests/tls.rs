@@ -13,40 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::pki::Pki;
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-
-/// A CA and a server certificate for 127.0.0.1 and localhost, as PEM files.
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl Pki {
-    fn new(dir: &Path, tag: &str) -> Pki {
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, format!("sluice test CA {tag}"));
-        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        fs::create_dir_all(dir).unwrap();
-        let pki = Pki {
-            ca: dir.join(format!("ca-{tag}.pem")),
-            cert: dir.join(format!("cert-{tag}.pem")),
-            key: dir.join(format!("key-{tag}.pem")),
-        };
-        fs::write(&pki.ca, ca.pem()).unwrap();
-        fs::write(&pki.cert, leaf.pem()).unwrap();
-        fs::write(&pki.key, key.serialize_pem()).unwrap();
-        pki
-    }
-}
 
 struct Ports {
     rtmps: u16,
@@ -569,7 +537,10 @@ fn bad_certificates_refuse_the_start_and_leave_a_reload_unchanged() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&t.stderr);
-    assert!(!t.status.success() && text.contains("nowhere.crt"), "{text}");
+    assert!(
+        !t.status.success() && text.contains("nowhere.crt"),
+        "{text}"
+    );
 
     let (server, ports) = tls_server("tls-bad-reload", &pki, "");
     wait_port(ports.rtmps);
@@ -584,7 +555,8 @@ fn bad_certificates_refuse_the_start_and_leave_a_reload_unchanged() {
             .map(str::to_string)
     });
     assert!(
-        line.as_deref().is_some_and(|l| l.contains("does not match")),
+        line.as_deref()
+            .is_some_and(|l| l.contains("does not match")),
         "{line:?}"
     );
     let rt = tokio::runtime::Runtime::new().unwrap();

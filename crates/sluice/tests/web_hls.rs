@@ -63,7 +63,7 @@ fn ensure_node_modules() {
 
 #[test]
 fn chromium_plays_live_hls_with_hls_js() {
-    let v = play_in_chromium("web-hls", "");
+    let v = play_in_chromium("web-hls", "", false);
     assert_eq!(
         v["keysLoaded"].as_u64(),
         Some(0),
@@ -75,17 +75,31 @@ fn chromium_plays_live_hls_with_hls_js() {
 /// H.264, plays) the media of the segments, which it can only demux once decrypted.
 #[test]
 fn chromium_plays_encrypted_hls_with_hls_js() {
-    let v = play_in_chromium("web-hls-keys", "hls_keys on; hls_fragments_per_key 2;");
+    let v = play_in_chromium(
+        "web-hls-keys",
+        "hls_keys on; hls_fragments_per_key 2;",
+        false,
+    );
     assert!(
         v["keysLoaded"].as_u64().unwrap_or(0) > 0,
         "no key loaded: {v}"
     );
 }
 
+/// HLS over HTTPS (`http_server { https { } }`): the page, playlist and segments come over
+/// TLS, and Chromium trusts nothing but the test's own key
+/// (`--ignore-certificate-errors-spki-list`), so a handshake or certificate problem fails.
+#[test]
+fn chromium_plays_hls_over_https() {
+    let v = play_in_chromium("web-hls-tls", "", true);
+    assert!(v["fragsLoaded"].as_u64().unwrap_or(0) > 0, "{v}");
+}
+
 /// Publishes the fixture to a server with HLS (`extra_hls` added to its `hls { }`) and plays
 /// it in Chromium with hls.js: fragments loaded and media buffered, and playback advancing
-/// where the browser decodes H.264. Returns the page's final state.
-fn play_in_chromium(tag: &str, extra_hls: &str) -> serde_json::Value {
+/// where the browser decodes H.264. With `tls`, the page is loaded over HTTPS. Returns the
+/// page's final state.
+fn play_in_chromium(tag: &str, extra_hls: &str, tls: bool) -> serde_json::Value {
     require_ffmpeg();
     let chromium = find_chromium();
     ensure_node_modules();
@@ -101,11 +115,22 @@ fn play_in_chromium(tag: &str, extra_hls: &str) -> serde_json::Value {
     fs::copy(web.join("hls.html"), root.join("hls.html")).expect("copy page");
 
     let http = free_port();
+    let https = free_port();
+    let pki = common::pki::Pki::new(&root.join("pki"), "web");
+    let https_block = if tls {
+        format!(
+            "https {{ enabled on; listen 127.0.0.1:{https}; key {}; cert {}; }}",
+            pki.key.display(),
+            pki.cert.display()
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
         "max_connections 100;
 daemon off;
 srs_log_tank console;
-http_server {{ enabled on; listen 127.0.0.1:{http}; dir {root}; }}
+http_server {{ enabled on; listen 127.0.0.1:{http}; dir {root}; {https_block} }}
 vhost __defaultVhost__ {{
     hls {{ enabled on; hls_path {root}; hls_fragment 2; hls_window 10; {extra_hls} }}
 }}
@@ -132,9 +157,22 @@ vhost __defaultVhost__ {{
     });
     assert!(ready.is_some(), "no live playlist with 3 segments");
 
+    let page = if tls {
+        format!("https://127.0.0.1:{https}/hls.html")
+    } else {
+        format!("http://127.0.0.1:{http}/hls.html")
+    };
     let out = Command::new("node")
         .arg(web.join("play_hls.mjs"))
-        .arg(format!("http://127.0.0.1:{http}/hls.html"))
+        .arg(page)
+        .env(
+            "CHROMIUM_EXTRA_ARGS",
+            if tls {
+                format!("--ignore-certificate-errors-spki-list={}", pki.spki_sha256)
+            } else {
+                String::new()
+            },
+        )
         .arg(&chromium)
         .arg("20")
         .current_dir(web)

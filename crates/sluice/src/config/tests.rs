@@ -768,10 +768,15 @@ fn http_server_values() {
     assert!(!s.https.enabled);
     assert_eq!(s.https.listen, SocketAddr::from(([0, 0, 0, 0], 8088)));
     assert_eq!(s.https.key, PathBuf::from("./conf/server.key"));
-    let c = ok("rtmps { enabled on; listen 127.0.0.1:1937; key k.pem; cert c.pem; }
-vhost v { tls { cert v.crt; key v.key; } }");
+    let c = ok(
+        "rtmps { enabled on; listen 127.0.0.1:1937; key k.pem; cert c.pem; }
+vhost v { tls { cert v.crt; key v.key; } }",
+    );
     assert!(c.rtmps.enabled);
-    assert_eq!(c.rtmps.listen, "127.0.0.1:1937".parse::<SocketAddr>().expect("a"));
+    assert_eq!(
+        c.rtmps.listen,
+        "127.0.0.1:1937".parse::<SocketAddr>().expect("a")
+    );
     assert_eq!(
         c.vhost("v").and_then(|v| v.tls.clone()).map(|t| t.cert),
         Some(PathBuf::from("v.crt"))
@@ -781,7 +786,10 @@ vhost v { tls { cert v.crt; key v.key; } }");
         ("vhost v { tls { cert a; } }", 1, "needs both cert and key"),
     ] {
         let e = err_of(conf).to_string();
-        assert!(e.contains(&format!("t.conf:{line}")) && e.contains(msg), "{conf}: {e}");
+        assert!(
+            e.contains(&format!("t.conf:{line}")) && e.contains(msg),
+            "{conf}: {e}"
+        );
     }
     // SRS 1 spelling.
     let c = ok("http_stream { enabled on; listen 81; }");

@@ -146,7 +146,10 @@ mod tests {
     use crate::tls::test_certs::TestPki;
 
     fn write(dir: &Path, tag: &str, pki: &TestPki) -> Arc<CertifiedKey> {
-        let (c, k) = (dir.join(format!("{tag}.crt")), dir.join(format!("{tag}.key")));
+        let (c, k) = (
+            dir.join(format!("{tag}.crt")),
+            dir.join(format!("{tag}.key")),
+        );
         std::fs::write(&c, &pki.cert_pem).unwrap();
         std::fs::write(&k, &pki.key_pem).unwrap();
         load_certified_key(&c, &k).unwrap()

@@ -6,6 +6,8 @@
 //! assertion never leaves a server or an ffmpeg behind, and every wait has a deadline.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
