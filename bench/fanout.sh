@@ -10,7 +10,9 @@
 #   PLAYERS="200 1000" DURATION=15 bench/fanout.sh   # a quick run
 #
 # Environment: PLAYERS, DURATION (s), MW_LATENCY (ms, sluice's play { mw_latency }),
-# SERVERS ("sluice nginx"; "before" runs the sluice binary BEFORE_BIN (not SLUICE_*: the server reads those as config), e.g. built from
+# SERVERS ("sluice nginx"; "sluice-tls" is sluice with its RTMP players over RTMPS (the
+# publisher stays on RTMP; a self-signed P-256 certificate made here with openssl);
+# "before" runs the sluice binary BEFORE_BIN (not SLUICE_*: the server reads those as config), e.g. built from
 # an earlier commit, for a before/after comparison in one run), PROTOCOL (rtmp|flv; flv is sluice-only), RAMP (players/s),
 # SERVER_CPU / BENCH_CPU (cores), BENCH_THREADS, READ_TICK (ms, sluice-bench --read-tick),
 # REPEAT (runs of each step, servers alternating; adds a mean/spread table), FIXTURE, OUT.
@@ -91,11 +93,23 @@ per_ip_line() { # $1 = binary
     fi
 }
 
-start_sluice() { # $1 = rtmp port, $2 = http port, $3 = binary
+make_cert() {
+    [[ -f $WORK/cert.pem ]] && return 0
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 2 -subj /CN=localhost \
+        -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" >/dev/null 2>&1
+}
+
+start_sluice() { # $1 = rtmp port, $2 = http port, $3 = binary, $4 = rtmps port (optional)
     local dir=$WORK/sluice
     mkdir -p "$dir"
+    local rtmps=""
+    if [[ -n "${4:-}" ]]; then
+        rtmps="rtmps { enabled on; listen 127.0.0.1:$4; key $WORK/key.pem; cert $WORK/cert.pem; }"
+    fi
     cat > "$dir/sluice.conf" <<CONF
 listen              127.0.0.1:$1;
+$rtmps
 max_connections     1000000;
 $(per_ip_line "${3:-$SLUICE}")
 daemon              off;
@@ -160,8 +174,14 @@ for n in $PLAYERS; do
         fi
         rtmp_port=$(free_port)
         http_port=$(free_port)
+        tls_args=()
         case "$server" in
             sluice) start_sluice "$rtmp_port" "$http_port" ;;
+            sluice-tls)
+                make_cert
+                tls_port=$(free_port)
+                start_sluice "$rtmp_port" "$http_port" "$SLUICE" "$tls_port"
+                tls_args=(--tls --tls-port "$tls_port" --ca "$WORK/cert.pem") ;;
             before) start_sluice "$rtmp_port" "$http_port" "${BEFORE_BIN:?set BEFORE_BIN to the binary to compare}" ;;
             nginx) start_nginx "$rtmp_port" ;;
             *) echo "unknown server $server" >&2; exit 2 ;;
@@ -173,7 +193,7 @@ for n in $PLAYERS; do
             --url "rtmp://127.0.0.1:$rtmp_port/live/bench" --file "$FIXTURE" \
             --clients "$n" --duration "$DURATION" --ramp "$RAMP" --protocol "$PROTOCOL" \
             --http-port "$http_port" --threads "$BENCH_THREADS" --read-tick "$READ_TICK" \
-            --server-pid "$SERVER_PID" --json > "$json"; then
+            --server-pid "$SERVER_PID" "${tls_args[@]}" --json > "$json"; then
             python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["server_name"]=sys.argv[2]; d["players"]=int(sys.argv[3]); print(json.dumps(d))' \
                 "$json" "$server" "$n" >> "$ROWS"
         else

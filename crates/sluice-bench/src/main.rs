@@ -54,6 +54,16 @@ struct PlayArgs {
     /// many players, instead of waking per write; latencies read up to this late.
     #[arg(long, default_value_t = 1.0)]
     read_tick: f64,
+    /// RTMP players over TLS: fanout plays rtmps://HOST:TLS_PORT/APP/STREAM (the
+    /// publisher stays on plain RTMP). Needs --ca.
+    #[arg(long)]
+    tls: bool,
+    /// Port of the server's RTMPS listener, with --tls.
+    #[arg(long, default_value_t = 1936)]
+    tls_port: u16,
+    /// PEM file of the CA (or self-signed certificate) that rtmps:// players trust.
+    #[arg(long)]
+    ca: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -108,14 +118,44 @@ enum CliError {
     Url(#[from] rtmp::client::UrlError),
     #[error(transparent)]
     Run(#[from] run::RunError),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 fn secs(s: f64) -> Result<Duration, BadDuration> {
     Duration::try_from_secs_f64(s).map_err(|_| BadDuration(s))
 }
 
-fn play_config(url: String, a: &PlayArgs) -> Result<PlayConfig, BadDuration> {
+/// A TLS client trusting the certificates of `ca` only.
+fn client_tls(ca: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, CliError> {
+    use rustls_pki_types::pem::PemObject;
+    let bad = |e: String| CliError::Tls(format!("{}: {e}", ca.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(ca).map_err(|e| bad(e.to_string()))? {
+        roots
+            .add(c.map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn play_config(url: String, a: &PlayArgs) -> Result<PlayConfig, CliError> {
+    let tls = match &a.ca {
+        Some(ca) => Some(client_tls(ca)?),
+        None if a.tls || url.to_ascii_lowercase().starts_with("rtmps://") => {
+            return Err(CliError::Tls("rtmps:// players need --ca FILE".into()))
+        }
+        None => None,
+    };
     Ok(PlayConfig {
+        tls,
         url,
         protocol: a.protocol,
         clients: a.clients,
@@ -186,7 +226,15 @@ fn real_main(cli: Cli) -> Result<ExitCode, CliError> {
             http_port,
             args,
         } => {
-            let play_url = player_url(&url, args.protocol, http_port)?;
+            let play_url = if args.tls {
+                let u = rtmp::client::RtmpUrl::parse(&url)?;
+                format!(
+                    "rtmps://{}:{}/{}/{}",
+                    u.host, args.tls_port, u.app, u.stream
+                )
+            } else {
+                player_url(&url, args.protocol, http_port)?
+            };
             let cfg = FanoutConfig {
                 play: play_config(play_url, &args)?,
                 publish_url: url,

@@ -221,6 +221,7 @@ pub enum PlayError {
 pub async fn run(
     protocol: Protocol,
     url: Arc<str>,
+    tls: Option<Arc<rustls::ClientConfig>>,
     shared: Arc<Shared>,
     slot: usize,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -228,23 +229,33 @@ pub async fn run(
     let mut t = Tracker::new(&shared, slot);
     let r = tokio::select! {
         _ = stop.wait_for(|s| *s) => Ok(()),
-        r = play(protocol, &url, &mut t) => r,
+        r = play(protocol, &url, tls, &mut t) => r,
     };
     t.finish(r.err())
 }
 
-async fn play(protocol: Protocol, url: &str, t: &mut Tracker<'_>) -> Result<(), PlayError> {
+async fn play(
+    protocol: Protocol,
+    url: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    t: &mut Tracker<'_>,
+) -> Result<(), PlayError> {
     match protocol {
-        Protocol::Rtmp => play_rtmp(url, t).await,
+        Protocol::Rtmp => play_rtmp(url, tls, t).await,
         Protocol::Flv => play_flv(url, t).await,
         Protocol::Hls => play_hls(url, t).await,
     }
 }
 
-async fn play_rtmp(url: &str, t: &mut Tracker<'_>) -> Result<(), PlayError> {
+async fn play_rtmp(
+    url: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    t: &mut Tracker<'_>,
+) -> Result<(), PlayError> {
     let options = ClientOptions {
         // The simple handshake: no HMAC work per connection, and every server accepts it.
         complex_handshake: false,
+        tls,
         ..ClientOptions::default()
     };
     let mut player = Client::connect_with(url, options).await?.play().await?;

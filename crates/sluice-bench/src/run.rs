@@ -44,6 +44,8 @@ pub struct PlayConfig {
     /// that one poll collects the writes of many players (see [`runtime`]).
     pub read_tick: Duration,
     pub progress: bool,
+    /// Trust for `rtmps://` players (the server's CA).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 #[derive(Debug, Clone)]
@@ -198,6 +200,7 @@ pub fn players(
             handles.push(tokio::spawn(player::run(
                 cfg.protocol,
                 url.clone(),
+                cfg.tls.clone(),
                 shared.clone(),
                 i,
                 stop_rx.clone(),

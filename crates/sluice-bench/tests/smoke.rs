@@ -97,6 +97,7 @@ fn five_players_receive_every_frame() {
             threads: 1,
             read_tick: Duration::from_millis(1),
             progress: false,
+            tls: None,
         },
         publish_url: url,
         file: PathBuf::from(FIXTURE),
