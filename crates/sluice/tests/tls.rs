@@ -231,6 +231,12 @@ fn garbage_and_half_open_handshakes_on_rtmps_leave_live_players_alone() {
     let mut garbage = TcpStream::connect(addr(ports.rtmps)).unwrap();
     let _ = garbage.write_all(&pseudo_random(2, 4096));
     assert_closed(&mut garbage, "garbage on the RTMPS port");
+    // TLS garbage: a handshake record header, then nonsense inside it.
+    let mut tls_garbage = TcpStream::connect(addr(ports.rtmps)).unwrap();
+    let mut record = vec![0x16, 0x03, 0x01, 0x02, 0x00];
+    record.extend(pseudo_random(3, 512));
+    let _ = tls_garbage.write_all(&record);
+    assert_closed(&mut tls_garbage, "a garbled ClientHello");
     // A thousand connections that never say anything.
     let mut idle = Vec::new();
     for _ in 0..1000 {
