@@ -97,7 +97,8 @@ make_cert() {
     [[ -f $WORK/cert.pem ]] && return 0
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
         -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 2 -subj /CN=localhost \
-        -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" >/dev/null 2>&1
+        -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+        -addext "basicConstraints=critical,CA:FALSE" >/dev/null 2>&1
 }
 
 start_sluice() { # $1 = rtmp port, $2 = http port, $3 = binary, $4 = rtmps port (optional)

@@ -54,8 +54,49 @@ impl HookServer {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
                 let (h, s) = (h.clone(), s.clone());
                 thread::spawn(move || serve_hook(conn, &h, &s));
+            }
+        });
+        HookServer { port, hits, stop }
+    }
+
+    /// The same server behind TLS, with the test PKI's certificate (blocking rustls).
+    fn start_tls(pki: &common::pki::Pki) -> HookServer {
+        use rustls_pki_types::pem::PemObject;
+        let chain = rustls_pki_types::CertificateDer::pem_file_iter(&pki.cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&pki.key).unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+        );
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind hook server");
+        let port = listener.local_addr().expect("addr").port();
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, s) = (hits.clone(), stop.clone());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let Ok(tls) = rustls::ServerConnection::new(config.clone()) else {
+                    continue;
+                };
+                let (h, s) = (h.clone(), s.clone());
+                thread::spawn(move || serve_hook(rustls::StreamOwned::new(tls, conn), &h, &s));
             }
         });
         HookServer { port, hits, stop }
@@ -97,8 +138,7 @@ impl Drop for HookServer {
     }
 }
 
-fn serve_hook(mut conn: TcpStream, hits: &Mutex<Vec<Hit>>, stop: &AtomicBool) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+fn serve_hook(mut conn: impl Read + Write, hits: &Mutex<Vec<Hit>>, stop: &AtomicBool) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -853,7 +893,7 @@ fn dvr_and_hls_hooks_send_srs_fields() {
 }
 
 #[test]
-fn https_hooks_and_bad_rules_fail_at_config_check() {
+fn bad_rules_fail_at_config_check() {
     let dir = unique_dir("hooks-conf");
     let check = |name: &str, body: &str| -> (Option<i32>, String) {
         let conf = dir.join(format!("{name}.conf"));
@@ -867,13 +907,6 @@ fn https_hooks_and_bad_rules_fail_at_config_check() {
         (status.code(), p.output())
     };
     let cases: HashMap<&str, (&str, &str)> = HashMap::from([
-        (
-            "https",
-            (
-                "vhost v { http_hooks { enabled on; on_publish https://h/x; } }",
-                "https hooks are not supported",
-            ),
-        ),
         (
             "rule",
             (
@@ -906,6 +939,53 @@ fn https_hooks_and_bad_rules_fail_at_config_check() {
     );
     assert_eq!(code, Some(0), "{text}");
     let _ = std::fs::remove_dir_all(Path::new(&dir));
+}
+
+/// `https://` hooks: called over TLS with the server's certificate checked (trusted here
+/// through SSL_CERT_FILE): an allowed publish carries SRS's body, a `{"code": 1}` over TLS
+/// denies, and a hook server whose certificate is not trusted denies the publish with a log
+/// line that says why.
+#[test]
+fn https_hooks_are_called_over_tls_and_checked() {
+    require_ffmpeg();
+    let dir = unique_dir("hooks-tls-pki");
+    let pki = common::pki::Pki::new(&dir, "hooks");
+    let hooks = HookServer::start_tls(&pki);
+    let untrusted_pki = common::pki::Pki::new(&dir.join("other"), "other");
+    let untrusted = HookServer::start_tls(&untrusted_pki);
+    let url = |h: &HookServer, path: &str| format!("https://localhost:{}{path}", h.port);
+    let body = base_config(&format!(
+        "vhost __defaultVhost__ {{ http_hooks {{ enabled on; on_publish {}; }} }}
+         vhost deny.test {{ http_hooks {{ enabled on; on_publish {}; }} }}
+         vhost untrusted.test {{ http_hooks {{ enabled on; on_publish {}; }} }}
+",
+        url(&hooks, "/json"),
+        url(&hooks, "/deny"),
+        url(&untrusted, "/json"),
+    ));
+    let ca = pki.ca.display().to_string();
+    let server = Server::start_with_env("hooks-tls", &body, &[("SSL_CERT_FILE", ca.as_str())]);
+    let mut ok = publish(&server, &server.url("live/s"), 2, "ok");
+    let hit = hooks.wait("on_publish", Duration::from_secs(10), |b| {
+        b["stream"] == "s"
+    });
+    assert_common(&hit.body, "on_publish");
+    ok.expect_success(Duration::from_secs(20));
+    for (vhost, tag) in [("deny.test", "deny"), ("untrusted.test", "untrusted")] {
+        let status = raw_publish_status(server.port, &format!("live?vhost={vhost}"), "s", "");
+        assert!(
+            status.contains("Denied") || status.contains("denied"),
+            "{tag}: {status}"
+        );
+    }
+    assert!(
+        untrusted.hits().is_empty(),
+        "the untrusted hook server got a request"
+    );
+    assert!(
+        server.log().contains("TLS"),
+        "no log line names the TLS failure"
+    );
 }
 
 #[test]

@@ -233,9 +233,9 @@ fn garbage_and_half_open_handshakes_on_rtmps_leave_live_players_alone() {
     assert_closed(&mut garbage, "garbage on the RTMPS port");
     // TLS garbage: a handshake record header, then nonsense inside it.
     let mut tls_garbage = TcpStream::connect(addr(ports.rtmps)).unwrap();
-    let mut record = vec![0x16, 0x03, 0x01, 0x02, 0x00];
-    record.extend(pseudo_random(3, 512));
-    let _ = tls_garbage.write_all(&record);
+    let mut hello = vec![0x16, 0x03, 0x01, 0x02, 0x00];
+    hello.extend(pseudo_random(3, 512));
+    let _ = tls_garbage.write_all(&hello);
     assert_closed(&mut tls_garbage, "a garbled ClientHello");
     // A thousand connections that never say anything.
     let mut idle = Vec::new();

@@ -24,6 +24,8 @@ pub enum HookError {
     Timeout(u128),
     #[error("cannot connect: {0}")]
     Connect(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("http: {0}")]
     Http(String),
     #[error("HTTP status {0}")]
@@ -62,6 +64,30 @@ async fn exchange(
         .await
         .map_err(HookError::Connect)?;
     let _ = stream.set_nodelay(true);
+    if !url.secure {
+        return call(stream, method, url, body).await;
+    }
+    let config = crate::tls::client_config()
+        .ok_or_else(|| HookError::Tls("no TLS client configuration".into()))?;
+    let name = rustls_pki_types::ServerName::try_from(url.host.clone())
+        .map_err(|e| HookError::Tls(format!("bad server name {:?}: {e}", url.host)))?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+        .map_err(|e| HookError::Tls(e.to_string()))?;
+    call(tls, method, url, body).await
+}
+
+/// The request and its answer over an open connection (plain or TLS).
+async fn call<S>(
+    stream: S,
+    method: Method,
+    url: &HookUrl,
+    body: Option<String>,
+) -> Result<Answer, HookError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| HookError::Http(e.to_string()))?;

@@ -17,6 +17,9 @@ pub struct HookUrl {
     pub port: u16,
     /// Path and query, always starting with `/`.
     pub path: String,
+    /// `https://`: the call goes over TLS, the server's certificate checked against the
+    /// system trust store (or `SSL_CERT_FILE`).
+    pub secure: bool,
 }
 
 /// Why a hook URL was refused. Config errors show it after the directive; `on_hls_notify`
@@ -24,9 +27,7 @@ pub struct HookUrl {
 /// operator sees which one of several hooks is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HookUrlError {
-    #[error("\"{0}\": https hooks are not supported; call a local HTTP proxy that forwards over TLS (docs/security.md)")]
-    Https(String),
-    #[error("\"{0}\": expected an http:// URL")]
+    #[error("\"{0}\": expected an http:// or https:// URL")]
     NotHttp(String),
     #[error("\"{0}\": URL has spaces or control characters")]
     BadCharacters(String),
@@ -41,14 +42,15 @@ pub enum HookUrlError {
 }
 
 impl HookUrl {
-    /// Splits `http://host[:port][/path]`. https is refused here, at load time, rather than
-    /// failing every client later: sluice's hook client speaks plain HTTP only.
+    /// Splits `http[s]://host[:port][/path]`.
     pub fn parse(v: &str) -> Result<HookUrl, HookUrlError> {
         let lower = v.to_ascii_lowercase();
-        if lower.starts_with("https://") {
-            return Err(HookUrlError::Https(v.to_string()));
-        }
-        let Some(rest) = v.get(7..).filter(|_| lower.starts_with("http://")) else {
+        let secure = lower.starts_with("https://");
+        let skip = if secure { 8 } else { 7 };
+        let Some(rest) = v
+            .get(skip..)
+            .filter(|_| secure || lower.starts_with("http://"))
+        else {
             return Err(HookUrlError::NotHttp(v.to_string()));
         };
         if v.bytes()
@@ -78,6 +80,7 @@ impl HookUrl {
             return Err(HookUrlError::NoHost(v.to_string()));
         }
         let port = match port {
+            None if secure => 443,
             None => 80,
             Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
                 HookUrlError::InvalidPort {
@@ -98,6 +101,7 @@ impl HookUrl {
             host: host.to_string(),
             port,
             path,
+            secure,
         })
     }
 
@@ -269,6 +273,7 @@ impl Default for HeartbeatConfig {
                 host: "127.0.0.1".to_string(),
                 port: 8085,
                 path: "/api/v1/servers".to_string(),
+                secure: false,
             },
             device_id: DEFAULT_HEARTBEAT_DEVICE_ID.to_string(),
             summaries: false,
