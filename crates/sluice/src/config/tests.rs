@@ -1317,7 +1317,6 @@ fn hooks_refer_security_bad_values() {
         ),
         ("vhost v { security { permit play all; } }", "permit"),
         ("heartbeat { interval 0; }", "out of range"),
-        ("heartbeat { url https://h/; }", "https"),
         ("heartbeat { enabled on; enabled off; }", "duplicate"),
     ] {
         let e = err_of(text).to_string();

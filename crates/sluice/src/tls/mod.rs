@@ -32,9 +32,12 @@ use crate::config::Config;
 
 /// A client must finish its TLS handshake within this, or it is closed.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// TLS handshakes in progress at once, over every TLS listener. A handshake costs a
-/// public-key operation; a flood of slow or never-finished handshakes beyond this is
-/// refused at once instead of taking the CPU that live players need.
+/// TLS handshakes in progress at once, over every TLS listener. Each holds rustls's
+/// handshake state and costs public-key operations; connections past this wait for a
+/// turn (holding only their socket and a small task) within the same
+/// [`HANDSHAKE_TIMEOUT`], so a burst of real clients (players reconnecting after a
+/// network cut) gets through, while a flood of never-finished handshakes costs bounded
+/// memory and CPU and ends at the time-out.
 pub const MAX_HANDSHAKES: usize = 256;
 
 /// The TLS client config of `rtmps://` upstreams (forward, edge), built on first
@@ -130,12 +133,15 @@ impl Acceptors {
 /// Why a TLS connection was not established.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
-    #[error("{MAX_HANDSHAKES} TLS handshakes already in progress")]
-    Busy,
     #[error("no certificate for this listener")]
     NoCertificate,
     #[error("TLS handshake not finished within {HANDSHAKE_TIMEOUT:?}")]
     TimedOut,
+    #[error(
+        "TLS handshake not started within {HANDSHAKE_TIMEOUT:?}: \
+         {MAX_HANDSHAKES} handshakes were in progress all along"
+    )]
+    Busy,
     #[error("TLS handshake failed: {0}")]
     Failed(std::io::Error),
 }
@@ -225,16 +231,18 @@ impl Tls {
         which: TlsListener,
         tcp: TcpStream,
     ) -> Result<(TcpStream, rustls::ServerConnection), HandshakeError> {
-        let _permit = self
-            .handshakes
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| HandshakeError::Busy)?;
+        let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+        let permit = tokio::time::timeout_at(deadline, self.handshakes.clone().acquire_owned());
+        let _permit = match permit.await {
+            Ok(Ok(p)) => p,
+            // The semaphore is never closed; a timed-out wait is the cap held all along.
+            Ok(Err(_)) | Err(_) => return Err(HandshakeError::Busy),
+        };
         let config = self
             .config_for(which)
             .ok_or(HandshakeError::NoCertificate)?;
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => Ok(tls.into_inner()),
             Ok(Err(e)) => Err(HandshakeError::Failed(e)),
             Err(_) => Err(HandshakeError::TimedOut),
