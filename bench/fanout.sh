@@ -12,6 +12,7 @@
 # Environment: PLAYERS, DURATION (s), MW_LATENCY (ms, sluice's play { mw_latency }),
 # SERVERS ("sluice nginx"; "sluice-tls" is sluice with its RTMP players over RTMPS (the
 # publisher stays on RTMP; a self-signed P-256 certificate made here with openssl);
+# "sluice-minlat" is sluice with `min_latency on` (players written per video frame);
 # "before" runs the sluice binary BEFORE_BIN (not SLUICE_*: the server reads those as config), e.g. built from
 # an earlier commit, for a before/after comparison in one run), PROTOCOL (rtmp|flv; flv is sluice-only), RAMP (players/s),
 # SERVER_CPU / BENCH_CPU (cores), BENCH_THREADS, READ_TICK (ms, sluice-bench --read-tick),
@@ -101,10 +102,11 @@ make_cert() {
         -addext "basicConstraints=critical,CA:FALSE" >/dev/null 2>&1
 }
 
-start_sluice() { # $1 = rtmp port, $2 = http port, $3 = binary, $4 = rtmps port (optional)
+start_sluice() { # $1 = rtmp port, $2 = http port, $3 = binary, $4 = rtmps port (optional), $5 = vhost lines
     local dir=$WORK/sluice
     mkdir -p "$dir"
     local rtmps=""
+    local vhost_extra="${5:-}"
     if [[ -n "${4:-}" ]]; then
         rtmps="rtmps { enabled on; listen 127.0.0.1:$4; key $WORK/key.pem; cert $WORK/cert.pem; }"
     fi
@@ -124,6 +126,7 @@ http_server {
     dir             $dir;
 }
 vhost __defaultVhost__ {
+    $vhost_extra
     play {
         mw_latency  $MW_LATENCY;
     }
@@ -178,6 +181,7 @@ for n in $PLAYERS; do
         tls_args=()
         case "$server" in
             sluice) start_sluice "$rtmp_port" "$http_port" ;;
+            sluice-minlat) start_sluice "$rtmp_port" "$http_port" "$SLUICE" "" "min_latency on;" ;;
             sluice-tls)
                 make_cert
                 tls_port=$(free_port)

@@ -469,7 +469,7 @@ impl Listeners {
                         0
                     },
                 });
-                src.set_notify_interval(v.play.mw_latency);
+                src.apply_pacing(v.pacing());
             }
         }
         // Services that attach to live streams (HLS...) look again.

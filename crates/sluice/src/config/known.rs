@@ -36,7 +36,6 @@ pub const ROOT: &[&str] = &[
 
 /// Inside `vhost NAME { }`.
 pub const VHOST: &[&str] = &[
-    "min_latency",
     "bandcheck",
     "dash",
     "http_static",

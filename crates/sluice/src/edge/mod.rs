@@ -147,7 +147,7 @@ fn on_demand(ctx: &Arc<Context>, source: Arc<Source>) {
     };
     let token_traverse = vhost.cluster.token_traverse;
     // The pull publishes like an encoder would: same merged-write pacing.
-    source.set_notify_interval(vhost.play.mw_latency);
+    source.apply_pacing(vhost.pacing());
     info!(
         "edge {}: pulling from {}",
         source.key,

@@ -19,6 +19,27 @@ use super::codec_info::{self, AudioCodecInfo, VideoCodecInfo};
 use super::frame::{Frame, FrameKind};
 use super::StreamKey;
 
+
+/// The frame-paced decision (sans clock: times in ms on one monotonic scale): does a
+/// frame of `kind` arriving at `now` wake the readers?
+pub fn frame_paced_wake(kind: Option<FrameKind>, now: u64, last_wake: u64, last_video: u64) -> bool {
+    match kind {
+        Some(FrameKind::Audio) => {
+            let video_flowing = now.saturating_sub(last_video) < VIDEO_FLOWING_MS;
+            let held = now.saturating_sub(last_wake);
+            !(video_flowing && held < AUDIO_HOLD_MS)
+        }
+        _ => true,
+    }
+}
+
+/// Frame-paced policy: video counts as flowing while a frame came this recently; past
+/// it, audio wakes readers on its own (audio-only streams, a stalled camera).
+pub const VIDEO_FLOWING_MS: u64 = 100;
+/// Frame-paced policy: audio waits for the next video frame at most this long after
+/// readers were last woken (one frame interval at 25 fps).
+pub const AUDIO_HOLD_MS: u64 = 40;
+
 /// Hard caps on what one stream may retain, whatever the config and the stream
 /// (a publisher that never sends a keyframe must not make us keep everything).
 pub const MAX_RING_ENTRIES: usize = 16 * 1024;
@@ -196,6 +217,14 @@ pub struct Source {
     /// Merged-write interval in ms (the vhost's `mw_latency`); 0 wakes consumers on
     /// every frame.
     notify_interval_ms: AtomicU64,
+    /// `min_latency`: without merged writes, wake readers for video frames (and what
+    /// came before them) rather than for every message; see [`Source::wake_for`].
+    frame_paced: std::sync::atomic::AtomicBool,
+    /// When readers were last woken and when the last video frame came, in ms since
+    /// `born` (for the frame-paced policy).
+    last_wake_ms: AtomicU64,
+    last_video_ms: AtomicU64,
+    born: std::time::Instant,
     /// Handed to the pacer, which ticks `notify` (see [`Source::pace`]).
     paced: std::sync::atomic::AtomicBool,
     pacing: std::sync::Arc<super::Pacing>,
@@ -237,6 +266,10 @@ impl Source {
             stats: SourceStats::default(),
             created: Instant::now(),
             notify_interval_ms: AtomicU64::new(0),
+            frame_paced: std::sync::atomic::AtomicBool::new(false),
+            last_wake_ms: AtomicU64::new(0),
+            last_video_ms: AtomicU64::new(0),
+            born: std::time::Instant::now(),
             paced: std::sync::atomic::AtomicBool::new(false),
             pacing,
         })
@@ -252,16 +285,49 @@ impl Source {
         );
     }
 
+    /// The low-delay policy (`min_latency on`): with merged writes off, readers are
+    /// woken when a video frame arrives, so the audio that came before it goes out in
+    /// the same vectored write, instead of once per message. Audio wakes readers on its
+    /// own when the stream has no flowing video (audio-only, or video stalled for
+    /// [`VIDEO_FLOWING_MS`]) or when readers have not been woken for [`AUDIO_HOLD_MS`].
+    pub fn set_frame_paced(&self, on: bool) {
+        self.frame_paced.store(on, Ordering::Relaxed);
+    }
+
+    /// Both pacing settings of a vhost ([`crate::config::VhostConfig::pacing`]).
+    pub fn apply_pacing(&self, (interval, frame_paced): (std::time::Duration, bool)) {
+        self.set_notify_interval(interval);
+        self.set_frame_paced(frame_paced);
+    }
+
     /// The signal readers wait on: it carries the ring's end and changes when
     /// something new is there to read (paced by merged writes).
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.notify.subscribe()
     }
 
-    /// Wakes readers now, or leaves it to the pacer when merged writes are on.
-    fn wake(&self, end: u64) {
+    /// Wakes readers now, or leaves it to the pacer when merged writes are on. With
+    /// the frame-paced policy an audio frame may wait for the video frame that
+    /// follows it (see [`Source::set_frame_paced`]).
+    fn wake_for(&self, end: u64, kind: Option<FrameKind>) {
         let interval = self.notify_interval_ms.load(Ordering::Relaxed);
         if interval == 0 {
+            if self.frame_paced.load(Ordering::Relaxed) {
+                let now = self.born.elapsed().as_millis() as u64;
+                if kind == Some(FrameKind::Video) {
+                    self.last_video_ms.store(now, Ordering::Relaxed);
+                }
+                let wake = frame_paced_wake(
+                    kind,
+                    now,
+                    self.last_wake_ms.load(Ordering::Relaxed),
+                    self.last_video_ms.load(Ordering::Relaxed),
+                );
+                if !wake {
+                    return;
+                }
+                self.last_wake_ms.store(now, Ordering::Relaxed);
+            }
             self.notify.send_replace(end);
             return;
         }
@@ -444,10 +510,11 @@ impl Source {
                 }
             }
             let ts = frame.timestamp;
+            let kind = frame.kind;
             ring.push(Entry::Frame(frame), ts);
-            ring.end()
+            (ring.end(), kind)
         };
-        self.wake(end);
+        self.wake_for(end.0, Some(end.1));
     }
 
     pub fn codec_info(&self) -> (Option<VideoCodecInfo>, Option<AudioCodecInfo>) {

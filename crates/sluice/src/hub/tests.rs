@@ -273,3 +273,33 @@ fn a_publisher_clock_jumping_back_does_not_make_consumers_skip() {
     assert!(c.fetch(&mut out).is_none(), "no skip on a backward jump");
     assert_eq!(frames(&out).len(), 50);
 }
+
+/// `min_latency`: audio waits for the next video frame while video flows, and goes out
+/// on its own in an audio-only stream or once it has waited AUDIO_HOLD_MS.
+#[test]
+fn frame_paced_wakes_follow_video_frames() {
+    use source::{frame_paced_wake as wake, AUDIO_HOLD_MS, VIDEO_FLOWING_MS};
+    let (a, v) = (Some(FrameKind::Audio), Some(FrameKind::Video));
+    // Video flowing (last at 1000), readers woken at 1000.
+    assert!(wake(v, 1010, 1000, 1000), "video always wakes");
+    assert!(!wake(a, 1010, 1000, 1000), "audio waits for the next video frame");
+    assert!(!wake(a, 1000 + AUDIO_HOLD_MS - 1, 1000, 1000));
+    assert!(wake(a, 1000 + AUDIO_HOLD_MS, 1000, 1000), "held long enough");
+    // Video stalled (or none): audio wakes per frame.
+    assert!(wake(a, 1000 + VIDEO_FLOWING_MS, 1000 + VIDEO_FLOWING_MS - 1, 1000));
+    assert!(wake(None, 1001, 1000, 1000), "publish edges and metadata wake");
+
+    // Through a Source: a video frame wakes; with the policy off every message does.
+    let hub = Hub::new();
+    let src = hub.source(&key("v", "paced"), settings(true));
+    src.publish("p").unwrap();
+    src.apply_pacing((std::time::Duration::ZERO, true));
+    let mut rx = src.changes();
+    rx.borrow_and_update();
+    src.push(video(0, true));
+    assert!(rx.has_changed().unwrap(), "a video frame wakes");
+    src.apply_pacing((std::time::Duration::ZERO, false));
+    rx.borrow_and_update();
+    src.push(audio(10));
+    assert!(rx.has_changed().unwrap(), "off: every message wakes");
+}

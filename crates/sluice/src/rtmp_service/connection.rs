@@ -692,7 +692,7 @@ impl Connection {
         if self.hooks.is_some() {
             self.published = Some(Box::new(hreq));
         }
-        source.set_notify_interval(vhost.play.mw_latency);
+        source.apply_pacing(vhost.pacing());
         if let Err(e) = source.publish(&self.cid) {
             self.session
                 .reject_publish(stream_id, "NetStream.Publish.BadName", &e.to_string());

@@ -485,6 +485,7 @@ fn vhost(
             "queue_length" => v.queue_length = seconds(c)?,
             "time_jitter" => v.time_jitter = time_jitter(c)?,
             "tcp_nodelay" => v.tcp_nodelay = flag(c)?,
+            "min_latency" => v.min_latency = flag(c)?,
             "mw_latency" => legacy_mw = Some(millis(c, 0, MAX_MW_LATENCY_MS)?),
             "publish_1stpkt_timeout" => legacy_first = Some(millis(c, 1, MAX_TIMEOUT_MS)?),
             "publish_normal_timeout" => legacy_normal = Some(millis(c, 1, MAX_TIMEOUT_MS)?),

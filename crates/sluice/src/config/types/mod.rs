@@ -142,6 +142,10 @@ pub struct VhostConfig {
     /// (off): with Nagle's algorithm the tail of every merged write can wait for
     /// the player's ACK, a round trip of latency for no saving in system calls.
     pub tcp_nodelay: bool,
+    /// `min_latency` (SRS's name): merged writes off, and players written to when a
+    /// video frame arrives (with the audio before it) instead of once per message.
+    /// Default off.
+    pub min_latency: bool,
     pub play: PlayConfig,
     pub publish: PublishConfig,
     pub http_remux: HttpRemuxConfig,
@@ -169,6 +173,7 @@ impl VhostConfig {
             queue_length: DEFAULT_QUEUE_LENGTH,
             time_jitter: TimeJitter::Full,
             tcp_nodelay: true,
+            min_latency: false,
             play: PlayConfig::default(),
             publish: PublishConfig::default(),
             http_remux: HttpRemuxConfig::default(),
@@ -182,6 +187,18 @@ impl VhostConfig {
             transcodes: Vec::new(),
             ingests: Vec::new(),
             tls: None,
+        }
+    }
+
+    /// How a stream of this vhost wakes its players: the merged-write interval
+    /// (`play.mw_latency`, zero under `min_latency`) and whether wakes follow video
+    /// frames (`min_latency`). Every publisher applies it through
+    /// [`crate::hub::Source::apply_pacing`].
+    pub fn pacing(&self) -> (std::time::Duration, bool) {
+        if self.min_latency {
+            (std::time::Duration::ZERO, true)
+        } else {
+            (self.play.mw_latency, false)
         }
     }
 
