@@ -21,8 +21,16 @@ const PLAYER_EXIT_TIMEOUT: Duration = Duration::from_secs(8);
 const PLAYER_DELAY: Duration = Duration::from_millis(500);
 
 fn publish_and_play(tag: &str, fixture_name: &str) {
+    publish_and_play_with(tag, fixture_name, None);
+}
+
+/// `body`: the server's config (without `listen`), or the harness's default.
+fn publish_and_play_with(tag: &str, fixture_name: &str, body: Option<&str>) {
     require_ffmpeg();
-    let server = Server::start(tag);
+    let server = match body {
+        Some(b) => Server::start_with(tag, b),
+        None => Server::start(tag),
+    };
     let url = server.url(&format!("live/{tag}"));
     let mut publisher = spawn_publisher(&server, fixture_name, &url, tag);
     thread::sleep(PLAYER_DELAY);
@@ -54,6 +62,16 @@ fn audio_only_mp3_clip_plays_whole() {
 #[test]
 fn video_only_clip_plays_whole() {
     publish_and_play("video", VIDEO_ONLY);
+}
+
+/// `min_latency on` (players written per video frame, audio held until it): every
+/// frame arrives, in order, for A/V, audio-only (audio wakes on its own) and video-only.
+#[test]
+fn min_latency_delivers_every_frame() {
+    let body = "vhost __defaultVhost__ { min_latency on; }\n";
+    publish_and_play_with("minlat-av", AVC_AAC, Some(body));
+    publish_and_play_with("minlat-aac", AUDIO_AAC, Some(body));
+    publish_and_play_with("minlat-video", VIDEO_ONLY, Some(body));
 }
 
 #[test]

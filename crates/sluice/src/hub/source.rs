@@ -19,10 +19,14 @@ use super::codec_info::{self, AudioCodecInfo, VideoCodecInfo};
 use super::frame::{Frame, FrameKind};
 use super::StreamKey;
 
-
 /// The frame-paced decision (sans clock: times in ms on one monotonic scale): does a
 /// frame of `kind` arriving at `now` wake the readers?
-pub fn frame_paced_wake(kind: Option<FrameKind>, now: u64, last_wake: u64, last_video: u64) -> bool {
+pub fn frame_paced_wake(
+    kind: Option<FrameKind>,
+    now: u64,
+    last_wake: u64,
+    last_video: u64,
+) -> bool {
     match kind {
         Some(FrameKind::Audio) => {
             let video_flowing = now.saturating_sub(last_video) < VIDEO_FLOWING_MS;

@@ -282,12 +282,26 @@ fn frame_paced_wakes_follow_video_frames() {
     let (a, v) = (Some(FrameKind::Audio), Some(FrameKind::Video));
     // Video flowing (last at 1000), readers woken at 1000.
     assert!(wake(v, 1010, 1000, 1000), "video always wakes");
-    assert!(!wake(a, 1010, 1000, 1000), "audio waits for the next video frame");
+    assert!(
+        !wake(a, 1010, 1000, 1000),
+        "audio waits for the next video frame"
+    );
     assert!(!wake(a, 1000 + AUDIO_HOLD_MS - 1, 1000, 1000));
-    assert!(wake(a, 1000 + AUDIO_HOLD_MS, 1000, 1000), "held long enough");
+    assert!(
+        wake(a, 1000 + AUDIO_HOLD_MS, 1000, 1000),
+        "held long enough"
+    );
     // Video stalled (or none): audio wakes per frame.
-    assert!(wake(a, 1000 + VIDEO_FLOWING_MS, 1000 + VIDEO_FLOWING_MS - 1, 1000));
-    assert!(wake(None, 1001, 1000, 1000), "publish edges and metadata wake");
+    assert!(wake(
+        a,
+        1000 + VIDEO_FLOWING_MS,
+        1000 + VIDEO_FLOWING_MS - 1,
+        1000
+    ));
+    assert!(
+        wake(None, 1001, 1000, 1000),
+        "publish edges and metadata wake"
+    );
 
     // Through a Source: a video frame wakes; with the policy off every message does.
     let hub = Hub::new();
