@@ -38,7 +38,6 @@ pub const ROOT: &[&str] = &[
 /// Inside `vhost NAME { }`.
 pub const VHOST: &[&str] = &[
     "min_latency",
-    "bandcheck",
     "dash",
     "http_static",
     "hds",
@@ -56,8 +55,6 @@ pub const VHOST: &[&str] = &[
     "mr",
     "mr_latency",
     "mix_correct",
-    "atc",
-    "atc_auto",
     "send_min_interval",
     "reduce_sequence_header",
 ];
@@ -65,8 +62,6 @@ pub const VHOST: &[&str] = &[
 /// Inside `vhost { play { } }`.
 pub const PLAY: &[&str] = &[
     "mix_correct",
-    "atc",
-    "atc_auto",
     "gop_cache_max_frames",
     "send_min_interval",
     "reduce_sequence_header",

@@ -424,7 +424,7 @@ fn vhost_resolution() {
 fn srs_directives_warn_typos_fail() {
     let text = "tencentcloud_apm { enabled on; }\nstats { network 0; }\nutc_time off;\n\
                 vhost x {\n dash { enabled on; }\n exec { }\n min_latency on;\n\
-                 play { atc on; mw_msgs 8; }\n publish { mr on; parse_sps on; kickoff_for_idle 0; }\n}";
+                 play { mix_correct on; mw_msgs 8; }\n publish { mr on; parse_sps on; kickoff_for_idle 0; }\n}";
     let c = ok(text);
     assert_eq!(c.warnings.len(), 11, "{:#?}", c.warnings);
     assert_eq!(
@@ -437,7 +437,7 @@ fn srs_directives_warn_typos_fail() {
         c.warnings[3]
     );
     assert!(
-        c.warnings[6].starts_with("t.conf:8: vhost.play.atc:"),
+        c.warnings[6].starts_with("t.conf:8: vhost.play.mix_correct:"),
         "{}",
         c.warnings[6]
     );
@@ -1368,4 +1368,21 @@ fn daemon_without_a_tank_logs_to_srs_default_file() {
         "{:?}",
         c.warnings
     );
+}
+
+// ---------------------------------------------------------------- atc
+
+#[test]
+fn atc_at_vhost_level_and_in_play() {
+    let c = ok("vhost old { atc on; atc_auto on; }\n\
+                vhost new { atc_auto on; play { atc on; atc_auto off; } }\n\
+                vhost none { }");
+    assert!(c.warnings.is_empty(), "{:#?}", c.warnings);
+    let old = c.vhost("old").unwrap();
+    assert!(old.effective_atc() && old.effective_atc_auto());
+    let new = c.vhost("new").unwrap();
+    assert!(new.effective_atc(), "play {{ atc }} (SRS 3+)");
+    assert!(!new.effective_atc_auto(), "play wins over the vhost level");
+    let none = c.vhost("none").unwrap();
+    assert!(!none.effective_atc() && !none.effective_atc_auto());
 }

@@ -694,6 +694,7 @@ impl Connection {
             self.published = Some(Box::new(hreq));
         }
         source.set_notify_interval(vhost.play.mw_latency);
+        source.set_atc_policy(crate::hub::AtcPolicy::of(vhost));
         if let Err(e) = source.publish(&self.cid) {
             self.session
                 .reject_publish(stream_id, "NetStream.Publish.BadName", &e.to_string());

@@ -11,6 +11,7 @@ use super::types::*;
 use super::ConfigError;
 
 // One module per family of directives; all private: the only way in is [`build`].
+mod bandcheck;
 mod cluster;
 mod dvr;
 mod ffmpeg;
@@ -481,6 +482,10 @@ fn vhost(
             "queue_length" => v.queue_length = seconds(c)?,
             "time_jitter" => v.time_jitter = time_jitter(c)?,
             "tcp_nodelay" => v.tcp_nodelay = flag(c)?,
+            // SRS 1/2 spellings; SRS 3+ has them in `play` (which wins when both are given).
+            "atc" => v.atc = flag(c)?,
+            "atc_auto" => v.atc_auto = flag(c)?,
+            "bandcheck" => bandcheck::bandcheck(c, &mut v.bandcheck)?,
             "mw_latency" => legacy_mw = Some(millis(c, 0, MAX_MW_LATENCY_MS)?),
             "publish_1stpkt_timeout" => legacy_first = Some(millis(c, 1, MAX_TIMEOUT_MS)?),
             "publish_normal_timeout" => legacy_normal = Some(millis(c, 1, MAX_TIMEOUT_MS)?),
@@ -537,6 +542,8 @@ fn play(
             "gop_cache" => p.gop_cache = Some(flag(c)?),
             "queue_length" => p.queue_length = Some(seconds(c)?),
             "time_jitter" => p.time_jitter = Some(time_jitter(c)?),
+            "atc" => p.atc = Some(flag(c)?),
+            "atc_auto" => p.atc_auto = Some(flag(c)?),
             "unpublished_timeout" => {
                 p.unpublished_timeout =
                     integer(c, 0, MAX_UNPUBLISHED_SECS, " seconds").map(Duration::from_secs)?
