@@ -209,7 +209,10 @@ pub struct Sample {
 impl Sample {
     /// kbit/s as SRS computes it (`bytes * 8 / ms`), 0 for an empty sample.
     pub fn kbps(&self) -> u64 {
-        (self.bytes * 8).checked_div(self.duration_ms).unwrap_or(0)
+        // Widened: the figures may come from a peer's report.
+        (u128::from(self.bytes) * 8)
+            .checked_div(u128::from(self.duration_ms))
+            .map_or(0, |k| u64::try_from(k).unwrap_or(u64::MAX))
     }
 }
 
@@ -408,6 +411,11 @@ mod tests {
         assert_eq!(pause_ms(u64::MAX, 0, 1), u64::MAX);
         assert_eq!(pause_ms(1000, 0, 0), 0, "no limit");
         assert_eq!(Sample::default().kbps(), 0);
+        let huge = Sample {
+            bytes: u64::MAX,
+            duration_ms: 1,
+        };
+        assert_eq!(huge.kbps(), u64::MAX, "saturates, no overflow");
         assert_eq!(
             Sample {
                 bytes: 1250,
