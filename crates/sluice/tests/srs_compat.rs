@@ -113,6 +113,26 @@ const CORPUS: &[Case] = &[
         verdict: Verdict::Accepted,
     },
     Case {
+        key: "`play { atc; atc_auto; }` (SRS 3+), vhost-level `atc`, `atc_auto` (SRS 1/2)",
+        status: "same",
+        conf: "vhost __defaultVhost__ { play { atc on; atc_auto on; } }\n\
+               vhost atc.srs.com { atc on; atc_auto on; }",
+        verdict: Verdict::Accepted,
+    },
+    Case {
+        key: "`bandcheck { enabled; key; interval; limit_kbps; }`",
+        status: "same",
+        conf: "vhost bandcheck.srs.com { enabled on; chunk_size 65000; bandcheck { enabled on; \
+               key \"35c9b402c12a7246868752e2878f7e0e\"; interval 30; limit_kbps 4000; } }",
+        verdict: Verdict::Accepted,
+    },
+    Case {
+        key: "`bandcheck` key and interval",
+        status: "differs",
+        conf: "vhost bandcheck.srs.com { bandcheck { enabled on; } }",
+        verdict: Verdict::Refused(&["bandcheck is enabled without a key"]),
+    },
+    Case {
         key: "`http_hooks`",
         status: "same",
         conf: "vhost __defaultVhost__ { http_hooks { enabled on; \
