@@ -133,6 +133,39 @@ const CORPUS: &[Case] = &[
         verdict: Verdict::Refused(&["bandcheck is enabled without a key"]),
     },
     Case {
+        key: "Duplicate single-valued directives",
+        status: "same",
+        conf: "vhost __defaultVhost__ { gop_cache on; gop_cache off; }",
+        verdict: Verdict::Warned(&["gop_cache: duplicate directive, ignored", "as SRS does"]),
+    },
+    Case {
+        key: "`forward HOST[:PORT];` (SRS 1/2 short form)",
+        status: "same",
+        conf: "vhost __defaultVhost__ { forward 127.0.0.1:19350; }",
+        verdict: Verdict::Accepted,
+    },
+    Case {
+        key: "`ingest { }` without an id",
+        status: "same",
+        conf: "vhost __defaultVhost__ { ingest { enabled on; input { type file; url ./a.flv; } \
+               engine { enabled off; output rtmp://127.0.0.1:[port]/live/a; } } }",
+        verdict: Verdict::Accepted,
+    },
+    Case {
+        key: "engine `perfile { }`, `iformat`",
+        status: "same",
+        conf: "vhost __defaultVhost__ { ingest cam { enabled on; input { type stream; url rtsp://cam/1; } \
+               engine { enabled off; perfile { rtsp_transport tcp; } iformat rtsp; \
+               output rtmp://127.0.0.1:[port]/live/cam; } } }",
+        verdict: Verdict::Accepted,
+    },
+    Case {
+        key: "`threads { }` (SRS 5+ thread stats)",
+        status: "not supported",
+        conf: "threads { interval 10; }",
+        verdict: Verdict::Warned(&["threads: known SRS directive, not implemented"]),
+    },
+    Case {
         key: "`http_hooks`",
         status: "same",
         conf: "vhost __defaultVhost__ { http_hooks { enabled on; \

@@ -33,6 +33,8 @@ pub const ROOT: &[&str] = &[
     "circuit_breaker",
     "is_full",
     "in_docker",
+    // SRS 5+: the interval of its thread-stats line (`threads { interval 10; }`).
+    "threads",
 ];
 
 /// Inside `vhost NAME { }`.

@@ -18,7 +18,7 @@ use crate::config::{Config, EngineConfig};
 use crate::context::Context;
 use crate::hub::StreamKey;
 
-fn params(out: &mut Vec<String>, list: &[(String, String)]) {
+pub(super) fn params(out: &mut Vec<String>, list: &[(String, String)]) {
     for (k, v) in list {
         out.push(format!("-{k}"));
         if !v.is_empty() {
@@ -164,7 +164,9 @@ pub fn build(config: &Config, key: &StreamKey) -> Vec<Result<Wanted, (String, En
                 ],
             );
             let mut args = common_args(config);
-            args.extend(["-f".into(), "flv".into(), "-i".into(), input]);
+            params(&mut args, &e.perfile);
+            let iformat = e.iformat.clone().unwrap_or_else(|| "flv".into());
+            args.extend(["-f".into(), iformat, "-i".into(), input]);
             args.extend(engine_args(e));
             args.extend(["-y".into(), output.clone()]);
             let log = log_path(

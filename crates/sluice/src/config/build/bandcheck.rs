@@ -16,7 +16,9 @@ pub(super) fn bandcheck(d: &Directive, b: &mut BandcheckConfig) -> Result<(), Co
     need_block(d, 0)?;
     let mut seen = Seen::default();
     for c in &d.children {
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match c.name.as_str() {
             "enabled" => b.enabled = flag(c)?,
             "key" => {
