@@ -1,5 +1,5 @@
 //! RTMP ATC (absolute time) end to end: one encoder stream stamped with absolute time,
-//! fed to several sluice origins by real ffmpeg processes. The origins must write HLS
+//! fed to several sluice origins by real ffmpeg processes and by one origin's forward. The origins must write HLS
 //! segments with the same names and boundaries (the failover-behind-a-proxy use SRS's ATC
 //! was made for), and an RTMP player must see the encoder's absolute timestamps.
 
@@ -110,7 +110,15 @@ fn two_origins_fed_by_one_encoder_write_the_same_segments() {
     // by the encoder's `bravo_atc` metadata. C: `play { atc on; }`, joining the same
     // encoder stream 3 s late (as an origin restarted mid-stream would), on the keyframe
     // at 2 s, in the middle of the first 4 s slot.
-    let a = origin("atc-a", "atc on;");
+    // D: fed by A's forward (a relay), which keeps the absolute time under ATC.
+    let d = origin("atc-d", "play { atc on; }");
+    let a = origin(
+        "atc-a",
+        &format!(
+            "atc on; forward {{ enabled on; destination 127.0.0.1:{}; }}",
+            d.server.port
+        ),
+    );
     let b = origin("atc-b", "play { atc_auto on; }");
     let c = origin("atc-c", "play { atc on; }");
     let input = fixture(AVC_AAC);
@@ -202,7 +210,7 @@ fn two_origins_fed_by_one_encoder_write_the_same_segments() {
 
     encoder.expect_success(PUBLISH_TIMEOUT);
     late.expect_success(PUBLISH_TIMEOUT);
-    for o in [&a, &b, &c] {
+    for o in [&a, &b, &c, &d] {
         wait_hls_stopped(o);
     }
     assert!(
@@ -245,6 +253,18 @@ fn two_origins_fed_by_one_encoder_write_the_same_segments() {
         "C's first segment is named after a slot of A's: {lc:?} vs {la:?}"
     );
 
+    // D, fed through A's forward, writes A's segments too (its first may be partial:
+    // the forward starts from A's GOP cache).
+    let pd = playlist(&d).expect("D playlist");
+    eprintln!("D (via A's forward):\n{}", pd.render());
+    let ld = listed(&pd);
+    assert!(ld.len() >= 2, "D wrote too few segments: {ld:?}");
+    let start_d = la
+        .iter()
+        .position(|s| s.0 == ld[1].0)
+        .unwrap_or_else(|| panic!("D's segments are not A's: {ld:?} vs {la:?}"));
+    assert_eq!(&ld[1..], &la[start_d..start_d + ld.len() - 1]);
+
     // The boundaries: every segment of the same name starts on the same frame.
     let dir = |o: &Origin| o.root.join("live");
     for (name, _) in &la {
@@ -252,6 +272,13 @@ fn two_origins_fed_by_one_encoder_write_the_same_segments() {
         let tb = first_video_dts_ms(&dir(&b).join(name));
         assert!(ta.is_some(), "ffprobe cannot read A's {name}");
         assert_eq!(ta, tb, "{name}: A and B start on different frames");
+    }
+    for (name, _) in &ld[1..] {
+        assert_eq!(
+            first_video_dts_ms(&dir(&a).join(name)),
+            first_video_dts_ms(&dir(&d).join(name)),
+            "{name}: A and D start on different frames"
+        );
     }
     for (name, _) in &lc[1..] {
         assert_eq!(
