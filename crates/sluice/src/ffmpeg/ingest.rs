@@ -39,7 +39,7 @@ pub fn build(config: &Config) -> Vec<Result<Wanted, (String, EngineError)>> {
                     args.extend(["-re".into(), "-stream_loop".into(), "-1".into()]);
                 }
                 super::transcode::params(&mut args, &e.perfile);
-                if let Some(f) = &e.iformat {
+                if let Some(f) = e.iformat.as_ref().filter(|f| *f != "off") {
                     args.extend(["-f".into(), f.clone()]);
                 }
                 args.extend(["-i".into(), ing.input_url.clone()]);

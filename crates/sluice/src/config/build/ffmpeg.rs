@@ -12,7 +12,7 @@ use crate::config::types::*;
 use crate::config::ConfigError;
 
 /// Variables of a transcode engine's output URL.
-const TRANSCODE_OUTPUT_VARS: &[&str] = &["vhost", "port", "app", "stream", "engine"];
+const TRANSCODE_OUTPUT_VARS: &[&str] = &["vhost", "port", "app", "stream", "engine", "param"];
 /// Variables of an ingest engine's output URL.
 const INGEST_OUTPUT_VARS: &[&str] = &["vhost", "port"];
 /// Limits that catch typos (an extra zero) rather than express real ceilings.
