@@ -9,6 +9,7 @@
 //!   `client::Player`, the sans-IO [`client::ClientSession`] glued to a tokio `TcpStream`
 //!   (what sluice's forward and edge and sluice-bench use). Off by default so that a user of
 //!   the protocol alone does not pull tokio in.
+pub mod bandcheck;
 pub mod chunk;
 pub mod client;
 mod control;

@@ -142,6 +142,8 @@ pub enum Event {
         stream_id: u32,
         buffer_ms: u32,
     },
+    /// A packet of SRS's bandwidth test (see [`crate::bandcheck`]).
+    Bandcheck(crate::bandcheck::Packet),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -445,6 +447,11 @@ impl ServerSession {
                 self.events.push_back(Event::CloseStream { stream_id: id });
             }
             "getStreamLength" => self.result(tid, Amf0Value::Number(0.0)),
+            name if crate::bandcheck::Step::from_name(name).is_some() => {
+                if let Some(p) = crate::bandcheck::Packet::from_command(&cmd) {
+                    self.events.push_back(Event::Bandcheck(p));
+                }
+            }
             _ => {
                 // Unknown calls (checkbw, _checkbw, custom RPC) get an empty result
                 // when the client waits for one, so it never hangs on us.
@@ -495,6 +502,12 @@ impl ServerSession {
     fn set_chunk_size(&mut self, size: u32) {
         self.send_message(csid::PROTOCOL, 0, &Message::SetChunkSize(size));
         self.encoder.set_chunk_size(size);
+    }
+
+    /// Sends a packet of SRS's bandwidth test (AMF0 command on chunk stream 5, message
+    /// stream 0, as SRS's `SrsBandwidthPacket`).
+    pub fn send_bandcheck(&mut self, packet: &crate::bandcheck::Packet) {
+        self.send_message(crate::bandcheck::CSID, 0, &packet.to_message());
     }
 
     /// Accepts the connect: window, bandwidth, chunk size, then `_result`.

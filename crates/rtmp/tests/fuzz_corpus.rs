@@ -14,6 +14,9 @@ mod handshake;
 #[path = "../../../fuzz/entries/server_session.rs"]
 mod server_session;
 
+#[path = "../../../fuzz/entries/bandcheck.rs"]
+mod bandcheck;
+
 #[test]
 fn chunk_corpus_and_regressions() {
     replay::replay("chunk", chunk::run);
@@ -27,4 +30,9 @@ fn handshake_corpus_and_regressions() {
 #[test]
 fn server_session_corpus_and_regressions() {
     replay::replay("server_session", server_session::run);
+}
+
+#[test]
+fn bandcheck_corpus_and_regressions() {
+    replay::replay("bandcheck", bandcheck::run);
 }

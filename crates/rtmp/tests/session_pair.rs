@@ -707,3 +707,77 @@ mod tokio_client {
         assert!(matches!(r, Err(ClientError::Timeout(_))), "{:?}", r.err());
     }
 }
+
+/// SRS's bandwidth test through both sessions, bytes cut into random pieces: every packet
+/// of the exchange arrives as the step it is, with its numbers, both ways.
+#[test]
+fn bandcheck_packets_cross_both_ways() {
+    use rtmp::bandcheck::{self, Packet, Report, Sample, Step};
+    for seed in 1..8 {
+        let mut p = Pair::default_pair(seed);
+        p.connect();
+        p.server_events.clear();
+        p.client_events.clear();
+        let report = Report {
+            start_time: 1,
+            end_time: 6_001,
+            play: Sample {
+                bytes: 750_000,
+                duration_ms: 3_000,
+            },
+            publish: Sample {
+                bytes: 375_000,
+                duration_ms: 3_000,
+            },
+        };
+        let from_server = [
+            bandcheck::start(Step::StartPlay, 4000, 3000),
+            Packet::filler(Step::Playing, 41),
+            bandcheck::stop(Step::StopPlay, 3000, &report.play),
+            bandcheck::start(Step::StartPublish, 4000, 3000),
+            report.to_packet(),
+        ];
+        for pk in &from_server {
+            p.server.send_bandcheck(pk);
+        }
+        let from_client = [
+            Packet::new(Step::StartingPlay),
+            Packet::new(Step::StoppedPlay),
+            Packet::filler(Step::Publishing, 7),
+            Packet::new(Step::StopPublish),
+            Packet::new(Step::Final),
+        ];
+        for pk in &from_client {
+            p.client.send_bandcheck(pk).unwrap();
+        }
+        p.pump();
+        let got: Vec<&Packet> = p
+            .client_events
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Bandcheck(pk) => Some(pk),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got.len(), from_server.len(), "{:?}", p.client_events);
+        for (g, w) in got.iter().zip(&from_server) {
+            assert_eq!(g.step, w.step);
+        }
+        assert_eq!(got[0].number("limit_kbps"), Some(4000.0));
+        assert_eq!(got[2].number("bytes_delta"), Some(750_000.0));
+        assert_eq!(Report::from_packet(got[4]), report);
+        assert_eq!(Report::kbps(got[4]), (2000, 1000));
+        let steps: Vec<Step> = p
+            .server_events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Bandcheck(pk) => Some(pk.step),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            steps,
+            from_client.iter().map(|pk| pk.step).collect::<Vec<_>>()
+        );
+    }
+}

@@ -3,6 +3,7 @@
 //! `publish` pushes a looped FLV in real time, `play` runs N players (RTMP, HTTP-FLV,
 //! HLS), `fanout` does both in one process and measures per-frame delivery latency. The
 //! figures in docs/performance.md come from here, run by bench/fanout.sh.
+pub mod bandcheck;
 pub mod http;
 pub mod matching;
 pub mod player;

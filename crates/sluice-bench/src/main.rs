@@ -89,6 +89,16 @@ enum Command {
         #[command(flatten)]
         args: PlayArgs,
     },
+    /// SRS's RTMP bandwidth test against a vhost with `bandcheck` enabled: prints the play
+    /// and publish kbps the server measured and the round-trip time (like SRS's
+    /// srs_bandwidth_check).
+    Bandcheck {
+        /// rtmp://HOST[:PORT]/APP?key=KEY (add &vhost=NAME for a named vhost).
+        url: String,
+        /// Print the result as one JSON line on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// One publisher and N players: delivery latency, first-frame time, frames lost.
     Fanout {
         /// rtmp://HOST:PORT/APP/STREAM (published to; RTMP players play it too).
@@ -120,6 +130,10 @@ enum CliError {
     Run(#[from] run::RunError),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("bandcheck: {0}")]
+    Bandcheck(#[from] sluice_bench::bandcheck::BandcheckError),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 fn secs(s: f64) -> Result<Duration, BadDuration> {
@@ -218,6 +232,19 @@ fn real_main(cli: Cli) -> Result<ExitCode, CliError> {
             let shared = Arc::new(Shared::new(cfg.clients));
             let report = run::players(&cfg, shared, None)?;
             print(&report, args.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bandcheck { url, json } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(CliError::Runtime)?;
+            let outcome = rt.block_on(sluice_bench::bandcheck::run(&url))?;
+            if json {
+                println!("{}", outcome.to_json());
+            } else {
+                print!("{}", outcome.to_text());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Fanout {

@@ -1,6 +1,7 @@
 //! sluice: a live streaming server (RTMP in, RTMP/HTTP-FLV/HLS out).
 pub mod access;
 pub mod admission;
+pub mod bandcheck;
 pub mod config;
 pub mod conn;
 pub mod context;

@@ -113,6 +113,59 @@ const CORPUS: &[Case] = &[
         verdict: Verdict::Accepted,
     },
     Case {
+        key: "`play { atc; atc_auto; }` (SRS 3+), vhost-level `atc`, `atc_auto` (SRS 1/2)",
+        status: "same",
+        conf: "vhost __defaultVhost__ { play { atc on; atc_auto on; } }\n\
+               vhost atc.srs.com { atc on; atc_auto on; }",
+        verdict: Verdict::Accepted,
+    },
+    Case {
+        key: "`bandcheck { enabled; key; interval; limit_kbps; }`",
+        status: "same",
+        conf: "vhost bandcheck.srs.com { enabled on; chunk_size 65000; bandcheck { enabled on; \
+               key \"35c9b402c12a7246868752e2878f7e0e\"; interval 30; limit_kbps 4000; } }",
+        verdict: Verdict::Accepted,
+    },
+    Case {
+        key: "`bandcheck` key and interval",
+        status: "differs",
+        conf: "vhost bandcheck.srs.com { bandcheck { enabled on; } }",
+        verdict: Verdict::Refused(&["bandcheck is enabled without a key"]),
+    },
+    Case {
+        key: "Duplicate single-valued directives",
+        status: "same",
+        conf: "vhost __defaultVhost__ { gop_cache on; gop_cache off; }",
+        verdict: Verdict::Warned(&["gop_cache: duplicate directive, ignored", "as SRS does"]),
+    },
+    Case {
+        key: "`forward HOST[:PORT];` (SRS 1/2 short form)",
+        status: "same",
+        conf: "vhost __defaultVhost__ { forward 127.0.0.1:19350; }",
+        verdict: Verdict::Accepted,
+    },
+    Case {
+        key: "`ingest { }` without an id",
+        status: "same",
+        conf: "vhost __defaultVhost__ { ingest { enabled on; input { type file; url ./a.flv; } \
+               engine { enabled off; output rtmp://127.0.0.1:[port]/live/a; } } }",
+        verdict: Verdict::Accepted,
+    },
+    Case {
+        key: "engine `perfile { }`, `iformat`",
+        status: "same",
+        conf: "vhost __defaultVhost__ { ingest cam { enabled on; input { type stream; url rtsp://cam/1; } \
+               engine { enabled off; perfile { rtsp_transport tcp; } iformat rtsp; \
+               output rtmp://127.0.0.1:[port]/live/cam; } } }",
+        verdict: Verdict::Accepted,
+    },
+    Case {
+        key: "`threads { }` (SRS 5+ thread stats)",
+        status: "not supported",
+        conf: "threads { interval 10; }",
+        verdict: Verdict::Warned(&["threads: known SRS directive, not implemented"]),
+    },
+    Case {
         key: "`http_hooks`",
         status: "same",
         conf: "vhost __defaultVhost__ { http_hooks { enabled on; \
@@ -128,6 +181,23 @@ const CORPUS: &[Case] = &[
         verdict: Verdict::Accepted,
     },
 ];
+
+/// `sluice -t -c CONF` run in `cwd`: (exit code, stdout and stderr).
+fn check_in(cwd: &Path, conf: &Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("-t")
+        .arg("-c")
+        .arg(conf)
+        .current_dir(cwd)
+        .output()
+        .expect("run sluice -t");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
 
 /// `sluice -t -c FILE`: (exit code, stdout and stderr).
 fn check(dir: &Path, name: &str, conf: &str) -> (Option<i32>, String) {
@@ -249,4 +319,58 @@ fn legacy_vhost_level_edge_pulls_from_its_origin() {
         edge.log()
     );
     publisher.kill();
+}
+
+/// Issue 15: a relative `include` is read from the working directory, as SRS does; the
+/// including file's folder is the fallback, and a warning says which file was read when
+/// that matters.
+#[test]
+fn relative_includes_resolve_like_srs() {
+    let doc = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/srs-compat.md"
+    ))
+    .expect("docs/srs-compat.md");
+    assert_eq!(doc_status(&doc, "`include` (relative path)"), Some("same"));
+    let cwd = unique_dir("srs-compat-include");
+    let conf_dir = cwd.join("conf");
+    fs::create_dir_all(&conf_dir).unwrap();
+    let main = conf_dir.join("main.conf");
+    fs::write(&main, "include vhost.conf;\n").unwrap();
+
+    // Only in the working directory: read from there, silently.
+    fs::write(cwd.join("vhost.conf"), "vhost a { gop_cache off; }\n").unwrap();
+    let (code, out) = check_in(&cwd, &main);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("warning"), "{out}");
+
+    // In both, different: the working directory's wins (the other one would not load).
+    fs::write(conf_dir.join("vhost.conf"), "max_connections 0;\n").unwrap();
+    let (code, out) = check_in(&cwd, &main);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("include vhost.conf: read from the working directory")
+            && out.contains("as SRS does"),
+        "{out}"
+    );
+
+    // Only next to the including file: read from there, with a warning.
+    fs::remove_file(cwd.join("vhost.conf")).unwrap();
+    fs::write(conf_dir.join("vhost.conf"), "vhost b { }\n").unwrap();
+    let (code, out) = check_in(&cwd, &main);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("include vhost.conf: not in the working directory"),
+        "{out}"
+    );
+
+    // Nowhere: the error names both places.
+    fs::remove_file(conf_dir.join("vhost.conf")).unwrap();
+    let (code, out) = check_in(&cwd, &main);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("working directory") && out.contains("conf/vhost.conf"),
+        "{out}"
+    );
+    let _ = fs::remove_dir_all(&cwd);
 }

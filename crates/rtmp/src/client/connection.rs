@@ -258,6 +258,53 @@ impl Client {
         &self.server_info
     }
 
+    /// Sends a packet of SRS's bandwidth test (see [`crate::bandcheck`]); returns the bytes
+    /// written (chunk headers included).
+    pub async fn bandcheck_send(
+        &mut self,
+        packet: &crate::bandcheck::Packet,
+    ) -> Result<usize, ClientError> {
+        self.conn.session.send_bandcheck(packet)?;
+        let Some(out) = self.conn.session.take_output() else {
+            return Ok(0);
+        };
+        self.conn
+            .stream
+            .write_all(&out)
+            .await
+            .map_err(ClientError::io("writing"))?;
+        Ok(out.len())
+    }
+
+    /// The next packet of SRS's bandwidth test from the server, skipping anything else
+    /// (within the command time-out); Ok(None) when the server closed the connection.
+    pub async fn bandcheck_recv(
+        &mut self,
+    ) -> Result<Option<crate::bandcheck::Packet>, ClientError> {
+        self.conn.write_output().await?;
+        let timeout = self.conn.options.timeout;
+        let wait = async {
+            loop {
+                match self.conn.next_event().await? {
+                    None => return Ok(None),
+                    Some(ClientEvent::Bandcheck(p)) => return Ok(Some(p)),
+                    Some(ClientEvent::Error { status, .. }) => {
+                        return Err(ClientError::rejected(status))
+                    }
+                    Some(_) => {}
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| ClientError::Timeout("bandcheck packet"))?
+    }
+
+    /// Bytes read from the server so far (after the handshake).
+    pub fn bytes_in(&self) -> u64 {
+        self.conn.session.bytes_in()
+    }
+
     /// Publishes the URL's stream; returns once the server said NetStream.Publish.Start.
     pub async fn publish(mut self) -> Result<Publisher, ClientError> {
         self.conn.session.publish(&self.url.stream)?;

@@ -148,6 +148,8 @@ pub enum ClientEvent {
     StreamEof {
         stream_id: u32,
     },
+    /// A packet of SRS's bandwidth test (see [`crate::bandcheck`]).
+    Bandcheck(crate::bandcheck::Packet),
     /// A refusal: `_error` to one of our commands, or an error-level status during
     /// publish/play. `command` is what was refused (connect, createStream, publish, play).
     Error {
@@ -603,6 +605,11 @@ impl ClientSession {
                     .or(Some(&cmd.object));
                 self.on_status(Status::from_info(info));
             }
+            name if crate::bandcheck::Step::from_name(name).is_some() => {
+                if let Some(p) = crate::bandcheck::Packet::from_command(&cmd) {
+                    self.events.push_back(ClientEvent::Bandcheck(p));
+                }
+            }
             // onBWDone, onFCPublish, onFCUnpublish, _checkbw, close...: nothing to do.
             _ => {}
         }
@@ -754,6 +761,18 @@ impl ClientSession {
 
     fn send_message(&mut self, csid: u32, stream_id: u32, msg: &Message) {
         control::send(&mut self.encoder, &mut self.out, csid, stream_id, msg);
+    }
+
+    /// Sends a packet of SRS's bandwidth test (once connected; see [`crate::bandcheck`]).
+    pub fn send_bandcheck(
+        &mut self,
+        packet: &crate::bandcheck::Packet,
+    ) -> Result<(), ClientSessionError> {
+        if self.state != State::Connected {
+            return Err(ClientSessionError::State("bandcheck", "not connected"));
+        }
+        self.send_message(crate::bandcheck::CSID, 0, &packet.to_message());
+        Ok(())
     }
 }
 

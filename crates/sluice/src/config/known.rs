@@ -32,11 +32,12 @@ pub const ROOT: &[&str] = &[
     "circuit_breaker",
     "is_full",
     "in_docker",
+    // SRS 5+: the interval of its thread-stats line (`threads { interval 10; }`).
+    "threads",
 ];
 
 /// Inside `vhost NAME { }`.
 pub const VHOST: &[&str] = &[
-    "bandcheck",
     "dash",
     "http_static",
     "hds",
@@ -54,8 +55,6 @@ pub const VHOST: &[&str] = &[
     "mr",
     "mr_latency",
     "mix_correct",
-    "atc",
-    "atc_auto",
     "send_min_interval",
     "reduce_sequence_header",
 ];
@@ -63,8 +62,6 @@ pub const VHOST: &[&str] = &[
 /// Inside `vhost { play { } }`.
 pub const PLAY: &[&str] = &[
     "mix_correct",
-    "atc",
-    "atc_auto",
     "gop_cache_max_frames",
     "send_min_interval",
     "reduce_sequence_header",

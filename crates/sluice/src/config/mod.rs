@@ -23,15 +23,16 @@ pub use reload::{reload_changes, ReloadChange};
 // What the rest of the crate names (the other section types are reached through `Config`'s
 // fields); add a name here when a module outside `config` needs it.
 pub use types::{
-    network_of, AccessScope, AccessTarget, ClusterMode, Config, DvrConfig, DvrPlan, EngineConfig,
-    FfmpegLogConfig, HeartbeatConfig, HlsAcodec, HlsConfig, HlsOnError, HlsVcodec, HookUrl,
-    HookUrlError, HttpHooksConfig, IngestInputType, LogConfig, LogLevel, LogTank, ReferConfig,
-    SecurityConfig, SecurityRule, TimeJitter, VhostConfig, DEFAULT_HEARTBEAT_INTERVAL,
-    DEFAULT_VHOST,
+    network_of, AccessScope, AccessTarget, BandcheckConfig, ClusterMode, Config, DvrConfig,
+    DvrPlan, EngineConfig, FfmpegLogConfig, HeartbeatConfig, HlsAcodec, HlsConfig, HlsOnError,
+    HlsVcodec, HookUrl, HookUrlError, HttpHooksConfig, IngestInputType, LogConfig, LogLevel,
+    LogTank, ReferConfig, SecurityConfig, SecurityRule, TimeJitter, VhostConfig,
+    DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_VHOST,
 };
 
 impl Config {
-    /// Reads `path` and every file it includes (relative to the including file's directory).
+    /// Reads `path` and every file it includes (a relative include from the working
+    /// directory as SRS, else from the including file's directory, with a warning).
     /// A file without any directive is refused ([`ConfigError::Empty`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = parser::read_file(path)?;
@@ -39,8 +40,10 @@ impl Config {
         let root = std::fs::canonicalize(path).ok();
         let dir = path.parent();
         let tree = parser::parse_with_includes(&text, &name, dir, root)?;
+        let notes = parser::take_include_notes();
         reload::check_not_empty(&tree, path)?;
         let mut cfg = build::build(&tree)?;
+        cfg.warnings.extend(notes);
         cfg.source = Some(path.to_path_buf());
         Ok(cfg)
     }
@@ -62,9 +65,11 @@ impl Config {
         let name = path.display().to_string();
         let root = std::fs::canonicalize(path).ok();
         let mut tree = parser::parse_with_includes(&text, &name, path.parent(), root)?;
+        let notes = parser::take_include_notes();
         reload::check_not_empty(&tree, path)?;
         let applied = env::apply(&mut tree, vars);
         let mut cfg = build::build(&tree)?;
+        cfg.warnings.extend(notes);
         cfg.warnings.extend(
             applied
                 .into_iter()

@@ -319,6 +319,7 @@ pub fn parse_with_includes(
     base_dir: Option<&Path>,
     root: Option<PathBuf>,
 ) -> Result<Vec<Directive>, ConfigError> {
+    take_include_notes();
     let (tree, count) = parse_counted(text, file_name)?;
     let mut inc = Includes::new(root, count);
     expand_includes(tree, base_dir, &mut inc)
@@ -355,8 +356,66 @@ pub fn read_file(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
+thread_local! {
+    /// What the includes expanded on this thread had to say about where their files were
+    /// found (see [`resolve_include`]); taken by [`take_include_notes`].
+    static INCLUDE_NOTES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Most include notes kept from one load.
+const MAX_INCLUDE_NOTES: usize = 64;
+
+/// Takes the notes of the last include expansion on this thread (config warnings).
+pub fn take_include_notes() -> Vec<String> {
+    INCLUDE_NOTES.with(|n| std::mem::take(&mut *n.borrow_mut()))
+}
+
+/// Where a relative `include` is read from, as SRS does: the working directory first (SRS
+/// opens the path as written). When it is not there, the including file's folder (what
+/// sluice did before, and what a config moved with its includes expects), with a note;
+/// a note too when both have the file and they differ (the working directory's wins).
+/// Err: the paths tried and the last error.
+fn resolve_include(
+    target: &str,
+    base_dir: Option<&Path>,
+) -> Result<(PathBuf, Option<String>), (String, std::io::Error)> {
+    let as_written = PathBuf::from(target);
+    let Some(dir) = base_dir.filter(|_| as_written.is_relative()) else {
+        return Ok((as_written, None));
+    };
+    let beside = dir.join(target);
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| "?".into());
+    match (std::fs::metadata(&as_written), std::fs::metadata(&beside)) {
+        (Ok(_), Ok(_)) => {
+            let same = std::fs::canonicalize(&as_written).ok() == std::fs::canonicalize(&beside).ok();
+            let note = (!same).then(|| {
+                format!(
+                    "read from the working directory ({cwd}) as SRS does; {} (next to the including file) is not read",
+                    beside.display()
+                )
+            });
+            Ok((as_written, note))
+        }
+        (Ok(_), Err(_)) => Ok((as_written, None)),
+        (Err(_), Ok(_)) => Ok((
+            beside.clone(),
+            Some(format!(
+                "not in the working directory ({cwd}); read {} next to the including file (SRS reads only the working directory's)",
+                beside.display()
+            )),
+        )),
+        (Err(e), Err(_)) => Err((
+            format!("{} (working directory {cwd}) or {}", target, beside.display()),
+            e,
+        )),
+    }
+}
+
 /// Expands every `include` in `tree` (recursively), resolving relative paths against
-/// `base_dir` (`None`: the process's working directory).
+/// the working directory, then `base_dir` (`None`: the working directory only; see
+/// [`resolve_include`]).
 pub fn expand_includes(
     tree: Vec<Directive>,
     base_dir: Option<&Path>,
@@ -384,10 +443,16 @@ pub fn expand_includes(
             return Err(err("", "expected a file name".to_string()));
         }
         for target in &d.args {
-            let path = match base_dir {
-                Some(dir) => dir.join(target),
-                None => PathBuf::from(target),
-            };
+            let (path, note) = resolve_include(target, base_dir)
+                .map_err(|(tried, e)| err(target, format!("cannot open {tried}: {e}")))?;
+            if let Some(note) = note {
+                INCLUDE_NOTES.with(|n| {
+                    let mut n = n.borrow_mut();
+                    if n.len() < MAX_INCLUDE_NOTES {
+                        n.push(format!("{}:{}: include {target}: {note}", d.file, d.line));
+                    }
+                });
+            }
             let canon = std::fs::canonicalize(&path)
                 .map_err(|e| err(target, format!("cannot open {}: {e}", path.display())))?;
             if inc.stack.contains(&canon) {

@@ -270,10 +270,6 @@ fn max_connections_per_ip() {
         ("max_connections_per_ip -1;", "invalid value \"-1\""),
         ("max_connections_per_ip 1000001;", "out of range"),
         ("max_connections_per_ip;", "exactly one value"),
-        (
-            "max_connections_per_ip 1;\nmax_connections_per_ip 2;",
-            "duplicate directive",
-        ),
     ] {
         let e = Config::parse(text, "t.conf").expect_err(text);
         assert!(e.to_string().contains(want), "{text}: {e}");
@@ -294,10 +290,6 @@ fn pithy_print_ms() {
     for (text, want) in [
         ("pithy_print_ms -1;", "invalid value \"-1\""),
         ("pithy_print_ms 86400001;", "out of range"),
-        (
-            "pithy_print_ms 1;\npithy_print_ms 2;",
-            "duplicate directive",
-        ),
     ] {
         let e = Config::parse(text, "t.conf").expect_err(text);
         assert!(e.to_string().contains(want), "{text}: {e}");
@@ -327,14 +319,8 @@ fn bad_values_name_file_and_line() {
             "verbose, info, trace, warn or error",
         ),
         ("pid '';", 1, "empty path"),
-        (
-            "daemon on;\n\ndaemon off;",
-            3,
-            "duplicate directive (first given at t.conf:1)",
-        ),
         ("vhost a;", 1, "expected a { } block"),
         ("vhost { }", 1, "expected 1 argument"),
-        ("vhost a {}\nvhost a {}", 2, "defined twice"),
         ("vhost a { queue_length 0; }", 1, "out of range"),
         ("vhost a { queue_length nan; }", 1, "invalid value"),
         ("vhost a { queue_length inf; }", 1, "invalid value"),
@@ -350,7 +336,6 @@ fn bad_values_name_file_and_line() {
             "out of range",
         ),
         ("vhost a { play; }", 1, "expected a { } block"),
-        ("vhost a { gop_cache on; gop_cache off; }", 1, "duplicate"),
         // Forgotten ';': the next line's name becomes an argument.
         (
             "daemon on\nmax_connections 5;",
@@ -423,8 +408,8 @@ fn vhost_resolution() {
 #[test]
 fn srs_directives_warn_typos_fail() {
     let text = "tencentcloud_apm { enabled on; }\nstats { network 0; }\nutc_time off;\n\
-                vhost x {\n dash { enabled on; }\n exec { }\n min_latency on;\n\
-                 play { atc on; mw_msgs 8; }\n publish { mr on; parse_sps on; kickoff_for_idle 0; }\n}";
+                vhost x {\n dash { enabled on; }\n exec { }\n hds { }\n\
+                 play { mix_correct on; mw_msgs 8; }\n publish { mr on; parse_sps on; kickoff_for_idle 0; }\n}";
     let c = ok(text);
     assert_eq!(c.warnings.len(), 11, "{:#?}", c.warnings);
     assert_eq!(
@@ -437,7 +422,7 @@ fn srs_directives_warn_typos_fail() {
         c.warnings[3]
     );
     assert!(
-        c.warnings[6].starts_with("t.conf:8: vhost.play.atc:"),
+        c.warnings[6].starts_with("t.conf:8: vhost.play.mix_correct:"),
         "{}",
         c.warnings[6]
     );
@@ -804,11 +789,6 @@ fn http_bad_values_name_file_and_line() {
         ("http_api;", 1, "expected a { } block"),
         ("http_api x { }", 1, "expected 0 argument(s)"),
         (
-            "http_api { }\nhttp_api { }",
-            2,
-            "duplicate directive (first given at t.conf:1)",
-        ),
-        (
             "http_api {\n enabled yes;\n}",
             2,
             "t.conf:2: enabled: invalid value \"yes\"",
@@ -821,7 +801,6 @@ fn http_bad_values_name_file_and_line() {
         ("http_api { listen 99999; }", 1, "invalid value \"99999\""),
         ("http_api { listen localhost:1985; }", 1, "IPV4:PORT"),
         ("http_api { crossdomain 1; }", 1, "on or off"),
-        ("http_api { enabled on; enabled off; }", 1, "duplicate"),
         (
             "http_api {\n auth {\n  enabled on;\n  username admin;\n }\n}",
             2,
@@ -861,11 +840,6 @@ fn http_bad_values_name_file_and_line() {
         ("http_server {\n dir '';\n}", 2, "empty path"),
         ("http_server { listen; }", 1, "exactly one value, got 0"),
         ("http_server { mount /x; }", 1, "\"mount\" in http_server"),
-        (
-            "http_server { }\nhttp_stream { }",
-            2,
-            "duplicate directive (first given at t.conf:1)",
-        ),
     ];
     for (text, line, msg) in cases {
         let e = err_of(text);
@@ -951,7 +925,6 @@ fn http_remux_bad_values() {
             "\"hstrs\" in http_remux",
         ),
         ("vhost a { http_remux; }", 1, "expected a { } block"),
-        ("vhost a { http_remux { } http_remux { } }", 1, "duplicate"),
     ];
     for (text, line, msg) in cases {
         let e = err_of(text);
@@ -1066,7 +1039,6 @@ fn hls_keys() {
         ("hls_key_file_path \"\";", 3, "empty path"),
         ("hls_key_url \"http://a/\\\"x\";", 3, "no quotes"),
         ("hls_key_url \"http://a b/\";", 3, "no quotes"),
-        ("hls_keys on; hls_keys off;", 3, "duplicate"),
     ];
     for (body, line, msg) in cases {
         let text = format!("vhost a {{\n hls {{ enabled on;\n {body} }}\n}}");
@@ -1168,11 +1140,6 @@ fn hls_bad_values() {
             "vhost a { hls { hls_entry_prefix; } }",
             1,
             "exactly one value, got 0",
-        ),
-        (
-            "vhost a { hls { hls_fragment 5; hls_fragment 6; } }",
-            1,
-            "duplicate",
         ),
         (
             "vhost a {\n hls {\n  hls_fragmnet 5;\n }\n}",
@@ -1317,7 +1284,6 @@ fn hooks_refer_security_bad_values() {
         ),
         ("vhost v { security { permit play all; } }", "permit"),
         ("heartbeat { interval 0; }", "out of range"),
-        ("heartbeat { enabled on; enabled off; }", "duplicate"),
     ] {
         let e = err_of(text).to_string();
         assert!(e.contains(want), "{text}: {e}");
@@ -1351,13 +1317,23 @@ fn legacy_vhost_level_edge_is_converted_to_cluster() {
         "{:?}",
         c.warnings
     );
-    // Merged with a cluster block of the same vhost; a repeat is refused as anywhere.
+    // Merged with a cluster block of the same vhost; a repeat keeps the first, as anywhere.
     let c = ok("vhost e { cluster { token_traverse on; } mode remote; origin 10.0.0.1; }");
     let v = c.vhost("e").expect("vhost");
     assert_eq!(v.cluster.mode, ClusterMode::Remote);
     assert!(v.cluster.token_traverse);
-    let e = err_of("vhost e { cluster { mode local; } mode remote; origin 10.0.0.1; }").to_string();
-    assert!(e.contains("duplicate directive"), "{e}");
+    let c = ok("vhost e { cluster { mode local; } mode remote; origin 10.0.0.1; }");
+    assert_eq!(
+        c.vhost("e").expect("vhost").cluster.mode,
+        ClusterMode::Local
+    );
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("mode: duplicate directive, ignored")),
+        "{:?}",
+        c.warnings
+    );
     // The edge still needs an origin, as in cluster { }.
     let e = err_of("vhost e { mode remote; }").to_string();
     assert!(e.contains("mode remote needs at least one origin"), "{e}");
@@ -1383,4 +1359,68 @@ fn daemon_without_a_tank_logs_to_srs_default_file() {
         "{:?}",
         c.warnings
     );
+}
+
+// ---------------------------------------------------------------- atc
+
+#[test]
+fn atc_at_vhost_level_and_in_play() {
+    let c = ok("vhost old { atc on; atc_auto on; }\n\
+                vhost new { atc_auto on; play { atc on; atc_auto off; } }\n\
+                vhost none { }");
+    assert!(c.warnings.is_empty(), "{:#?}", c.warnings);
+    let old = c.vhost("old").unwrap();
+    assert!(old.effective_atc() && old.effective_atc_auto());
+    let new = c.vhost("new").unwrap();
+    assert!(new.effective_atc(), "play {{ atc }} (SRS 3+)");
+    assert!(!new.effective_atc_auto(), "play wins over the vhost level");
+    let none = c.vhost("none").unwrap();
+    assert!(!none.effective_atc() && !none.effective_atc_auto());
+}
+
+// ---------------------------------------------------------------- duplicates (issue 15)
+
+/// SRS keeps the first of a repeated single-valued directive (its lookups return the first
+/// match); so does sluice, with a warning naming both lines, in every scope.
+#[test]
+fn duplicate_directives_keep_the_first_with_a_warning() {
+    let c = ok("daemon off;\n\ndaemon on;\nhttp_api { enabled on; listen 1985; }\n\
+                http_api { enabled off; }\n\
+                vhost a {\n gop_cache off;\n gop_cache on;\n hls { enabled on; hls_fragment 4; hls_fragment 2; }\n}\n\
+                vhost a { gop_cache on; }");
+    assert!(!c.daemon);
+    assert!(c.http_api.enabled);
+    let a = c.vhost("a").unwrap();
+    assert!(
+        !a.gop_cache,
+        "the first vhost block and the first gop_cache"
+    );
+    assert_eq!(a.hls.fragment, Duration::from_secs(4));
+    let dup = |needle: &str| c.warnings.iter().any(|w| w.contains(needle));
+    assert!(
+        dup("t.conf:3: daemon: duplicate directive, ignored: the first one (at t.conf:1) is used"),
+        "{:#?}",
+        c.warnings
+    );
+    assert!(
+        dup("t.conf:5: http_api: duplicate directive"),
+        "{:#?}",
+        c.warnings
+    );
+    assert!(
+        dup("t.conf:8: gop_cache: duplicate directive"),
+        "{:#?}",
+        c.warnings
+    );
+    assert!(
+        dup("hls_fragment: duplicate directive"),
+        "{:#?}",
+        c.warnings
+    );
+    assert!(
+        dup("t.conf:11: vhost \"a\" defined twice, ignored"),
+        "{:#?}",
+        c.warnings
+    );
+    assert_eq!(c.warnings.len(), 5, "{:#?}", c.warnings);
 }

@@ -252,6 +252,7 @@ impl PlayerDriver {
         framer.begin(&mut batch);
         let mut full = false;
         let view = self.source.view();
+        framer.set_atc(view.atc());
         let skipped = consumer.fetch_with(&view, |item| {
             let taken = framer.push(item, &mut batch);
             full |= !taken && !framer.ended();

@@ -192,6 +192,8 @@ pub struct Framer {
     framing: Framing,
     jitter: Jitter,
     jitter_mode: TimeJitter,
+    /// The stream runs on absolute time (SRS's ATC): no jitter correction at all.
+    atc: bool,
     /// An FLV body is complete (the publisher left): nothing more is framed.
     ended: bool,
 }
@@ -202,8 +204,16 @@ impl Framer {
             framing,
             jitter: Jitter::new(jitter_mode),
             jitter_mode,
+            atc: false,
             ended: false,
         }
+    }
+
+    /// Follows the stream's ATC state (read from the ring before each batch): under
+    /// absolute time timestamps pass through untouched, whatever `time_jitter` says,
+    /// so that players of two origins fed by one encoder see the same times.
+    pub fn set_atc(&mut self, atc: bool) {
+        self.atc = atc;
     }
 
     /// The FLV body is complete: the player's connection ends once it is written.
@@ -268,10 +278,12 @@ impl Framer {
                     return false;
                 }
                 // FLV timestamps are 32-bit and wrap by design.
-                let ts = self
-                    .jitter
-                    .correct(frame.timestamp, frame.kind != FrameKind::Script)
-                    as u32;
+                let ts = stamp(
+                    &mut self.jitter,
+                    self.atc,
+                    frame.timestamp,
+                    frame.kind != FrameKind::Script,
+                ) as u32;
                 batch.scratch(&media::flv::tag_header(
                     frame.kind.type_id(),
                     len as u32,
@@ -294,10 +306,12 @@ impl Framer {
                     return false;
                 }
                 // RTMP timestamps are 32-bit and wrap by design.
-                let ts = self
-                    .jitter
-                    .correct(frame.timestamp, frame.kind != FrameKind::Script)
-                    as u32;
+                let ts = stamp(
+                    &mut self.jitter,
+                    self.atc,
+                    frame.timestamp,
+                    frame.kind != FrameKind::Script,
+                ) as u32;
                 let header = MessageHeader {
                     timestamp: ts,
                     length: len as u32,
@@ -355,6 +369,14 @@ impl Framer {
         }
         batch.bytes() > 0
     }
+}
+
+/// The timestamp a frame goes out with: untouched under ATC, else jitter-corrected.
+fn stamp(jitter: &mut Jitter, atc: bool, ts: u64, av: bool) -> u64 {
+    if atc {
+        return ts;
+    }
+    jitter.correct(ts, av)
 }
 
 #[cfg(test)]
@@ -481,6 +503,51 @@ pub(crate) mod tests {
         );
         assert!(raw.starts_with(b"<unpublish><publish>"));
         assert_eq!(raw.len(), 20 + 12 + 3);
+    }
+
+    /// Under ATC a player's `time_jitter full` does nothing: the publisher's absolute
+    /// timestamps reach the wire as they are (and go back to corrected once ATC is off).
+    #[test]
+    fn atc_turns_jitter_correction_off() {
+        let t0: u64 = 1_000_000_000;
+        let frames: Vec<Frame> = [
+            (FrameKind::Script, t0),
+            (FrameKind::Video, t0),
+            (FrameKind::Audio, t0 + 23),
+            (FrameKind::Video, t0 + 40),
+            (FrameKind::Video, t0 + 60_000),
+        ]
+        .into_iter()
+        .map(|(k, ts)| frame(k, ts, 10))
+        .collect();
+        let items: Vec<ItemRef<'_>> = frames.iter().map(ItemRef::Frame).collect();
+        let decode = |raw: Vec<u8>| {
+            let mut dec = ChunkDecoder::new(DecoderLimits::default());
+            dec.set_chunk_size(4096).unwrap();
+            let mut buf = BytesMut::from(&raw[..]);
+            let mut ts = Vec::new();
+            while let Some(m) = dec.decode(&mut buf).unwrap() {
+                ts.push(m.header.timestamp);
+            }
+            ts
+        };
+        let mut atc = Framer::new(Framing::rtmp(1, 4096, notices()), TimeJitter::Full);
+        atc.set_atc(true);
+        let got = decode(wire(&mut atc, &items));
+        let want: Vec<u32> = frames.iter().map(|f| f.timestamp as u32).collect();
+        assert_eq!(got, want, "absolute time untouched, jumps included");
+        let mut full = Framer::new(Framing::rtmp(1, 4096, notices()), TimeJitter::Full);
+        let got = decode(wire(&mut full, &items));
+        assert_eq!(
+            got,
+            vec![0, 10, 33, 50, 60],
+            "without ATC, full correction applies"
+        );
+        // FLV players too.
+        let mut flv = Framer::new(Framing::Flv { chunked: false }, TimeJitter::Zero);
+        flv.set_atc(true);
+        let tags = flv_tags(&wire(&mut flv, &items));
+        assert_eq!(tags.iter().map(|t| t.1).collect::<Vec<_>>(), want);
     }
 
     fn flv_tags(body: &[u8]) -> Vec<(u8, u32, Vec<u8>)> {

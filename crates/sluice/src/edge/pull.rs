@@ -187,6 +187,11 @@ pub async fn run(
     mut shutdown: Shutdown,
 ) {
     let cid = format!("edge-{}", ctx.new_client_id());
+    // The edge vhost's ATC policy (`atc`, `atc_auto`) applies to what it pulls: with
+    // `atc_auto` the origin's metadata (`bravo_atc`, relayed as is) turns it on.
+    if let Some(v) = ctx.config().vhost(&source.key.vhost) {
+        source.set_atc_policy(crate::hub::AtcPolicy::of(v));
+    }
     let mut feed = Feed {
         source: source.clone(),
         cid,

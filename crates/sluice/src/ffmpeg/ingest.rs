@@ -38,6 +38,10 @@ pub fn build(config: &Config) -> Vec<Result<Wanted, (String, EngineError)>> {
                 if ing.input_type == IngestInputType::File {
                     args.extend(["-re".into(), "-stream_loop".into(), "-1".into()]);
                 }
+                super::transcode::params(&mut args, &e.perfile);
+                if let Some(f) = e.iformat.as_ref().filter(|f| *f != "off") {
+                    args.extend(["-f".into(), f.clone()]);
+                }
                 args.extend(["-i".into(), ing.input_url.clone()]);
                 if e.enabled {
                     args.extend(engine_args(e));
@@ -137,5 +141,39 @@ mod tests {
             ]
         );
         assert_eq!(w[1].id, "ingest v/s/hd");
+    }
+
+    /// Issue 15: SRS's `ingest { }` without an id, and an engine's `perfile { }` and
+    /// `iformat` (input options and container before `-i`), e.g. for an RTSP camera.
+    #[test]
+    fn ingest_without_id_and_input_options() {
+        let cfg = Config::parse(
+            "listen 19350; ff_log_dir /dev/null; vhost v { \
+             ingest { enabled on; input { type stream; url rtsp://cam/1; } ffmpeg /bin/sh; \
+               engine { enabled off; perfile { rtsp_transport tcp; re; } iformat rtsp; \
+               output rtmp://127.0.0.1:[port]/live/cam; } } \
+             ingest { enabled on; input { type file; url ./a.flv; } ffmpeg /bin/sh; \
+               engine { enabled off; output rtmp://127.0.0.1:[port]/live/f; } } }",
+            "t",
+        )
+        .unwrap();
+        let ids: Vec<&str> = cfg
+            .vhost("v")
+            .unwrap()
+            .ingests
+            .iter()
+            .map(|i| i.id.as_str())
+            .collect();
+        assert_eq!(ids, ["ingest-1", "ingest-2"]);
+        let w: Vec<Wanted> = build(&cfg).into_iter().map(Result::unwrap).collect();
+        assert_eq!(w[0].id, "ingest v/ingest-1/0");
+        assert_eq!(
+            &w[0].spec.args[5..11],
+            ["-rtsp_transport", "tcp", "-re", "-f", "rtsp", "-i"]
+        );
+        assert_eq!(w[0].spec.args[11], "rtsp://cam/1");
+        assert_eq!(w[1].id, "ingest v/ingest-2/0");
+        assert!(Config::parse("vhost v { ingest a b { } }", "t").is_err());
+        assert!(Config::parse("vhost v { ingest '' { } }", "t").is_err());
     }
 }

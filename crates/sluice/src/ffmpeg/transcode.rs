@@ -18,7 +18,7 @@ use crate::config::{Config, EngineConfig};
 use crate::context::Context;
 use crate::hub::StreamKey;
 
-fn params(out: &mut Vec<String>, list: &[(String, String)]) {
+pub(super) fn params(out: &mut Vec<String>, list: &[(String, String)]) {
     for (k, v) in list {
         out.push(format!("-{k}"));
         if !v.is_empty() {
@@ -120,8 +120,34 @@ fn id(key: &StreamKey, engine: &str) -> String {
     format!("transcode {key}/{engine}")
 }
 
-/// What should run for `key` according to `config`.
+/// What should run for `key` according to `config`, for a publish without a query string.
 pub fn build(config: &Config, key: &StreamKey) -> Vec<Result<Wanted, (String, EngineError)>> {
+    build_with_param(config, key, "")
+}
+
+/// `[param]` of an output URL: the publisher's query string with its `?` (SRS's
+/// `req->param`), or nothing. A query that could reach past the URL's query part (a `/`,
+/// `\`, space, control character or non-ASCII byte) gives nothing: the publisher must not
+/// steer a transcoder's output to another stream.
+fn param_var(raw: &str) -> String {
+    let raw = raw.trim_start_matches('?');
+    if raw.is_empty()
+        || !raw
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'\\')
+    {
+        return String::new();
+    }
+    format!("?{raw}")
+}
+
+/// What should run for `key`, published with the query string `param` (for `[param]`).
+pub fn build_with_param(
+    config: &Config,
+    key: &StreamKey,
+    param: &str,
+) -> Vec<Result<Wanted, (String, EngineError)>> {
+    let param = param_var(param);
     let mut out = Vec::new();
     let Some(vhost) = config.vhost(&key.vhost).filter(|v| v.enabled) else {
         return out;
@@ -161,10 +187,17 @@ pub fn build(config: &Config, key: &StreamKey) -> Vec<Result<Wanted, (String, En
                     ("app", &key.app),
                     ("stream", &key.stream),
                     ("engine", &e.name),
+                    ("param", &param),
                 ],
             );
             let mut args = common_args(config);
-            args.extend(["-f".into(), "flv".into(), "-i".into(), input]);
+            params(&mut args, &e.perfile);
+            // SRS: `iformat off` lets ffmpeg guess; unset is flv.
+            match e.iformat.as_deref() {
+                Some("off") => {}
+                f => args.extend(["-f".into(), f.unwrap_or("flv").to_string()]),
+            }
+            args.extend(["-i".into(), input]);
             args.extend(engine_args(e));
             args.extend(["-y".into(), output.clone()]);
             let log = log_path(
@@ -202,7 +235,15 @@ pub fn on_published(ctx: &Arc<Context>, key: &StreamKey) {
         debug!("transcode: {key} is a transcoder's output; not transcoded again");
         return;
     }
-    let wanted = build(&config, key);
+    // `[param]`: the publisher's query string, from its client record.
+    let param = ctx
+        .hub
+        .get(key)
+        .and_then(|s| s.publisher())
+        .and_then(|p| ctx.clients.get(&p.client_id))
+        .map(|c| c.state().raw_param)
+        .unwrap_or_default();
+    let wanted = build_with_param(&config, key, &param);
     let k = key.clone();
     ctx.ffmpeg.apply(wanted, move |w| {
         w.kind == Kind::Transcode && w.input.as_ref() == Some(&k)
@@ -271,6 +312,39 @@ mod tests {
         engine noaudio { enabled on; vcodec copy; acodec an; \
           output rtmp://127.0.0.1:[port]/[app]?vhost=[vhost]/[stream]_[engine]; } \
         engine off { enabled off; } } }";
+
+    /// Issue 15: `[param]` is the publisher's query (with its `?`), never a path; and an
+    /// engine's `perfile`/`iformat` (`off`: ffmpeg guesses) come before `-i`.
+    #[test]
+    fn param_perfile_and_iformat() {
+        let cfg = config(
+            "vhost v { transcode { enabled on; ffmpeg /bin/sh; \
+             engine sd { enabled on; vcodec copy; acodec copy; perfile { re; } iformat off; \
+             output rtmp://127.0.0.1:[port]/[app]/[stream]_[engine][param]; } } }",
+        );
+        let args = |param: &str| {
+            build_with_param(&cfg, &key("s"), param)
+                .remove(0)
+                .unwrap()
+                .spec
+                .args
+        };
+        let a = args("token=abc&x=1");
+        assert_eq!(
+            a.last().unwrap(),
+            "rtmp://127.0.0.1:19350/live/s_sd?token=abc&x=1"
+        );
+        let i = a.iter().position(|x| x == "-i").unwrap();
+        assert_eq!(a[i - 1], "-re", "perfile before -i, no -f with iformat off");
+        assert_eq!(args("").last().unwrap(), "rtmp://127.0.0.1:19350/live/s_sd");
+        for hostile in ["a=1/../other", "a b", "x=\\y", "é=1"] {
+            assert_eq!(
+                args(hostile).last().unwrap(),
+                "rtmp://127.0.0.1:19350/live/s_sd",
+                "{hostile}"
+            );
+        }
+    }
 
     #[test]
     fn engine_arguments_follow_srs() {

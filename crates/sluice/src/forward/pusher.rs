@@ -278,10 +278,16 @@ async fn push_once(
             }
             continue;
         }
+        let atc = consumer.source().atc();
         for item in items.drain(..) {
             match item {
                 Item::Frame(f) => {
-                    let ts = jitter.correct(f.timestamp, f.kind != FrameKind::Script) as u32;
+                    // Under ATC the upstream gets the absolute time, as a player would.
+                    let ts = if atc {
+                        f.timestamp
+                    } else {
+                        jitter.correct(f.timestamp, f.kind != FrameKind::Script)
+                    } as u32;
                     state.frames.fetch_add(1, Ordering::Relaxed);
                     state
                         .bytes

@@ -649,6 +649,12 @@ struct Publish {
     disabled: bool,
     mux_error_logged: bool,
     scratch: Vec<u8>,
+    /// The stream runs on absolute time (SRS's ATC): segments are cut on slots of the
+    /// publisher's clock and numbered by them (see `CutPolicy::should_cut_atc`).
+    atc: bool,
+    /// A slot of the clock went without a segment (GOP longer than `hls_fragment`):
+    /// said once per publish.
+    atc_gap_warned: bool,
 }
 
 async fn stream_task(
@@ -700,6 +706,8 @@ async fn stream_task(
         disabled: false,
         mux_error_logged: false,
         scratch: Vec::new(),
+        atc: false,
+        atc_gap_warned: false,
     };
     let mut items = Vec::new();
     // When the writer last read up to the newest media: a skip right after that is not
@@ -745,6 +753,8 @@ async fn stream_task(
             }
             continue;
         }
+        // `atc_auto` may turn absolute time on when the metadata arrives.
+        p.atc = consumer.source().atc();
         for item in items.drain(..) {
             match item {
                 Item::Frame(f) => p.on_frame(&mut st, f).await,
@@ -870,9 +880,20 @@ impl Publish {
             }
             self.last_track_dts = Some(ts);
         }
+        let fragment_ms = (self.cfg.fragment.as_millis() as u64).max(1);
         let cut = self.seg.as_ref().is_some_and(|s| {
-            self.policy
-                .should_cut(ts.saturating_sub(s.start_dts), class)
+            if self.atc {
+                self.policy.should_cut_atc(
+                    fragment_ms,
+                    s.start_dts,
+                    ts,
+                    class,
+                    streams.video.is_some(),
+                )
+            } else {
+                self.policy
+                    .should_cut(ts.saturating_sub(s.start_dts), class)
+            }
         });
         if cut {
             self.close_segment(st, ts).await;
@@ -981,13 +1002,33 @@ impl Publish {
     }
 
     async fn open_segment(&mut self, st: &mut StreamState, dts: u64) {
-        let seq = st.window.next_seq();
         let now = SystemTime::now();
         let fragment_ms = (self.cfg.fragment.as_millis() as u64).max(1);
-        let timestamp = if self.cfg.ts_floor {
-            unix_ms(now) / fragment_ms
+        let (seq, timestamp) = if self.atc {
+            // Under ATC what names a segment comes from the absolute clock, never from
+            // this origin's history: `[seq]` is the clock's slot (never going back, so
+            // the playlist stays in order), `[timestamp]` the segment's first DTS (or its
+            // slot with `hls_ts_floor`). Two origins fed by one encoder agree on both.
+            let slot = segmenter::atc_slot(dts, fragment_ms);
+            let next = st.window.next_seq();
+            if slot > next && st.window.segments().next().is_some() && !self.atc_gap_warned {
+                warn!(
+                    "hls: {}: atc: no segment for {} slot(s) of {} ms before {slot} (keyframe interval longer than hls_fragment?); segment numbers skip",
+                    st.key,
+                    slot - next,
+                    fragment_ms
+                );
+                self.atc_gap_warned = true;
+            }
+            let seq = slot.max(next);
+            (seq, if self.cfg.ts_floor { slot } else { dts })
         } else {
-            unix_ms(now)
+            let timestamp = if self.cfg.ts_floor {
+                unix_ms(now) / fragment_ms
+            } else {
+                unix_ms(now)
+            };
+            (st.window.next_seq(), timestamp)
         };
         let name = path_template::render(
             &self.cfg.ts_file,

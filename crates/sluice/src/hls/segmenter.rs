@@ -64,6 +64,38 @@ impl CutPolicy {
     }
 }
 
+impl CutPolicy {
+    /// The cut rule under ATC (absolute time): segments follow slots of the absolute
+    /// clock, `hls_fragment` long, so that two origins fed by one encoder cut at the same
+    /// frames whenever each started. A frame cuts when its slot is past the segment's and
+    /// it is a place to cut (a keyframe; any video frame without `hls_wait_keyframe`;
+    /// audio in an audio-only stream). The overflow safety net (`fragment x aof_ratio`)
+    /// stays, for streams without keyframes. No 200 ms floor: it would depend on where
+    /// an origin started.
+    pub fn should_cut_atc(
+        &self,
+        fragment_ms: u64,
+        start_dts: u64,
+        ts: u64,
+        frame: FrameClass,
+        has_video: bool,
+    ) -> bool {
+        let boundary = atc_slot(ts, fragment_ms) > atc_slot(start_dts, fragment_ms)
+            && match frame {
+                FrameClass::Keyframe => true,
+                FrameClass::Video => !self.wait_keyframe,
+                FrameClass::Audio => !has_video,
+            };
+        let elapsed = ts.saturating_sub(start_dts);
+        boundary || elapsed >= self.aof_ms.max(MIN_CUT_MS)
+    }
+}
+
+/// The slot of the absolute clock a timestamp falls in, under ATC: its segment's number.
+pub fn atc_slot(ts: u64, fragment_ms: u64) -> u64 {
+    ts / fragment_ms.max(1)
+}
+
 /// Which tracks the muxer is created with. TS declares its streams in the PMT once, so the
 /// service waits a little for both before muxing (and for audio-only or video-only streams
 /// gives up after [`PROBE_MAX_MS`] or [`PROBE_MAX_FRAMES`]).
@@ -231,9 +263,12 @@ impl Window {
         }
     }
 
-    /// Sequence number the next segment gets.
+    /// Sequence number the next segment gets (one past the last; under ATC a segment may
+    /// take a higher one, see [`Window::push`]).
     pub fn next_seq(&self) -> u64 {
-        self.media_sequence + self.segments.len() as u64
+        self.segments
+            .back()
+            .map_or(self.media_sequence, |s| s.seq + 1)
     }
 
     pub fn segments(&self) -> impl Iterator<Item = &Entry> {
@@ -253,6 +288,11 @@ impl Window {
     /// (RFC 8216 §6.2.2: a live playlist never gets shorter than 3 x target duration).
     pub fn push(&mut self, entry: Entry) -> Vec<Entry> {
         self.target = self.target.max(entry.duration_ms.div_ceil(1000));
+        if self.segments.is_empty() {
+            // The playlist's media sequence is its first segment's number (they are
+            // consecutive, except under ATC when a slot of the clock had no segment).
+            self.media_sequence = entry.seq;
+        }
         self.segments.push_back(entry);
         let keep_ms = self.window_ms.max(self.target * 3000);
         let mut total = self.total_ms();
@@ -264,7 +304,7 @@ impl Window {
             }
             total = rest;
             if let Some(h) = self.segments.pop_front() {
-                self.media_sequence += 1;
+                self.media_sequence = self.segments.front().map_or(h.seq + 1, |f| f.seq);
                 if h.discontinuity {
                     self.discontinuity_sequence += 1;
                 }
@@ -276,10 +316,10 @@ impl Window {
 
     /// Removes everything (dispose); the sequence numbers stay.
     pub fn drain(&mut self) -> Vec<Entry> {
-        let n = self.segments.len() as u64;
+        let next = self.next_seq();
         let out: Vec<Entry> = self.segments.drain(..).collect();
         self.discontinuity_sequence += out.iter().filter(|e| e.discontinuity).count() as u64;
-        self.media_sequence += n;
+        self.media_sequence = next;
         out
     }
 
@@ -375,6 +415,67 @@ mod tests {
         assert!(tiny.should_cut(200, FrameClass::Keyframe));
         let td = CutPolicy::new(Duration::from_secs(10), 1.5, 2.1, true);
         assert!(!td.should_cut(14_000, FrameClass::Keyframe));
+    }
+
+    /// Under ATC the cut depends only on the absolute clock: two origins that started at
+    /// different frames of one stream cut at the same frames from their second segment on.
+    #[test]
+    fn atc_cuts_on_slots_of_the_absolute_clock() {
+        let p = CutPolicy::new(Duration::from_secs(2), 1.0, 2.1, true);
+        let frag = 2_000;
+        let t0 = 1_000_000_000; // a slot boundary
+                                // Keyframes every second, frames every 40 ms.
+        let class = |ts: u64| {
+            if (ts - t0).is_multiple_of(1_000) {
+                FrameClass::Keyframe
+            } else {
+                FrameClass::Video
+            }
+        };
+        let cuts = |first: u64| {
+            let mut start = first;
+            let mut out = vec![first];
+            let mut ts = first + 40;
+            while ts < t0 + 20_000 {
+                if p.should_cut_atc(frag, start, ts, class(ts), true) {
+                    out.push(ts);
+                    start = ts;
+                }
+                ts += 40;
+            }
+            out
+        };
+        let a = cuts(t0);
+        let b = cuts(t0 + 3_000); // joined 3 s later, on a keyframe mid-slot
+        assert_eq!(a[1..4], [t0 + 2_000, t0 + 4_000, t0 + 6_000]);
+        assert_eq!(b[0], t0 + 3_000);
+        assert_eq!(b[1..], a[2..], "same boundaries after the first segment");
+        assert!(a.iter().all(|&t| atc_slot(t, frag) * frag == t));
+        // A keyframe in the same slot does not cut; audio cuts only audio-only streams.
+        assert!(!p.should_cut_atc(frag, t0, t0 + 1_000, FrameClass::Keyframe, true));
+        assert!(!p.should_cut_atc(frag, t0, t0 + 2_000, FrameClass::Audio, true));
+        assert!(p.should_cut_atc(frag, t0, t0 + 2_000, FrameClass::Audio, false));
+        assert!(!p.should_cut_atc(frag, t0, t0 + 2_000, FrameClass::Video, true));
+        let nowait = CutPolicy::new(Duration::from_secs(2), 1.0, 2.1, false);
+        assert!(nowait.should_cut_atc(frag, t0, t0 + 2_000, FrameClass::Video, true));
+        // The safety net: no keyframe for aof x fragment.
+        assert!(p.should_cut_atc(frag, t0, t0 + 4_200, FrameClass::Video, true));
+    }
+
+    #[test]
+    fn window_takes_the_numbers_it_is_given() {
+        let mut w = Window::new(Duration::from_secs(2), 1.0, Duration::from_secs(6));
+        w.push(entry(500_000, 2_000, false));
+        assert_eq!(w.playlist(false).media_sequence, 500_000);
+        assert_eq!(w.next_seq(), 500_001);
+        w.push(entry(500_001, 2_000, false));
+        w.push(entry(500_003, 2_000, false)); // a slot without a segment
+        w.push(entry(500_004, 2_000, false));
+        assert_eq!(w.playlist(false).media_sequence, 500_001);
+        w.push(entry(500_005, 2_000, false));
+        assert_eq!(w.playlist(false).media_sequence, 500_003);
+        w.drain();
+        assert_eq!(w.next_seq(), 500_006);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The stream hub: the registry of live Sources and the consumers that read them.
 
+pub mod atc;
 pub mod codec_info;
 mod consumer;
 mod frame;
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+pub use atc::AtcPolicy;
 pub use consumer::{Consumer, Item, ItemRef, Skipped, MAX_BATCH};
 pub use frame::{make_frame, media_kind, Frame, FrameKind};
 pub use pacing::Pacing;

@@ -106,6 +106,14 @@ pub(super) struct Ring {
     /// Since when nobody publishes (the source's creation, or the last unpublish);
     /// None while a publisher holds the stream.
     pub unpublished_since: Option<Instant>,
+    /// The vhost's ATC policy, set by the publisher before it publishes.
+    pub atc_policy: super::AtcPolicy,
+    /// Absolute time is on for the current publish (`atc`, or `atc_auto` and the
+    /// metadata asked for it): players and HLS take timestamps untouched.
+    pub atc: bool,
+    /// The publish edge and headers at the start of the current publish, waiting for
+    /// the time of its first frame (they are pushed before it is known).
+    pub unstamped_from: Option<u64>,
 }
 
 impl Ring {
@@ -188,6 +196,14 @@ pub struct RingView<'a> {
     pub(super) source: &'a Source,
 }
 
+impl RingView<'_> {
+    /// Whether the stream runs on absolute time (SRS's ATC): players then take the
+    /// publisher's timestamps untouched, whatever their `time_jitter`.
+    pub fn atc(&self) -> bool {
+        self.guard.atc
+    }
+}
+
 /// Counters read by the API and logs.
 #[derive(Debug, Default)]
 pub struct SourceStats {
@@ -265,6 +281,9 @@ impl Source {
                 video_info: None,
                 audio_info: None,
                 unpublished_since: Some(Instant::now()),
+                atc_policy: super::AtcPolicy::default(),
+                atc: false,
+                unstamped_from: None,
             }),
             notify,
             stats: SourceStats::default(),
@@ -420,6 +439,17 @@ impl Source {
         self.write().settings = settings;
     }
 
+    /// Sets the vhost's ATC policy; it takes effect at the next publish (a publisher
+    /// sets it just before [`Source::publish`]).
+    pub fn set_atc_policy(&self, policy: super::AtcPolicy) {
+        self.write().atc_policy = policy;
+    }
+
+    /// Whether the current publish runs on absolute time (SRS's ATC).
+    pub fn atc(&self) -> bool {
+        self.read().atc
+    }
+
     /// Claims the stream for a publisher; a second publisher is refused.
     pub fn publish(&self, client_id: &str) -> Result<(), PublishError> {
         let end = {
@@ -445,6 +475,8 @@ impl Source {
             ring.header_gen += 1;
             ring.epoch += 1;
             ring.newest_ts = 0;
+            ring.atc = ring.atc_policy.atc;
+            ring.unstamped_from = Some(ring.end());
             ring.push(Entry::Published, 0);
             ring.end()
         };
@@ -507,13 +539,62 @@ impl Source {
                     FrameKind::Script => ring.metadata = Some(frame.clone()),
                 }
             }
+            if frame.kind == FrameKind::Script
+                && ring.atc_policy.auto
+                && !ring.atc
+                && super::atc::metadata_asks_atc(&frame.payload)
+            {
+                ring.atc = true;
+                tracing::info!(
+                    "{}: metadata has bravo_atc (atc_auto): absolute time on",
+                    self.key
+                );
+            }
             if frame.is_video() {
                 ring.has_video = true;
                 if frame.keyframe && !frame.sequence_header {
                     ring.last_keyframe = Some(ring.end());
                 }
             }
+            if ring.atc && frame.kind != FrameKind::Script && !frame.sequence_header {
+                // Under absolute time a new player must not see its headers at the time
+                // they were published and then its first frame hours later: they go out
+                // stamped with the start of what it gets first (SRS restamps its cached
+                // headers on every frame under ATC the same way).
+                let start = if ring.has_video {
+                    frame.keyframe.then_some(frame.timestamp)
+                } else {
+                    Some(frame.timestamp.saturating_sub(PURE_AUDIO_CACHE_MS))
+                };
+                if let Some(ts) = start {
+                    let r: &mut Ring = &mut ring;
+                    for h in [&mut r.metadata, &mut r.video_sh, &mut r.audio_sh]
+                        .into_iter()
+                        .flatten()
+                    {
+                        h.timestamp = ts;
+                    }
+                }
+            }
             let ts = frame.timestamp;
+            if frame.kind != FrameKind::Script && !frame.sequence_header {
+                if let Some(from) = ring.unstamped_from.take() {
+                    // The publish edge and the headers before the first frame take its
+                    // time: stamped 0, they would look far behind (and be trimmed, or
+                    // make readers skip) when the publisher's clock starts far from zero.
+                    let epoch = ring.epoch;
+                    let base = ring.base;
+                    for slot in ring
+                        .slots
+                        .iter_mut()
+                        .skip(from.saturating_sub(base) as usize)
+                    {
+                        if slot.epoch == epoch && slot.ts < ts {
+                            slot.ts = ts;
+                        }
+                    }
+                }
+            }
             let kind = frame.kind;
             ring.push(Entry::Frame(frame), ts);
             (ring.end(), kind)

@@ -317,3 +317,75 @@ fn frame_paced_wakes_follow_video_frames() {
     src.push(audio(10));
     assert!(rx.has_changed().unwrap(), "off: every message wakes");
 }
+
+/// `atc_auto`: the metadata's `bravo_atc` turns absolute time on for this publish only;
+/// under ATC a late player's headers carry the time of the GOP it starts with.
+#[test]
+fn atc_auto_follows_the_metadata_and_restamps_headers() {
+    let hub = Hub::new();
+    let k = key("v", "atc");
+    let src = hub.source(&k, settings(true));
+    src.set_atc_policy(AtcPolicy {
+        atc: false,
+        auto: true,
+    });
+    src.publish("pub1").unwrap();
+    assert!(!src.atc());
+    let mut meta = Vec::new();
+    amf::encode_all(
+        &[
+            amf::Amf0Value::string("onMetaData"),
+            amf::Amf0Value::object([("bravo_atc", amf::Amf0Value::string("true"))]),
+        ],
+        &mut meta,
+    );
+    src.push(Frame {
+        payload: Bytes::from(meta),
+        ..header(FrameKind::Script)
+    });
+    assert!(src.atc(), "bravo_atc turns ATC on");
+    src.push(header(FrameKind::Video));
+    src.push(header(FrameKind::Audio));
+    let t0 = 1_000_000_000;
+    for i in 0..75 {
+        src.push(video(t0 + i * 40, i % 25 == 0));
+        src.push(audio(t0 + i * 40));
+    }
+    let mut c = hub.subscribe(&k, settings(true));
+    let mut out = Vec::new();
+    c.fetch(&mut out);
+    let f = frames(&out);
+    assert_eq!(f[3], (FrameKind::Video, t0 + 2000, true));
+    assert!(
+        f[..3].iter().all(|h| h.1 == t0 + 2000),
+        "headers stamped with the GOP's start: {:?}",
+        &f[..3]
+    );
+    // A new publish starts from the policy again.
+    src.unpublish("pub1");
+    src.publish("pub2").unwrap();
+    assert!(!src.atc());
+    src.set_atc_policy(AtcPolicy {
+        atc: true,
+        auto: false,
+    });
+    src.unpublish("pub2");
+    src.publish("pub3").unwrap();
+    assert!(src.atc(), "atc on: every publish");
+}
+
+/// A reader waiting at a publish edge is not "behind" because the publisher's clock
+/// starts far from zero (absolute time): it reads the publish from its first frame.
+#[test]
+fn a_publish_starting_at_a_large_timestamp_is_not_a_lag() {
+    let hub = Hub::new();
+    let k = key("v", "abs");
+    let src = hub.source(&k, settings(true));
+    let mut c = hub.subscribe(&k, settings(true));
+    src.publish("pub1").unwrap();
+    publish_gops(&src, 1_000_000_000, 1);
+    let mut out = Vec::new();
+    assert_eq!(c.fetch(&mut out), None, "no skip");
+    assert!(matches!(out[0], Item::Published));
+    assert_eq!(frames(&out).len(), 3 + 50);
+}

@@ -27,6 +27,8 @@ use crate::stats::{Client, ClientKind};
 use crate::stream_url::{self, mask_param, StreamRequest};
 use crate::write_timeout::WriteTimeout;
 
+mod bandcheck;
+
 /// Read buffer growth step: one read takes up to this much.
 const READ_CHUNK: usize = 64 * 1024;
 /// Players send little (acks, pings): a small read buffer keeps memory per player low.
@@ -67,6 +69,11 @@ enum Phase {
         req: StreamRequest,
         vhost: VhostConfig,
         reset: bool,
+    },
+    /// SRS's bandwidth test (a vhost with `bandcheck` enabled): the connection's only job.
+    Bandcheck {
+        config: crate::config::BandcheckConfig,
+        _running: crate::bandcheck::Running,
     },
 }
 
@@ -485,6 +492,11 @@ impl Connection {
                 let guard = this.start_play(stream_id, req, vhost, reset).await?;
                 Ok(Some((guard, stream_id)))
             }),
+            Phase::Bandcheck { config, _running } => Box::pin(async move {
+                this.bandcheck(&config).await?;
+                drop(_running);
+                Ok(None)
+            }),
         }
     }
 
@@ -496,9 +508,16 @@ impl Connection {
                 CloseReason::Timeout(format!("handshake not done in {HANDSHAKE_TIMEOUT:?}"))
             })??;
         let deadline = tokio::time::Instant::now() + IDENTIFY_TIMEOUT;
-        let (connect, vhost) = tokio::time::timeout_at(deadline, Box::pin(self.connect()))
-            .await
-            .map_err(|_| CloseReason::Timeout("no connect in time".into()))??;
+        let (connect, vhost, bandcheck) =
+            tokio::time::timeout_at(deadline, Box::pin(self.connect()))
+                .await
+                .map_err(|_| CloseReason::Timeout("no connect in time".into()))??;
+        if let Some(running) = bandcheck {
+            return Ok(Phase::Bandcheck {
+                config: vhost.bandcheck.clone(),
+                _running: running,
+            });
+        }
         loop {
             let ev = tokio::time::timeout_at(deadline, self.next_event())
                 .await
@@ -553,7 +572,11 @@ impl Connection {
         }
     }
 
-    async fn connect(&mut self) -> Result<(ConnectInfo, VhostConfig), CloseReason> {
+    /// The connect, accepted or refused; on a vhost with `bandcheck` enabled, the
+    /// client's place in the bandwidth test comes with it.
+    async fn connect(
+        &mut self,
+    ) -> Result<(ConnectInfo, VhostConfig, Option<crate::bandcheck::Running>), CloseReason> {
         loop {
             if let Event::Connect(info) = self.next_event().await? {
                 let bounds = [
@@ -600,9 +623,35 @@ impl Connection {
                     c.page_url = info.page_url.clone();
                     c.swf_url = info.swf_url.clone();
                 });
+                // SRS: a vhost with bandcheck enabled serves the test only, to a client
+                // that gives its key (`rtmp://host/app?key=KEY`).
+                let bandcheck = if vhost.bandcheck.enabled {
+                    let admitted =
+                        if crate::bandcheck::key_matches(&vhost.bandcheck, &info.tc_url, &info.app)
+                        {
+                            crate::bandcheck::Gate::global().admit(
+                                &vhost.name,
+                                self.peer.ip().to_canonical(),
+                                std::time::Instant::now(),
+                                vhost.bandcheck.interval,
+                            )
+                        } else {
+                            Err(crate::bandcheck::Refusal::Key)
+                        };
+                    match admitted {
+                        Ok(running) => Some(running),
+                        Err(why) => {
+                            self.session.reject_connect(&why.to_string());
+                            self.flush().await?;
+                            return Err(CloseReason::Rejected(format!("connect refused: {why}")));
+                        }
+                    }
+                } else {
+                    None
+                };
                 self.session.accept_connect();
                 self.flush().await?;
-                return Ok((info, vhost));
+                return Ok((info, vhost, bandcheck));
             }
         }
     }
@@ -693,6 +742,7 @@ impl Connection {
             self.published = Some(Box::new(hreq));
         }
         source.apply_pacing(vhost.pacing());
+        source.set_atc_policy(crate::hub::AtcPolicy::of(vhost));
         if let Err(e) = source.publish(&self.cid) {
             self.session
                 .reject_publish(stream_id, "NetStream.Publish.BadName", &e.to_string());

@@ -72,7 +72,9 @@ pub(super) fn cluster(
             super::warn_unimplemented(warnings, x, "vhost.cluster.");
             continue;
         }
-        seen.check(x)?;
+        if !seen.check(x)? {
+            continue;
+        }
         match n {
             "mode" => {
                 c.mode = match one_arg(x)? {
@@ -101,10 +103,25 @@ pub(super) fn cluster(
 }
 
 pub(super) fn forward(d: &Directive, f: &mut ForwardConfig) -> Result<(), ConfigError> {
+    // SRS 1/2's short form `forward HOST[:PORT]...;`, which SRS still reads as
+    // `forward { enabled on; destination HOST[:PORT]...; }`.
+    if !d.block && !d.args.is_empty() {
+        if d.args.iter().any(|a| a == "on" || a == "off") {
+            return Err(invalid(
+                d,
+                "`forward on|off;` is not a form: write forward { enabled on; destination HOST:PORT; } (or SRS 1/2's forward HOST:PORT;)",
+            ));
+        }
+        f.enabled = true;
+        f.destinations = hosts(d)?;
+        return Ok(());
+    }
     need_block(d, 0)?;
     let mut seen = Seen::default();
     for x in &d.children {
-        seen.check(x)?;
+        if !seen.check(x)? {
+            continue;
+        }
         match x.name.as_str() {
             "enabled" => f.enabled = flag(x)?,
             "destination" => f.destinations = hosts(x)?,
@@ -131,6 +148,18 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, "test.conf")
+    }
+
+    /// SRS 1/2's `forward HOST...;` short form is `forward { enabled on; destination ...; }`.
+    #[test]
+    fn forward_short_form() {
+        let c = parse("vhost v { forward 127.0.0.1:19350 10.0.0.2; }").unwrap();
+        let f = &c.vhost("v").unwrap().forward;
+        assert!(f.enabled);
+        assert_eq!(f.destinations, ["127.0.0.1:19350", "10.0.0.2"]);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(parse("vhost v { forward 127.0.0.1:0; }").is_err());
+        assert!(parse("vhost v { forward; }").is_err());
     }
 
     #[test]
@@ -193,7 +222,6 @@ mod tests {
             "vhost v { cluster { origin 1:2:3; } }",
             "vhost v { cluster { origin; } }",
             "vhost v { cluster { origin a/b; } }",
-            "vhost v { cluster { mode local; mode remote; } }",
             "vhost v { cluster { orign a; } }",
             "vhost v { cluster { token_traverse maybe; } }",
             "vhost v { forward { destination; } }",

@@ -31,7 +31,9 @@ pub(super) fn dvr(d: &Directive, dvr: &mut DvrConfig) -> Result<(), ConfigError>
     need_block(d, 0)?;
     let mut seen = Seen::default();
     for c in &d.children {
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match c.name.as_str() {
             "enabled" => dvr.enabled = flag(c)?,
             "dvr_apply" => dvr.apply = apply(c)?,
@@ -169,7 +171,6 @@ mod tests {
             "dvr { dvr_duration 0; }",
             "dvr { dvr_apply live; }",
             "dvr { dvr_apply; }",
-            "dvr { enabled on; enabled off; }",
             "dvr { dvr_bogus 1; }",
             "dvr { time_jitter some; }",
         ] {

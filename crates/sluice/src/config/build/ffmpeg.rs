@@ -12,7 +12,7 @@ use crate::config::types::*;
 use crate::config::ConfigError;
 
 /// Variables of a transcode engine's output URL.
-const TRANSCODE_OUTPUT_VARS: &[&str] = &["vhost", "port", "app", "stream", "engine"];
+const TRANSCODE_OUTPUT_VARS: &[&str] = &["vhost", "port", "app", "stream", "engine", "param"];
 /// Variables of an ingest engine's output URL.
 const INGEST_OUTPUT_VARS: &[&str] = &["vhost", "port"];
 /// Limits that catch typos (an extra zero) rather than express real ceilings.
@@ -34,8 +34,9 @@ pub(super) fn ff_log_level(d: &Directive) -> Result<String, ConfigError> {
     Ok(v.to_string())
 }
 
-/// A `transcode [SCOPE] { }` or `ingest ID { }` block, which may appear several times in
-/// a vhost (once per scope or id).
+/// A `transcode [SCOPE] { }` or `ingest [ID] { }` block, which may appear several times in
+/// a vhost (once per scope or id; an ingest without an id is `ingest-N`, N its place among
+/// the vhost's ingests from 1).
 pub(super) fn vhost_directive(d: &Directive, v: &mut VhostConfig) -> Result<(), ConfigError> {
     if d.name == "transcode" {
         if !d.block || d.args.len() > 1 {
@@ -48,11 +49,15 @@ pub(super) fn vhost_directive(d: &Directive, v: &mut VhostConfig) -> Result<(), 
         let t = transcode(d, scope)?;
         v.transcodes.push(t);
     } else {
-        need_block(d, 1)?;
-        let id = d.args.first().cloned().unwrap_or_default();
-        if id.is_empty() {
-            return Err(invalid(d, "empty ingest id"));
+        // SRS takes `ingest { }` without an id too; it is named by its place then.
+        if !d.block || d.args.len() > 1 {
+            return Err(invalid(d, "expected `ingest [ID] { ... }`"));
         }
+        let id = match d.args.first() {
+            Some(id) if id.is_empty() => return Err(invalid(d, "empty ingest id")),
+            Some(id) => id.clone(),
+            None => format!("ingest-{}", v.ingests.len() + 1),
+        };
         if v.ingests.iter().any(|i| i.id == id) {
             return Err(invalid(d, format!("ingest \"{id}\" given twice")));
         }
@@ -83,7 +88,9 @@ fn transcode(d: &Directive, scope: String) -> Result<TranscodeConfig, ConfigErro
             t.engines.push(e);
             continue;
         }
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match c.name.as_str() {
             "enabled" => t.enabled = flag(c)?,
             "ffmpeg" => t.ffmpeg = ffmpeg_path(c)?,
@@ -108,7 +115,9 @@ fn ingest(d: &Directive, id: String) -> Result<IngestConfig, ConfigError> {
             i.engines.push(engine(c, false)?);
             continue;
         }
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match c.name.as_str() {
             "enabled" => i.enabled = flag(c)?,
             "ffmpeg" => i.ffmpeg = ffmpeg_path(c)?,
@@ -116,7 +125,9 @@ fn ingest(d: &Directive, id: String) -> Result<IngestConfig, ConfigError> {
                 need_block(c, 0)?;
                 let mut seen = Seen::default();
                 for ic in &c.children {
-                    seen.check(ic)?;
+                    if !seen.check(ic)? {
+                        continue;
+                    }
                     match ic.name.as_str() {
                         "type" => {
                             i.input_type = match one_arg(ic)? {
@@ -208,7 +219,9 @@ fn engine(d: &Directive, named: bool) -> Result<EngineConfig, ConfigError> {
     }
     let mut seen = Seen::default();
     for c in &d.children {
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match c.name.as_str() {
             "enabled" => e.enabled = flag(c)?,
             "vfilter" => e.vfilter = params(c)?,
@@ -227,6 +240,8 @@ fn engine(d: &Directive, named: bool) -> Result<EngineConfig, ConfigError> {
             "achannels" => e.achannels = Some(small(c, 1, MAX_CHANNELS)?),
             "aparams" => e.aparams = params(c)?,
             "oformat" => e.oformat = Some(word(c)?),
+            "iformat" => e.iformat = Some(word(c)?),
+            "perfile" => e.perfile = params(c)?,
             "output" => {
                 let v = word(c)?;
                 let vars = if named {
@@ -316,7 +331,6 @@ mod tests {
             "ingest a { enabled on; input { type file; url f.flv; } }",
             "ingest a { input { type device; url x; } }",
             "ingest a { } ingest a { }",
-            "ingest { }",
         ] {
             assert!(vhost(body).is_err(), "{body} accepted");
         }

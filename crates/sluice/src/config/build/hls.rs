@@ -89,7 +89,9 @@ pub(super) fn hls(
             warn_unimplemented(warnings, c, "vhost.hls.");
             continue;
         }
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match n {
             "enabled" => h.enabled = flag(c)?,
             "hls_fragment" => {

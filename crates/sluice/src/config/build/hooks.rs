@@ -37,7 +37,9 @@ pub(super) fn http_hooks(d: &Directive, h: &mut HttpHooksConfig) -> Result<(), C
     need_block(d, 0)?;
     let mut seen = Seen::default();
     for c in &d.children {
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match c.name.as_str() {
             "enabled" => h.enabled = flag(c)?,
             "on_connect" => h.on_connect = urls(c)?,
@@ -87,7 +89,9 @@ pub(super) fn refer(d: &Directive, r: &mut ReferConfig) -> Result<(), ConfigErro
     need_block(d, 0)?;
     let mut seen = Seen::default();
     for c in &d.children {
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match c.name.as_str() {
             "enabled" => r.enabled = flag(c)?,
             "all" => r.all = Some(domains(c)?),
@@ -143,7 +147,9 @@ pub(super) fn security(d: &Directive, s: &mut SecurityConfig) -> Result<(), Conf
     for c in &d.children {
         match c.name.as_str() {
             "enabled" => {
-                seen.check(c)?;
+                if !seen.check(c)? {
+                    continue;
+                }
                 s.enabled = flag(c)?;
             }
             "allow" | "deny" => {
@@ -180,7 +186,9 @@ pub(super) fn heartbeat(d: &Directive, h: &mut HeartbeatConfig) -> Result<(), Co
     need_block(d, 0)?;
     let mut seen = Seen::default();
     for c in &d.children {
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match c.name.as_str() {
             "enabled" => h.enabled = flag(c)?,
             "interval" => {

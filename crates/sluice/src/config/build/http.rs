@@ -68,7 +68,9 @@ pub(super) fn http_api(
             warn_unimplemented(warnings, c, "http_api.");
             continue;
         }
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match n {
             "https" => tls_listen(c, &mut api.https, "http_api.https")?,
             "enabled" => api.enabled = flag(c)?,
@@ -91,7 +93,9 @@ fn auth(d: &Directive) -> Result<Option<HttpAuth>, ConfigError> {
     let mut username = String::new();
     let mut password = String::new();
     for c in &d.children {
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match c.name.as_str() {
             "enabled" => enabled = flag(c)?,
             "username" => {
@@ -122,7 +126,9 @@ fn raw_api(d: &Directive) -> Result<RawApiConfig, ConfigError> {
     let mut seen = Seen::default();
     let mut r = RawApiConfig::default();
     for c in &d.children {
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match c.name.as_str() {
             "enabled" => r.enabled = flag(c)?,
             "allow_reload" => r.allow_reload = flag(c)?,
@@ -147,7 +153,9 @@ pub(super) fn http_server(
             warn_unimplemented(warnings, c, "http_server.");
             continue;
         }
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match n {
             "enabled" => s.enabled = flag(c)?,
             "listen" => s.listen = listen(c)?,
@@ -173,7 +181,9 @@ pub(super) fn http_remux(
             warn_unimplemented(warnings, c, "vhost.http_remux.");
             continue;
         }
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match n {
             "enabled" => r.enabled = flag(c)?,
             "mount" => r.mount = mount(c)?,

@@ -11,6 +11,7 @@ use super::types::*;
 use super::ConfigError;
 
 // One module per family of directives; all private: the only way in is [`build`].
+mod bandcheck;
 mod cluster;
 mod dvr;
 mod ffmpeg;
@@ -58,27 +59,52 @@ pub(super) fn warn_unimplemented(warnings: &mut Vec<String>, d: &Directive, scop
     ));
 }
 
-/// Rejects a second occurrence of a single-valued directive in one scope: SRS silently takes
-/// the first, which hides mistakes.
+/// A second occurrence of a single-valued directive in one scope is ignored with a
+/// warning, as SRS keeps the first (its `get(name)` returns the first match): `check`
+/// answers false for it and the caller skips it. The warnings are collected per thread
+/// while [`build`] runs and end up in `Config::warnings`.
 #[derive(Default)]
 pub(super) struct Seen(HashMap<String, (String, u32)>);
 
+thread_local! {
+    static DUPLICATES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Most duplicate warnings kept from one build: a generated config repeating a line
+/// thousands of times gets one line saying so, not thousands.
+const MAX_DUPLICATE_WARNINGS: usize = 100;
+
 impl Seen {
-    pub(super) fn check(&mut self, d: &Directive) -> Result<(), ConfigError> {
+    /// True the first time `d`'s name is seen in this scope.
+    pub(super) fn check(&mut self, d: &Directive) -> Result<bool, ConfigError> {
         self.check_as(d, &d.name)
     }
 
     /// Like `check`, for a directive that has several spellings sharing one `key`.
-    pub(super) fn check_as(&mut self, d: &Directive, key: &str) -> Result<(), ConfigError> {
+    pub(super) fn check_as(&mut self, d: &Directive, key: &str) -> Result<bool, ConfigError> {
         if let Some((file, line)) = self.0.get(key) {
-            return Err(invalid(
-                d,
-                format!("duplicate directive (first given at {file}:{line})"),
-            ));
+            let msg = format!(
+                "{}:{}: {}: duplicate directive, ignored: the first one (at {file}:{line}) is used, as SRS does",
+                d.file, d.line, d.name
+            );
+            DUPLICATES.with(|w| {
+                let mut w = w.borrow_mut();
+                if w.len() < MAX_DUPLICATE_WARNINGS {
+                    w.push(msg);
+                } else if w.len() == MAX_DUPLICATE_WARNINGS {
+                    w.push("more duplicate directives ignored (warnings stop here)".into());
+                }
+            });
+            return Ok(false);
         }
         self.0.insert(key.to_string(), (d.file.to_string(), d.line));
-        Ok(())
+        Ok(true)
     }
+}
+
+/// Takes the duplicate warnings of the build that ran on this thread.
+fn take_duplicates() -> Vec<String> {
+    DUPLICATES.with(|w| std::mem::take(&mut *w.borrow_mut()))
 }
 
 pub(super) fn no_block(d: &Directive) -> Result<(), ConfigError> {
@@ -237,6 +263,15 @@ fn daemon_log_default(b: &mut Builder) {
 
 /// Turns the expanded directive tree into a validated `Config`.
 pub fn build(tree: &[Directive]) -> Result<Config, ConfigError> {
+    take_duplicates();
+    let built = build_tree(tree);
+    let duplicates = take_duplicates();
+    let mut cfg = built?;
+    cfg.warnings.extend(duplicates);
+    Ok(cfg)
+}
+
+fn build_tree(tree: &[Directive]) -> Result<Config, ConfigError> {
     let mut b = Builder {
         cfg: Config {
             vhosts: Vec::new(),
@@ -257,10 +292,12 @@ pub fn build(tree: &[Directive]) -> Result<Config, ConfigError> {
                     return Err(invalid(d, "empty vhost name"));
                 }
                 if let Some((file, line)) = vhost_lines.get(name) {
-                    return Err(invalid(
-                        d,
-                        format!("vhost \"{name}\" defined twice (first at {file}:{line})"),
+                    // SRS serves the first block of a name.
+                    b.cfg.warnings.push(format!(
+                        "{}:{}: vhost \"{name}\" defined twice, ignored: the first one (at {file}:{line}) is used, as SRS does",
+                        d.file, d.line
                     ));
+                    continue;
                 }
                 vhost_lines.insert(name.to_string(), (d.file.to_string(), d.line));
                 let v = vhost(d, name, &mut b.cfg.warnings)?;
@@ -309,7 +346,9 @@ impl Builder {
                 self.listen_given = true;
             }
             _ => {
-                self.seen.check(d)?;
+                if !self.seen.check(d)? {
+                    return Ok(());
+                }
                 self.cfg.chunk_size = chunk_size(d)?;
             }
         }
@@ -327,12 +366,16 @@ impl Builder {
         }
         match name {
             "http_api" => {
-                self.seen.check(d)?;
+                if !self.seen.check(d)? {
+                    return Ok(());
+                }
                 http::http_api(d, &mut self.cfg.http_api, &mut self.cfg.warnings)?;
             }
             // `http_stream` is the SRS 1 name, which SRS still renames on load.
             "http_server" | "http_stream" => {
-                self.seen.check_as(d, "http_server")?;
+                if !self.seen.check_as(d, "http_server")? {
+                    return Ok(());
+                }
                 http::http_server(d, &mut self.cfg.http_server, &mut self.cfg.warnings)?;
             }
             "rtmps" => {
@@ -340,43 +383,61 @@ impl Builder {
                 http::tls_listen(d, &mut self.cfg.rtmps, "rtmps")?;
             }
             "heartbeat" => {
-                self.seen.check(d)?;
+                if !self.seen.check(d)? {
+                    return Ok(());
+                }
                 hooks::heartbeat(d, &mut self.cfg.heartbeat)?;
             }
             "ff_log_dir" => {
-                self.seen.check(d)?;
+                if !self.seen.check(d)? {
+                    return Ok(());
+                }
                 self.cfg.ff_log.dir = path(d)?;
             }
             "ff_log_level" => {
-                self.seen.check(d)?;
+                if !self.seen.check(d)? {
+                    return Ok(());
+                }
                 self.cfg.ff_log.level = ffmpeg::ff_log_level(d)?;
             }
             "max_connections" => {
-                self.seen.check(d)?;
+                if !self.seen.check(d)? {
+                    return Ok(());
+                }
                 let n = integer(d, 1, MAX_MAX_CONNECTIONS, "")?;
                 self.cfg.max_connections =
                     usize::try_from(n).map_err(|_| invalid(d, "value out of range"))?;
             }
             "max_connections_per_ip" => {
-                self.seen.check(d)?;
+                if !self.seen.check(d)? {
+                    return Ok(());
+                }
                 let n = integer(d, 0, MAX_MAX_CONNECTIONS, "")?;
                 self.cfg.max_connections_per_ip =
                     usize::try_from(n).map_err(|_| invalid(d, "value out of range"))?;
             }
             "pithy_print_ms" => {
-                self.seen.check(d)?;
+                if !self.seen.check(d)? {
+                    return Ok(());
+                }
                 self.cfg.pithy_print = millis(d, 0, MAX_PITHY_PRINT_MS)?;
             }
             "daemon" => {
-                self.seen.check(d)?;
+                if !self.seen.check(d)? {
+                    return Ok(());
+                }
                 self.cfg.daemon = flag(d)?;
             }
             "pid" => {
-                self.seen.check(d)?;
+                if !self.seen.check(d)? {
+                    return Ok(());
+                }
                 self.cfg.pid = path(d)?;
             }
             "srs_log_tank" => {
-                self.seen.check(d)?;
+                if !self.seen.check(d)? {
+                    return Ok(());
+                }
                 self.tank_given = true;
                 self.cfg.log.tank = match one_arg(d)? {
                     "console" => LogTank::Console,
@@ -385,7 +446,9 @@ impl Builder {
                 };
             }
             "srs_log_level" => {
-                self.seen.check(d)?;
+                if !self.seen.check(d)? {
+                    return Ok(());
+                }
                 self.cfg.log.level = match one_arg(d)? {
                     "verbose" => LogLevel::Verbose,
                     "info" => LogLevel::Info,
@@ -396,7 +459,9 @@ impl Builder {
                 };
             }
             "srs_log_file" => {
-                self.seen.check(d)?;
+                if !self.seen.check(d)? {
+                    return Ok(());
+                }
                 self.cfg.log.file = path(d)?;
             }
             _ => return Err(unknown(d, "")),
@@ -477,7 +542,9 @@ fn vhost(
             ffmpeg::vhost_directive(c, &mut v)?;
             continue;
         }
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match n {
             "enabled" => v.enabled = flag(c)?,
             "chunk_size" => v.chunk_size = Some(chunk_size(c)?),
@@ -486,6 +553,10 @@ fn vhost(
             "time_jitter" => v.time_jitter = time_jitter(c)?,
             "tcp_nodelay" => v.tcp_nodelay = flag(c)?,
             "min_latency" => v.min_latency = flag(c)?,
+            // SRS 1/2 spellings; SRS 3+ has them in `play` (which wins when both are given).
+            "atc" => v.atc = flag(c)?,
+            "atc_auto" => v.atc_auto = flag(c)?,
+            "bandcheck" => bandcheck::bandcheck(c, &mut v.bandcheck)?,
             "mw_latency" => legacy_mw = Some(millis(c, 0, MAX_MW_LATENCY_MS)?),
             "publish_1stpkt_timeout" => legacy_first = Some(millis(c, 1, MAX_TIMEOUT_MS)?),
             "publish_normal_timeout" => legacy_normal = Some(millis(c, 1, MAX_TIMEOUT_MS)?),
@@ -538,11 +609,15 @@ fn play(
             warn_unimplemented(warnings, c, "vhost.play.");
             continue;
         }
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match n {
             "gop_cache" => p.gop_cache = Some(flag(c)?),
             "queue_length" => p.queue_length = Some(seconds(c)?),
             "time_jitter" => p.time_jitter = Some(time_jitter(c)?),
+            "atc" => p.atc = Some(flag(c)?),
+            "atc_auto" => p.atc_auto = Some(flag(c)?),
             "unpublished_timeout" => {
                 p.unpublished_timeout =
                     integer(c, 0, MAX_UNPUBLISHED_SECS, " seconds").map(Duration::from_secs)?
@@ -571,7 +646,9 @@ fn publish(
             warn_unimplemented(warnings, c, "vhost.publish.");
             continue;
         }
-        seen.check(c)?;
+        if !seen.check(c)? {
+            continue;
+        }
         match n {
             "firstpkt_timeout" => {
                 p.firstpkt_timeout = millis(c, 1, MAX_TIMEOUT_MS)?;

@@ -55,6 +55,12 @@ pub struct EngineConfig {
     pub aparams: Vec<(String, String)>,
     /// Output container, `flv` unless set.
     pub oformat: Option<String>,
+    /// `iformat`: the input's container, given to ffmpeg as `-f` before `-i` (transcode:
+    /// `flv` unless set).
+    pub iformat: Option<String>,
+    /// `perfile { KEY [VALUE]; }`: input options, given as `-KEY VALUE` before `-i`
+    /// (SRS's example: `perfile { re; rtsp_transport tcp; }`).
+    pub perfile: Vec<(String, String)>,
     /// URL template: [vhost] [port] [app] [stream] [engine].
     pub output: String,
 }

@@ -6,12 +6,14 @@ use std::time::Duration;
 
 // One file per family of sections, so this one stays short; the types are re-exported here
 // one by one, and `config` re-exports what the rest of the crate names.
+mod bandcheck;
 mod cluster;
 mod dvr;
 mod ffmpeg;
 mod hooks;
 mod http;
 
+pub use bandcheck::{BandcheckConfig, MAX_BANDCHECK_LIMIT_KBPS};
 pub use cluster::{ClusterConfig, ClusterMode, ForwardConfig};
 pub use dvr::{DvrApply, DvrConfig, DvrPlan};
 pub use ffmpeg::{EngineConfig, FfmpegLogConfig, IngestConfig, IngestInputType, TranscodeConfig};
@@ -91,6 +93,10 @@ pub struct PlayConfig {
     /// sluice's own directive: players that never receive anything otherwise hold
     /// their connection slot for ever.
     pub unpublished_timeout: Duration,
+    /// `play { atc }` (SRS 3+): overrides the vhost-level `atc` when set.
+    pub atc: Option<bool>,
+    /// `play { atc_auto }` (SRS 3+): overrides the vhost-level `atc_auto` when set.
+    pub atc_auto: Option<bool>,
 }
 
 pub const DEFAULT_MW_LATENCY: Duration = Duration::from_millis(100);
@@ -104,6 +110,8 @@ impl Default for PlayConfig {
             mw_latency: DEFAULT_MW_LATENCY,
             time_jitter: None,
             unpublished_timeout: DEFAULT_UNPUBLISHED_TIMEOUT,
+            atc: None,
+            atc_auto: None,
         }
     }
 }
@@ -160,6 +168,13 @@ pub struct VhostConfig {
     pub ingests: Vec<IngestConfig>,
     /// `tls { }`: this vhost's own certificate, chosen by SNI.
     pub tls: Option<VhostTlsConfig>,
+    /// `atc` (SRS 1/2 spelling at vhost level; SRS 3+ has it in `play`): absolute time,
+    /// the publisher's timestamps passed to players and HLS untouched.
+    pub atc: bool,
+    /// `atc_auto`: turns `atc` on for a publish whose onMetaData says `bravo_atc: "true"`.
+    pub atc_auto: bool,
+    /// `bandcheck { }`: SRS's RTMP bandwidth test.
+    pub bandcheck: BandcheckConfig,
 }
 
 impl VhostConfig {
@@ -187,6 +202,9 @@ impl VhostConfig {
             transcodes: Vec::new(),
             ingests: Vec::new(),
             tls: None,
+            atc: false,
+            atc_auto: false,
+            bandcheck: BandcheckConfig::default(),
         }
     }
 
@@ -210,6 +228,16 @@ impl VhostConfig {
     /// `play { queue_length }` wins over the vhost-level value.
     pub fn effective_queue_length(&self) -> f64 {
         self.play.queue_length.unwrap_or(self.queue_length)
+    }
+
+    /// `play { atc }` wins over the vhost-level value.
+    pub fn effective_atc(&self) -> bool {
+        self.play.atc.unwrap_or(self.atc)
+    }
+
+    /// `play { atc_auto }` wins over the vhost-level value.
+    pub fn effective_atc_auto(&self) -> bool {
+        self.play.atc_auto.unwrap_or(self.atc_auto)
     }
 
     /// `play { time_jitter }` wins over the vhost-level value.
