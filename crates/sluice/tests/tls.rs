@@ -449,7 +449,7 @@ fn a_sighup_swaps_the_certificate_under_fifty_rtmps_players() {
     fs::copy(&new.cert, &old.cert).unwrap();
     fs::copy(&new.key, &old.key).unwrap();
     server.signal(nix::sys::signal::Signal::SIGHUP);
-    let line = wait_for(Duration::from_secs(10), || {
+    let line = wait_for(Duration::from_secs(30), || {
         server
             .log()
             .lines()
@@ -534,7 +534,7 @@ fn bad_certificates_refuse_the_start_and_leave_a_reload_unchanged() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
     cmd.arg("-c").arg(&conf).current_dir(&dir);
     let mut p = Proc::spawn("sluice bad cert", cmd, dir.join("bad.log"));
-    let status = p.wait_timeout(Duration::from_secs(10));
+    let status = p.wait_timeout(Duration::from_secs(30));
     assert!(
         status.is_some_and(|s| !s.success()),
         "sluice started with a missing certificate: {status:?}"
@@ -563,7 +563,7 @@ fn bad_certificates_refuse_the_start_and_leave_a_reload_unchanged() {
     let other = Pki::new(&dir.join("other"), "other");
     fs::copy(&other.key, &pki.key).unwrap();
     server.signal(nix::sys::signal::Signal::SIGHUP);
-    let line = wait_for(Duration::from_secs(10), || {
+    let line = wait_for(Duration::from_secs(30), || {
         server
             .log()
             .lines()
