@@ -9,6 +9,7 @@ pub mod civil;
 pub mod codec;
 pub mod error;
 pub mod flv;
+pub mod fmp4;
 pub mod hevc;
 pub mod hls;
 pub mod mp3;
