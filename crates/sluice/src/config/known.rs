@@ -96,8 +96,5 @@ pub const HLS: &[&str] = &[
     "hls_ctx",
     "hls_ts_ctx",
     "hls_recover",
-    "hls_use_fmp4",
-    "hls_fmp4_file",
-    "hls_init_file",
     "hls_master_m3u8_path_relative",
 ];

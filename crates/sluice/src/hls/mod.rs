@@ -6,6 +6,7 @@
 //! task, reading the shared ring at its own pace. Per-stream state outlives a publish, so a
 //! republish continues the playlist (with a discontinuity) until `hls_dispose` forgets it.
 
+pub mod muxer;
 pub mod segmenter;
 pub mod writer;
 
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::FutureExt as _;
 use media::hls::SegmentKey;
-use media::ts::{TsAudio, TsMuxer, TsStreams, TsVideo};
+use media::ts::{TsAudio, TsStreams, TsVideo};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn, Instrument};
 
@@ -26,8 +27,9 @@ use crate::context::Context;
 use crate::hub::{self, Frame, FrameKind, HubEvent, Item, SourceSettings, StreamKey};
 use crate::path_template::{self, Vars};
 use crate::service::{HubFollower, Service, ServiceFuture, Shutdown, Tasks};
+use muxer::Muxer;
 use segmenter::{
-    CutPolicy, Entry, EntryKey, FrameClass, Jump, JumpDetector, Probe, SkipCause, Window,
+    CutPolicy, Entry, EntryKey, EntryMap, FrameClass, Jump, JumpDetector, Probe, SkipCause, Window,
 };
 use writer::{Cbc, SegmentFile, FLUSH_BYTES};
 
@@ -474,6 +476,15 @@ struct StreamState {
     failed_segments: u64,
     /// The key new segments are encrypted with (`hls_keys`); kept across publishes.
     aes_key: Option<CurrentKey>,
+    /// The fMP4 init segment new segments refer to; kept across publishes, replaced (in a
+    /// new file) when the codec configuration changes.
+    init: Option<CurrentInit>,
+}
+
+/// The init segment in use, and its bytes to tell whether a new configuration needs a new one.
+struct CurrentInit {
+    bytes: Vec<u8>,
+    map: EntryMap,
 }
 
 /// The key in use: written to its file before the first segment under it was opened, so
@@ -517,17 +528,18 @@ impl StreamState {
             audio_sh: None,
             failed_segments: 0,
             aes_key: None,
+            init: None,
         })
     }
 
-    /// A key file is removed (after `keep`, like its segments) once no listed segment and
-    /// no new segment can use it any more.
+    /// A key file (or fMP4 init segment) is removed (after `keep`, like its segments) once
+    /// no listed segment and no new segment can use it any more.
     fn doom_unused_key(&mut self, key: &Path, at: Instant) {
-        let in_use = self
-            .window
-            .segments()
-            .any(|e| e.key.as_ref().is_some_and(|k| k.path == key))
-            || self.aes_key.as_ref().is_some_and(|k| k.path == key)
+        let in_use = self.window.segments().any(|e| {
+            e.key.as_ref().is_some_and(|k| k.path == key)
+                || e.map.as_ref().is_some_and(|m| m.path == key)
+        }) || self.aes_key.as_ref().is_some_and(|k| k.path == key)
+            || self.init.as_ref().is_some_and(|i| i.map.path == key)
             || self.doomed.iter().any(|(_, p)| p == key);
         if !in_use {
             self.doomed.push((at, key.to_path_buf()));
@@ -548,11 +560,17 @@ impl StreamState {
     async fn dispose(&mut self) {
         writer::remove(&self.playlist).await;
         let mut keys: Vec<PathBuf> = self.aes_key.take().map(|k| k.path).into_iter().collect();
+        keys.extend(self.init.take().map(|i| i.map.path));
         for e in self.window.drain() {
             writer::remove(&e.path).await;
-            if let Some(k) = e.key {
-                if !keys.contains(&k.path) {
-                    keys.push(k.path);
+            for k in e
+                .key
+                .map(|k| k.path)
+                .into_iter()
+                .chain(e.map.map(|m| m.path))
+            {
+                if !keys.contains(&k) {
+                    keys.push(k);
                 }
             }
         }
@@ -597,8 +615,10 @@ enum HlsError {
     },
     #[error(transparent)]
     Path(#[from] path_template::PathError),
-    #[error("key URI {0:?} cannot be written in a playlist (quote or control character)")]
+    #[error("URI {0:?} cannot be written in a playlist (quote or control character)")]
     KeyUri(String),
+    #[error("no fMP4 init segment: a track has no codec configuration (sequence header) yet")]
+    NoInit,
 }
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> HlsError {
@@ -637,7 +657,9 @@ struct Publish {
     want_audio: bool,
     probe: Probe,
     pending: Vec<Frame>,
-    muxer: Option<TsMuxer>,
+    muxer: Option<Muxer>,
+    /// The tracks the muxer was created with.
+    streams: TsStreams,
     seg: Option<OpenSegment>,
     /// With a video track, nothing is written before the first keyframe.
     started: bool,
@@ -691,6 +713,7 @@ async fn stream_task(
         probe: Probe::default(),
         pending: Vec::new(),
         muxer: None,
+        streams: TsStreams::default(),
         seg: None,
         started: false,
         last_track_dts: None,
@@ -809,14 +832,16 @@ impl Publish {
             "hls: {}: tracks video={:?} audio={:?}",
             st.key, streams.video, streams.audio
         );
-        self.muxer = Some(TsMuxer::new(streams));
+        self.streams = streams;
+        self.muxer = Some(Muxer::new(self.cfg.use_fmp4, streams));
         for f in pending {
             self.mux(st, f).await;
         }
     }
 
     async fn mux(&mut self, st: &mut StreamState, f: Frame) {
-        let Some(streams) = self.muxer.as_ref().map(|m| m.streams()) else {
+        let declared = self.streams;
+        let Some(streams) = self.muxer.as_ref().map(|m| m.streams(declared)) else {
             return;
         };
         let ts = f.timestamp;
@@ -874,6 +899,10 @@ impl Publish {
             self.policy
                 .should_cut(ts.saturating_sub(s.start_dts), class)
         });
+        if self.muxer.as_ref().is_some_and(Muxer::is_fmp4) {
+            self.mux_fmp4(st, f, cut).await;
+            return;
+        }
         if cut {
             self.close_segment(st, ts).await;
         }
@@ -883,11 +912,7 @@ impl Publish {
         let (Some(seg), Some(muxer)) = (self.seg.as_mut(), self.muxer.as_mut()) else {
             return;
         };
-        let res = if f.is_video() {
-            muxer.write_video(ts, &f.payload, &mut seg.buf)
-        } else {
-            muxer.write_audio(ts, &f.payload, &mut seg.buf)
-        };
+        let res = muxer.write(f.is_video(), ts, &f.payload, &mut seg.buf);
         if let Err(e) = res {
             if !self.mux_error_logged {
                 warn!("hls: {}: frame at {ts} ms not muxed: {e}", st.key);
@@ -914,6 +939,8 @@ impl Publish {
                 "hls: {}: codec config changed; new segment with a discontinuity",
                 st.key
             );
+            // Every sample under the old configuration belongs to the segment it ends.
+            self.finish_fragment();
             self.close_segment(st, f.timestamp).await;
             st.discontinuity_next = true;
             self.started = false;
@@ -924,7 +951,7 @@ impl Publish {
                 next.audio = TsAudio::from_flv(&f.payload).or(streams.audio);
             }
             if next != streams {
-                let mut m = TsMuxer::new(next);
+                let mut m = Muxer::new(self.cfg.use_fmp4, next);
                 let other = if f.is_video() {
                     &st.audio_sh
                 } else {
@@ -932,12 +959,9 @@ impl Publish {
                 };
                 if let Some(sh) = other {
                     self.scratch.clear();
-                    let _ = if f.is_video() {
-                        m.write_audio(0, sh, &mut self.scratch)
-                    } else {
-                        m.write_video(0, sh, &mut self.scratch)
-                    };
+                    let _ = m.write(!f.is_video(), 0, sh, &mut self.scratch);
                 }
+                self.streams = next;
                 self.muxer = Some(m);
             }
         }
@@ -951,11 +975,7 @@ impl Publish {
         };
         if declared {
             self.scratch.clear();
-            let res = if f.is_video() {
-                m.write_video(f.timestamp, &f.payload, &mut self.scratch)
-            } else {
-                m.write_audio(f.timestamp, &f.payload, &mut self.scratch)
-            };
+            let res = m.write(f.is_video(), f.timestamp, &f.payload, &mut self.scratch);
             if let Err(e) = res {
                 warn!("hls: {}: sequence header refused: {e}", st.key);
             }
@@ -990,7 +1010,7 @@ impl Publish {
             unix_ms(now)
         };
         let name = path_template::render(
-            &self.cfg.ts_file,
+            self.segment_template(),
             &self.segment_vars(st, seq, now, timestamp),
         );
         let mut seg = OpenSegment {
@@ -1006,7 +1026,7 @@ impl Publish {
             failed: false,
             key: None,
         };
-        if let Some(m) = self.muxer.as_mut() {
+        if let Some(Muxer::Ts(m)) = self.muxer.as_mut() {
             m.write_tables(&mut seg.buf);
         }
         let cipher = if self.cfg.keys {
@@ -1153,6 +1173,7 @@ impl Publish {
 
     /// Closes the current segment at `end_dts` (the first dts of the next one) and lists it.
     async fn close_segment(&mut self, st: &mut StreamState, end_dts: u64) {
+        self.take_fragment();
         self.flush(st).await;
         let Some(mut seg) = self.seg.take() else {
             return;
@@ -1174,7 +1195,7 @@ impl Publish {
             duration_ms: Some(duration_ms),
             ..self.segment_vars(st, seg.seq, seg.opened_at, seg.timestamp)
         };
-        let final_name = path_template::render(&self.cfg.ts_file, &vars);
+        let final_name = path_template::render(self.segment_template(), &vars);
         let rel = match path_template::normalize(&final_name) {
             Ok(r) => r,
             Err(e) => {
@@ -1185,6 +1206,19 @@ impl Publish {
             }
         };
         let path = st.root.join(&rel);
+        let map = if self.muxer.as_ref().is_some_and(Muxer::is_fmp4) {
+            match self.ensure_init(st, seg.seq).await {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    file.abandon().await;
+                    st.discontinuity_next = true;
+                    self.fail(st, e).await;
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         if let Err(e) = file.finish(&path).await {
             st.discontinuity_next = true;
             self.fail(st, io_err("cannot finish segment", &path)(e))
@@ -1199,6 +1233,7 @@ impl Publish {
             duration_ms,
             discontinuity: seg.discontinuity,
             key: seg.key.clone(),
+            map,
         });
         if let (Some(k), Some(cur)) = (&seg.key, st.aes_key.as_mut()) {
             if cur.path == k.path {
@@ -1215,6 +1250,9 @@ impl Publish {
                 st.doomed.push((now + keep, r.path));
                 if let Some(k) = &r.key {
                     st.doom_unused_key(&k.path, now + keep);
+                }
+                if let Some(m) = &r.map {
+                    st.doom_unused_key(&m.path, now + keep);
                 }
             }
         }
@@ -1257,6 +1295,114 @@ impl Publish {
         );
     }
 
+    fn segment_template(&self) -> &str {
+        if self.cfg.use_fmp4 {
+            &self.cfg.fmp4_file
+        } else {
+            &self.cfg.ts_file
+        }
+    }
+
+    /// fMP4: the samples whose duration is known go to the open segment as one fragment.
+    fn take_fragment(&mut self) {
+        if let (Some(Muxer::Fmp4(m)), Some(seg)) = (self.muxer.as_mut(), self.seg.as_mut()) {
+            m.take_fragment(&mut seg.buf);
+        }
+    }
+
+    /// fMP4: every sample, the pending ones too (the segment ends where its media ends).
+    fn finish_fragment(&mut self) {
+        if let Some(Muxer::Fmp4(m)) = self.muxer.as_mut() {
+            m.finish();
+        }
+        self.take_fragment();
+    }
+
+    /// fMP4: the frame goes to the muxer first; a cut then closes the segment with the
+    /// samples before it, and the frame opens the next one (see `media::fmp4`).
+    async fn mux_fmp4(&mut self, st: &mut StreamState, f: Frame, cut: bool) {
+        let ts = f.timestamp;
+        if let Some(m) = self.muxer.as_mut() {
+            if let Err(e) = m.write(f.is_video(), ts, &f.payload, &mut self.scratch) {
+                if !self.mux_error_logged {
+                    warn!("hls: {}: frame at {ts} ms not muxed: {e}", st.key);
+                    self.mux_error_logged = true;
+                }
+            }
+        }
+        if cut {
+            self.close_segment(st, ts).await;
+        }
+        if self.seg.is_none() {
+            self.open_segment(st, ts).await;
+        }
+        let big = match &self.muxer {
+            Some(Muxer::Fmp4(m)) => m.ready_bytes() >= FLUSH_BYTES,
+            _ => false,
+        };
+        if big {
+            self.take_fragment();
+        }
+        let Some(seg) = self.seg.as_mut() else {
+            return;
+        };
+        seg.last_dts = seg.last_dts.max(ts);
+        if seg.buf.len() >= FLUSH_BYTES {
+            self.flush(st).await;
+        }
+    }
+
+    /// The init segment of the muxer's configuration, written (tmp + rename) before the
+    /// first segment that needs it is listed. A new configuration gets a new file (the
+    /// template's name with `-<seq>` before `.mp4`), as players cache init segments by URI.
+    async fn ensure_init(&mut self, st: &mut StreamState, seq: u64) -> Result<EntryMap, HlsError> {
+        let Some(Muxer::Fmp4(m)) = self.muxer.as_ref() else {
+            return Err(HlsError::NoInit);
+        };
+        let bytes = m.init_segment().ok_or(HlsError::NoInit)?;
+        if let Some(cur) = &st.init {
+            if cur.bytes == bytes {
+                return Ok(cur.map.clone());
+            }
+        }
+        let vars = Vars {
+            vhost: &st.key.vhost,
+            app: &st.key.app,
+            stream: &st.key.stream,
+            ..Vars::default()
+        };
+        let mut name = path_template::render(&self.cfg.init_file, &vars);
+        if st.init.is_some() {
+            let stem = name.strip_suffix(".mp4").unwrap_or(&name).to_string();
+            name = format!("{stem}-{seq}.mp4");
+        }
+        let rel = path_template::normalize(&name)?;
+        let path = st.root.join(&rel);
+        writer::write_atomic(&path, &bytes)
+            .await
+            .map_err(io_err("cannot write init segment", &path))?;
+        let uri = segmenter::segment_uri(&st.playlist_rel, &rel, &self.cfg.entry_prefix);
+        if uri.chars().any(|c| c == '"' || c.is_control()) {
+            return Err(HlsError::KeyUri(uri));
+        }
+        let map = EntryMap { path, uri };
+        if let Some(old) = st.init.replace(CurrentInit {
+            bytes,
+            map: map.clone(),
+        }) {
+            if old.map.path != map.path {
+                let at = st
+                    .doomed
+                    .iter()
+                    .map(|(at, _)| *at)
+                    .max()
+                    .unwrap_or_else(Instant::now);
+                st.doom_unused_key(&old.map.path, at);
+            }
+        }
+        Ok(map)
+    }
+
     async fn write_playlist(&self, st: &StreamState, ended: bool) -> Result<(), HlsError> {
         let text = st.window.playlist(ended).render();
         writer::write_atomic(&st.playlist, text.as_bytes())
@@ -1266,6 +1412,7 @@ impl Publish {
 
     /// Closes the open segment where it stands (after lost media).
     async fn cut(&mut self, st: &mut StreamState) {
+        self.finish_fragment();
         if let Some(end) = self.seg.as_ref().map(|s| s.last_dts + self.gap_ms) {
             self.close_segment(st, end).await;
         }

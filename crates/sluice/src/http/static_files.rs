@@ -98,6 +98,9 @@ pub fn mime_type(path: &Path) -> &'static str {
         "ts" => "video/mp2t",
         "flv" => "video/x-flv",
         "mp4" | "m4v" => "video/mp4",
+        // fMP4 media segments (HLS `hls_use_fmp4`, DASH).
+        "m4s" => "video/iso.segment",
+        "mpd" => "application/dash+xml",
         "m4a" => "audio/mp4",
         "mp3" => "audio/mpeg",
         "aac" => "audio/aac",

@@ -74,6 +74,31 @@ fn template(d: &Directive, ext: &str, vars: &[&str]) -> Result<String, ConfigErr
     Ok(v.to_string())
 }
 
+/// `hls_part`: seconds (`0.2`) or milliseconds (`200ms`), from 100 ms to 5 s: shorter parts
+/// cost a request each, longer ones give back the latency LL-HLS is for.
+fn part_duration(d: &Directive) -> Result<Duration, ConfigError> {
+    let v = one_arg(d)?;
+    let expected = "a duration from 0.1 to 5 seconds, e.g. 0.2 or 200ms";
+    let secs = match v.strip_suffix("ms") {
+        Some(ms) if !ms.is_empty() && ms.bytes().all(|b| b.is_ascii_digit()) => {
+            ms.parse::<f64>().ok().map(|m| m / 1000.0)
+        }
+        Some(_) => None,
+        None if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
+            v.parse::<f64>().ok()
+        }
+        None => None,
+    };
+    match secs {
+        Some(s) if (0.1..=5.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        Some(_) => Err(invalid(
+            d,
+            format!("value {v} out of range (expected {expected})"),
+        )),
+        None => Err(bad_value(d, v, expected)),
+    }
+}
+
 pub(super) fn hls(
     d: &Directive,
     h: &mut HlsConfig,
@@ -170,6 +195,22 @@ pub(super) fn hls(
                 }
                 h.key_file = t;
             }
+            "hls_use_fmp4" => h.use_fmp4 = flag(c)?,
+            "hls_fmp4_file" => {
+                let t = template(c, ".m4s", TS_VARS)?;
+                if !t.contains("[seq]") && !t.contains("[timestamp]") {
+                    return Err(invalid(
+                        c,
+                        format!(
+                            "\"{t}\": must contain [seq] or [timestamp] so segment names differ"
+                        ),
+                    ));
+                }
+                h.fmp4_file = t;
+            }
+            "hls_init_file" => h.init_file = template(c, ".mp4", M3U8_VARS)?,
+            "hls_ll" => h.ll = flag(c)?,
+            "hls_part" => h.part = part_duration(c)?,
             "hls_key_file_path" => h.key_file_path = Some(path(c)?),
             "hls_key_url" => {
                 let v = one_arg(c)?;
@@ -189,6 +230,41 @@ pub(super) fn hls(
             }
             _ => return Err(unknown(c, " in hls")),
         }
+    }
+    if h.keys && h.use_fmp4 {
+        let at = d
+            .children
+            .iter()
+            .find(|c| c.name == "hls_keys")
+            .unwrap_or(d);
+        return Err(invalid(
+            at,
+            "hls_keys with hls_use_fmp4 is not supported (the init segment would need the \
+             key too); use TS segments for AES-128"
+                .to_string(),
+        ));
+    }
+    if h.ll && !h.use_fmp4 {
+        let at = d.children.iter().find(|c| c.name == "hls_ll").unwrap_or(d);
+        return Err(invalid(
+            at,
+            "hls_ll needs hls_use_fmp4 on: LL-HLS parts are fMP4 fragments".to_string(),
+        ));
+    }
+    if h.ll && h.part > h.fragment {
+        let at = d
+            .children
+            .iter()
+            .find(|c| c.name == "hls_part")
+            .unwrap_or(d);
+        return Err(invalid(
+            at,
+            format!(
+                "hls_part {}s is longer than hls_fragment {}s",
+                h.part.as_secs_f64(),
+                h.fragment.as_secs_f64()
+            ),
+        ));
     }
     if h.window < h.fragment {
         let (at, message) = match (window_at, fragment_at) {

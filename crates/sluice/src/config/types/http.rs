@@ -145,6 +145,11 @@ const DEFAULT_HLS_M3U8_FILE: &str = "[app]/[stream].m3u8";
 const DEFAULT_HLS_TS_FILE: &str = "[app]/[stream]-[seq].ts";
 const DEFAULT_HLS_KEY_FILE: &str = "[app]/[stream]-[seq].key";
 const DEFAULT_HLS_FRAGMENTS_PER_KEY: u32 = 5;
+/// SRS `get_hls_fmp4_file` / `get_hls_init_file`.
+const DEFAULT_HLS_FMP4_FILE: &str = "[app]/[stream]-[seq].m4s";
+const DEFAULT_HLS_INIT_FILE: &str = "[app]/[stream]/init.mp4";
+/// LL-HLS part target (`hls_part`): Apple's and hls.js's usual 200 ms... 1 s range.
+pub const DEFAULT_HLS_PART: Duration = Duration::from_millis(200);
 
 /// `vhost { hls { } }`. Times are validated: `fragment > 0`, `window >= fragment`.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,6 +208,20 @@ pub struct HlsConfig {
     /// usually ends in `/`); empty means the key's path relative to the playlist, like the
     /// segments'. SRS default: empty.
     pub key_url: String,
+    /// fMP4 (CMAF) segments and an init segment instead of MPEG-TS (`hls_use_fmp4`).
+    /// SRS default: off.
+    pub use_fmp4: bool,
+    /// fMP4 segment path template, like `ts_file` but ending in `.m4s`.
+    /// SRS default: `[app]/[stream]-[seq].m4s`.
+    pub fmp4_file: String,
+    /// Init segment path template (`[vhost]`, `[app]`, `[stream]`); a stream whose codec
+    /// configuration changes gets `-<seq>` before `.mp4` for the new one.
+    /// SRS default: `[app]/[stream]/init.mp4`.
+    pub init_file: String,
+    /// Low-Latency HLS parts for fMP4 streams (`hls_ll`, a sluice directive). Default: off.
+    pub ll: bool,
+    /// LL-HLS part target duration (`hls_part`, sluice). Default: 200 ms.
+    pub part: Duration,
 }
 
 impl HlsConfig {
@@ -242,6 +261,11 @@ impl Default for HlsConfig {
             key_file: DEFAULT_HLS_KEY_FILE.to_string(),
             key_file_path: None,
             key_url: String::new(),
+            use_fmp4: false,
+            fmp4_file: DEFAULT_HLS_FMP4_FILE.to_string(),
+            init_file: DEFAULT_HLS_INIT_FILE.to_string(),
+            ll: false,
+            part: DEFAULT_HLS_PART,
         }
     }
 }
