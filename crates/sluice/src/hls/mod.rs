@@ -6,6 +6,7 @@
 //! task, reading the shared ring at its own pace. Per-stream state outlives a publish, so a
 //! republish continues the playlist (with a discontinuity) until `hls_dispose` forgets it.
 
+pub mod ll;
 pub mod muxer;
 pub mod segmenter;
 pub mod writer;
@@ -67,6 +68,8 @@ pub struct HlsStatus {
 pub struct HlsRegistry {
     streams: Mutex<HashMap<StreamKey, HlsStatus>>,
     hooks: Tasks,
+    /// LL-HLS playlists and parts served from memory (`hls_ll`).
+    pub ll: ll::LlRegistry,
 }
 
 impl HlsRegistry {
@@ -79,7 +82,9 @@ impl HlsRegistry {
     }
 
     fn forget(&self, key: &StreamKey) {
-        self.map().remove(key);
+        if let Some(s) = self.map().remove(key) {
+            self.ll.remove(&s.playlist_url);
+        }
     }
 
     pub fn get(&self, key: &StreamKey) -> Option<HlsStatus> {
@@ -479,6 +484,8 @@ struct StreamState {
     /// The fMP4 init segment new segments refer to; kept across publishes, replaced (in a
     /// new file) when the codec configuration changes.
     init: Option<CurrentInit>,
+    /// The LL-HLS playlist and parts in memory (`hls_ll`).
+    ll: Option<Arc<ll::LlStream>>,
 }
 
 /// The init segment in use, and its bytes to tell whether a new configuration needs a new one.
@@ -516,6 +523,13 @@ impl StreamState {
             ..Vars::default()
         };
         let playlist_rel = path_template::normalize(&path_template::render(&cfg.m3u8_file, &vars))?;
+        let ll = (cfg.ll && cfg.use_fmp4).then(|| {
+            let stem = playlist_rel
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Arc::new(ll::LlStream::new(&stem, cfg.part, ll::MAX_PARKED))
+        });
         Ok(StreamState {
             key: key.clone(),
             root: cfg.path.clone(),
@@ -529,6 +543,7 @@ impl StreamState {
             failed_segments: 0,
             aes_key: None,
             init: None,
+            ll,
         })
     }
 
@@ -703,6 +718,9 @@ async fn stream_task(
         s.playlist_url = st.playlist_url();
         s.publishing = true;
     });
+    if let Some(l) = &st.ll {
+        ctx.hls.ll.insert(&st.playlist_url(), l.clone());
+    }
     let policy = CutPolicy::new(cfg.fragment, cfg.td_ratio, cfg.aof_ratio, cfg.wait_keyframe);
     let mut p = Publish {
         ctx: ctx.clone(),
@@ -940,7 +958,7 @@ impl Publish {
                 st.key
             );
             // Every sample under the old configuration belongs to the segment it ends.
-            self.finish_fragment();
+            self.finish_fragment(st.ll.clone().as_deref());
             self.close_segment(st, f.timestamp).await;
             st.discontinuity_next = true;
             self.started = false;
@@ -1028,6 +1046,9 @@ impl Publish {
         };
         if let Some(Muxer::Ts(m)) = self.muxer.as_mut() {
             m.write_tables(&mut seg.buf);
+        }
+        if let Some(l) = &st.ll {
+            l.open_segment(seq);
         }
         let cipher = if self.cfg.keys {
             match self.segment_key(st, seq).await {
@@ -1171,9 +1192,18 @@ impl Publish {
         }
     }
 
-    /// Closes the current segment at `end_dts` (the first dts of the next one) and lists it.
+    /// Closes the current segment at `end_dts` (the first dts of the next one) and lists it;
+    /// LL-HLS moves its parts from the open segment to the listed one (or drops them).
     async fn close_segment(&mut self, st: &mut StreamState, end_dts: u64) {
-        self.take_fragment();
+        let open = self.seg.is_some();
+        self.close_segment_inner(st, end_dts).await;
+        if let (true, Some(l)) = (open, &st.ll) {
+            l.segment_done(st.window.playlist(false), false);
+        }
+    }
+
+    async fn close_segment_inner(&mut self, st: &mut StreamState, end_dts: u64) {
+        self.take_fragment_to(st.ll.as_deref());
         self.flush(st).await;
         let Some(mut seg) = self.seg.take() else {
             return;
@@ -1303,19 +1333,32 @@ impl Publish {
         }
     }
 
-    /// fMP4: the samples whose duration is known go to the open segment as one fragment.
-    fn take_fragment(&mut self) {
-        if let (Some(Muxer::Fmp4(m)), Some(seg)) = (self.muxer.as_mut(), self.seg.as_mut()) {
+    /// fMP4: the samples whose duration is known go to the open segment as one fragment,
+    /// which is also an LL-HLS part when `ll` is given.
+    fn take_fragment_to(&mut self, ll: Option<&ll::LlStream>) {
+        let (Some(Muxer::Fmp4(m)), Some(seg)) = (self.muxer.as_mut(), self.seg.as_mut()) else {
+            return;
+        };
+        let Some(ll) = ll else {
             m.take_fragment(&mut seg.buf);
+            return;
+        };
+        let mut part = Vec::new();
+        if let Some(meta) = m.take_fragment(&mut part) {
+            seg.buf.extend_from_slice(&part);
+            if !seg.failed {
+                let d = Duration::from_millis(meta.duration_ms);
+                ll.add_part(Bytes::from(part), d, meta.independent);
+            }
         }
     }
 
     /// fMP4: every sample, the pending ones too (the segment ends where its media ends).
-    fn finish_fragment(&mut self) {
+    fn finish_fragment(&mut self, ll: Option<&ll::LlStream>) {
         if let Some(Muxer::Fmp4(m)) = self.muxer.as_mut() {
             m.finish();
         }
-        self.take_fragment();
+        self.take_fragment_to(ll);
     }
 
     /// fMP4: the frame goes to the muxer first; a cut then closes the segment with the
@@ -1336,12 +1379,25 @@ impl Publish {
         if self.seg.is_none() {
             self.open_segment(st, ts).await;
         }
-        let big = match &self.muxer {
-            Some(Muxer::Fmp4(m)) => m.ready_bytes() >= FLUSH_BYTES,
-            _ => false,
+        // LL-HLS: a part ends before the frame that would take it past the part target.
+        let part_ms = self.cfg.part.as_millis() as u64;
+        let (big, part_due) = match &self.muxer {
+            Some(Muxer::Fmp4(m)) => (
+                m.ready_bytes() >= FLUSH_BYTES,
+                m.has_ready() && m.ready_ms() + self.gap_ms > part_ms,
+            ),
+            _ => (false, false),
         };
-        if big {
-            self.take_fragment();
+        let ll = st.ll.clone();
+        if ll.is_some() && part_due && self.seg.as_ref().is_some_and(|s| !s.failed) {
+            // Players fetch the init segment before the first part.
+            let seq = self.seg.as_ref().map_or(0, |s| s.seq);
+            if let Err(e) = self.ensure_init(st, seq).await {
+                warn!("hls: {}: {e}", st.key);
+            }
+            self.take_fragment_to(ll.as_deref());
+        } else if big {
+            self.take_fragment_to(ll.as_deref());
         }
         let Some(seg) = self.seg.as_mut() else {
             return;
@@ -1412,7 +1468,7 @@ impl Publish {
 
     /// Closes the open segment where it stands (after lost media).
     async fn cut(&mut self, st: &mut StreamState) {
-        self.finish_fragment();
+        self.finish_fragment(st.ll.clone().as_deref());
         if let Some(end) = self.seg.as_ref().map(|s| s.last_dts + self.gap_ms) {
             self.close_segment(st, end).await;
         }
@@ -1433,6 +1489,9 @@ impl Publish {
             match self.write_playlist(st, true).await {
                 Ok(()) => info!("hls: {}: playlist ended (#EXT-X-ENDLIST)", st.key),
                 Err(e) => warn!("hls: {}: {e}", st.key),
+            }
+            if let Some(l) = &st.ll {
+                l.segment_done(st.window.playlist(true), true);
             }
         }
     }

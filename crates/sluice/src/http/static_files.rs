@@ -343,7 +343,7 @@ pub async fn serve(ctx: Arc<Context>, req: Request) -> Response {
     with_cors(resp, cors)
 }
 
-fn with_cors(mut resp: Response, cors: bool) -> Response {
+pub fn with_cors(mut resp: Response, cors: bool) -> Response {
     if cors {
         let h = resp.headers_mut();
         h.insert(
