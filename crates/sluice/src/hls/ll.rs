@@ -27,9 +27,8 @@ const KEEP_PART_SEGMENTS: usize = 4;
 const SKIP_TARGETS: u64 = 6;
 /// A request for a segment further ahead than this is refused (400), as the RFC says.
 const MAX_MSN_AHEAD: u64 = 2;
-/// Blocked requests (playlist reloads and preload-hinted parts) one stream lets wait at
-/// once; more are refused with 503. Each costs a connection and a small future, no thread.
-pub const MAX_PARKED: usize = 5_000;
+// How many requests may wait at once is `hls_ll_max_blocked` (default 5000): each costs a
+// connection and a small future, no thread.
 
 /// Counters of blocked reloads, for `/metrics` (all streams).
 #[derive(Debug, Default)]

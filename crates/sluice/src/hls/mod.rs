@@ -60,6 +60,29 @@ pub struct HlsStatus {
     pub last_error: Option<String>,
     /// UNIX ms of the newest error, kept after recovery (when the last episode was).
     pub last_error_at_ms: Option<u64>,
+    /// `ts` or `fmp4` (`hls_use_fmp4`).
+    pub format: String,
+    /// LL-HLS part target in ms when `hls_ll` is on.
+    pub part_target_ms: Option<u64>,
+}
+
+/// The live LL-HLS state of a stream, for the API: the segment being written, its parts so
+/// far, and the requests blocked on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LlStatus {
+    pub msn: u64,
+    pub parts: usize,
+    pub blocked: usize,
+}
+
+/// The LL-HLS state of the stream whose playlist is at `playlist_url`.
+pub fn ll_status(ctx: &Context, playlist_url: &str) -> Option<LlStatus> {
+    let (msn, parts, blocked) = ctx.hls.ll.get(playlist_url)?.status();
+    Some(LlStatus {
+        msn,
+        parts,
+        blocked,
+    })
 }
 
 /// Per-stream HLS status, shared with the API (a field of [`Context`]), and the
@@ -528,7 +551,7 @@ impl StreamState {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            Arc::new(ll::LlStream::new(&stem, cfg.part, ll::MAX_PARKED))
+            Arc::new(ll::LlStream::new(&stem, cfg.part, cfg.ll_max_blocked))
         });
         Ok(StreamState {
             key: key.clone(),
@@ -717,6 +740,8 @@ async fn stream_task(
         s.playlist = st.playlist.clone();
         s.playlist_url = st.playlist_url();
         s.publishing = true;
+        s.format = if cfg.use_fmp4 { "fmp4" } else { "ts" }.to_string();
+        s.part_target_ms = st.ll.is_some().then(|| cfg.part.as_millis() as u64);
     });
     if let Some(l) = &st.ll {
         ctx.hls.ll.insert(&st.playlist_url(), l.clone());

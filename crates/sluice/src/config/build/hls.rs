@@ -211,6 +211,9 @@ pub(super) fn hls(
             "hls_init_file" => h.init_file = template(c, ".mp4", M3U8_VARS)?,
             "hls_ll" => h.ll = flag(c)?,
             "hls_part" => h.part = part_duration(c)?,
+            "hls_ll_max_blocked" => {
+                h.ll_max_blocked = integer(c, 1, 1_000_000, "")? as usize;
+            }
             "hls_key_file_path" => h.key_file_path = Some(path(c)?),
             "hls_key_url" => {
                 let v = one_arg(c)?;

@@ -222,6 +222,9 @@ pub struct HlsConfig {
     pub ll: bool,
     /// LL-HLS part target duration (`hls_part`, sluice). Default: 200 ms.
     pub part: Duration,
+    /// LL-HLS requests one stream lets wait for a part at once; more get 503
+    /// (`hls_ll_max_blocked`, sluice). Default: 5000.
+    pub ll_max_blocked: usize,
 }
 
 impl HlsConfig {
@@ -266,6 +269,7 @@ impl Default for HlsConfig {
             init_file: DEFAULT_HLS_INIT_FILE.to_string(),
             ll: false,
             part: DEFAULT_HLS_PART,
+            ll_max_blocked: 5_000,
         }
     }
 }
