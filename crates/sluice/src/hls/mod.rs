@@ -741,7 +741,7 @@ async fn stream_task(
         s.playlist_url = st.playlist_url();
         s.publishing = true;
         s.format = if cfg.use_fmp4 { "fmp4" } else { "ts" }.to_string();
-        s.part_target_ms = st.ll.is_some().then(|| cfg.part.as_millis() as u64);
+        s.part_target_ms = st.ll.is_some().then_some(cfg.part.as_millis() as u64);
     });
     if let Some(l) = &st.ll {
         ctx.hls.ll.insert(&st.playlist_url(), l.clone());
