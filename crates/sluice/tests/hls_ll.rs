@@ -191,7 +191,7 @@ fn blocking_reloads_follow_the_live_edge_and_the_playlist_keeps_the_rules() {
         );
         let (open, parts) = live_edge(&next);
         assert!(
-            open > msn || parts > part as usize,
+            open > msn || parts > part,
             "asked part {part} of {msn}, got a playlist without it:\n{text}"
         );
         // The part asked for is served from memory and is a fragment.
