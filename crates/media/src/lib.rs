@@ -7,6 +7,7 @@ pub mod avc;
 mod bits;
 pub mod civil;
 pub mod codec;
+pub mod dash;
 pub mod error;
 pub mod flv;
 pub mod fmp4;

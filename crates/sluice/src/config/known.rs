@@ -39,7 +39,6 @@ pub const ROOT: &[&str] = &[
 pub const VHOST: &[&str] = &[
     "min_latency",
     "bandcheck",
-    "dash",
     "http_static",
     "hds",
     "exec",
@@ -88,6 +87,10 @@ pub const HTTP_SERVER: &[&str] = &["https"];
 
 /// Inside `vhost { http_remux { } }`.
 pub const HTTP_REMUX: &[&str] = &["fast_cache", "drop_if_not_match"];
+
+/// Inside `vhost { dash { } }`: SRS 6's window, cleanup and dispose (sluice's DASH lists HLS's
+/// segments, so HLS's window, cleanup and dispose apply).
+pub const DASH: &[&str] = &["dash_window_size", "dash_cleanup", "dash_dispose"];
 
 /// Inside `vhost { hls { } }`: HLS sessions, fMP4 and the SRS 2 RAM mode.
 pub const HLS: &[&str] = &[

@@ -6,6 +6,7 @@
 //! task, reading the shared ring at its own pace. Per-stream state outlives a publish, so a
 //! republish continues the playlist (with a discontinuity) until `hls_dispose` forgets it.
 
+pub mod dash;
 pub mod ll;
 pub mod muxer;
 pub mod segmenter;
@@ -401,7 +402,7 @@ impl Streams {
                 return;
             }
             Some(Slot::Idle { state, .. }) => *state,
-            None => match StreamState::new(key, &vhost.hls) {
+            None => match StreamState::new(key, &vhost.hls, &vhost.dash) {
                 Ok(s) => s,
                 Err(e) => {
                     warn!("hls: stream {key} gets no HLS: {e}");
@@ -509,6 +510,8 @@ struct StreamState {
     init: Option<CurrentInit>,
     /// The LL-HLS playlist and parts in memory (`hls_ll`).
     ll: Option<Arc<ll::LlStream>>,
+    /// The DASH MPD over the same segments (`dash { enabled on; }`).
+    dash: Option<dash::DashState>,
 }
 
 /// The init segment in use, and its bytes to tell whether a new configuration needs a new one.
@@ -538,7 +541,11 @@ impl std::fmt::Debug for CurrentKey {
 }
 
 impl StreamState {
-    fn new(key: &StreamKey, cfg: &HlsConfig) -> Result<StreamState, path_template::PathError> {
+    fn new(
+        key: &StreamKey,
+        cfg: &HlsConfig,
+        dash_cfg: &crate::config::DashConfig,
+    ) -> Result<StreamState, path_template::PathError> {
         let vars = Vars {
             vhost: &key.vhost,
             app: &key.app,
@@ -553,7 +560,15 @@ impl StreamState {
                 .unwrap_or_default();
             Arc::new(ll::LlStream::new(&stem, cfg.part, cfg.ll_max_blocked))
         });
+        let dash = match dash::DashState::new(key, cfg, dash_cfg, &cfg.path) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!("hls: {key}: {e}");
+                None
+            }
+        };
         Ok(StreamState {
+            dash,
             key: key.clone(),
             root: cfg.path.clone(),
             playlist: cfg.path.join(&playlist_rel),
@@ -597,6 +612,9 @@ impl StreamState {
     /// Deletes every file of the stream: the playlist, listed and doomed segments.
     async fn dispose(&mut self) {
         writer::remove(&self.playlist).await;
+        if let Some(d) = &self.dash {
+            writer::remove(&d.path).await;
+        }
         let mut keys: Vec<PathBuf> = self.aes_key.take().map(|k| k.path).into_iter().collect();
         keys.extend(self.init.take().map(|i| i.map.path));
         for e in self.window.drain() {
@@ -1274,6 +1292,7 @@ impl Publish {
         } else {
             None
         };
+        let bytes = file.written();
         if let Err(e) = file.finish(&path).await {
             st.discontinuity_next = true;
             self.fail(st, io_err("cannot finish segment", &path)(e))
@@ -1316,6 +1335,20 @@ impl Publish {
             self.fail(st, e).await;
             return;
         }
+        let first_listed = st.window.segments().next().map_or(seg.seq, |e| e.seq);
+        if let Some(d) = st.dash.as_mut() {
+            let wall = unix_ms(seg.opened_at) as i64;
+            d.push(
+                seg.seq,
+                seg.start_dts,
+                duration_ms,
+                bytes,
+                seg.discontinuity,
+                wall,
+                first_listed,
+            );
+        }
+        self.write_mpd(st, true).await;
         if st.failed_segments > 0 {
             // WARN like the failure it ends, so that whoever sees one sees both.
             warn!(
@@ -1484,6 +1517,43 @@ impl Publish {
         Ok(map)
     }
 
+    /// The DASH MPD, when on: live, or static once the stream ended. A failure is logged
+    /// only: HLS goes on.
+    async fn write_mpd(&self, st: &StreamState, live: bool) {
+        let (Some(d), Some(Muxer::Fmp4(m)), Some(init)) = (&st.dash, &self.muxer, &st.init) else {
+            return;
+        };
+        let Some(tracks) = m.tracks() else {
+            return;
+        };
+        let codecs: Vec<String> = tracks.iter().map(|t| t.codec.rfc6381()).collect();
+        let video = tracks.iter().find_map(|t| match &t.codec {
+            media::fmp4::TrackCodec::H264 { width, height, .. }
+            | media::fmp4::TrackCodec::H265 { width, height, .. } => Some((*width, *height)),
+            _ => None,
+        });
+        let init_rel = init
+            .map
+            .path
+            .strip_prefix(&st.root)
+            .unwrap_or(&init.map.path);
+        let text = d.render(
+            live,
+            st.window.target(),
+            &codecs.join(","),
+            video,
+            &d.uri_of(init_rel),
+            unix_ms(SystemTime::now()) as i64,
+        );
+        if let Err(e) = writer::write_atomic(&d.path, text.as_bytes()).await {
+            warn!(
+                "hls: {}: cannot write MPD {}: {e}",
+                st.key,
+                d.path.display()
+            );
+        }
+    }
+
     async fn write_playlist(&self, st: &StreamState, ended: bool) -> Result<(), HlsError> {
         let text = st.window.playlist(ended).render();
         writer::write_atomic(&st.playlist, text.as_bytes())
@@ -1518,6 +1588,7 @@ impl Publish {
             if let Some(l) = &st.ll {
                 l.segment_done(st.window.playlist(true), true);
             }
+            self.write_mpd(st, false).await;
         }
     }
 

@@ -319,7 +319,7 @@ pub fn sweep_leftovers(root: &Path, started: SystemTime, dispose: Option<Duratio
         // the root and have that extension.
         let media = path
             .extension()
-            .is_some_and(|e| e == "ts" || e == "m3u8" || e == "key" || e == "m4s");
+            .is_some_and(|e| e == "ts" || e == "m3u8" || e == "key" || e == "m4s" || e == "mpd");
         if tmp {
             if remove_sync(path) {
                 sweep.removed += 1;

@@ -467,7 +467,7 @@ async fn serve_plain(
     if let Some(m) = mtime {
         builder = builder.header(header::LAST_MODIFIED, http_date(m));
     }
-    if mime == "application/vnd.apple.mpegurl" {
+    if mime == "application/vnd.apple.mpegurl" || mime == "application/dash+xml" {
         // A playlist changes with every segment; a cached one stalls the player.
         builder = builder.header(header::CACHE_CONTROL, "no-cache");
     }

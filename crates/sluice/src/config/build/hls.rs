@@ -293,3 +293,67 @@ pub(super) fn hls(
     }
     Ok(())
 }
+
+/// `vhost { dash { } }`. What cannot be honoured (DASH without fMP4 HLS, another path or
+/// fragment than HLS's) is accepted and reported, as `sluice -t` shows warnings; the checks
+/// that need the whole vhost are in [`dash_warnings`].
+pub(super) fn dash(
+    d: &Directive,
+    c: &mut DashConfig,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    need_block(d, 0)?;
+    let mut seen = Seen::default();
+    for x in &d.children {
+        let n = x.name.as_str();
+        if known::DASH.contains(&n) {
+            warn_unimplemented(warnings, x, "vhost.dash.");
+            continue;
+        }
+        seen.check(x)?;
+        match n {
+            "enabled" => c.enabled = flag(x)?,
+            "dash_fragment" => {
+                c.fragment = Duration::from_secs_f64(positive_seconds(x, MAX_FRAGMENT_SECONDS)?)
+            }
+            "dash_update_period" => {
+                c.update_period = Duration::from_secs_f64(positive_seconds(x, MAX_WINDOW_SECONDS)?)
+            }
+            "dash_timeshift" => {
+                c.timeshift = Duration::from_secs_f64(positive_seconds(x, MAX_WINDOW_SECONDS)?)
+            }
+            "dash_path" => c.path = path(x)?,
+            "dash_mpd_file" => c.mpd_file = template(x, ".mpd", M3U8_VARS)?,
+            _ => return Err(unknown(x, " in dash")),
+        }
+    }
+    Ok(())
+}
+
+/// DASH settings sluice accepts but cannot honour as written, for `sluice -t`.
+pub fn dash_warnings(vhost: &str, hls: &HlsConfig, dash: &DashConfig) -> Vec<String> {
+    let mut w = Vec::new();
+    if !dash.enabled {
+        return w;
+    }
+    if !(hls.enabled && hls.use_fmp4) {
+        w.push(format!(
+            "vhost {vhost}: dash needs hls {{ enabled on; hls_use_fmp4 on; }} (the MPD lists HLS's fMP4 segments); no DASH"
+        ));
+    }
+    if dash.path != hls.path {
+        w.push(format!(
+            "vhost {vhost}: dash_path {} is not hls_path {}: the MPD is written under hls_path, beside the segments it lists",
+            dash.path.display(),
+            hls.path.display()
+        ));
+    }
+    if dash.fragment != hls.fragment {
+        w.push(format!(
+            "vhost {vhost}: dash_fragment {}s is not hls_fragment {}s: DASH segments are HLS's",
+            dash.fragment.as_secs_f64(),
+            hls.fragment.as_secs_f64()
+        ));
+    }
+    w
+}

@@ -227,6 +227,39 @@ pub struct HlsConfig {
     pub ll_max_blocked: usize,
 }
 
+/// `vhost { dash { } }` (SRS's directives). sluice's DASH is a live MPD over the fMP4
+/// segments of HLS (`hls { enabled on; hls_use_fmp4 on; }`), written beside the playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashConfig {
+    /// SRS default: off.
+    pub enabled: bool,
+    /// SRS default: 30 s. The segments are HLS's (`hls_fragment`); a different value is
+    /// reported by `sluice -t`.
+    pub fragment: Duration,
+    /// `minimumUpdatePeriod` of the MPD. SRS default: 150 s; sluice caps it at the segment
+    /// target so players see new segments in time.
+    pub update_period: Duration,
+    /// `timeShiftBufferDepth`. SRS default: 300 s.
+    pub timeshift: Duration,
+    /// SRS default: ./objs/nginx/html. Must be `hls_path` (the MPD lists HLS's segments).
+    pub path: PathBuf,
+    /// MPD path template: `[vhost]`, `[app]`, `[stream]`. SRS default: `[app]/[stream].mpd`.
+    pub mpd_file: String,
+}
+
+impl Default for DashConfig {
+    fn default() -> Self {
+        DashConfig {
+            enabled: false,
+            fragment: Duration::from_secs(30),
+            update_period: Duration::from_secs(150),
+            timeshift: Duration::from_secs(300),
+            path: PathBuf::from(DEFAULT_HTTP_DIR),
+            mpd_file: "[app]/[stream].mpd".to_string(),
+        }
+    }
+}
+
 impl HlsConfig {
     /// Where key files are written.
     pub fn key_root(&self) -> &std::path::Path {
