@@ -39,10 +39,12 @@ fn ffprobe_reads_the_live_mpd_and_ffmpeg_the_ended_one() {
     let root = unique_dir("dash-root").join("hls");
     fs::create_dir_all(&root).expect("root");
     let http = free_port();
+    let api = free_port();
     let body = format!(
         "max_connections 100;
 daemon off;
 srs_log_tank console;
+http_api {{ enabled on; listen 127.0.0.1:{api}; }}
 http_server {{ enabled on; listen 127.0.0.1:{http}; dir {root}; }}
 vhost __defaultVhost__ {{
     hls {{ enabled on; hls_use_fmp4 on; hls_path {root}; hls_fragment 2; hls_window 20; hls_dispose 0; }}
@@ -68,6 +70,17 @@ vhost __defaultVhost__ {{
     let url = format!("http://127.0.0.1:{http}/live/test.mpd");
     let codecs = ffprobe_codecs(&url).unwrap_or_else(|e| panic!("ffprobe {url}: {e}\n{live}"));
     assert_eq!(codecs, vec!["aac", "h264"], "{live}");
+    // The API names the MPD of the stream.
+    let mut s = std::net::TcpStream::connect(addr(api)).expect("api");
+    std::io::Write::write_all(
+        &mut s,
+        b"GET /api/v1/hls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .expect("send");
+    let mut raw = String::new();
+    std::io::Read::read_to_string(&mut s, &mut raw).expect("read");
+    assert!(raw.contains("\"mpd_url\":\"live/test.mpd\""), "{raw}");
+    assert!(raw.contains("\"format\":\"fmp4\""), "{raw}");
     publisher.expect_success(Duration::from_secs(60));
     let ended = wait_for(Duration::from_secs(10), || {
         let text = fs::read_to_string(&mpd).ok()?;

@@ -65,6 +65,8 @@ pub struct HlsStatus {
     pub format: String,
     /// LL-HLS part target in ms when `hls_ll` is on.
     pub part_target_ms: Option<u64>,
+    /// The DASH MPD's path under the HLS root, when `dash` is on for the stream.
+    pub mpd_url: Option<String>,
 }
 
 /// The live LL-HLS state of a stream, for the API: the segment being written, its parts so
@@ -760,6 +762,13 @@ async fn stream_task(
         s.publishing = true;
         s.format = if cfg.use_fmp4 { "fmp4" } else { "ts" }.to_string();
         s.part_target_ms = st.ll.is_some().then_some(cfg.part.as_millis() as u64);
+        s.mpd_url = st.dash.as_ref().map(|d| {
+            d.path
+                .strip_prefix(&st.root)
+                .unwrap_or(&d.path)
+                .to_string_lossy()
+                .into_owned()
+        });
     });
     if let Some(l) = &st.ll {
         ctx.hls.ll.insert(&st.playlist_url(), l.clone());
