@@ -323,3 +323,33 @@ fn reader_refuses_bad_sizes_and_offsets() {
     assert!(parse_fragments(&out).is_err());
     assert_eq!(out.len(), n);
 }
+
+/// HEVC: an `hvc1` sample entry carrying the record as sent, and the RFC 6381 string players
+/// match on (`hvc1.<profile>.<compat reversed>.<tier><level>.<constraints>`).
+#[test]
+fn hevc_track_is_hvc1_with_its_codecs_string() {
+    // HEVCDecoderConfigurationRecord head: version 1, Main profile (1), compat flags
+    // 0x60000000, constraints b0 00 00 00 00 00, level 93 (3.1); no arrays.
+    let record = hex("01 01 60000000 b00000000000 5d f000 fc fd f8 f8 0000 0f 00");
+    let codec = TrackCodec::H265 {
+        record: Bytes::from(record.clone()),
+        width: 640,
+        height: 360,
+    };
+    assert_eq!(codec.rfc6381(), "hvc1.1.6.L93.B0");
+    let mut out = Vec::new();
+    write_init(
+        &[Track {
+            id: 1,
+            timescale: 90_000,
+            codec,
+        }],
+        &mut out,
+    );
+    let t = parse_init(&out).expect("parse");
+    assert_eq!((&t[0].entry, &t[0].handler), (b"hvc1", b"vide"));
+    let mut hvcc = ((record.len() + 8) as u32).to_be_bytes().to_vec();
+    hvcc.extend_from_slice(b"hvcC");
+    hvcc.extend_from_slice(&record);
+    assert!(out.windows(hvcc.len()).any(|w| w == hvcc));
+}

@@ -83,7 +83,7 @@ fn hevc_codecs(record: &[u8]) -> String {
     }
     let mut s = format!("hvc1.{space}{profile}.{compat:x}.{tier}{level}");
     for b in cons {
-        s.push_str(&format!(".{b:x}"));
+        s.push_str(&format!(".{b:X}"));
     }
     s
 }
