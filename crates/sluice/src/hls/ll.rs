@@ -329,8 +329,13 @@ impl LlStream {
         let Some(_parked) = self.park(stats) else {
             return Answer::Unavailable("too many blocked part requests");
         };
+        // The hint may not come true: the segment can end before that part (a keyframe
+        // cut it). Then the answer is 404 as soon as the segment is complete.
+        let msn = part_msn(name);
         let ready = self
-            .wait_for(limit, |st| st.bytes.contains_key(name) || st.ended)
+            .wait_for(limit, |st| {
+                st.bytes.contains_key(name) || st.ended || msn.is_some_and(|m| st.open_msn > m)
+            })
             .await;
         let st = self.lock();
         match (ready, st.bytes.get(name)) {
@@ -386,6 +391,13 @@ impl LlStream {
         let st = self.lock();
         (st.open_msn, st.open_parts.len(), self.parked())
     }
+}
+
+/// The segment number in a part name `<stem>-<msn>.<part>.m4s`.
+fn part_msn(name: &str) -> Option<u64> {
+    let body = name.strip_suffix(".m4s")?;
+    let (head, _) = body.rsplit_once('.')?;
+    head.rsplit_once('-')?.1.parse().ok()
 }
 
 /// The LL-HLS streams by the URL path of their playlist (`live/test.m3u8`), and the counters
@@ -502,6 +514,13 @@ mod tests {
         assert!(matches!(hinted.await.expect("join"), Answer::Part(b) if &b[..] == b"new"));
         assert_eq!(s.parked(), 0);
         assert_eq!(stats.parked_total.load(Ordering::Relaxed), 2);
+        // A hinted part that the end of its segment makes void: 404 as soon as it ends.
+        let (s4, st4) = (s.clone(), stats.clone());
+        let void = tokio::spawn(async move { s4.part(&st4, "test-1.1.m4s").await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!void.is_finished());
+        s.segment_done(window(0, 2), false);
+        assert!(matches!(void.await.expect("join"), Answer::NotFound));
         // Too far ahead: refused at once.
         assert!(matches!(
             s.playlist(&stats, Some(9), None, false).await,
