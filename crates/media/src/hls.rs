@@ -25,6 +25,31 @@ pub struct Segment {
     pub program_date_time_ms: Option<i64>,
     /// AES-128 encryption of this segment, rendered as `#EXT-X-KEY` before it.
     pub key: Option<SegmentKey>,
+    /// The init segment (fMP4), rendered as `#EXT-X-MAP` where it changes.
+    pub map: Option<String>,
+    /// LL-HLS partial segments of this segment (`#EXT-X-PART` before its `#EXTINF`).
+    pub parts: Vec<Part>,
+}
+
+/// An LL-HLS partial segment (RFC 8216bis §4.4.4.9).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    pub uri: String,
+    /// Seconds.
+    pub duration: f64,
+    /// Starts with a keyframe: a player may start decoding there.
+    pub independent: bool,
+}
+
+/// What makes a playlist Low-Latency HLS: `#EXT-X-SERVER-CONTROL` and `#EXT-X-PART-INF`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LowLatency {
+    /// Seconds; every part is at most this long.
+    pub part_target: f64,
+    /// Seconds from the live edge a player should stay (at least 2 part targets).
+    pub part_hold_back: f64,
+    /// `CAN-SKIP-UNTIL`: the server answers `_HLS_skip=YES` with delta updates.
+    pub can_skip_until: Option<f64>,
 }
 
 /// `#EXT-X-KEY:METHOD=AES-128,URI="..",IV=0x..` (RFC 8216 §4.3.2.4). The IV is always
@@ -45,6 +70,29 @@ pub struct MediaPlaylist {
     pub discontinuity_sequence: u64,
     pub segments: Vec<Segment>,
     pub ended: bool,
+    /// LL-HLS server control and part information.
+    pub low_latency: Option<LowLatency>,
+    /// Parts of the segment being written, after the last complete segment.
+    pub pending_parts: Vec<Part>,
+    /// `#EXT-X-PRELOAD-HINT:TYPE=PART` for the part being written.
+    pub preload_hint: Option<String>,
+    /// Segments left out of a delta update (`#EXT-X-SKIP`), before `segments`.
+    pub skipped_segments: u64,
+}
+
+fn render_part(s: &mut String, p: &Part) {
+    let ms = rendered_ms(p.duration);
+    let _ = write!(
+        s,
+        "#EXT-X-PART:DURATION={}.{:03},URI=\"{}\"",
+        ms / 1000,
+        ms % 1000,
+        p.uri
+    );
+    if p.independent {
+        s.push_str(",INDEPENDENT=YES");
+    }
+    s.push('\n');
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -92,13 +140,33 @@ impl MediaPlaylist {
 
     pub fn render(&self) -> String {
         let mut s = String::with_capacity(128 + self.segments.len() * 64);
-        s.push_str("#EXTM3U\n#EXT-X-VERSION:3\n");
+        // EXT-X-MAP in a media playlist needs version 6; EXT-X-SKIP needs 9.
+        let version = if self.skipped_segments > 0 {
+            9
+        } else if self.segments.iter().any(|seg| seg.map.is_some()) || self.low_latency.is_some() {
+            7
+        } else {
+            3
+        };
+        let _ = writeln!(s, "#EXTM3U\n#EXT-X-VERSION:{version}");
         let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{}", self.media_sequence);
         let _ = writeln!(
             s,
             "#EXT-X-TARGETDURATION:{}",
             self.effective_target_duration()
         );
+        if let Some(ll) = &self.low_latency {
+            let _ = write!(
+                s,
+                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={:.3}",
+                ll.part_hold_back
+            );
+            if let Some(skip) = ll.can_skip_until {
+                let _ = write!(s, ",CAN-SKIP-UNTIL={skip:.1}");
+            }
+            s.push('\n');
+            let _ = writeln!(s, "#EXT-X-PART-INF:PART-TARGET={:.3}", ll.part_target);
+        }
         if self.discontinuity_sequence > 0 {
             let _ = writeln!(
                 s,
@@ -106,12 +174,22 @@ impl MediaPlaylist {
                 self.discontinuity_sequence
             );
         }
+        if self.skipped_segments > 0 {
+            let _ = writeln!(s, "#EXT-X-SKIP:SKIPPED-SEGMENTS={}", self.skipped_segments);
+        }
         // An EXT-X-KEY applies until the next one: it is written where the key or IV
         // changes, and `METHOD=NONE` where encryption stops (a reload turned it off).
         let mut current: Option<&SegmentKey> = None;
+        let mut map: Option<&String> = None;
         for seg in &self.segments {
             if seg.discontinuity {
                 s.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            if seg.map.is_some() && seg.map.as_ref() != map {
+                if let Some(uri) = &seg.map {
+                    let _ = writeln!(s, "#EXT-X-MAP:URI=\"{uri}\"");
+                }
+                map = seg.map.as_ref();
             }
             if seg.key.as_ref() != current {
                 match &seg.key {
@@ -131,10 +209,19 @@ impl MediaPlaylist {
             if let Some(ms) = seg.program_date_time_ms {
                 let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", format_date_time(ms));
             }
+            for p in &seg.parts {
+                render_part(&mut s, p);
+            }
             let ms = rendered_ms(seg.duration);
             let _ = writeln!(s, "#EXTINF:{}.{:03},", ms / 1000, ms % 1000);
             s.push_str(&seg.uri);
             s.push('\n');
+        }
+        for p in &self.pending_parts {
+            render_part(&mut s, p);
+        }
+        if let Some(uri) = &self.preload_hint {
+            let _ = writeln!(s, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{uri}\"");
         }
         if self.ended {
             s.push_str("#EXT-X-ENDLIST\n");
@@ -176,6 +263,11 @@ pub fn parse_media_playlist(text: &str) -> Result<MediaPlaylist, HlsError> {
     let mut pending_discontinuity = false;
     let mut pending_pdt: Option<i64> = None;
     let mut key: Option<SegmentKey> = None;
+    let mut map: Option<String> = None;
+    let mut parts: Vec<Part> = Vec::new();
+    let mut low_latency: Option<LowLatency> = None;
+    let mut preload_hint = None;
+    let mut skipped_segments = 0u64;
     for (idx, raw) in lines {
         let line_no = idx + 1;
         let line = raw.trim();
@@ -222,6 +314,56 @@ pub fn parse_media_playlist(text: &str) -> Result<MediaPlaylist, HlsError> {
                 }
                 "EXT-X-ENDLIST" => ended = true,
                 "EXT-X-KEY" => key = parse_key(value, line_no)?,
+                "EXT-X-MAP" => {
+                    let bad = HlsError::BadValue {
+                        line: line_no,
+                        tag: "EXT-X-MAP",
+                    };
+                    let attrs = attributes(value).ok_or(bad.clone())?;
+                    let uri = attrs.iter().find(|(k, _)| *k == "URI").ok_or(bad)?.1;
+                    map = Some(uri.to_string());
+                }
+                "EXT-X-PART" => {
+                    if parts.len() >= MAX_SEGMENTS {
+                        return Err(HlsError::TooManySegments);
+                    }
+                    parts.push(parse_part(value, line_no)?);
+                }
+                "EXT-X-SERVER-CONTROL" | "EXT-X-PART-INF" => {
+                    let bad = HlsError::BadValue {
+                        line: line_no,
+                        tag: "EXT-X-SERVER-CONTROL",
+                    };
+                    let attrs = attributes(value).ok_or(bad.clone())?;
+                    let ll = low_latency.get_or_insert(LowLatency {
+                        part_target: 0.0,
+                        part_hold_back: 0.0,
+                        can_skip_until: None,
+                    });
+                    for (k, v) in attrs {
+                        let num = || v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0);
+                        match k {
+                            "PART-TARGET" => ll.part_target = num().ok_or(bad.clone())?,
+                            "PART-HOLD-BACK" => ll.part_hold_back = num().ok_or(bad.clone())?,
+                            "CAN-SKIP-UNTIL" => ll.can_skip_until = Some(num().ok_or(bad.clone())?),
+                            _ => {}
+                        }
+                    }
+                }
+                "EXT-X-PRELOAD-HINT" => {
+                    let attrs = attributes(value).ok_or(HlsError::BadValue {
+                        line: line_no,
+                        tag: "EXT-X-PRELOAD-HINT",
+                    })?;
+                    preload_hint = attrs
+                        .iter()
+                        .find(|(k, _)| *k == "URI")
+                        .map(|(_, v)| v.to_string());
+                }
+                "EXT-X-SKIP" => {
+                    let v = value.strip_prefix("SKIPPED-SEGMENTS=").unwrap_or("");
+                    skipped_segments = parse_u64(v, line_no, "EXT-X-SKIP")?;
+                }
                 _ => {}
             }
             continue;
@@ -239,11 +381,15 @@ pub fn parse_media_playlist(text: &str) -> Result<MediaPlaylist, HlsError> {
             discontinuity: std::mem::take(&mut pending_discontinuity),
             program_date_time_ms: pending_pdt.take(),
             key: key.clone(),
+            map: map.clone(),
+            parts: std::mem::take(&mut parts),
         });
     }
     let media_sequence = media_sequence.unwrap_or(0);
     for (k, seg) in segments.iter_mut().enumerate() {
-        seg.sequence = media_sequence.saturating_add(k as u64);
+        seg.sequence = media_sequence
+            .saturating_add(skipped_segments)
+            .saturating_add(k as u64);
     }
     Ok(MediaPlaylist {
         target_duration: target.ok_or(HlsError::MissingTargetDuration)?,
@@ -251,6 +397,29 @@ pub fn parse_media_playlist(text: &str) -> Result<MediaPlaylist, HlsError> {
         discontinuity_sequence: discontinuity_sequence.unwrap_or(0),
         segments,
         ended,
+        low_latency,
+        pending_parts: parts,
+        preload_hint,
+        skipped_segments,
+    })
+}
+
+fn parse_part(value: &str, line: usize) -> Result<Part, HlsError> {
+    let bad = HlsError::BadValue {
+        line,
+        tag: "EXT-X-PART",
+    };
+    let attrs = attributes(value).ok_or(bad.clone())?;
+    let get = |n: &str| attrs.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
+    let duration: f64 = get("DURATION")
+        .and_then(|d| d.parse().ok())
+        .filter(|d: &f64| d.is_finite() && *d >= 0.0)
+        .ok_or(bad.clone())?;
+    let uri = get("URI").filter(|u| !u.is_empty()).ok_or(bad)?;
+    Ok(Part {
+        uri: uri.to_string(),
+        duration,
+        independent: get("INDEPENDENT") == Some("YES"),
     })
 }
 

@@ -28,3 +28,11 @@ fn ts_demux_corpus_and_regressions() {
 fn hls_playlist_corpus_and_regressions() {
     replay::replay("hls_playlist", hls_playlist::run);
 }
+
+#[path = "../../../fuzz/entries/fmp4.rs"]
+mod fmp4;
+
+#[test]
+fn fmp4_corpus_and_regressions() {
+    replay::replay("fmp4", fmp4::run);
+}

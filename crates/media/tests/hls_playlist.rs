@@ -17,6 +17,8 @@ fn seg(sequence: u64, duration: f64) -> Segment {
         discontinuity: false,
         program_date_time_ms: None,
         key: None,
+        map: None,
+        parts: Vec::new(),
     }
 }
 
@@ -27,6 +29,10 @@ fn playlist() -> MediaPlaylist {
         discontinuity_sequence: 0,
         segments: vec![seg(7, 9.96), seg(8, 10.0), seg(9, 4.5)],
         ended: false,
+        low_latency: None,
+        pending_parts: Vec::new(),
+        preload_hint: None,
+        skipped_segments: 0,
     }
 }
 
@@ -297,4 +303,52 @@ fn hostile_text() {
         }
         let _ = parse_date_time(&text);
     }
+}
+
+/// fMP4 and LL-HLS: EXT-X-MAP where the init changes, parts before their segment's EXTINF,
+/// the open segment's parts and the preload hint last, and the parser reads it all back.
+#[test]
+fn low_latency_playlist_renders_and_parses() {
+    let part = |uri: &str, d: f64, independent: bool| media::hls::Part {
+        uri: uri.to_string(),
+        duration: d,
+        independent,
+    };
+    let mut a = seg(3, 1.0);
+    a.uri = "s-3.m4s".into();
+    a.map = Some("init.mp4".into());
+    a.parts = vec![part("s-3.0.m4s", 0.5, true), part("s-3.1.m4s", 0.5, false)];
+    let mut b = seg(4, 1.0);
+    b.uri = "s-4.m4s".into();
+    b.map = Some("init.mp4".into());
+    let pl = MediaPlaylist {
+        target_duration: 1,
+        media_sequence: 3,
+        discontinuity_sequence: 0,
+        segments: vec![a, b],
+        ended: false,
+        low_latency: Some(media::hls::LowLatency {
+            part_target: 0.5,
+            part_hold_back: 1.5,
+            can_skip_until: None,
+        }),
+        pending_parts: vec![part("s-5.0.m4s", 0.5, true)],
+        preload_hint: Some("s-5.1.m4s".into()),
+        skipped_segments: 0,
+    };
+    let text = pl.render();
+    assert_eq!(
+        text,
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-MEDIA-SEQUENCE:3\n#EXT-X-TARGETDURATION:1\n\
+         #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500\n\
+         #EXT-X-PART-INF:PART-TARGET=0.500\n\
+         #EXT-X-MAP:URI=\"init.mp4\"\n\
+         #EXT-X-PART:DURATION=0.500,URI=\"s-3.0.m4s\",INDEPENDENT=YES\n\
+         #EXT-X-PART:DURATION=0.500,URI=\"s-3.1.m4s\"\n\
+         #EXTINF:1.000,\ns-3.m4s\n#EXTINF:1.000,\ns-4.m4s\n\
+         #EXT-X-PART:DURATION=0.500,URI=\"s-5.0.m4s\",INDEPENDENT=YES\n\
+         #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s-5.1.m4s\"\n"
+    );
+    let back = parse_media_playlist(&text).expect("parse");
+    assert_eq!(back, pl);
 }

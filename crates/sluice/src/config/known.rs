@@ -38,7 +38,6 @@ pub const ROOT: &[&str] = &[
 
 /// Inside `vhost NAME { }`.
 pub const VHOST: &[&str] = &[
-    "dash",
     "http_static",
     "hds",
     "exec",
@@ -84,6 +83,10 @@ pub const HTTP_SERVER: &[&str] = &[];
 /// Inside `vhost { http_remux { } }`.
 pub const HTTP_REMUX: &[&str] = &["fast_cache", "drop_if_not_match"];
 
+/// Inside `vhost { dash { } }`: SRS 6's window, cleanup and dispose (sluice's DASH lists HLS's
+/// segments, so HLS's window, cleanup and dispose apply).
+pub const DASH: &[&str] = &["dash_window_size", "dash_cleanup", "dash_dispose"];
+
 /// Inside `vhost { hls { } }`: HLS sessions, fMP4 and the SRS 2 RAM mode.
 pub const HLS: &[&str] = &[
     "hls_storage",
@@ -91,8 +94,5 @@ pub const HLS: &[&str] = &[
     "hls_ctx",
     "hls_ts_ctx",
     "hls_recover",
-    "hls_use_fmp4",
-    "hls_fmp4_file",
-    "hls_init_file",
     "hls_master_m3u8_path_relative",
 ];

@@ -23,10 +23,10 @@ pub use reload::{reload_changes, ReloadChange};
 // What the rest of the crate names (the other section types are reached through `Config`'s
 // fields); add a name here when a module outside `config` needs it.
 pub use types::{
-    network_of, AccessScope, AccessTarget, BandcheckConfig, ClusterMode, Config, DvrConfig,
-    DvrPlan, EngineConfig, FfmpegLogConfig, HeartbeatConfig, HlsAcodec, HlsConfig, HlsOnError,
-    HlsVcodec, HookUrl, HookUrlError, HttpHooksConfig, IngestInputType, LogConfig, LogLevel,
-    LogTank, ReferConfig, SecurityConfig, SecurityRule, TimeJitter, VhostConfig,
+    network_of, AccessScope, AccessTarget, BandcheckConfig, ClusterMode, Config, DashConfig,
+    DvrConfig, DvrPlan, EngineConfig, FfmpegLogConfig, HeartbeatConfig, HlsAcodec, HlsConfig,
+    HlsOnError, HlsVcodec, HookUrl, HookUrlError, HttpHooksConfig, IngestInputType, LogConfig,
+    LogLevel, LogTank, ReferConfig, SecurityConfig, SecurityRule, TimeJitter, VhostConfig,
     DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_VHOST,
 };
 

@@ -408,7 +408,7 @@ fn vhost_resolution() {
 #[test]
 fn srs_directives_warn_typos_fail() {
     let text = "tencentcloud_apm { enabled on; }\nstats { network 0; }\nutc_time off;\n\
-                vhost x {\n dash { enabled on; }\n exec { }\n hds { }\n\
+                vhost x {\n hds { enabled on; }\n exec { }\n http_static { }\n\
                  play { mix_correct on; mw_msgs 8; }\n publish { mr on; parse_sps on; kickoff_for_idle 0; }\n}";
     let c = ok(text);
     assert_eq!(c.warnings.len(), 11, "{:#?}", c.warnings);
@@ -417,7 +417,7 @@ fn srs_directives_warn_typos_fail() {
         "t.conf:1: tencentcloud_apm: known SRS directive, not implemented by sluice yet; ignored"
     );
     assert!(
-        c.warnings[3].starts_with("t.conf:5: vhost.dash:"),
+        c.warnings[3].starts_with("t.conf:5: vhost.hds:"),
         "{}",
         c.warnings[3]
     );
@@ -1423,4 +1423,37 @@ fn duplicate_directives_keep_the_first_with_a_warning() {
         c.warnings
     );
     assert_eq!(c.warnings.len(), 5, "{:#?}", c.warnings);
+}
+
+#[test]
+fn fmp4_ll_hls_and_dash_directives() {
+    let c = ok("vhost x { hls { enabled on; hls_use_fmp4 on; hls_ll on; hls_part 0.25; hls_fragment 2; hls_ll_max_blocked 10; } \
+                dash { enabled on; dash_fragment 2; dash_update_period 2; dash_timeshift 60; } }");
+    let v = c.vhost("x").expect("vhost");
+    assert!(v.hls.use_fmp4 && v.hls.ll);
+    assert_eq!(v.hls.part, Duration::from_millis(250));
+    assert_eq!(v.hls.ll_max_blocked, 10);
+    assert!(v.dash.enabled);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let c = ok("vhost x { hls { enabled on; hls_use_fmp4 on; hls_ll on; hls_part 200ms; } }");
+    assert_eq!(
+        c.vhost("x").expect("vhost").hls.part,
+        Duration::from_millis(200)
+    );
+    // DASH without fMP4 HLS, and with its own fragment: reported, as sluice -t shows.
+    let c = ok("vhost x { dash { enabled on; } }");
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    assert!(c.warnings[0].contains("dash needs hls"), "{:?}", c.warnings);
+    for bad in [
+        "vhost x { hls { hls_ll on; } }",
+        "vhost x { hls { hls_use_fmp4 on; hls_keys on; } }",
+        "vhost x { hls { hls_use_fmp4 on; hls_ll on; hls_part 20; } }",
+        "vhost x { hls { hls_use_fmp4 on; hls_ll on; hls_part 50ms; } }",
+        "vhost x { hls { hls_use_fmp4 on; hls_ll on; hls_fragment 1; hls_part 2; } }",
+        "vhost x { hls { hls_fmp4_file [app]/[stream].m4s; } }",
+        "vhost x { hls { hls_init_file init.ts; } }",
+        "vhost x { dash { dash_mpd_file x.m3u8; } }",
+    ] {
+        assert!(matches!(err_of(bad), ConfigError::Invalid { .. }), "{bad}");
+    }
 }

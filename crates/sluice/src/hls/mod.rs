@@ -6,6 +6,9 @@
 //! task, reading the shared ring at its own pace. Per-stream state outlives a publish, so a
 //! republish continues the playlist (with a discontinuity) until `hls_dispose` forgets it.
 
+pub mod dash;
+pub mod ll;
+pub mod muxer;
 pub mod segmenter;
 pub mod writer;
 
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::FutureExt as _;
 use media::hls::SegmentKey;
-use media::ts::{TsAudio, TsMuxer, TsStreams, TsVideo};
+use media::ts::{TsAudio, TsStreams, TsVideo};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn, Instrument};
 
@@ -26,8 +29,9 @@ use crate::context::Context;
 use crate::hub::{self, Frame, FrameKind, HubEvent, Item, SourceSettings, StreamKey};
 use crate::path_template::{self, Vars};
 use crate::service::{HubFollower, Service, ServiceFuture, Shutdown, Tasks};
+use muxer::Muxer;
 use segmenter::{
-    CutPolicy, Entry, EntryKey, FrameClass, Jump, JumpDetector, Probe, SkipCause, Window,
+    CutPolicy, Entry, EntryKey, EntryMap, FrameClass, Jump, JumpDetector, Probe, SkipCause, Window,
 };
 use writer::{Cbc, SegmentFile, FLUSH_BYTES};
 
@@ -57,6 +61,31 @@ pub struct HlsStatus {
     pub last_error: Option<String>,
     /// UNIX ms of the newest error, kept after recovery (when the last episode was).
     pub last_error_at_ms: Option<u64>,
+    /// `ts` or `fmp4` (`hls_use_fmp4`).
+    pub format: String,
+    /// LL-HLS part target in ms when `hls_ll` is on.
+    pub part_target_ms: Option<u64>,
+    /// The DASH MPD's path under the HLS root, when `dash` is on for the stream.
+    pub mpd_url: Option<String>,
+}
+
+/// The live LL-HLS state of a stream, for the API: the segment being written, its parts so
+/// far, and the requests blocked on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LlStatus {
+    pub msn: u64,
+    pub parts: usize,
+    pub blocked: usize,
+}
+
+/// The LL-HLS state of the stream whose playlist is at `playlist_url`.
+pub fn ll_status(ctx: &Context, playlist_url: &str) -> Option<LlStatus> {
+    let (msn, parts, blocked) = ctx.hls.ll.get(playlist_url)?.status();
+    Some(LlStatus {
+        msn,
+        parts,
+        blocked,
+    })
 }
 
 /// Per-stream HLS status, shared with the API (a field of [`Context`]), and the
@@ -65,6 +94,8 @@ pub struct HlsStatus {
 pub struct HlsRegistry {
     streams: Mutex<HashMap<StreamKey, HlsStatus>>,
     hooks: Tasks,
+    /// LL-HLS playlists and parts served from memory (`hls_ll`).
+    pub ll: ll::LlRegistry,
 }
 
 impl HlsRegistry {
@@ -77,7 +108,9 @@ impl HlsRegistry {
     }
 
     fn forget(&self, key: &StreamKey) {
-        self.map().remove(key);
+        if let Some(s) = self.map().remove(key) {
+            self.ll.remove(&s.playlist_url);
+        }
     }
 
     pub fn get(&self, key: &StreamKey) -> Option<HlsStatus> {
@@ -371,7 +404,7 @@ impl Streams {
                 return;
             }
             Some(Slot::Idle { state, .. }) => *state,
-            None => match StreamState::new(key, &vhost.hls) {
+            None => match StreamState::new(key, &vhost.hls, &vhost.dash) {
                 Ok(s) => s,
                 Err(e) => {
                     warn!("hls: stream {key} gets no HLS: {e}");
@@ -474,6 +507,19 @@ struct StreamState {
     failed_segments: u64,
     /// The key new segments are encrypted with (`hls_keys`); kept across publishes.
     aes_key: Option<CurrentKey>,
+    /// The fMP4 init segment new segments refer to; kept across publishes, replaced (in a
+    /// new file) when the codec configuration changes.
+    init: Option<CurrentInit>,
+    /// The LL-HLS playlist and parts in memory (`hls_ll`).
+    ll: Option<Arc<ll::LlStream>>,
+    /// The DASH MPD over the same segments (`dash { enabled on; }`).
+    dash: Option<dash::DashState>,
+}
+
+/// The init segment in use, and its bytes to tell whether a new configuration needs a new one.
+struct CurrentInit {
+    bytes: Vec<u8>,
+    map: EntryMap,
 }
 
 /// The key in use: written to its file before the first segment under it was opened, so
@@ -497,7 +543,11 @@ impl std::fmt::Debug for CurrentKey {
 }
 
 impl StreamState {
-    fn new(key: &StreamKey, cfg: &HlsConfig) -> Result<StreamState, path_template::PathError> {
+    fn new(
+        key: &StreamKey,
+        cfg: &HlsConfig,
+        dash_cfg: &crate::config::DashConfig,
+    ) -> Result<StreamState, path_template::PathError> {
         let vars = Vars {
             vhost: &key.vhost,
             app: &key.app,
@@ -505,7 +555,22 @@ impl StreamState {
             ..Vars::default()
         };
         let playlist_rel = path_template::normalize(&path_template::render(&cfg.m3u8_file, &vars))?;
+        let ll = (cfg.ll && cfg.use_fmp4).then(|| {
+            let stem = playlist_rel
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Arc::new(ll::LlStream::new(&stem, cfg.part, cfg.ll_max_blocked))
+        });
+        let dash = match dash::DashState::new(key, cfg, dash_cfg, &cfg.path) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!("hls: {key}: {e}");
+                None
+            }
+        };
         Ok(StreamState {
+            dash,
             key: key.clone(),
             root: cfg.path.clone(),
             playlist: cfg.path.join(&playlist_rel),
@@ -517,17 +582,19 @@ impl StreamState {
             audio_sh: None,
             failed_segments: 0,
             aes_key: None,
+            init: None,
+            ll,
         })
     }
 
-    /// A key file is removed (after `keep`, like its segments) once no listed segment and
-    /// no new segment can use it any more.
+    /// A key file (or fMP4 init segment) is removed (after `keep`, like its segments) once
+    /// no listed segment and no new segment can use it any more.
     fn doom_unused_key(&mut self, key: &Path, at: Instant) {
-        let in_use = self
-            .window
-            .segments()
-            .any(|e| e.key.as_ref().is_some_and(|k| k.path == key))
-            || self.aes_key.as_ref().is_some_and(|k| k.path == key)
+        let in_use = self.window.segments().any(|e| {
+            e.key.as_ref().is_some_and(|k| k.path == key)
+                || e.map.as_ref().is_some_and(|m| m.path == key)
+        }) || self.aes_key.as_ref().is_some_and(|k| k.path == key)
+            || self.init.as_ref().is_some_and(|i| i.map.path == key)
             || self.doomed.iter().any(|(_, p)| p == key);
         if !in_use {
             self.doomed.push((at, key.to_path_buf()));
@@ -547,12 +614,21 @@ impl StreamState {
     /// Deletes every file of the stream: the playlist, listed and doomed segments.
     async fn dispose(&mut self) {
         writer::remove(&self.playlist).await;
+        if let Some(d) = &self.dash {
+            writer::remove(&d.path).await;
+        }
         let mut keys: Vec<PathBuf> = self.aes_key.take().map(|k| k.path).into_iter().collect();
+        keys.extend(self.init.take().map(|i| i.map.path));
         for e in self.window.drain() {
             writer::remove(&e.path).await;
-            if let Some(k) = e.key {
-                if !keys.contains(&k.path) {
-                    keys.push(k.path);
+            for k in e
+                .key
+                .map(|k| k.path)
+                .into_iter()
+                .chain(e.map.map(|m| m.path))
+            {
+                if !keys.contains(&k) {
+                    keys.push(k);
                 }
             }
         }
@@ -597,8 +673,10 @@ enum HlsError {
     },
     #[error(transparent)]
     Path(#[from] path_template::PathError),
-    #[error("key URI {0:?} cannot be written in a playlist (quote or control character)")]
+    #[error("URI {0:?} cannot be written in a playlist (quote or control character)")]
     KeyUri(String),
+    #[error("no fMP4 init segment: a track has no codec configuration (sequence header) yet")]
+    NoInit,
 }
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> HlsError {
@@ -637,7 +715,9 @@ struct Publish {
     want_audio: bool,
     probe: Probe,
     pending: Vec<Frame>,
-    muxer: Option<TsMuxer>,
+    muxer: Option<Muxer>,
+    /// The tracks the muxer was created with.
+    streams: TsStreams,
     seg: Option<OpenSegment>,
     /// With a video track, nothing is written before the first keyframe.
     started: bool,
@@ -686,7 +766,19 @@ async fn stream_task(
         s.playlist = st.playlist.clone();
         s.playlist_url = st.playlist_url();
         s.publishing = true;
+        s.format = if cfg.use_fmp4 { "fmp4" } else { "ts" }.to_string();
+        s.part_target_ms = st.ll.is_some().then_some(cfg.part.as_millis() as u64);
+        s.mpd_url = st.dash.as_ref().map(|d| {
+            d.path
+                .strip_prefix(&st.root)
+                .unwrap_or(&d.path)
+                .to_string_lossy()
+                .into_owned()
+        });
     });
+    if let Some(l) = &st.ll {
+        ctx.hls.ll.insert(&st.playlist_url(), l.clone());
+    }
     let policy = CutPolicy::new(cfg.fragment, cfg.td_ratio, cfg.aof_ratio, cfg.wait_keyframe);
     let mut p = Publish {
         ctx: ctx.clone(),
@@ -697,6 +789,7 @@ async fn stream_task(
         probe: Probe::default(),
         pending: Vec::new(),
         muxer: None,
+        streams: TsStreams::default(),
         seg: None,
         started: false,
         last_track_dts: None,
@@ -819,14 +912,16 @@ impl Publish {
             "hls: {}: tracks video={:?} audio={:?}",
             st.key, streams.video, streams.audio
         );
-        self.muxer = Some(TsMuxer::new(streams));
+        self.streams = streams;
+        self.muxer = Some(Muxer::new(self.cfg.use_fmp4, streams));
         for f in pending {
             self.mux(st, f).await;
         }
     }
 
     async fn mux(&mut self, st: &mut StreamState, f: Frame) {
-        let Some(streams) = self.muxer.as_ref().map(|m| m.streams()) else {
+        let declared = self.streams;
+        let Some(streams) = self.muxer.as_ref().map(|m| m.streams(declared)) else {
             return;
         };
         let ts = f.timestamp;
@@ -895,6 +990,10 @@ impl Publish {
                     .should_cut(ts.saturating_sub(s.start_dts), class)
             }
         });
+        if self.muxer.as_ref().is_some_and(Muxer::is_fmp4) {
+            self.mux_fmp4(st, f, cut).await;
+            return;
+        }
         if cut {
             self.close_segment(st, ts).await;
         }
@@ -904,11 +1003,7 @@ impl Publish {
         let (Some(seg), Some(muxer)) = (self.seg.as_mut(), self.muxer.as_mut()) else {
             return;
         };
-        let res = if f.is_video() {
-            muxer.write_video(ts, &f.payload, &mut seg.buf)
-        } else {
-            muxer.write_audio(ts, &f.payload, &mut seg.buf)
-        };
+        let res = muxer.write(f.is_video(), ts, &f.payload, &mut seg.buf);
         if let Err(e) = res {
             if !self.mux_error_logged {
                 warn!("hls: {}: frame at {ts} ms not muxed: {e}", st.key);
@@ -935,6 +1030,8 @@ impl Publish {
                 "hls: {}: codec config changed; new segment with a discontinuity",
                 st.key
             );
+            // Every sample under the old configuration belongs to the segment it ends.
+            self.finish_fragment(st.ll.clone().as_deref());
             self.close_segment(st, f.timestamp).await;
             st.discontinuity_next = true;
             self.started = false;
@@ -945,7 +1042,7 @@ impl Publish {
                 next.audio = TsAudio::from_flv(&f.payload).or(streams.audio);
             }
             if next != streams {
-                let mut m = TsMuxer::new(next);
+                let mut m = Muxer::new(self.cfg.use_fmp4, next);
                 let other = if f.is_video() {
                     &st.audio_sh
                 } else {
@@ -953,12 +1050,9 @@ impl Publish {
                 };
                 if let Some(sh) = other {
                     self.scratch.clear();
-                    let _ = if f.is_video() {
-                        m.write_audio(0, sh, &mut self.scratch)
-                    } else {
-                        m.write_video(0, sh, &mut self.scratch)
-                    };
+                    let _ = m.write(!f.is_video(), 0, sh, &mut self.scratch);
                 }
+                self.streams = next;
                 self.muxer = Some(m);
             }
         }
@@ -972,11 +1066,7 @@ impl Publish {
         };
         if declared {
             self.scratch.clear();
-            let res = if f.is_video() {
-                m.write_video(f.timestamp, &f.payload, &mut self.scratch)
-            } else {
-                m.write_audio(f.timestamp, &f.payload, &mut self.scratch)
-            };
+            let res = m.write(f.is_video(), f.timestamp, &f.payload, &mut self.scratch);
             if let Err(e) = res {
                 warn!("hls: {}: sequence header refused: {e}", st.key);
             }
@@ -1031,7 +1121,7 @@ impl Publish {
             (st.window.next_seq(), timestamp)
         };
         let name = path_template::render(
-            &self.cfg.ts_file,
+            self.segment_template(),
             &self.segment_vars(st, seq, now, timestamp),
         );
         let mut seg = OpenSegment {
@@ -1047,8 +1137,11 @@ impl Publish {
             failed: false,
             key: None,
         };
-        if let Some(m) = self.muxer.as_mut() {
+        if let Some(Muxer::Ts(m)) = self.muxer.as_mut() {
             m.write_tables(&mut seg.buf);
+        }
+        if let Some(l) = &st.ll {
+            l.open_segment(seq);
         }
         let cipher = if self.cfg.keys {
             match self.segment_key(st, seq).await {
@@ -1192,8 +1285,18 @@ impl Publish {
         }
     }
 
-    /// Closes the current segment at `end_dts` (the first dts of the next one) and lists it.
+    /// Closes the current segment at `end_dts` (the first dts of the next one) and lists it;
+    /// LL-HLS moves its parts from the open segment to the listed one (or drops them).
     async fn close_segment(&mut self, st: &mut StreamState, end_dts: u64) {
+        let open = self.seg.is_some();
+        self.close_segment_inner(st, end_dts).await;
+        if let (true, Some(l)) = (open, &st.ll) {
+            l.segment_done(st.window.playlist(false), false);
+        }
+    }
+
+    async fn close_segment_inner(&mut self, st: &mut StreamState, end_dts: u64) {
+        self.take_fragment_to(st.ll.as_deref());
         self.flush(st).await;
         let Some(mut seg) = self.seg.take() else {
             return;
@@ -1215,7 +1318,7 @@ impl Publish {
             duration_ms: Some(duration_ms),
             ..self.segment_vars(st, seg.seq, seg.opened_at, seg.timestamp)
         };
-        let final_name = path_template::render(&self.cfg.ts_file, &vars);
+        let final_name = path_template::render(self.segment_template(), &vars);
         let rel = match path_template::normalize(&final_name) {
             Ok(r) => r,
             Err(e) => {
@@ -1226,6 +1329,20 @@ impl Publish {
             }
         };
         let path = st.root.join(&rel);
+        let map = if self.muxer.as_ref().is_some_and(Muxer::is_fmp4) {
+            match self.ensure_init(st, seg.seq).await {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    file.abandon().await;
+                    st.discontinuity_next = true;
+                    self.fail(st, e).await;
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let bytes = file.written();
         if let Err(e) = file.finish(&path).await {
             st.discontinuity_next = true;
             self.fail(st, io_err("cannot finish segment", &path)(e))
@@ -1240,6 +1357,7 @@ impl Publish {
             duration_ms,
             discontinuity: seg.discontinuity,
             key: seg.key.clone(),
+            map,
         });
         if let (Some(k), Some(cur)) = (&seg.key, st.aes_key.as_mut()) {
             if cur.path == k.path {
@@ -1257,6 +1375,9 @@ impl Publish {
                 if let Some(k) = &r.key {
                     st.doom_unused_key(&k.path, now + keep);
                 }
+                if let Some(m) = &r.map {
+                    st.doom_unused_key(&m.path, now + keep);
+                }
             }
         }
         st.delete_due(now).await;
@@ -1264,6 +1385,20 @@ impl Publish {
             self.fail(st, e).await;
             return;
         }
+        let first_listed = st.window.segments().next().map_or(seg.seq, |e| e.seq);
+        if let Some(d) = st.dash.as_mut() {
+            let wall = unix_ms(seg.opened_at) as i64;
+            d.push(
+                seg.seq,
+                seg.start_dts,
+                duration_ms,
+                bytes,
+                seg.discontinuity,
+                wall,
+                first_listed,
+            );
+        }
+        self.write_mpd(st, true).await;
         if st.failed_segments > 0 {
             // WARN like the failure it ends, so that whoever sees one sees both.
             warn!(
@@ -1298,6 +1433,177 @@ impl Publish {
         );
     }
 
+    fn segment_template(&self) -> &str {
+        if self.cfg.use_fmp4 {
+            &self.cfg.fmp4_file
+        } else {
+            &self.cfg.ts_file
+        }
+    }
+
+    /// fMP4: the samples whose duration is known go to the open segment as one fragment,
+    /// which is also an LL-HLS part when `ll` is given.
+    fn take_fragment_to(&mut self, ll: Option<&ll::LlStream>) {
+        let (Some(Muxer::Fmp4(m)), Some(seg)) = (self.muxer.as_mut(), self.seg.as_mut()) else {
+            return;
+        };
+        let Some(ll) = ll else {
+            m.take_fragment(&mut seg.buf);
+            return;
+        };
+        let mut part = Vec::new();
+        if let Some(meta) = m.take_fragment(&mut part) {
+            seg.buf.extend_from_slice(&part);
+            if !seg.failed {
+                let d = Duration::from_millis(meta.duration_ms);
+                ll.add_part(Bytes::from(part), d, meta.independent);
+            }
+        }
+    }
+
+    /// fMP4: every sample, the pending ones too (the segment ends where its media ends).
+    fn finish_fragment(&mut self, ll: Option<&ll::LlStream>) {
+        if let Some(Muxer::Fmp4(m)) = self.muxer.as_mut() {
+            m.finish();
+        }
+        self.take_fragment_to(ll);
+    }
+
+    /// fMP4: the frame goes to the muxer first; a cut then closes the segment with the
+    /// samples before it, and the frame opens the next one (see `media::fmp4`).
+    async fn mux_fmp4(&mut self, st: &mut StreamState, f: Frame, cut: bool) {
+        let ts = f.timestamp;
+        if let Some(m) = self.muxer.as_mut() {
+            if let Err(e) = m.write(f.is_video(), ts, &f.payload, &mut self.scratch) {
+                if !self.mux_error_logged {
+                    warn!("hls: {}: frame at {ts} ms not muxed: {e}", st.key);
+                    self.mux_error_logged = true;
+                }
+            }
+        }
+        if cut {
+            self.close_segment(st, ts).await;
+        }
+        if self.seg.is_none() {
+            self.open_segment(st, ts).await;
+        }
+        // LL-HLS: a part ends before the frame that would take it past the part target.
+        let part_ms = self.cfg.part.as_millis() as u64;
+        let (big, part_due) = match &self.muxer {
+            Some(Muxer::Fmp4(m)) => (
+                m.ready_bytes() >= FLUSH_BYTES,
+                m.has_ready() && m.ready_ms() + self.gap_ms > part_ms,
+            ),
+            _ => (false, false),
+        };
+        let ll = st.ll.clone();
+        if ll.is_some() && part_due && self.seg.as_ref().is_some_and(|s| !s.failed) {
+            // Players fetch the init segment before the first part.
+            let seq = self.seg.as_ref().map_or(0, |s| s.seq);
+            if let Err(e) = self.ensure_init(st, seq).await {
+                warn!("hls: {}: {e}", st.key);
+            }
+            self.take_fragment_to(ll.as_deref());
+        } else if big {
+            self.take_fragment_to(ll.as_deref());
+        }
+        let Some(seg) = self.seg.as_mut() else {
+            return;
+        };
+        seg.last_dts = seg.last_dts.max(ts);
+        if seg.buf.len() >= FLUSH_BYTES {
+            self.flush(st).await;
+        }
+    }
+
+    /// The init segment of the muxer's configuration, written (tmp + rename) before the
+    /// first segment that needs it is listed. A new configuration gets a new file (the
+    /// template's name with `-<seq>` before `.mp4`), as players cache init segments by URI.
+    async fn ensure_init(&mut self, st: &mut StreamState, seq: u64) -> Result<EntryMap, HlsError> {
+        let Some(Muxer::Fmp4(m)) = self.muxer.as_ref() else {
+            return Err(HlsError::NoInit);
+        };
+        let bytes = m.init_segment().ok_or(HlsError::NoInit)?;
+        if let Some(cur) = &st.init {
+            if cur.bytes == bytes {
+                return Ok(cur.map.clone());
+            }
+        }
+        let vars = Vars {
+            vhost: &st.key.vhost,
+            app: &st.key.app,
+            stream: &st.key.stream,
+            ..Vars::default()
+        };
+        let mut name = path_template::render(&self.cfg.init_file, &vars);
+        if st.init.is_some() {
+            let stem = name.strip_suffix(".mp4").unwrap_or(&name).to_string();
+            name = format!("{stem}-{seq}.mp4");
+        }
+        let rel = path_template::normalize(&name)?;
+        let path = st.root.join(&rel);
+        writer::write_atomic(&path, &bytes)
+            .await
+            .map_err(io_err("cannot write init segment", &path))?;
+        let uri = segmenter::segment_uri(&st.playlist_rel, &rel, &self.cfg.entry_prefix);
+        if uri.chars().any(|c| c == '"' || c.is_control()) {
+            return Err(HlsError::KeyUri(uri));
+        }
+        let map = EntryMap { path, uri };
+        if let Some(old) = st.init.replace(CurrentInit {
+            bytes,
+            map: map.clone(),
+        }) {
+            if old.map.path != map.path {
+                let at = st
+                    .doomed
+                    .iter()
+                    .map(|(at, _)| *at)
+                    .max()
+                    .unwrap_or_else(Instant::now);
+                st.doom_unused_key(&old.map.path, at);
+            }
+        }
+        Ok(map)
+    }
+
+    /// The DASH MPD, when on: live, or static once the stream ended. A failure is logged
+    /// only: HLS goes on.
+    async fn write_mpd(&self, st: &StreamState, live: bool) {
+        let (Some(d), Some(Muxer::Fmp4(m)), Some(init)) = (&st.dash, &self.muxer, &st.init) else {
+            return;
+        };
+        let Some(tracks) = m.tracks() else {
+            return;
+        };
+        let codecs: Vec<String> = tracks.iter().map(|t| t.codec.rfc6381()).collect();
+        let video = tracks.iter().find_map(|t| match &t.codec {
+            media::fmp4::TrackCodec::H264 { width, height, .. }
+            | media::fmp4::TrackCodec::H265 { width, height, .. } => Some((*width, *height)),
+            _ => None,
+        });
+        let init_rel = init
+            .map
+            .path
+            .strip_prefix(&st.root)
+            .unwrap_or(&init.map.path);
+        let text = d.render(
+            live,
+            st.window.target(),
+            &codecs.join(","),
+            video,
+            &d.uri_of(init_rel),
+            unix_ms(SystemTime::now()) as i64,
+        );
+        if let Err(e) = writer::write_atomic(&d.path, text.as_bytes()).await {
+            warn!(
+                "hls: {}: cannot write MPD {}: {e}",
+                st.key,
+                d.path.display()
+            );
+        }
+    }
+
     async fn write_playlist(&self, st: &StreamState, ended: bool) -> Result<(), HlsError> {
         let text = st.window.playlist(ended).render();
         writer::write_atomic(&st.playlist, text.as_bytes())
@@ -1307,6 +1613,7 @@ impl Publish {
 
     /// Closes the open segment where it stands (after lost media).
     async fn cut(&mut self, st: &mut StreamState) {
+        self.finish_fragment(st.ll.clone().as_deref());
         if let Some(end) = self.seg.as_ref().map(|s| s.last_dts + self.gap_ms) {
             self.close_segment(st, end).await;
         }
@@ -1328,6 +1635,10 @@ impl Publish {
                 Ok(()) => info!("hls: {}: playlist ended (#EXT-X-ENDLIST)", st.key),
                 Err(e) => warn!("hls: {}: {e}", st.key),
             }
+            if let Some(l) = &st.ll {
+                l.segment_done(st.window.playlist(true), true);
+            }
+            self.write_mpd(st, false).await;
         }
     }
 

@@ -228,6 +228,15 @@ pub struct Entry {
     pub discontinuity: bool,
     /// The key that encrypts it (`hls_keys`): its file, its URI and the segment's IV.
     pub key: Option<EntryKey>,
+    /// Its init segment (`hls_use_fmp4`): the file and the URI `EXT-X-MAP` gives.
+    pub map: Option<EntryMap>,
+}
+
+/// An fMP4 segment's init segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryMap {
+    pub path: PathBuf,
+    pub uri: String,
 }
 
 /// A segment's encryption: the key file to remove with the last segment that uses it, and
@@ -338,9 +347,15 @@ impl Window {
                     discontinuity: e.discontinuity,
                     program_date_time_ms: None,
                     key: e.key.as_ref().map(|k| k.playlist.clone()),
+                    map: e.map.as_ref().map(|m| m.uri.clone()),
+                    parts: Vec::new(),
                 })
                 .collect(),
             ended,
+            low_latency: None,
+            pending_parts: Vec::new(),
+            preload_hint: None,
+            skipped_segments: 0,
         }
     }
 }
@@ -389,6 +404,7 @@ mod tests {
             duration_ms: ms,
             discontinuity: disc,
             key: None,
+            map: None,
         }
     }
 

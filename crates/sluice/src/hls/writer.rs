@@ -293,7 +293,7 @@ pub struct Sweep {
 
 /// The start-up sweep of `root`: what the previous run would have removed had it kept
 /// running. Only files last written before `started` (this run's start) are touched, and only
-/// HLS's own: `.ts`, `.m3u8`, `.key` (`hls_keys`) and their `.tmp`. `dispose` is `hls_dispose`, `None` when it is
+/// HLS's own: `.ts`, `.m4s`, `.m3u8`, `.key` (`hls_keys`) and their `.tmp` (and `.mp4.tmp`). `dispose` is `hls_dispose`, `None` when it is
 /// 0 (SRS's "never dispose": then only the temp files go, which no one can ever use).
 pub fn sweep_leftovers(root: &Path, started: SystemTime, dispose: Option<Duration>) -> Sweep {
     let mut sweep = Sweep::default();
@@ -305,12 +305,21 @@ pub fn sweep_leftovers(root: &Path, started: SystemTime, dispose: Option<Duratio
             return;
         }
         let name = path.to_string_lossy();
-        let tmp = [".ts.tmp", ".m3u8.tmp", ".key.tmp"]
-            .iter()
-            .any(|t| name.ends_with(t));
+        let tmp = [
+            ".ts.tmp",
+            ".m3u8.tmp",
+            ".key.tmp",
+            ".m4s.tmp",
+            ".mp4.tmp",
+            ".mpd.tmp",
+        ]
+        .iter()
+        .any(|t| name.ends_with(t));
+        // fMP4 segments too; init segments (`.mp4`) are not swept, as DVR files may share
+        // the root and have that extension.
         let media = path
             .extension()
-            .is_some_and(|e| e == "ts" || e == "m3u8" || e == "key");
+            .is_some_and(|e| e == "ts" || e == "m3u8" || e == "key" || e == "m4s" || e == "mpd");
         if tmp {
             if remove_sync(path) {
                 sweep.removed += 1;

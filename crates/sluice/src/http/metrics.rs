@@ -223,7 +223,53 @@ pub fn render(ctx: &Context) -> String {
     for (l, _, _, n) in &per_stream {
         let _ = writeln!(out, "sluice_stream_clients{{{l}}} {n}");
     }
+    ll_hls(&mut out, ctx);
     out
+}
+
+/// LL-HLS blocking requests (playlist reloads and preload-hinted parts), all streams.
+fn ll_hls(out: &mut String, ctx: &Context) {
+    let s = &ctx.hls.ll.stats;
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    single(
+        out,
+        "sluice_hls_blocked_requests",
+        "gauge",
+        "LL-HLS requests waiting for a part now.",
+        s.parked_now.load(Ordering::Relaxed) as u64,
+    );
+    single(
+        out,
+        "sluice_hls_blocked_requests_total",
+        "counter",
+        "LL-HLS requests that waited for a part (blocking reloads, preload hints).",
+        n(&s.parked_total),
+    );
+    family(
+        out,
+        "sluice_hls_blocked_wait_seconds_total",
+        "counter",
+        "Total time LL-HLS requests waited for their part.",
+    );
+    let _ = writeln!(
+        out,
+        "sluice_hls_blocked_wait_seconds_total {:.6}",
+        n(&s.wait_us_total) as f64 / 1e6
+    );
+    single(
+        out,
+        "sluice_hls_blocked_timeouts_total",
+        "counter",
+        "LL-HLS requests answered 503 because their part did not come in time.",
+        n(&s.timeouts_total),
+    );
+    single(
+        out,
+        "sluice_hls_blocked_refused_total",
+        "counter",
+        "LL-HLS requests refused because too many were waiting.",
+        n(&s.refused_total),
+    );
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod console;
 pub mod direct;
 pub mod flv_live;
 pub mod flv_vod;
+pub mod ll_hls;
 pub mod metrics;
 pub mod static_files;
 
@@ -69,6 +70,9 @@ pub fn router(ctx: Arc<Context>, role: Role) -> Router {
 async fn server_fallback(State(ctx): State<Arc<Context>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     if let Some(resp) = flv_live::try_serve(&ctx, &parts).await {
+        return resp;
+    }
+    if let Some(resp) = ll_hls::try_serve(&ctx, &parts).await {
         return resp;
     }
     let head = console::head_of(&parts);

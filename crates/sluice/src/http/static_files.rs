@@ -98,6 +98,9 @@ pub fn mime_type(path: &Path) -> &'static str {
         "ts" => "video/mp2t",
         "flv" => "video/x-flv",
         "mp4" | "m4v" => "video/mp4",
+        // fMP4 media segments (HLS `hls_use_fmp4`, DASH).
+        "m4s" => "video/iso.segment",
+        "mpd" => "application/dash+xml",
         "m4a" => "audio/mp4",
         "mp3" => "audio/mpeg",
         "aac" => "audio/aac",
@@ -340,7 +343,7 @@ pub async fn serve(ctx: Arc<Context>, req: Request) -> Response {
     with_cors(resp, cors)
 }
 
-fn with_cors(mut resp: Response, cors: bool) -> Response {
+pub fn with_cors(mut resp: Response, cors: bool) -> Response {
     if cors {
         let h = resp.headers_mut();
         h.insert(
@@ -464,7 +467,7 @@ async fn serve_plain(
     if let Some(m) = mtime {
         builder = builder.header(header::LAST_MODIFIED, http_date(m));
     }
-    if mime == "application/vnd.apple.mpegurl" {
+    if mime == "application/vnd.apple.mpegurl" || mime == "application/dash+xml" {
         // A playlist changes with every segment; a cached one stalls the player.
         builder = builder.header(header::CACHE_CONTROL, "no-cache");
     }

@@ -74,6 +74,31 @@ fn template(d: &Directive, ext: &str, vars: &[&str]) -> Result<String, ConfigErr
     Ok(v.to_string())
 }
 
+/// `hls_part`: seconds (`0.2`) or milliseconds (`200ms`), from 100 ms to 5 s: shorter parts
+/// cost a request each, longer ones give back the latency LL-HLS is for.
+fn part_duration(d: &Directive) -> Result<Duration, ConfigError> {
+    let v = one_arg(d)?;
+    let expected = "a duration from 0.1 to 5 seconds, e.g. 0.2 or 200ms";
+    let secs = match v.strip_suffix("ms") {
+        Some(ms) if !ms.is_empty() && ms.bytes().all(|b| b.is_ascii_digit()) => {
+            ms.parse::<f64>().ok().map(|m| m / 1000.0)
+        }
+        Some(_) => None,
+        None if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
+            v.parse::<f64>().ok()
+        }
+        None => None,
+    };
+    match secs {
+        Some(s) if (0.1..=5.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        Some(_) => Err(invalid(
+            d,
+            format!("value {v} out of range (expected {expected})"),
+        )),
+        None => Err(bad_value(d, v, expected)),
+    }
+}
+
 pub(super) fn hls(
     d: &Directive,
     h: &mut HlsConfig,
@@ -172,6 +197,25 @@ pub(super) fn hls(
                 }
                 h.key_file = t;
             }
+            "hls_use_fmp4" => h.use_fmp4 = flag(c)?,
+            "hls_fmp4_file" => {
+                let t = template(c, ".m4s", TS_VARS)?;
+                if !t.contains("[seq]") && !t.contains("[timestamp]") {
+                    return Err(invalid(
+                        c,
+                        format!(
+                            "\"{t}\": must contain [seq] or [timestamp] so segment names differ"
+                        ),
+                    ));
+                }
+                h.fmp4_file = t;
+            }
+            "hls_init_file" => h.init_file = template(c, ".mp4", M3U8_VARS)?,
+            "hls_ll" => h.ll = flag(c)?,
+            "hls_part" => h.part = part_duration(c)?,
+            "hls_ll_max_blocked" => {
+                h.ll_max_blocked = integer(c, 1, 1_000_000, "")? as usize;
+            }
             "hls_key_file_path" => h.key_file_path = Some(path(c)?),
             "hls_key_url" => {
                 let v = one_arg(c)?;
@@ -191,6 +235,41 @@ pub(super) fn hls(
             }
             _ => return Err(unknown(c, " in hls")),
         }
+    }
+    if h.keys && h.use_fmp4 {
+        let at = d
+            .children
+            .iter()
+            .find(|c| c.name == "hls_keys")
+            .unwrap_or(d);
+        return Err(invalid(
+            at,
+            "hls_keys with hls_use_fmp4 is not supported (the init segment would need the \
+             key too); use TS segments for AES-128"
+                .to_string(),
+        ));
+    }
+    if h.ll && !h.use_fmp4 {
+        let at = d.children.iter().find(|c| c.name == "hls_ll").unwrap_or(d);
+        return Err(invalid(
+            at,
+            "hls_ll needs hls_use_fmp4 on: LL-HLS parts are fMP4 fragments".to_string(),
+        ));
+    }
+    if h.ll && h.part > h.fragment {
+        let at = d
+            .children
+            .iter()
+            .find(|c| c.name == "hls_part")
+            .unwrap_or(d);
+        return Err(invalid(
+            at,
+            format!(
+                "hls_part {}s is longer than hls_fragment {}s",
+                h.part.as_secs_f64(),
+                h.fragment.as_secs_f64()
+            ),
+        ));
     }
     if h.window < h.fragment {
         let (at, message) = match (window_at, fragment_at) {
@@ -215,4 +294,68 @@ pub(super) fn hls(
         return Err(invalid(at, message));
     }
     Ok(())
+}
+
+/// `vhost { dash { } }`. What cannot be honoured (DASH without fMP4 HLS, another path or
+/// fragment than HLS's) is accepted and reported, as `sluice -t` shows warnings; the checks
+/// that need the whole vhost are in [`dash_warnings`].
+pub(super) fn dash(
+    d: &Directive,
+    c: &mut DashConfig,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    need_block(d, 0)?;
+    let mut seen = Seen::default();
+    for x in &d.children {
+        let n = x.name.as_str();
+        if known::DASH.contains(&n) {
+            warn_unimplemented(warnings, x, "vhost.dash.");
+            continue;
+        }
+        seen.check(x)?;
+        match n {
+            "enabled" => c.enabled = flag(x)?,
+            "dash_fragment" => {
+                c.fragment = Duration::from_secs_f64(positive_seconds(x, MAX_FRAGMENT_SECONDS)?)
+            }
+            "dash_update_period" => {
+                c.update_period = Duration::from_secs_f64(positive_seconds(x, MAX_WINDOW_SECONDS)?)
+            }
+            "dash_timeshift" => {
+                c.timeshift = Duration::from_secs_f64(positive_seconds(x, MAX_WINDOW_SECONDS)?)
+            }
+            "dash_path" => c.path = path(x)?,
+            "dash_mpd_file" => c.mpd_file = template(x, ".mpd", M3U8_VARS)?,
+            _ => return Err(unknown(x, " in dash")),
+        }
+    }
+    Ok(())
+}
+
+/// DASH settings sluice accepts but cannot honour as written, for `sluice -t`.
+pub fn dash_warnings(vhost: &str, hls: &HlsConfig, dash: &DashConfig) -> Vec<String> {
+    let mut w = Vec::new();
+    if !dash.enabled {
+        return w;
+    }
+    if !(hls.enabled && hls.use_fmp4) {
+        w.push(format!(
+            "vhost {vhost}: dash needs hls {{ enabled on; hls_use_fmp4 on; }} (the MPD lists HLS's fMP4 segments); no DASH"
+        ));
+    }
+    if dash.path != hls.path {
+        w.push(format!(
+            "vhost {vhost}: dash_path {} is not hls_path {}: the MPD is written under hls_path, beside the segments it lists",
+            dash.path.display(),
+            hls.path.display()
+        ));
+    }
+    if dash.fragment != hls.fragment {
+        w.push(format!(
+            "vhost {vhost}: dash_fragment {}s is not hls_fragment {}s: DASH segments are HLS's",
+            dash.fragment.as_secs_f64(),
+            hls.fragment.as_secs_f64()
+        ));
+    }
+    w
 }

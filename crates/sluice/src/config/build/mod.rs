@@ -572,6 +572,7 @@ fn vhost(
             }
             "http_remux" => http::http_remux(c, &mut v.http_remux, warnings)?,
             "hls" => hls::hls(c, &mut v.hls, warnings)?,
+            "dash" => hls::dash(c, &mut v.dash, warnings)?,
             "cluster" => cluster::cluster(c, &mut v.cluster, warnings)?,
             "forward" => cluster::forward(c, &mut v.forward)?,
             "http_hooks" => hooks::http_hooks(c, &mut v.http_hooks)?,
@@ -592,6 +593,7 @@ fn vhost(
     if let (Some(t), false) = (legacy_normal, explicit.2) {
         v.publish.normal_timeout = t;
     }
+    warnings.extend(hls::dash_warnings(name, &v.hls, &v.dash));
     Ok(v)
 }
 

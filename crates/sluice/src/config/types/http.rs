@@ -204,6 +204,11 @@ const DEFAULT_HLS_M3U8_FILE: &str = "[app]/[stream].m3u8";
 const DEFAULT_HLS_TS_FILE: &str = "[app]/[stream]-[seq].ts";
 const DEFAULT_HLS_KEY_FILE: &str = "[app]/[stream]-[seq].key";
 const DEFAULT_HLS_FRAGMENTS_PER_KEY: u32 = 5;
+/// SRS `get_hls_fmp4_file` / `get_hls_init_file`.
+const DEFAULT_HLS_FMP4_FILE: &str = "[app]/[stream]-[seq].m4s";
+const DEFAULT_HLS_INIT_FILE: &str = "[app]/[stream]/init.mp4";
+/// LL-HLS part target (`hls_part`): Apple's and hls.js's usual 200 ms... 1 s range.
+pub const DEFAULT_HLS_PART: Duration = Duration::from_millis(200);
 
 /// `vhost { hls { } }`. Times are validated: `fragment > 0`, `window >= fragment`.
 #[derive(Debug, Clone, PartialEq)]
@@ -262,6 +267,56 @@ pub struct HlsConfig {
     /// usually ends in `/`); empty means the key's path relative to the playlist, like the
     /// segments'. SRS default: empty.
     pub key_url: String,
+    /// fMP4 (CMAF) segments and an init segment instead of MPEG-TS (`hls_use_fmp4`).
+    /// SRS default: off.
+    pub use_fmp4: bool,
+    /// fMP4 segment path template, like `ts_file` but ending in `.m4s`.
+    /// SRS default: `[app]/[stream]-[seq].m4s`.
+    pub fmp4_file: String,
+    /// Init segment path template (`[vhost]`, `[app]`, `[stream]`); a stream whose codec
+    /// configuration changes gets `-<seq>` before `.mp4` for the new one.
+    /// SRS default: `[app]/[stream]/init.mp4`.
+    pub init_file: String,
+    /// Low-Latency HLS parts for fMP4 streams (`hls_ll`, a sluice directive). Default: off.
+    pub ll: bool,
+    /// LL-HLS part target duration (`hls_part`, sluice). Default: 200 ms.
+    pub part: Duration,
+    /// LL-HLS requests one stream lets wait for a part at once; more get 503
+    /// (`hls_ll_max_blocked`, sluice). Default: 5000.
+    pub ll_max_blocked: usize,
+}
+
+/// `vhost { dash { } }` (SRS's directives). sluice's DASH is a live MPD over the fMP4
+/// segments of HLS (`hls { enabled on; hls_use_fmp4 on; }`), written beside the playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashConfig {
+    /// SRS default: off.
+    pub enabled: bool,
+    /// SRS default: 30 s. The segments are HLS's (`hls_fragment`); a different value is
+    /// reported by `sluice -t`.
+    pub fragment: Duration,
+    /// `minimumUpdatePeriod` of the MPD. SRS default: 150 s; sluice caps it at the segment
+    /// target so players see new segments in time.
+    pub update_period: Duration,
+    /// `timeShiftBufferDepth`. SRS default: 300 s.
+    pub timeshift: Duration,
+    /// SRS default: ./objs/nginx/html. Must be `hls_path` (the MPD lists HLS's segments).
+    pub path: PathBuf,
+    /// MPD path template: `[vhost]`, `[app]`, `[stream]`. SRS default: `[app]/[stream].mpd`.
+    pub mpd_file: String,
+}
+
+impl Default for DashConfig {
+    fn default() -> Self {
+        DashConfig {
+            enabled: false,
+            fragment: Duration::from_secs(30),
+            update_period: Duration::from_secs(150),
+            timeshift: Duration::from_secs(300),
+            path: PathBuf::from(DEFAULT_HTTP_DIR),
+            mpd_file: "[app]/[stream].mpd".to_string(),
+        }
+    }
 }
 
 impl HlsConfig {
@@ -301,6 +356,12 @@ impl Default for HlsConfig {
             key_file: DEFAULT_HLS_KEY_FILE.to_string(),
             key_file_path: None,
             key_url: String::new(),
+            use_fmp4: false,
+            fmp4_file: DEFAULT_HLS_FMP4_FILE.to_string(),
+            init_file: DEFAULT_HLS_INIT_FILE.to_string(),
+            ll: false,
+            part: DEFAULT_HLS_PART,
+            ll_max_blocked: 5_000,
         }
     }
 }

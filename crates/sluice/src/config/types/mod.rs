@@ -22,8 +22,8 @@ pub use hooks::{
     ReferConfig, SecurityConfig, SecurityRule, DEFAULT_HEARTBEAT_INTERVAL, MAX_HOOK_TIMEOUT_MS,
 };
 pub use http::{
-    HlsAcodec, HlsConfig, HlsOnError, HlsVcodec, HttpApiConfig, HttpAuth, HttpRemuxConfig,
-    HttpServerConfig, RawApiConfig, TlsListenConfig, VhostTlsConfig,
+    DashConfig, HlsAcodec, HlsConfig, HlsOnError, HlsVcodec, HttpApiConfig, HttpAuth,
+    HttpRemuxConfig, HttpServerConfig, RawApiConfig, TlsListenConfig, VhostTlsConfig,
 };
 
 /// Name of the catch-all vhost, as in SRS.
@@ -158,6 +158,7 @@ pub struct VhostConfig {
     pub publish: PublishConfig,
     pub http_remux: HttpRemuxConfig,
     pub hls: HlsConfig,
+    pub dash: DashConfig,
     pub cluster: ClusterConfig,
     pub forward: ForwardConfig,
     pub http_hooks: HttpHooksConfig,
@@ -193,6 +194,7 @@ impl VhostConfig {
             publish: PublishConfig::default(),
             http_remux: HttpRemuxConfig::default(),
             hls: HlsConfig::default(),
+            dash: DashConfig::default(),
             cluster: ClusterConfig::default(),
             forward: ForwardConfig::default(),
             http_hooks: HttpHooksConfig::default(),

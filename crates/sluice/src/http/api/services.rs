@@ -29,6 +29,17 @@ pub async fn hls(State(ctx): State<Arc<Context>>) -> Response {
                 "errors": s.errors,
                 "last_error": s.last_error,
                 "last_error_at_ms": s.last_error_at_ms,
+                "format": s.format,
+                "dash": s.mpd_url.as_ref().map(|m| json!({ "mpd_url": m })),
+                "ll": s.part_target_ms.map(|part| {
+                    let live = crate::hls::ll_status(&ctx, &s.playlist_url);
+                    json!({
+                        "part_target_ms": part,
+                        "msn": live.map(|l| l.msn),
+                        "parts": live.map(|l| l.parts),
+                        "blocked_requests": live.map(|l| l.blocked),
+                    })
+                }),
             })
         })
         .collect();
