@@ -94,7 +94,7 @@ pub fn last_error() -> io::Error {
     let kind = match code {
         ffi::SRT_EASYNCSND | ffi::SRT_EASYNCRCV => io::ErrorKind::WouldBlock,
         ffi::SRT_ETIMEOUT => io::ErrorKind::TimedOut,
-        2001 | 2002 | 2000 => io::ErrorKind::ConnectionAborted,
+        2000..=2002 => io::ErrorKind::ConnectionAborted,
         5004 => io::ErrorKind::NotConnected,
         _ => io::ErrorKind::Other,
     };
