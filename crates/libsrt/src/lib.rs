@@ -67,11 +67,36 @@ unsafe extern "C" fn log_handler(
     let message = text(message);
     let message = message.trim_end();
     let area = text(area);
-    if level <= ffi::LOG_ERR {
-        tracing::warn!(target: "srt", "libsrt {area}: {message}");
+    // libsrt says "error" for what a non-blocking socket expects (nothing to accept or
+    // read yet): its lines are debug output, except the one saying why a caller's
+    // handshake was refused (wrong or missing passphrase, ...), which an operator needs.
+    if let Some((_, why)) = message.split_once("rsp(REJECT): ") {
+        if log_line_allowed() {
+            tracing::warn!(target: "srt", "srt: caller's handshake refused: {why}");
+        }
+    } else if level <= 2 {
+        tracing::error!(target: "srt", "libsrt {area}: {message}");
     } else {
-        tracing::info!(target: "srt", "libsrt {area}: {message}");
+        tracing::debug!(target: "srt", "libsrt {area}: {message}");
     }
+}
+
+/// At most [`LOG_LINES_PER_SECOND`] refusal lines a second: a flood of bad handshakes
+/// must not become a flood of log.
+const LOG_LINES_PER_SECOND: u64 = 5;
+
+fn log_line_allowed() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WINDOW: AtomicU64 = AtomicU64::new(0);
+    static LINES: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if WINDOW.swap(now, Ordering::Relaxed) != now {
+        LINES.store(0, Ordering::Relaxed);
+    }
+    LINES.fetch_add(1, Ordering::Relaxed) < LOG_LINES_PER_SECOND
 }
 
 /// The calling thread's last libsrt error as an `io::Error`; WouldBlock for the "try again"
@@ -235,6 +260,8 @@ unsafe extern "C" fn listen_callback(
 #[derive(Debug)]
 pub struct Socket {
     id: SRTSOCKET,
+    /// Closed already (by [`Socket::close`]): drop does nothing more.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Socket {
@@ -246,7 +273,10 @@ impl Socket {
         if id == ffi::SRT_INVALID_SOCK {
             return Err(last_error());
         }
-        Ok(Socket { id })
+        Ok(Socket {
+            id,
+            closed: Default::default(),
+        })
     }
 
     pub fn id(&self) -> SRTSOCKET {
@@ -398,7 +428,13 @@ impl Socket {
         }
         // SAFETY: libsrt filled in the peer's sockaddr.
         let peer = unsafe { from_sockaddr(&storage as *const _ as *const libc::sockaddr) };
-        Ok((Socket { id }, peer))
+        Ok((
+            Socket {
+                id,
+                closed: Default::default(),
+            },
+            peer,
+        ))
     }
 
     /// Receives one message into `buf` (at least [`LIVE_PAYLOAD`] bytes in live mode).
@@ -436,10 +472,21 @@ impl Socket {
     }
 }
 
+impl Socket {
+    /// Closes the connection now (the peer is told), whoever still holds the socket:
+    /// their calls then fail. Once; dropping closes too.
+    pub fn close(&self) {
+        if !self.closed.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            // SAFETY: we own the handle and close it once; later calls on the number
+            // fail inside libsrt (handles are integers looked up in its table).
+            unsafe { ffi::srt_close(self.id) };
+        }
+    }
+}
+
 impl Drop for Socket {
     fn drop(&mut self) {
-        // SAFETY: we own the handle; nothing uses it after drop.
-        unsafe { ffi::srt_close(self.id) };
+        self.close();
     }
 }
 

@@ -268,8 +268,11 @@ impl AsyncSocket {
 impl Drop for AsyncSocket {
     fn drop(&mut self) {
         let id = self.sock.id();
+        // Subscribed exactly while it has waiters (the thread unsubscribes what it wakes).
         let w = self.reactor.lock().remove(&id);
-        self.reactor.subscribe(id, 0);
+        if w.is_some() {
+            self.reactor.subscribe(id, 0);
+        }
         drop(w);
         // `sock` closes itself.
     }

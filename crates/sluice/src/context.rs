@@ -62,6 +62,8 @@ pub struct Context {
     pub forward: crate::forward::Forwards,
     /// Edge pulls in progress, kept by [`crate::edge`].
     pub edge: crate::edge::Edges,
+    /// The SRT listener (until its service takes it) and the TS feeds of SRT players.
+    pub srt: crate::srt::SrtState,
     id_seed: u64,
     next_id: AtomicU64,
 }
@@ -89,6 +91,7 @@ impl Context {
             ffmpeg: Default::default(),
             forward: Default::default(),
             edge: Default::default(),
+            srt: Default::default(),
             id_seed: seed,
             next_id: AtomicU64::new(1),
         })

@@ -74,12 +74,16 @@ async fn serve(
     crate::limits::raise_and_log(config.max_connections);
     let listeners = rtmp_service::bind(&config.listen).await?;
     let http_listeners = bind_http(&config).await?;
+    let srt_listener = crate::srt::bind(&config.srt_server)?;
     startup.ready();
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let max_connections = config.max_connections;
     let ctx = Context::new(config);
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
     ctx.set_reloader(reload_tx);
+    if let Some(l) = srt_listener {
+        ctx.srt.set_listener(l);
+    }
     // Started before the listeners accept, so that the services that follow the hub
     // see every publish; the listeners are bound, so ingests and transcoders can dial.
     let services = Services::start(&ctx, services());
@@ -156,6 +160,7 @@ fn services() -> Vec<Box<dyn Service>> {
         Box::new(crate::forward::Forward),
         Box::new(crate::edge::Edge),
         Box::new(crate::ffmpeg::Ffmpeg),
+        Box::new(crate::srt::SrtService),
     ]
 }
 

@@ -60,6 +60,10 @@ pub enum Framing {
     /// FLV tags; `chunked` wraps each write in an HTTP/1.1 chunk. The body ends
     /// with the publish, as in SRS: players reconnect for the next one.
     Flv { chunked: bool },
+    /// MPEG-TS already muxed once per stream (`srt::feed`): each frame's payload is
+    /// whole TS packets, sent as they are; publish edges send nothing (the TS carries
+    /// on, with a discontinuity a player copes with, as it does after SRS's republish).
+    Ts,
 }
 
 impl Framing {
@@ -250,6 +254,7 @@ impl Framer {
                         batch.scratch(notice);
                         true
                     }
+                    Framing::Ts => true,
                     Framing::Flv { .. } => {
                         if matches!(item, ItemRef::Unpublished) {
                             self.ended = true;
@@ -263,6 +268,13 @@ impl Framer {
         };
         let len = frame.payload.len();
         match &mut self.framing {
+            Framing::Ts => {
+                if !batch.room(1) {
+                    return false;
+                }
+                batch.payload(&frame.payload, 0, len);
+                true
+            }
             Framing::Flv { .. } => {
                 if !batch.room(2 + reserve) {
                     return false;

@@ -19,6 +19,8 @@ use tokio::sync::Notify;
 pub enum Transport {
     Tcp(TcpTransport),
     Pipe(PipeWriter),
+    /// An SRT connection (`crate::srt`): TS in 1316-byte messages.
+    Srt(SrtTransport),
 }
 
 impl Transport {
@@ -34,6 +36,7 @@ impl Transport {
         match self {
             Transport::Tcp(t) => t.try_send(iov),
             Transport::Pipe(p) => p.try_send(iov),
+            Transport::Srt(s) => s.try_send(iov),
         }
     }
 
@@ -42,6 +45,7 @@ impl Transport {
         match self {
             Transport::Tcp(t) => t.writer.writable().await,
             Transport::Pipe(p) => p.writable().await,
+            Transport::Srt(s) => s.socket.writable().await,
         }
     }
 
@@ -53,7 +57,67 @@ impl Transport {
                 let _ = nix::sys::socket::shutdown(t.fd, nix::sys::socket::Shutdown::Both);
             }
             Transport::Pipe(p) => p.close(),
+            Transport::Srt(s) => s.socket.socket().close(),
         }
+    }
+}
+
+/// A player's SRT connection, sending side. libsrt's live mode takes one message of at
+/// most 1316 bytes (7 TS packets) per call and copies it into its send buffer, so a
+/// batch is gathered into messages here: the copy libsrt makes anyway, one more of at
+/// most 1316 bytes on the stack. Every batch is whole TS packets, and every message but
+/// the last of a batch is full, so what a refused send leaves is whole packets too.
+pub struct SrtTransport {
+    pub socket: Arc<libsrt::reactor::AsyncSocket>,
+}
+
+impl SrtTransport {
+    fn try_send(&self, iov: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut msg = [0u8; libsrt::LIVE_PAYLOAD];
+        let mut fill = 0;
+        let mut sent = 0;
+        let send = |msg: &[u8], sent: &mut usize| -> io::Result<bool> {
+            match self.socket.try_send(msg) {
+                Ok(_) => {
+                    *sent += msg.len();
+                    Ok(true)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                Err(e) if *sent > 0 => {
+                    // Reported by the next write.
+                    let _ = e;
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            }
+        };
+        for s in iov {
+            let mut rest: &[u8] = s;
+            while !rest.is_empty() {
+                let take = rest.len().min(msg.len() - fill);
+                msg[fill..fill + take].copy_from_slice(&rest[..take]);
+                fill += take;
+                rest = &rest[take..];
+                if fill == msg.len() {
+                    if !send(&msg, &mut sent)? {
+                        return done(sent);
+                    }
+                    fill = 0;
+                }
+            }
+        }
+        if fill > 0 {
+            send(&msg[..fill], &mut sent)?;
+        }
+        done(sent)
+    }
+}
+
+fn done(sent: usize) -> io::Result<usize> {
+    if sent == 0 {
+        Err(io::ErrorKind::WouldBlock.into())
+    } else {
+        Ok(sent)
     }
 }
 

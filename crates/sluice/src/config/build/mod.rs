@@ -17,6 +17,7 @@ mod ffmpeg;
 mod hls;
 mod hooks;
 mod http;
+mod srt;
 
 /// Bounds that keep typos like an extra zero from turning into absurd behaviour.
 const MAX_MAX_CONNECTIONS: u64 = 1_000_000;
@@ -335,6 +336,10 @@ impl Builder {
                 self.seen.check_as(d, "http_server")?;
                 http::http_server(d, &mut self.cfg.http_server, &mut self.cfg.warnings)?;
             }
+            "srt_server" => {
+                self.seen.check(d)?;
+                srt::srt_server(d, &mut self.cfg.srt_server, &mut self.cfg.warnings)?;
+            }
             "heartbeat" => {
                 self.seen.check(d)?;
                 hooks::heartbeat(d, &mut self.cfg.heartbeat)?;
@@ -503,6 +508,7 @@ fn vhost(
             "refer_publish" | "refer_play" => hooks::legacy_refer(c, &mut v.refer)?,
             "security" => hooks::security(c, &mut v.security)?,
             "dvr" => dvr::dvr(c, &mut v.dvr)?,
+            "srt" => srt::vhost_srt(c, &mut v.srt, warnings)?,
             _ => return Err(unknown(c, &ctx)),
         }
     }

@@ -11,6 +11,7 @@ mod dvr;
 mod ffmpeg;
 mod hooks;
 mod http;
+mod srt;
 
 pub use cluster::{ClusterConfig, ClusterMode, ForwardConfig};
 pub use dvr::{DvrApply, DvrConfig, DvrPlan};
@@ -23,6 +24,7 @@ pub use http::{
     HlsAcodec, HlsConfig, HlsOnError, HlsVcodec, HttpApiConfig, HttpAuth, HttpRemuxConfig,
     HttpServerConfig, RawApiConfig,
 };
+pub use srt::{SrtServerConfig, VhostSrtConfig, DEFAULT_SRT_PORT};
 
 /// Name of the catch-all vhost, as in SRS.
 pub const DEFAULT_VHOST: &str = "__defaultVhost__";
@@ -154,6 +156,8 @@ pub struct VhostConfig {
     pub dvr: DvrConfig,
     pub transcodes: Vec<TranscodeConfig>,
     pub ingests: Vec<IngestConfig>,
+    /// `srt { }`: SRT publish and play for this vhost.
+    pub srt: VhostSrtConfig,
 }
 
 impl VhostConfig {
@@ -179,6 +183,7 @@ impl VhostConfig {
             dvr: DvrConfig::default(),
             transcodes: Vec::new(),
             ingests: Vec::new(),
+            srt: VhostSrtConfig::default(),
         }
     }
 
@@ -226,6 +231,8 @@ pub struct Config {
     pub log: LogConfig,
     pub http_api: HttpApiConfig,
     pub http_server: HttpServerConfig,
+    /// `srt_server { }`: the SRT listener.
+    pub srt_server: SrtServerConfig,
     pub heartbeat: HeartbeatConfig,
     /// `ff_log_dir` and `ff_log_level`, for transcode and ingest processes.
     pub ff_log: FfmpegLogConfig,
@@ -251,6 +258,7 @@ impl Default for Config {
             log: LogConfig::default(),
             http_api: HttpApiConfig::default(),
             http_server: HttpServerConfig::default(),
+            srt_server: SrtServerConfig::default(),
             heartbeat: HeartbeatConfig::default(),
             ff_log: FfmpegLogConfig::default(),
             pithy_print: DEFAULT_PITHY_PRINT,
