@@ -18,6 +18,7 @@ pub mod opt {
     pub const SNDBUF: c_int = 5;
     pub const RCVBUF: c_int = 6;
     pub const MSS: c_int = 0;
+    pub const LINGER: c_int = 7;
     pub const REUSEADDR: c_int = 15;
     pub const MAXBW: c_int = 16;
     pub const EVENT: c_int = 18;

@@ -298,6 +298,24 @@ impl Socket {
         .map(drop)
     }
 
+    /// SRTO_LINGER: how long a closed connection keeps sending what it still holds.
+    pub fn set_linger(&self, secs: Option<i32>) -> io::Result<()> {
+        let l = libc::linger {
+            l_onoff: i32::from(secs.is_some()),
+            l_linger: secs.unwrap_or(0),
+        };
+        // SAFETY: points to a live `struct linger` of the length given, which libsrt copies.
+        check(unsafe {
+            ffi::srt_setsockflag(
+                self.id,
+                ffi::opt::LINGER,
+                &l as *const libc::linger as *const c_void,
+                std::mem::size_of::<libc::linger>() as c_int,
+            )
+        })
+        .map(drop)
+    }
+
     /// Sets a 64-bit option (MAXBW).
     pub fn set_i64(&self, opt: c_int, value: i64) -> io::Result<()> {
         // SAFETY: points to a live i64 of the length given, which libsrt copies.

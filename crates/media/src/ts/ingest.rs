@@ -92,7 +92,15 @@ pub struct TsIngest {
     /// Parameter sets as last seen (H.264: SPS, PPS; HEVC: VPS, SPS, PPS).
     params: [Option<Vec<u8>>; 3],
     stats: IngestStats,
+    /// Frames waiting for the other stream to catch up, in timestamp order (see
+    /// [`TsIngest::release`]), and the newest timestamp seen per stream.
+    pending: std::collections::VecDeque<IngestFrame>,
+    newest: [Option<u64>; 2],
 }
+
+/// Frames held back for interleaving, at most: an encoder whose other stream stalls
+/// must not make us hold its frames for ever.
+pub const MAX_REORDER_FRAMES: usize = 256;
 
 impl TsIngest {
     pub fn new() -> TsIngest {
@@ -105,20 +113,60 @@ impl TsIngest {
         s
     }
 
-    /// Feeds TS bytes (any split); appends the frames completed to `out`.
+    /// Feeds TS bytes (any split); appends the frames completed to `out`, in timestamp
+    /// order across streams.
     pub fn push(&mut self, data: &[u8], out: &mut Vec<IngestFrame>) {
         let mut events = std::mem::take(&mut self.events);
         self.demux.push(data, &mut events);
-        self.handle(&mut events, out);
+        let mut made = Vec::new();
+        self.handle(&mut events, &mut made);
         self.events = events;
+        self.release(made, false, out);
     }
 
-    /// The end of the input: the PES still being assembled are completed.
+    /// The end of the input: the PES still being assembled are completed, and every
+    /// frame held back is given out.
     pub fn finish(&mut self, out: &mut Vec<IngestFrame>) {
         let mut events = std::mem::take(&mut self.events);
         self.demux.finish(&mut events);
-        self.handle(&mut events, out);
+        let mut made = Vec::new();
+        self.handle(&mut events, &mut made);
         self.events = events;
+        self.release(made, true, out);
+    }
+
+    /// Interleaves the streams: an encoder puts several audio frames in one PES, and its
+    /// audio and video PES need not come in timestamp order, while FLV and RTMP readers
+    /// (and the hub's jitter correction) expect one timeline that does not go back. A frame
+    /// goes out once the other stream has reached its timestamp (or at once when there is
+    /// one stream), keeping at most [`MAX_REORDER_FRAMES`].
+    fn release(&mut self, made: Vec<IngestFrame>, all: bool, out: &mut Vec<IngestFrame>) {
+        for f in made {
+            let slot = &mut self.newest[usize::from(!f.video)];
+            *slot = Some(slot.map_or(f.timestamp, |t| t.max(f.timestamp)));
+            // After every frame of the same or an earlier time: a sequence header stays
+            // before its frame.
+            let at = self
+                .pending
+                .iter()
+                .rposition(|p| p.timestamp <= f.timestamp)
+                .map_or(0, |i| i + 1);
+            self.pending.insert(at, f);
+        }
+        let both = self.video_pid.is_some() && self.audio_pid.is_some();
+        let watermark = match self.newest {
+            [Some(v), Some(a)] if both => v.min(a),
+            _ if both => 0,
+            _ => u64::MAX,
+        };
+        while let Some(front) = self.pending.front() {
+            if !(all || front.timestamp <= watermark || self.pending.len() > MAX_REORDER_FRAMES) {
+                break;
+            }
+            if let Some(f) = self.pending.pop_front() {
+                out.push(f);
+            }
+        }
     }
 
     fn handle(&mut self, events: &mut Vec<TsEvent>, out: &mut Vec<IngestFrame>) {
@@ -422,6 +470,43 @@ mod tests {
         assert_eq!(&audio[1].payload[..], &[0xaf, 1, 0x21, 0x22, 0x23]);
         assert_eq!(audio[1].timestamp, 1010);
         assert_eq!(ingest.stats().discontinuities, 0);
+    }
+
+    /// Audio muxed ahead of video (as encoders pack several audio frames per PES) comes
+    /// out interleaved: one timeline that never goes back.
+    #[test]
+    fn streams_come_out_interleaved() {
+        let mut mux = TsMuxer::new(TsStreams {
+            video: Some(TsVideo::H264),
+            audio: Some(TsAudio::Aac),
+        });
+        let mut ts = Vec::new();
+        mux.write_tables(&mut ts);
+        mux.write_video(1000, &flv_avc_header(), &mut ts).unwrap();
+        mux.write_audio(1000, &[0xaf, 0, 0x12, 0x10], &mut ts)
+            .unwrap();
+        for i in 0..10 {
+            mux.write_audio(1000 + i * 23, &[0xaf, 1, 0x21, 0x22], &mut ts)
+                .unwrap();
+        }
+        for i in 0..6 {
+            let nal = [0x65, 0x88, 0x84, i as u8];
+            mux.write_video(1000 + i * 40, &flv_avc_frame(i == 0, 0, &nal), &mut ts)
+                .unwrap();
+        }
+        mux.write_tables(&mut ts);
+        let mut ingest = TsIngest::new();
+        let mut out = Vec::new();
+        ingest.push(&ts, &mut out);
+        ingest.finish(&mut out);
+        let times: Vec<u64> = out.iter().map(|f| f.timestamp).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        assert_eq!(out.iter().filter(|f| f.video).count(), 7);
+        assert_eq!(out.iter().filter(|f| !f.video).count(), 11);
+        assert!(
+            out[0].payload[1] == 0 || out[1].payload[1] == 0,
+            "headers first"
+        );
     }
 
     #[test]

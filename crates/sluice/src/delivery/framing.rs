@@ -61,8 +61,7 @@ pub enum Framing {
     /// with the publish, as in SRS: players reconnect for the next one.
     Flv { chunked: bool },
     /// MPEG-TS already muxed once per stream (`srt::feed`): each frame's payload is
-    /// whole TS packets, sent as they are; publish edges send nothing (the TS carries
-    /// on, with a discontinuity a player copes with, as it does after SRS's republish).
+    /// whole TS packets, sent as they are. Like an FLV body, it ends with the publish.
     Ts,
 }
 
@@ -254,7 +253,15 @@ impl Framer {
                         batch.scratch(notice);
                         true
                     }
-                    Framing::Ts => true,
+                    Framing::Ts => {
+                        // The TS ends with the publish (as an HTTP-FLV body does): a
+                        // player sees the end, and reconnects for the next publish.
+                        if matches!(item, ItemRef::Unpublished) {
+                            self.ended = true;
+                            return false;
+                        }
+                        true
+                    }
                     Framing::Flv { .. } => {
                         if matches!(item, ItemRef::Unpublished) {
                             self.ended = true;

@@ -26,6 +26,8 @@ use crate::stream_url::{self, mask_param, StreamRequest};
 
 /// A player whose connection takes nothing for this long is closed (as RTMP's).
 const SEND_TIMEOUT: Duration = crate::rtmp_service::SEND_TIMEOUT;
+/// How long a player's connection keeps sending its tail once closed.
+const PLAYER_LINGER_SECS: i32 = 3;
 /// Largest message libsrt hands over in live mode is the payload size; room for more.
 const RECV_BUF: usize = 1500;
 
@@ -61,6 +63,9 @@ pub async fn handle(
 ) {
     ctx.counters
         .active
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ctx.srt
+        .connections
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let registration = ctx.clients.register(&cid, peer);
     let client = registration.client.clone();
@@ -107,6 +112,9 @@ pub async fn handle(
     }
     end_hooks(&ctx, &client, ended).await;
     drop(registration);
+    ctx.srt
+        .connections
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     ctx.counters
         .active
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -312,7 +320,18 @@ async fn publish(
     loop {
         let wait = if got_media { normal } else { firstpkt };
         let n = match tokio::time::timeout(wait, socket.recv(&mut buf)).await {
-            Ok(r) => r?,
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                // The PES still being assembled are complete: the last frames count.
+                ingest.finish(&mut frames);
+                push_frames(&guard.source, &mut frames);
+                let s = ingest.stats();
+                info!(
+                    "srt unpublish stream={key} ts_cc_errors={} discontinuities={} dropped_pes={}",
+                    s.cc_errors, s.discontinuities, s.dropped
+                );
+                return Err(e.into());
+            }
             Err(_) => {
                 return Err(CloseReason::Timeout(format!(
                     "publisher sent nothing for {} ms",
@@ -325,18 +344,25 @@ async fn publish(
             .bytes_in
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         ingest.push(&buf[..n], &mut frames);
-        for f in frames.drain(..) {
-            let kind = if f.video {
-                MediaKind::Video
-            } else {
-                MediaKind::Audio
-            };
-            if let Some(frame) = make_frame(kind, f.timestamp, f.payload) {
-                got_media = true;
-                guard.source.push(frame);
-            }
+        got_media |= push_frames(&guard.source, &mut frames);
+    }
+}
+
+/// Pushes the frames a TS ingest made into the stream; true when there were any.
+fn push_frames(source: &Source, frames: &mut Vec<media::ts::IngestFrame>) -> bool {
+    let mut any = false;
+    for f in frames.drain(..) {
+        let kind = if f.video {
+            MediaKind::Video
+        } else {
+            MediaKind::Audio
+        };
+        if let Some(frame) = make_frame(kind, f.timestamp, f.payload) {
+            any = true;
+            source.push(frame);
         }
     }
+    any
 }
 
 async fn play(
@@ -369,10 +395,16 @@ async fn play(
         ctx.clone(),
         client.clone(),
     );
+    // What is still in libsrt's buffer when the stream ends goes out before the close.
+    let _ = socket.socket().set_linger(Some(PLAYER_LINGER_SECS));
     let attached = ctx.delivery.attach(driver);
     let sink = &attached.driver;
     let mut buf = vec![0u8; RECV_BUF];
     loop {
+        if sink.finished() {
+            info!("srt play stream={key}: the publish ended");
+            return Ok(());
+        }
         tokio::select! {
             r = sink.attend(SEND_TIMEOUT) => r?,
             r = socket.readable() => {

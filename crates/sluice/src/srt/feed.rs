@@ -143,8 +143,17 @@ struct Mux {
     audio_sh: Option<Frame>,
     first_audio_ts: Option<u64>,
     last_tables_ts: Option<u64>,
+    /// From a video keyframe on, while the audio stream is not known yet (see `frame`).
+    held: Vec<Frame>,
     buf: Vec<u8>,
 }
+
+/// A video keyframe without a known audio stream waits this long (ms of media) for the
+/// audio's sequence header before the program starts as video only: a TS publisher's
+/// first audio frames often come a little after its first keyframe.
+const AUDIO_WAIT_MS: u64 = 1000;
+/// And at most this many frames.
+const MAX_HELD: usize = 256;
 
 impl Mux {
     fn frame(&mut self, f: &Frame, out: &Source) {
@@ -174,12 +183,61 @@ impl Mux {
                     FrameKind::Video => m.set_video_config(&f.payload),
                     _ => m.set_audio_config(&f.payload),
                 };
+            } else if !self.held.is_empty() && f.kind == FrameKind::Audio {
+                // The audio the held keyframe waited for.
+                self.release_held(out);
             }
             return;
         }
-        if self.muxer.is_none() && !self.start(f) {
-            return;
+        if self.muxer.is_none() {
+            if !self.held.is_empty() {
+                self.held.push(f.clone());
+                let waited = f.timestamp.saturating_sub(self.held[0].timestamp);
+                let audio_now = !f.is_video() && TsAudio::from_flv(&f.payload).is_some();
+                if audio_now || waited >= AUDIO_WAIT_MS || self.held.len() >= MAX_HELD {
+                    self.release_held(out);
+                }
+                return;
+            }
+            if f.is_video() && f.keyframe && self.video_sh.is_some() && self.audio_sh.is_none() {
+                self.held.push(f.clone());
+                return;
+            }
+            if !self.start(f) {
+                return;
+            }
         }
+        self.mux(f, out);
+    }
+
+    /// Starts the program on the held keyframe (with audio if it is known by now) and
+    /// muxes what was held.
+    fn release_held(&mut self, out: &Source) {
+        let held = std::mem::take(&mut self.held);
+        let mut started = false;
+        for f in &held {
+            if !started {
+                started = self.start_with_audio_from(f, &held);
+                if !started {
+                    continue;
+                }
+            }
+            self.mux(f, out);
+        }
+    }
+
+    fn start_with_audio_from(&mut self, f: &Frame, held: &[Frame]) -> bool {
+        if self.audio_sh.is_none() {
+            // MP3 has no sequence header: its first frame says what it is.
+            if let Some(a) = held.iter().find(|h| !h.is_video()) {
+                self.first_audio_ts = Some(0);
+                return self.start_as(f, TsAudio::from_flv(&a.payload));
+            }
+        }
+        self.start(f)
+    }
+
+    fn mux(&mut self, f: &Frame, out: &Source) {
         let Some(m) = self.muxer.as_mut() else {
             return;
         };
@@ -218,10 +276,6 @@ impl Mux {
     /// Starts the program on a video keyframe (after the video sequence header), or, with
     /// no video header after a second of audio, audio only. False: not yet.
     fn start(&mut self, f: &Frame) -> bool {
-        let video = self
-            .video_sh
-            .as_ref()
-            .and_then(|h| TsVideo::from_flv(&h.payload));
         let audio = self
             .audio_sh
             .as_ref()
@@ -231,6 +285,14 @@ impl Mux {
                     .then(|| TsAudio::from_flv(&f.payload))
                     .flatten()
             });
+        self.start_as(f, audio)
+    }
+
+    fn start_as(&mut self, f: &Frame, audio: Option<TsAudio>) -> bool {
+        let video = self
+            .video_sh
+            .as_ref()
+            .and_then(|h| TsVideo::from_flv(&h.payload));
         if f.is_video() {
             if !f.keyframe || video.is_none() {
                 return false;

@@ -37,8 +37,8 @@ pub struct SrtState {
     /// The bound listener, from start-up until the service takes it.
     listener: Mutex<Option<Socket>>,
     pub feeds: feed::Feeds,
-    /// Callers rejected during their handshake (bad stream id).
-    pub rejected: AtomicU64,
+    /// SRT connections open now.
+    pub connections: AtomicU64,
 }
 
 impl SrtState {
