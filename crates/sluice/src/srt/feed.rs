@@ -317,3 +317,203 @@ impl Mux {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{Consumer, Hub};
+
+    const SPS: &[u8] = &[
+        0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x10,
+    ];
+    const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+
+    fn frame(kind: FrameKind, ts: u64, payload: Vec<u8>, key: bool, sh: bool) -> Frame {
+        Frame {
+            kind,
+            timestamp: ts,
+            payload: payload.into(),
+            keyframe: key,
+            sequence_header: sh,
+        }
+    }
+
+    fn video_sh() -> Frame {
+        let mut p = vec![0x17, 0, 0, 0, 0, 1, SPS[1], SPS[2], SPS[3], 0xff, 0xe1];
+        p.extend_from_slice(&(SPS.len() as u16).to_be_bytes());
+        p.extend_from_slice(SPS);
+        p.push(1);
+        p.extend_from_slice(&(PPS.len() as u16).to_be_bytes());
+        p.extend_from_slice(PPS);
+        frame(FrameKind::Video, 0, p, true, true)
+    }
+
+    fn video(ts: u64, key: bool) -> Frame {
+        let nal: &[u8] = if key {
+            &[0x65, 0x88, 0x84]
+        } else {
+            &[0x41, 0x9a, 0x02]
+        };
+        let mut p = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+        p.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+        p.extend_from_slice(nal);
+        frame(FrameKind::Video, ts, p, key, false)
+    }
+
+    fn audio(ts: u64, sh: bool) -> Frame {
+        let p = if sh {
+            vec![0xaf, 0, 0x12, 0x10]
+        } else {
+            vec![0xaf, 1, 0x21, 0x22]
+        };
+        frame(FrameKind::Audio, ts, p, false, sh)
+    }
+
+    /// What the feed's Source holds, demuxed back into FLV frames.
+    fn read_back(out: &Arc<Source>, consumer: &mut Consumer) -> Vec<media::ts::IngestFrame> {
+        let mut items = Vec::new();
+        loop {
+            let mut batch = Vec::new();
+            consumer.fetch(&mut batch);
+            if batch.is_empty() {
+                break;
+            }
+            items.extend(batch);
+        }
+        let mut ingest = media::ts::TsIngest::new();
+        let mut frames = Vec::new();
+        for item in items {
+            if let Item::Frame(f) = item {
+                assert_eq!(f.payload.len() % 188, 0, "whole TS packets");
+                ingest.push(&f.payload, &mut frames);
+            }
+        }
+        ingest.finish(&mut frames);
+        let _ = out;
+        frames
+    }
+
+    fn feed_source() -> Arc<Source> {
+        let hub = Hub::new();
+        let key = StreamKey {
+            vhost: "v".into(),
+            app: "live".into(),
+            stream: "s".into(),
+        };
+        let settings = SourceSettings {
+            gop_cache: true,
+            queue_length_ms: 10_000,
+        };
+        let out = Source::new(
+            "feed".into(),
+            key,
+            settings,
+            tokio::sync::broadcast::channel(1).0,
+            hub.pacing(),
+        );
+        out.publish(FEED_PUBLISHER).expect("publish");
+        out
+    }
+
+    /// A TS publisher's first keyframe comes before its first audio: the program waits for
+    /// the audio (instead of starting video-only and restarting at the next keyframe), then
+    /// has both streams from that keyframe on.
+    #[test]
+    fn the_program_waits_for_audio_after_the_first_keyframe() {
+        let out = feed_source();
+        let mut consumer = Consumer::detached(out.clone(), 10_000);
+        let mut mux = Mux::default();
+        for f in [
+            video_sh(),
+            video(1000, true),
+            video(1040, false),
+            audio(1050, true),
+            audio(1050, false),
+            video(1080, false),
+            audio(1073, false),
+        ] {
+            mux.frame(&f, &out);
+        }
+        let frames = read_back(&out, &mut consumer);
+        let video_frames = frames
+            .iter()
+            .filter(|f| f.video && f.payload[1] == 1)
+            .count();
+        let audio_frames = frames
+            .iter()
+            .filter(|f| !f.video && f.payload[1] == 1)
+            .count();
+        assert_eq!((video_frames, audio_frames), (3, 2), "{frames:?}");
+        assert_eq!(
+            frames
+                .iter()
+                .find(|f| f.video && f.payload[1] == 1)
+                .map(|f| f.timestamp),
+            Some(1000)
+        );
+    }
+
+    /// With no audio header within a second of media after the keyframe, video only.
+    #[test]
+    fn video_only_after_a_second_without_audio() {
+        let out = feed_source();
+        let mut consumer = Consumer::detached(out.clone(), 10_000);
+        let mut mux = Mux::default();
+        mux.frame(&video_sh(), &out);
+        for i in 0..30u64 {
+            mux.frame(&video(1000 + i * 40, i == 0), &out);
+        }
+        let frames = read_back(&out, &mut consumer);
+        assert_eq!(
+            frames
+                .iter()
+                .filter(|f| f.video && f.payload[1] == 1)
+                .count(),
+            30
+        );
+        assert!(frames.iter().all(|f| f.video));
+    }
+
+    /// Audio only: after a second of audio with no video header the program starts, and
+    /// PAT/PMT come at least every half second.
+    #[test]
+    fn audio_only_programs_repeat_their_tables() {
+        let out = feed_source();
+        let mut consumer = Consumer::detached(out.clone(), 10_000);
+        let mut mux = Mux::default();
+        mux.frame(&audio(0, true), &out);
+        for i in 0..200u64 {
+            mux.frame(&audio(i * 23, false), &out);
+        }
+        let mut items = Vec::new();
+        loop {
+            let mut batch = Vec::new();
+            consumer.fetch(&mut batch);
+            if batch.is_empty() {
+                break;
+            }
+            items.extend(batch);
+        }
+        let with_pat = items
+            .iter()
+            .filter(
+                |i| matches!(i, Item::Frame(f) if f.payload[1] & 0x1f == 0 && f.payload[2] == 0),
+            )
+            .count();
+        let at: Vec<u64> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Frame(f) if f.payload[1] & 0x1f == 0 && f.payload[2] == 0 => {
+                    Some(f.timestamp)
+                }
+                _ => None,
+            })
+            .collect();
+        // 200 frames of 23 ms from 1 s on: about 3.6 s, tables every 0.5 s.
+        assert!(
+            (7..=9).contains(&with_pat),
+            "{with_pat} frames start with a PAT: {at:?}, {} items",
+            items.len()
+        );
+    }
+}
