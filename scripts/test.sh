@@ -13,6 +13,12 @@ command -v nginx >/dev/null 2>&1 && [ -f /usr/lib/nginx/modules/ngx_rtmp_module.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# SRT (crates/sluice/tests/srt.rs, crates/libsrt): libsrt to link against, srt-live-transmit as
+# a second client, curl, and ip/tc for the loss test's network namespace.
+pkg-config --exists srt 2>/dev/null || missing+=(pkg-config libsrt-openssl-dev)
+command -v srt-live-transmit >/dev/null 2>&1 || missing+=(srt-tools)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v tc >/dev/null 2>&1 || missing+=(iproute2)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "test.sh: installing ${missing[*]} (needed by the end-to-end tests)"
     sudo=""

@@ -11,6 +11,14 @@ mod flv;
 #[path = "../../../fuzz/entries/ts_demux.rs"]
 mod ts_demux;
 
+#[path = "../../../fuzz/entries/ts_ingest.rs"]
+mod ts_ingest;
+
+#[test]
+fn ts_ingest_corpus_and_regressions() {
+    replay::replay("ts_ingest", ts_ingest::run);
+}
+
 #[path = "../../../fuzz/entries/hls_playlist.rs"]
 mod hls_playlist;
 

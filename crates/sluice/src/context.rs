@@ -64,6 +64,8 @@ pub struct Context {
     pub edge: crate::edge::Edges,
     /// Certificates in force and the bound on TLS handshakes (RTMPS, HTTPS).
     pub tls: crate::tls::Tls,
+    /// The SRT listener (until its service takes it) and the TS feeds of SRT players.
+    pub srt: crate::srt::SrtState,
     id_seed: u64,
     next_id: AtomicU64,
 }
@@ -92,6 +94,7 @@ impl Context {
             ffmpeg: Default::default(),
             forward: Default::default(),
             edge: Default::default(),
+            srt: Default::default(),
             id_seed: seed,
             next_id: AtomicU64::new(1),
         })

@@ -23,6 +23,7 @@ pub mod process;
 pub mod rtmp_service;
 pub mod server;
 pub mod service;
+pub mod srt;
 pub mod stats;
 pub mod stream_url;
 pub mod tls;

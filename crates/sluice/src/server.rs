@@ -79,6 +79,7 @@ async fn serve(
     // Certificates first: a TLS listener without a usable one refuses to start.
     let acceptors = crate::tls::Acceptors::build(&config)?;
     let listeners = bind_all(&config)?;
+    let srt_listener = crate::srt::bind(&config.srt_server)?;
     startup.ready();
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let max_connections = config.max_connections;
@@ -86,6 +87,9 @@ async fn serve(
     ctx.tls.install(acceptors);
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
     ctx.set_reloader(reload_tx);
+    if let Some(l) = srt_listener {
+        ctx.srt.set_listener(l);
+    }
     // Started before the listeners accept, so that the services that follow the hub
     // see every publish; the listeners are bound, so ingests and transcoders can dial.
     let services = Services::start(&ctx, services());
@@ -158,6 +162,7 @@ fn services() -> Vec<Box<dyn Service>> {
         Box::new(crate::forward::Forward),
         Box::new(crate::edge::Edge),
         Box::new(crate::ffmpeg::Ffmpeg),
+        Box::new(crate::srt::SrtService),
     ]
 }
 

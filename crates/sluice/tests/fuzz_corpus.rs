@@ -11,6 +11,14 @@ mod config;
 #[path = "../../../fuzz/entries/http_path.rs"]
 mod http_path;
 
+#[path = "../../../fuzz/entries/srt_stream_id.rs"]
+mod srt_stream_id;
+
+#[test]
+fn srt_stream_id_corpus_and_regressions() {
+    replay::replay("srt_stream_id", srt_stream_id::run);
+}
+
 #[test]
 fn config_corpus_and_regressions() {
     replay::replay("config", config::run);

@@ -3,6 +3,7 @@
 
 mod crc;
 mod demux;
+mod ingest;
 mod mux;
 mod packet;
 mod psi;
@@ -13,6 +14,7 @@ use crate::error::CodecError;
 
 pub use crc::crc32_mpeg2;
 pub use demux::{Pcr, Pes, PsiError, TsDemuxer, TsEvent, TsPacketInfo, MAX_PES_SIZE};
+pub use ingest::{IngestFrame, IngestStats, TsIngest};
 pub use mux::{TsAudio, TsConfig, TsMuxer, TsStreams, TsVideo};
 pub use packet::{
     decode_pcr, decode_timestamp, encode_pcr, encode_timestamp, PACKET_SIZE, SYNC_BYTE, TS_MASK,

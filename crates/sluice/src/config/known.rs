@@ -12,7 +12,6 @@ pub const ROOT: &[&str] = &[
     "pithy_print",
     "stream_caster",
     "rtc_server",
-    "srt_server",
     "rtsp_server",
     "exporter",
     "utc_time",
@@ -44,7 +43,6 @@ pub const VHOST: &[&str] = &[
     "in_ack_size",
     "out_ack_size",
     "rtc",
-    "srt",
     "rtsp",
     // Pre-SRS-3 vhost-level names that SRS moves into play/publish/cluster/refer on load
     // (`mode`, `origin`, `token_traverse` and `debug_srs_upnode` are converted into

@@ -29,6 +29,7 @@ pub use types::{
     LogLevel, LogTank, ReferConfig, SecurityConfig, SecurityRule, TimeJitter, VhostConfig,
     DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_VHOST,
 };
+pub use types::{SrtServerConfig, VhostSrtConfig, DEFAULT_SRT_PORT};
 
 impl Config {
     /// Reads `path` and every file it includes (a relative include from the working

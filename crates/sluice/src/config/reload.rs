@@ -73,6 +73,8 @@ pub enum ReloadChange {
     SecurityDisabled {
         vhost: String,
     },
+    /// `srt_server` changed: the SRT listener keeps what it was started with.
+    SrtServerNeedsRestart,
 }
 
 fn addrs(list: &[SocketAddr]) -> String {
@@ -120,6 +122,10 @@ impl fmt::Display for ReloadChange {
                 f,
                 "security rules turned off for vhost {vhost}: every client is allowed"
             ),
+            ReloadChange::SrtServerNeedsRestart => write!(
+                f,
+                "srt_server changed: the SRT listener keeps its start-up settings until a restart"
+            ),
         }
     }
 }
@@ -160,6 +166,9 @@ pub fn reload_changes(old: &Config, new: &Config) -> Vec<ReloadChange> {
             out.push(ReloadChange::HttpServerMoved { from: was, to: now });
         }
     }
+    if old.srt_server != new.srt_server {
+        out.push(ReloadChange::SrtServerNeedsRestart);
+    }
     for o in old.vhosts.iter().filter(|v| v.enabled) {
         let vhost = || o.name.clone();
         let Some(n) = new.vhosts.iter().find(|n| n.name == o.name && n.enabled) else {
@@ -195,6 +204,18 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn a_changed_srt_server_needs_a_restart() {
+        let old = parse("srt_server { enabled on; listen 10080; }");
+        let same = parse("srt_server { enabled on; listen 10080; }");
+        let moved = parse("srt_server { enabled on; listen 10081; }");
+        assert!(reload_changes(&old, &same).is_empty());
+        assert_eq!(
+            reload_changes(&old, &moved),
+            vec![ReloadChange::SrtServerNeedsRestart]
+        );
     }
 
     /// A scratch file per test (no tempfile dependency).

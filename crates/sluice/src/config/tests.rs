@@ -1457,3 +1457,38 @@ fn fmp4_ll_hls_and_dash_directives() {
         assert!(matches!(err_of(bad), ConfigError::Invalid { .. }), "{bad}");
     }
 }
+
+#[test]
+fn srt_directives() {
+    let c = ok(
+        "srt_server { enabled on; listen 127.0.0.1:9000; latency 300; peerlatency 50; \
+                passphrase 0123456789ab; pbkeylen 32; maxbw 1000000; tlpktdrop off; }\n\
+                vhost v { srt { enabled on; } }",
+    );
+    let s = &c.srt_server;
+    assert!(s.enabled);
+    assert_eq!(
+        s.listen,
+        "127.0.0.1:9000".parse::<SocketAddr>().expect("addr")
+    );
+    assert_eq!(s.latency, Some(300));
+    assert_eq!(s.peerlatency, 50);
+    assert_eq!(s.passphrase, "0123456789ab");
+    assert_eq!(s.pbkeylen, 32);
+    assert_eq!(s.maxbw, 1_000_000);
+    assert!(!s.tlpktdrop);
+    assert!(c.vhost("v").expect("v").srt.enabled);
+    assert!(!c.vhost(DEFAULT_VHOST).expect("default").srt.enabled);
+    for bad in [
+        "srt_server { passphrase short; }",
+        "srt_server { pbkeylen 20; }",
+        "srt_server { maxbw -2; }",
+        "srt_server { latency 99999999; }",
+        "srt_server { bogus 1; }",
+        "vhost v { srt { enabled maybe; } }",
+    ] {
+        assert!(Config::parse(bad, "t.conf").is_err(), "{bad}");
+    }
+    let w = ok("vhost v { srt { enabled on; srt_to_rtmp off; } }\nsrt_server { sei_filter off; payloadsize 1456; }");
+    assert_eq!(w.warnings.len(), 3, "{:?}", w.warnings);
+}

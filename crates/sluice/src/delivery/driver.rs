@@ -266,6 +266,10 @@ impl PlayerDriver {
             );
         }
         if !framer.finish(&mut batch) {
+            if framer.ended() {
+                // Nothing to write, but the stream ended: the task ends the player.
+                self.task.notify_one();
+            }
             return false;
         }
         let mut iov = [IoSlice::new(&[]); MAX_PIECES];

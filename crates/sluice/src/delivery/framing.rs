@@ -60,6 +60,9 @@ pub enum Framing {
     /// FLV tags; `chunked` wraps each write in an HTTP/1.1 chunk. The body ends
     /// with the publish, as in SRS: players reconnect for the next one.
     Flv { chunked: bool },
+    /// MPEG-TS already muxed once per stream (`srt::feed`): each frame's payload is
+    /// whole TS packets, sent as they are. Like an FLV body, it ends with the publish.
+    Ts,
 }
 
 impl Framing {
@@ -260,6 +263,15 @@ impl Framer {
                         batch.scratch(notice);
                         true
                     }
+                    Framing::Ts => {
+                        // The TS ends with the publish (as an HTTP-FLV body does): a
+                        // player sees the end, and reconnects for the next publish.
+                        if matches!(item, ItemRef::Unpublished) {
+                            self.ended = true;
+                            return false;
+                        }
+                        true
+                    }
                     Framing::Flv { .. } => {
                         if matches!(item, ItemRef::Unpublished) {
                             self.ended = true;
@@ -273,6 +285,13 @@ impl Framer {
         };
         let len = frame.payload.len();
         match &mut self.framing {
+            Framing::Ts => {
+                if !batch.room(1) {
+                    return false;
+                }
+                batch.payload(&frame.payload, 0, len);
+                true
+            }
             Framing::Flv { .. } => {
                 if !batch.room(2 + reserve) {
                     return false;

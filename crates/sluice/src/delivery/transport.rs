@@ -27,6 +27,8 @@ pub enum Transport {
     Tcp(TcpTransport),
     Tls(TlsWriter),
     Pipe(PipeWriter),
+    /// An SRT connection (`crate::srt`): TS in 1316-byte messages.
+    Srt(SrtTransport),
 }
 
 impl Transport {
@@ -51,6 +53,7 @@ impl Transport {
             Transport::Tcp(t) => t.try_send(iov),
             Transport::Tls(t) => t.try_send(iov),
             Transport::Pipe(p) => p.try_send(iov),
+            Transport::Srt(s) => s.try_send(iov),
         }
     }
 
@@ -59,7 +62,7 @@ impl Transport {
     pub fn backlog(&self) -> bool {
         match self {
             Transport::Tls(t) => t.backlog(),
-            Transport::Tcp(_) | Transport::Pipe(_) => false,
+            Transport::Tcp(_) | Transport::Pipe(_) | Transport::Srt(_) => false,
         }
     }
 
@@ -67,7 +70,7 @@ impl Transport {
     pub fn flush_now(&self) -> io::Result<bool> {
         match self {
             Transport::Tls(t) => t.flush_now(),
-            Transport::Tcp(_) | Transport::Pipe(_) => Ok(true),
+            Transport::Tcp(_) | Transport::Pipe(_) | Transport::Srt(_) => Ok(true),
         }
     }
 
@@ -77,6 +80,7 @@ impl Transport {
             Transport::Tcp(t) => t.writer.writable().await,
             Transport::Tls(t) => t.writable().await,
             Transport::Pipe(p) => p.writable().await,
+            Transport::Srt(s) => s.socket.writable().await,
         }
     }
 
@@ -89,7 +93,67 @@ impl Transport {
             }
             Transport::Tls(t) => t.shutdown(),
             Transport::Pipe(p) => p.close(),
+            Transport::Srt(s) => s.socket.socket().close(),
         }
+    }
+}
+
+/// A player's SRT connection, sending side. libsrt's live mode takes one message of at
+/// most 1316 bytes (7 TS packets) per call and copies it into its send buffer, so a
+/// batch is gathered into messages here: the copy libsrt makes anyway, one more of at
+/// most 1316 bytes on the stack. Every batch is whole TS packets, and every message but
+/// the last of a batch is full, so what a refused send leaves is whole packets too.
+pub struct SrtTransport {
+    pub socket: Arc<libsrt::reactor::AsyncSocket>,
+}
+
+impl SrtTransport {
+    fn try_send(&self, iov: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut msg = [0u8; libsrt::LIVE_PAYLOAD];
+        let mut fill = 0;
+        let mut sent = 0;
+        let send = |msg: &[u8], sent: &mut usize| -> io::Result<bool> {
+            match self.socket.try_send(msg) {
+                Ok(_) => {
+                    *sent += msg.len();
+                    Ok(true)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                Err(e) if *sent > 0 => {
+                    // Reported by the next write.
+                    let _ = e;
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            }
+        };
+        for s in iov {
+            let mut rest: &[u8] = s;
+            while !rest.is_empty() {
+                let take = rest.len().min(msg.len() - fill);
+                msg[fill..fill + take].copy_from_slice(&rest[..take]);
+                fill += take;
+                rest = &rest[take..];
+                if fill == msg.len() {
+                    if !send(&msg, &mut sent)? {
+                        return done(sent);
+                    }
+                    fill = 0;
+                }
+            }
+        }
+        if fill > 0 {
+            send(&msg[..fill], &mut sent)?;
+        }
+        done(sent)
+    }
+}
+
+fn done(sent: usize) -> io::Result<usize> {
+    if sent == 0 {
+        Err(io::ErrorKind::WouldBlock.into())
+    } else {
+        Ok(sent)
     }
 }
 

@@ -72,7 +72,7 @@ pub fn render(ctx: &Context) -> String {
         &mut out,
         "sluice_clients",
         "gauge",
-        "Connected RTMP and HTTP-FLV clients.",
+        "Connected RTMP, HTTP-FLV and SRT clients.",
         ctx.clients.len() as u64,
     );
     single(
@@ -180,6 +180,21 @@ pub fn render(ctx: &Context) -> String {
             ctx.admission.open(cap)
         );
     }
+    single(
+        &mut out,
+        "sluice_srt_connections",
+        "gauge",
+        "SRT connections (publishers and players) open now.",
+        ctx.srt.connections.load(Ordering::Relaxed),
+    );
+    single(
+        &mut out,
+        "sluice_srt_handshakes_rejected_total",
+        "counter",
+        "SRT callers rejected during their handshake for their stream id (missing or \
+         unparsable); wrong passphrases are refused by libsrt before that.",
+        crate::srt::rejected_handshakes(),
+    );
     let clients = ctx.clients.list();
     let mut per_stream: Vec<(String, u64, u64, usize)> = Vec::with_capacity(sources.len());
     for s in &sources {

@@ -55,6 +55,12 @@ pub struct Consumer {
 }
 
 impl Consumer {
+    /// A reader of a Source that is not in the hub (`srt::feed`'s TS): no demand is
+    /// registered anywhere, it only reads.
+    pub fn detached(source: Arc<Source>, queue_length_ms: u64) -> Consumer {
+        Consumer::new(source, queue_length_ms)
+    }
+
     pub(super) fn new(source: Arc<Source>, queue_length_ms: u64) -> Consumer {
         let rx = source.notify.subscribe();
         let (cursor, need_keyframe, sent_header_gen, epoch, published) = {

@@ -27,6 +27,10 @@ pub enum ClientKind {
     FlashPublish,
     RtmpPlay,
     FlvPlay,
+    /// SRT publisher (`m=publish`).
+    SrtPublish,
+    /// SRT player (`m=request`).
+    SrtPlay,
 }
 
 impl ClientKind {
@@ -38,11 +42,16 @@ impl ClientKind {
             ClientKind::FlashPublish => "flash-publish",
             ClientKind::RtmpPlay => "rtmp-play",
             ClientKind::FlvPlay => "flv-play",
+            ClientKind::SrtPublish => "srt-publish",
+            ClientKind::SrtPlay => "srt-play",
         }
     }
 
     pub fn is_publish(self) -> bool {
-        matches!(self, ClientKind::FmlePublish | ClientKind::FlashPublish)
+        matches!(
+            self,
+            ClientKind::FmlePublish | ClientKind::FlashPublish | ClientKind::SrtPublish
+        )
     }
 }
 

@@ -18,6 +18,7 @@ mod ffmpeg;
 mod hls;
 mod hooks;
 mod http;
+mod srt;
 
 /// Bounds that keep typos like an extra zero from turning into absurd behaviour.
 const MAX_MAX_CONNECTIONS: u64 = 1_000_000;
@@ -379,8 +380,16 @@ impl Builder {
                 http::http_server(d, &mut self.cfg.http_server, &mut self.cfg.warnings)?;
             }
             "rtmps" => {
-                self.seen.check(d)?;
+                if !self.seen.check(d)? {
+                    return Ok(());
+                }
                 http::tls_listen(d, &mut self.cfg.rtmps, "rtmps")?;
+            }
+            "srt_server" => {
+                if !self.seen.check(d)? {
+                    return Ok(());
+                }
+                srt::srt_server(d, &mut self.cfg.srt_server, &mut self.cfg.warnings)?;
             }
             "heartbeat" => {
                 if !self.seen.check(d)? {
@@ -581,6 +590,7 @@ fn vhost(
             "security" => hooks::security(c, &mut v.security)?,
             "dvr" => dvr::dvr(c, &mut v.dvr)?,
             "tls" => v.tls = Some(http::vhost_tls(c)?),
+            "srt" => srt::vhost_srt(c, &mut v.srt, warnings)?,
             _ => return Err(unknown(c, &ctx)),
         }
     }

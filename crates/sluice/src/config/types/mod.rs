@@ -12,6 +12,7 @@ mod dvr;
 mod ffmpeg;
 mod hooks;
 mod http;
+mod srt;
 
 pub use bandcheck::{BandcheckConfig, MAX_BANDCHECK_LIMIT_KBPS};
 pub use cluster::{ClusterConfig, ClusterMode, ForwardConfig};
@@ -25,6 +26,7 @@ pub use http::{
     DashConfig, HlsAcodec, HlsConfig, HlsOnError, HlsVcodec, HttpApiConfig, HttpAuth,
     HttpRemuxConfig, HttpServerConfig, RawApiConfig, TlsListenConfig, VhostTlsConfig,
 };
+pub use srt::{SrtServerConfig, VhostSrtConfig, DEFAULT_SRT_PORT};
 
 /// Name of the catch-all vhost, as in SRS.
 pub const DEFAULT_VHOST: &str = "__defaultVhost__";
@@ -176,6 +178,8 @@ pub struct VhostConfig {
     pub atc_auto: bool,
     /// `bandcheck { }`: SRS's RTMP bandwidth test.
     pub bandcheck: BandcheckConfig,
+    /// `srt { }`: SRT publish and play for this vhost.
+    pub srt: VhostSrtConfig,
 }
 
 impl VhostConfig {
@@ -207,6 +211,7 @@ impl VhostConfig {
             atc: false,
             atc_auto: false,
             bandcheck: BandcheckConfig::default(),
+            srt: VhostSrtConfig::default(),
         }
     }
 
@@ -278,6 +283,8 @@ pub struct Config {
     pub http_server: HttpServerConfig,
     /// `rtmps { }`: RTMP over TLS, serving what the RTMP listeners serve.
     pub rtmps: TlsListenConfig,
+    /// `srt_server { }`: the SRT listener.
+    pub srt_server: SrtServerConfig,
     pub heartbeat: HeartbeatConfig,
     /// `ff_log_dir` and `ff_log_level`, for transcode and ingest processes.
     pub ff_log: FfmpegLogConfig,
@@ -304,6 +311,7 @@ impl Default for Config {
             http_api: HttpApiConfig::default(),
             http_server: HttpServerConfig::default(),
             rtmps: TlsListenConfig::rtmps(),
+            srt_server: SrtServerConfig::default(),
             heartbeat: HeartbeatConfig::default(),
             ff_log: FfmpegLogConfig::default(),
             pithy_print: DEFAULT_PITHY_PRINT,
