@@ -11,7 +11,6 @@ pub const ROOT: &[&str] = &[
     "stats",
     "pithy_print",
     "stream_caster",
-    "rtc_server",
     "srt_server",
     "rtsp_server",
     "rtmps",
@@ -45,7 +44,6 @@ pub const VHOST: &[&str] = &[
     "exec",
     "in_ack_size",
     "out_ack_size",
-    "rtc",
     "srt",
     "rtsp",
     // Pre-SRS-3 vhost-level names that SRS moves into play/publish/cluster/refer on load

@@ -17,6 +17,7 @@ mod ffmpeg;
 mod hls;
 mod hooks;
 mod http;
+mod rtc;
 
 /// Bounds that keep typos like an extra zero from turning into absurd behaviour.
 const MAX_MAX_CONNECTIONS: u64 = 1_000_000;
@@ -339,6 +340,10 @@ impl Builder {
                 self.seen.check(d)?;
                 hooks::heartbeat(d, &mut self.cfg.heartbeat)?;
             }
+            "rtc_server" => {
+                self.seen.check(d)?;
+                rtc::rtc_server(d, &mut self.cfg.rtc_server, &mut self.cfg.warnings)?;
+            }
             "ff_log_dir" => {
                 self.seen.check(d)?;
                 self.cfg.ff_log.dir = path(d)?;
@@ -503,6 +508,7 @@ fn vhost(
             "refer_publish" | "refer_play" => hooks::legacy_refer(c, &mut v.refer)?,
             "security" => hooks::security(c, &mut v.security)?,
             "dvr" => dvr::dvr(c, &mut v.dvr)?,
+            "rtc" => rtc::vhost_rtc(c, &mut v.rtc, warnings)?,
             _ => return Err(unknown(c, &ctx)),
         }
     }

@@ -11,6 +11,7 @@ mod dvr;
 mod ffmpeg;
 mod hooks;
 mod http;
+mod rtc;
 
 pub use cluster::{ClusterConfig, ClusterMode, ForwardConfig};
 pub use dvr::{DvrApply, DvrConfig, DvrPlan};
@@ -23,6 +24,7 @@ pub use http::{
     HlsAcodec, HlsConfig, HlsOnError, HlsVcodec, HttpApiConfig, HttpAuth, HttpRemuxConfig,
     HttpServerConfig, RawApiConfig,
 };
+pub use rtc::{RtcServerConfig, VhostRtcConfig};
 
 /// Name of the catch-all vhost, as in SRS.
 pub const DEFAULT_VHOST: &str = "__defaultVhost__";
@@ -152,6 +154,8 @@ pub struct VhostConfig {
     pub refer: ReferConfig,
     pub security: SecurityConfig,
     pub dvr: DvrConfig,
+    /// `rtc { }`: WHIP/WHEP on this vhost and the bridge with RTMP.
+    pub rtc: VhostRtcConfig,
     pub transcodes: Vec<TranscodeConfig>,
     pub ingests: Vec<IngestConfig>,
 }
@@ -177,6 +181,7 @@ impl VhostConfig {
             refer: ReferConfig::default(),
             security: SecurityConfig::default(),
             dvr: DvrConfig::default(),
+            rtc: VhostRtcConfig::default(),
             transcodes: Vec::new(),
             ingests: Vec::new(),
         }
@@ -227,6 +232,8 @@ pub struct Config {
     pub http_api: HttpApiConfig,
     pub http_server: HttpServerConfig,
     pub heartbeat: HeartbeatConfig,
+    /// `rtc_server { }`: the UDP port of WebRTC media.
+    pub rtc_server: RtcServerConfig,
     /// `ff_log_dir` and `ff_log_level`, for transcode and ingest processes.
     pub ff_log: FfmpegLogConfig,
     /// `pithy_print_ms`: how often the log gets one stats line per live stream and per
@@ -252,6 +259,7 @@ impl Default for Config {
             http_api: HttpApiConfig::default(),
             http_server: HttpServerConfig::default(),
             heartbeat: HeartbeatConfig::default(),
+            rtc_server: RtcServerConfig::default(),
             ff_log: FfmpegLogConfig::default(),
             pithy_print: DEFAULT_PITHY_PRINT,
             vhosts: vec![VhostConfig::new(DEFAULT_VHOST)],
