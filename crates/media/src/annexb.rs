@@ -30,9 +30,45 @@ pub const MAX_ACCESS_UNIT: usize = 16 * 1024 * 1024;
 /// Largest SPS or PPS kept (real ones are tens of bytes).
 const MAX_PARAM_SET: usize = 1024;
 
+/// Reads one unsigned Exp-Golomb value at bit `pos` of `b`; None past the end or for a
+/// value over 32 bits.
+fn read_ue(b: &[u8], pos: &mut usize) -> Option<u32> {
+    let bit = |i: usize| -> Option<u32> { Some(u32::from((b.get(i / 8)? >> (7 - i % 8)) & 1)) };
+    let mut zeros = 0;
+    while bit(*pos)? == 0 {
+        zeros += 1;
+        *pos += 1;
+        if zeros > 31 {
+            return None;
+        }
+    }
+    *pos += 1;
+    let mut v: u32 = 0;
+    for _ in 0..zeros {
+        v = (v << 1) | bit(*pos)?;
+        *pos += 1;
+    }
+    Some((1u32 << zeros) - 1 + v)
+}
+
+/// Whether a (non-IDR) slice NALU is a B slice: `slice_type` (after `first_mb_in_slice`)
+/// is 1 or 6. The first bytes of a slice header hold no emulation prevention bytes in
+/// practice (they would need two zero bytes), so the NALU is read as it is.
+pub fn is_b_slice(nalu: &[u8]) -> bool {
+    if nal_type_of(nalu) != 1 {
+        return false;
+    }
+    let body = nalu.get(1..).unwrap_or(&[]);
+    let mut pos = 0;
+    read_ue(body, &mut pos).is_some() && read_ue(body, &mut pos).is_some_and(|t| t % 5 == 1)
+}
+
 /// FLV AVC frames → Annex B access units, with the stream's SPS/PPS before each keyframe.
 #[derive(Debug, Clone, Default)]
 pub struct ToAnnexB {
+    /// Leave B frames out (out = empty): Chromium's WebRTC H.264 decoder cannot take
+    /// frames out of presentation order, and fails (then asks for keyframes) on them.
+    pub drop_b_frames: bool,
     nal_length_size: u8,
     /// SPS and PPS with start codes, as they go before a keyframe.
     params: Vec<u8>,
@@ -41,6 +77,7 @@ pub struct ToAnnexB {
 impl ToAnnexB {
     pub fn new() -> Self {
         ToAnnexB {
+            drop_b_frames: false,
             nal_length_size: 4,
             params: Vec::new(),
         }
@@ -79,6 +116,9 @@ impl ToAnnexB {
             });
         }
         let nalus = split_length_prefixed(data, self.nal_length_size)?;
+        if self.drop_b_frames && nalus.iter().any(|n| is_b_slice(n)) {
+            return Ok(());
+        }
         let has_sps = nalus.iter().any(|n| nal_type_of(n) == nal_type::SPS);
         if keyframe && !has_sps {
             out.extend_from_slice(&self.params);
@@ -229,6 +269,23 @@ mod tests {
         assert_eq!(v.sequence_header, None, "same SPS/PPS: no new header");
         assert!(!v.keyframe);
         assert_eq!(v.frame.unwrap()[0], 0x27);
+    }
+
+    #[test]
+    fn b_slices_are_told_apart() {
+        // first_mb_in_slice 0 ("1"), slice_type 1 ("010") / 0 ("1") / 6 ("00111").
+        assert!(is_b_slice(&[0x01, 0b1010_0000]));
+        assert!(!is_b_slice(&[0x41, 0b1100_0000]), "P slice");
+        assert!(is_b_slice(&[0x01, 0b1001_1100]), "slice_type 6");
+        assert!(!is_b_slice(&[0x65, 0b1010_0000]), "IDR NALU");
+        assert!(!is_b_slice(&[0x01]), "truncated");
+        assert!(!is_b_slice(&[0x01, 0, 0, 0, 0, 0]), "all zeros");
+        let mut to = ToAnnexB::new();
+        to.drop_b_frames = true;
+        let mut out = vec![1];
+        to.frame(&[0, 0, 0, 2, 0x01, 0b1010_0000], false, &mut out)
+            .unwrap();
+        assert!(out.is_empty(), "a B frame is left out");
     }
 
     #[test]

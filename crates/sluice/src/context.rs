@@ -62,6 +62,7 @@ pub struct Context {
     pub forward: crate::forward::Forwards,
     /// Edge pulls in progress, kept by [`crate::edge`].
     pub edge: crate::edge::Edges,
+    pub rtc: crate::rtc::RtcState,
     id_seed: u64,
     next_id: AtomicU64,
 }
@@ -89,6 +90,7 @@ impl Context {
             ffmpeg: Default::default(),
             forward: Default::default(),
             edge: Default::default(),
+            rtc: Default::default(),
             id_seed: seed,
             next_id: AtomicU64::new(1),
         })

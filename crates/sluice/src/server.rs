@@ -156,6 +156,7 @@ fn services() -> Vec<Box<dyn Service>> {
         Box::new(crate::forward::Forward),
         Box::new(crate::edge::Edge),
         Box::new(crate::ffmpeg::Ffmpeg),
+        Box::new(crate::rtc::RtcService),
     ]
 }
 

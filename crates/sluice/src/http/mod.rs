@@ -12,6 +12,7 @@ pub mod direct;
 pub mod flv_live;
 pub mod flv_vod;
 pub mod metrics;
+pub mod rtc;
 pub mod static_files;
 
 use std::convert::Infallible;
@@ -51,7 +52,11 @@ pub enum Role {
 
 /// The routes of one listener.
 pub fn router(ctx: Arc<Context>, role: Role) -> Router {
-    let api = || api::router(ctx.clone()).merge(metrics::router(ctx.clone()));
+    let api = || {
+        api::router(ctx.clone())
+            .merge(metrics::router(ctx.clone()))
+            .merge(rtc::router(ctx.clone()))
+    };
     let server = || {
         Router::new()
             .fallback(server_fallback)

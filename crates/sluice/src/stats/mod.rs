@@ -27,6 +27,10 @@ pub enum ClientKind {
     FlashPublish,
     RtmpPlay,
     FlvPlay,
+    /// WebRTC player (WHEP or SRS's /rtc/v1/play/).
+    RtcPlay,
+    /// WebRTC publisher (WHIP or SRS's /rtc/v1/publish/).
+    RtcPublish,
 }
 
 impl ClientKind {
@@ -38,11 +42,16 @@ impl ClientKind {
             ClientKind::FlashPublish => "flash-publish",
             ClientKind::RtmpPlay => "rtmp-play",
             ClientKind::FlvPlay => "flv-play",
+            ClientKind::RtcPlay => "rtc-play",
+            ClientKind::RtcPublish => "rtc-publish",
         }
     }
 
     pub fn is_publish(self) -> bool {
-        matches!(self, ClientKind::FmlePublish | ClientKind::FlashPublish)
+        matches!(
+            self,
+            ClientKind::FmlePublish | ClientKind::FlashPublish | ClientKind::RtcPublish
+        )
     }
 }
 
