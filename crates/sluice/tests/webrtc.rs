@@ -262,6 +262,7 @@ fn chromium_publishes_by_whip_and_ffprobe_reads_rtmp_and_flv() {
         s.server.log()
     );
     std::thread::sleep(Duration::from_secs(3));
+    let mut rates = Vec::new();
     for url in [
         s.server.url("live/whip"),
         format!("http://127.0.0.1:{}/live/whip.flv", s.http),
@@ -273,15 +274,15 @@ fn chromium_publishes_by_whip_and_ffprobe_reads_rtmp_and_flv() {
                 "-rw_timeout",
                 "10000000",
                 "-read_intervals",
-                "%+5",
+                "%+6",
             ])
             .args([
+                "-select_streams",
+                "v",
                 "-show_entries",
-                "stream=codec_name,width,height",
-                "-of",
-                "csv=p=0",
+                "stream=codec_name,width,height:packet=pts_time",
             ])
-            .args(["-count_frames", "-select_streams", "v"])
+            .args(["-of", "csv=p=0"])
             .arg(&url)
             .output()
             .expect("run ffprobe");
@@ -292,9 +293,32 @@ fn chromium_publishes_by_whip_and_ffprobe_reads_rtmp_and_flv() {
             String::from_utf8_lossy(&out.stderr),
             s.server.log()
         );
+        let pts: Vec<f64> = text
+            .lines()
+            .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
+            .collect();
+        assert!(pts.len() > 30, "video packets over {url}: {text}");
+        // Continuous: increasing, no gap over half a second.
+        for w in pts.windows(2) {
+            assert!(
+                w[1] >= w[0] && w[1] - w[0] < 0.5,
+                "timestamps of {url} jump: {w:?}"
+            );
+        }
+        let span = pts[pts.len() - 1] - pts[0];
+        rates.push((url, (pts.len() - 1) as f64 / span));
     }
     let v = browser_thread.join().expect("browser thread");
-    assert!(v["framesSent"].as_u64().unwrap_or(0) > 100, "{v}");
+    let sent = v["framesSent"].as_f64().unwrap_or(0.0);
+    assert!(sent > 100.0, "{v}");
+    // The browser's rate over its 20 s (its first frames come after the connection).
+    let browser_fps = sent / 20.0;
+    for (url, fps) in rates {
+        assert!(
+            (fps - browser_fps).abs() <= browser_fps * 0.2 + 1.0,
+            "{url}: {fps:.1} frames/s, the browser sent {browser_fps:.1}"
+        );
+    }
     let log = s.server.log();
     assert!(
         log.contains("close rtc publisher"),
