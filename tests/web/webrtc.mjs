@@ -2,12 +2,15 @@
 //
 //   node webrtc.mjs play    API_BASE CHROMIUM SECONDS APP STREAM [PLAYERS]
 //   node webrtc.mjs publish API_BASE CHROMIUM SECONDS APP STREAM
+//   node webrtc.mjs relay   API_BASE CHROMIUM SECONDS APP STREAM
 //
 // play: PLAYERS peer connections (default 1) play APP/STREAM by WHEP for SECONDS and
 // report, per player, the inbound video stats (frames decoded, the rate over the last
 // half of the run, freezes, NACKs sent) and inbound audio samples.
 // publish: the fake camera (--use-fake-device-for-media-stream) is published by WHIP for
 // SECONDS; reports the outbound video stats.
+// relay: publishes the fake camera by WHIP and plays the same stream by WHEP in a second
+// peer connection: Chromium to sluice to Chromium; reports both sides.
 // The page is the API's own origin, so the WHIP/WHEP requests are same-origin. Prints one
 // JSON line.
 import { chromium } from "playwright-core";
@@ -65,7 +68,7 @@ try {
         });
         return out;
       }
-      if (mode === "publish") {
+      async function publisher() {
         const media = await navigator.mediaDevices.getUserMedia({
           video: { width: 640, height: 360, frameRate: 25 },
           audio: true,
@@ -81,6 +84,54 @@ try {
           }
         }
         const location = await exchange(pc, "/rtc/v1/whip/");
+        return { pc, location };
+      }
+      async function player() {
+        const pc = new RTCPeerConnection();
+        pc.addTransceiver("video", { direction: "recvonly" });
+        pc.addTransceiver("audio", { direction: "recvonly" });
+        const location = await exchange(pc, "/rtc/v1/whep/");
+        return { pc, location };
+      }
+      async function inbound(p, mid) {
+        const v = await stats(p.pc, "inbound-rtp", "video");
+        const a = await stats(p.pc, "inbound-rtp", "audio");
+        const secs = (performance.now() - mid.at) / 1000;
+        return {
+          location: p.location,
+          state: p.pc.connectionState,
+          framesDecoded: v.framesDecoded || 0,
+          framesReceived: v.framesReceived || 0,
+          fps: ((v.framesDecoded || 0) - (mid.v.framesDecoded || 0)) / secs,
+          freezeCount: v.freezeCount || 0,
+          nackCount: v.nackCount || 0,
+          pliCount: v.pliCount || 0,
+          packetsLost: v.packetsLost || 0,
+          width: v.frameWidth || 0,
+          audioSamples: a.totalSamplesReceived || 0,
+          decoder: v.decoderImplementation || "",
+        };
+      }
+      if (mode === "relay") {
+        const pub = await publisher();
+        await sleep(2000);
+        const play = await player();
+        const half = (seconds * 1000) / 2;
+        await sleep(half);
+        const mid = { at: performance.now(), v: await stats(play.pc, "inbound-rtp", "video") };
+        const sentMid = (await stats(pub.pc, "outbound-rtp", "video")).framesSent || 0;
+        await sleep(half);
+        const sent = ((await stats(pub.pc, "outbound-rtp", "video")).framesSent || 0) - sentMid;
+        const p = await inbound(play, mid);
+        const sentFps = sent / ((performance.now() - mid.at) / 1000);
+        for (const x of [play, pub]) {
+          await fetch(x.location, { method: "DELETE" });
+          x.pc.close();
+        }
+        return { players: [p], sentFps };
+      }
+      if (mode === "publish") {
+        const { pc, location } = await publisher();
         await sleep(seconds * 1000);
         const v = await stats(pc, "outbound-rtp", "video");
         const state = pc.connectionState;

@@ -326,6 +326,23 @@ fn chromium_publishes_by_whip_and_ffprobe_reads_rtmp_and_flv() {
     );
 }
 
+/// Chromium to sluice to Chromium: the fake camera published by WHIP plays by WHEP in a
+/// second peer connection at the rate the publisher sends.
+#[test]
+fn chromium_to_whip_to_whep_to_chromium() {
+    let s = start("rtc-relay", "enabled on; rtc_to_rtmp on;");
+    let v = browser("relay", s.api, 16, "relay", 1);
+    let p = &v["players"][0];
+    let sent = v["sentFps"].as_f64().unwrap_or(0.0);
+    let fps = p["fps"].as_f64().unwrap_or(0.0);
+    assert!(sent > 5.0, "the publisher sent: {v}");
+    assert!(
+        (fps - sent).abs() <= sent * 0.2,
+        "decoded {fps:.1} frames/s of the {sent:.1} sent: {v}"
+    );
+    assert_eq!(p["width"].as_u64(), Some(640), "{p}");
+}
+
 fn http_post(port: u16, path: &str, body: &[u8]) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
