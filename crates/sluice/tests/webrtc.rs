@@ -75,6 +75,10 @@ struct RtcServer {
 }
 
 fn start(tag: &str, vhost_rtc: &str) -> RtcServer {
+    start_with(tag, vhost_rtc, "")
+}
+
+fn start_with(tag: &str, vhost_rtc: &str, rtc_server: &str) -> RtcServer {
     let api = free_port();
     let http = free_port();
     let udp = free_udp_port();
@@ -84,7 +88,7 @@ daemon off;
 srs_log_tank console;
 http_api {{ enabled on; listen 127.0.0.1:{api}; }}
 http_server {{ enabled on; listen 127.0.0.1:{http}; dir ./html; }}
-rtc_server {{ enabled on; listen {udp}; candidate 127.0.0.1; }}
+rtc_server {{ enabled on; listen {udp}; candidate 127.0.0.1; {rtc_server} }}
 vhost __defaultVhost__ {{
     gop_cache on;
     http_remux {{ enabled on; mount [vhost]/[app]/[stream].flv; }}
@@ -262,6 +266,11 @@ fn chromium_publishes_by_whip_and_ffprobe_reads_rtmp_and_flv() {
         s.server.log()
     );
     std::thread::sleep(Duration::from_secs(3));
+    // The WebRTC publisher is a client of the API, with SRS's type, and its stream is live.
+    let clients = http_get(s.api, "/api/v1/clients");
+    assert!(clients.contains("\"type\":\"rtc-publish\""), "{clients}");
+    let streams = http_get(s.api, "/api/v1/streams");
+    assert!(streams.contains("\"name\":\"whip\""), "{streams}");
     let mut rates = Vec::new();
     for url in [
         s.server.url("live/whip"),
@@ -343,6 +352,16 @@ fn chromium_to_whip_to_whep_to_chromium() {
     assert_eq!(p["width"].as_u64(), Some(640), "{p}");
 }
 
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).expect("write head");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn http_post(port: u16, path: &str, body: &[u8]) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
@@ -371,7 +390,12 @@ a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01
 
 #[test]
 fn hostile_input_is_refused_and_the_stream_plays_on() {
-    let s = start("rtc-hostile", "enabled on; rtmp_to_rtc on;");
+    // A small handshake bound, so that this test reaches it at a debug build's speed.
+    let s = start_with(
+        "rtc-hostile",
+        "enabled on; rtmp_to_rtc on;",
+        "max_handshakes 32;",
+    );
     let mut publisher = publish_fixture_looped(&s, "h", true);
     let whep = "/rtc/v1/whep/?app=live&stream=h";
 
@@ -405,17 +429,32 @@ fn hostile_input_is_refused_and_the_stream_plays_on() {
     );
 
     // Many offers never followed by ICE: refused past the handshake bound, all cleaned up.
-    let mut created = 0;
-    let mut refused = 0;
-    for i in 0..300 {
-        let r = http_post(s.api, whep, offer(&format!("n{i}")).as_bytes());
-        if r.starts_with("HTTP/1.1 201") {
-            created += 1;
-        } else if r.starts_with("HTTP/1.1 503") {
-            refused += 1;
-        } else {
-            panic!("unexpected answer: {r}");
-        }
+    // Sent from 8 threads at once, so that more than the bound (32) are in flight before
+    // the first ones time out, however slow the machine.
+    let api = s.api;
+    let workers: Vec<_> = (0..8)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let (mut created, mut refused) = (0usize, 0usize);
+                for i in 0..20 {
+                    let r = http_post(api, whep, offer(&format!("n{t}x{i}")).as_bytes());
+                    if r.starts_with("HTTP/1.1 201") {
+                        created += 1;
+                    } else if r.starts_with("HTTP/1.1 503") {
+                        refused += 1;
+                    } else {
+                        panic!("unexpected answer: {r}");
+                    }
+                }
+                (created, refused)
+            })
+        })
+        .collect();
+    let (mut created, mut refused) = (0, 0);
+    for w in workers {
+        let (c, r) = w.join().expect("offer thread");
+        created += c;
+        refused += r;
     }
     assert!(
         created > 0 && refused > 0,
@@ -459,6 +498,15 @@ fn hostile_input_is_refused_and_the_stream_plays_on() {
     // The server still serves the stream: a real player plays it.
     let v = browser("play", s.api, 10, "h", 1);
     assert_played(&v["players"][0]);
+    // What was dropped and refused shows in /metrics.
+    let m = http_get(s.api, "/metrics");
+    let dropped = m
+        .lines()
+        .find_map(|l| l.strip_prefix("sluice_rtc_datagrams_dropped_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(dropped >= 1000, "dropped datagrams counted: {m}");
+    assert!(m.contains("sluice_rtc_offers_refused_total"), "{m}");
     let mut server = s.server;
     assert!(server.is_alive(), "the server died");
     publisher.kill();

@@ -358,7 +358,7 @@ async fn open(ctx: &Arc<Context>, o: &Offer<'_>) -> Result<(String, String), Ref
         .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("bad SDP offer: {e}")))?;
     let slot = ctx
         .rtc
-        .reserve()
+        .reserve(config.rtc_server.max_handshakes)
         .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, e))?;
 
     let cid = ctx.new_client_id();
@@ -396,9 +396,13 @@ async fn open(ctx: &Arc<Context>, o: &Offer<'_>) -> Result<(String, String), Ref
         return Err(refuse(StatusCode::FORBIDDEN, why.0));
     }
 
-    let mut rtc = Rtc::builder()
+    let mut builder = Rtc::builder()
         .set_ice_lite(true)
-        .set_crypto_provider(ctx.rtc.crypto())
+        .set_crypto_provider(ctx.rtc.crypto());
+    if let Some(cert) = ctx.rtc.dtls_cert() {
+        builder = builder.set_dtls_cert(cert);
+    }
+    let mut rtc = builder
         .clear_codecs()
         .enable_h264(true)
         .enable_opus(true, false)

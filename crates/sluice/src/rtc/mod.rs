@@ -31,9 +31,6 @@ pub use session::{NewSession, SessionRole};
 
 /// Most WebRTC sessions at once (players and publishers).
 pub const MAX_SESSIONS: usize = 2048;
-/// Most sessions whose ICE/DTLS handshake has not completed: offers never followed by
-/// ICE are dropped past this, and after [`HANDSHAKE_TIMEOUT`].
-pub const MAX_HANDSHAKES: usize = 256;
 /// A session that has not connected (ICE + DTLS) within this is dropped.
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// RFC 7675 consent: a session with no STUN from its peer for this long is ended.
@@ -63,6 +60,9 @@ pub struct RtcState {
     /// Offers refused for capacity.
     pub refused: AtomicU64,
     crypto: OnceLock<Arc<str0m::crypto::CryptoProvider>>,
+    /// One DTLS certificate for every session, made once: a key pair per offer would make
+    /// each offer (hostile ones included) cost a key generation.
+    dtls_cert: OnceLock<Option<str0m::config::DtlsCert>>,
 }
 
 /// The UDP port and the addresses announced in answers.
@@ -85,18 +85,27 @@ impl RtcState {
             .clone()
     }
 
-    /// Reserves a handshake slot, or says why not.
-    pub fn reserve(&self) -> Result<HandshakeSlot<'_>, String> {
+    /// The server's DTLS certificate (its fingerprint goes in every answer).
+    pub fn dtls_cert(&self) -> Option<str0m::config::DtlsCert> {
+        self.dtls_cert
+            .get_or_init(|| self.crypto().dtls_provider.generate_certificate())
+            .clone()
+    }
+
+    /// Reserves a handshake slot, or says why not: at most `max` sessions answered and not
+    /// yet connected (`rtc_server { max_handshakes }`); offers never followed by ICE hold
+    /// theirs until [`HANDSHAKE_TIMEOUT`].
+    pub fn reserve(&self, max: usize) -> Result<HandshakeSlot<'_>, String> {
         if self.sessions.load(Ordering::Relaxed) >= MAX_SESSIONS {
             self.refused.fetch_add(1, Ordering::Relaxed);
             return Err(format!("too many WebRTC sessions ({MAX_SESSIONS})"));
         }
         let before = self.handshakes.fetch_add(1, Ordering::Relaxed);
-        if before >= MAX_HANDSHAKES {
+        if before >= max {
             self.handshakes.fetch_sub(1, Ordering::Relaxed);
             self.refused.fetch_add(1, Ordering::Relaxed);
             return Err(format!(
-                "too many WebRTC handshakes in flight ({MAX_HANDSHAKES})"
+                "too many WebRTC handshakes in flight ({max}, rtc_server.max_handshakes)"
             ));
         }
         Ok(HandshakeSlot {

@@ -3,6 +3,9 @@
 /// SRS's default UDP port for WebRTC media.
 pub const DEFAULT_RTC_PORT: u16 = 8000;
 
+/// Default of `rtc_server { max_handshakes }`.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 256;
+
 /// Top-level `rtc_server { }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtcServerConfig {
@@ -14,6 +17,9 @@ pub struct RtcServerConfig {
     /// address of the listening interfaces) or `$NAME` (read from the environment when
     /// the server starts). SRS default: `*`.
     pub candidate: String,
+    /// `max_handshakes` (sluice's own): offers answered but not yet connected (ICE and
+    /// DTLS) at once; more are refused with 503 until some connect or time out.
+    pub max_handshakes: usize,
 }
 
 impl Default for RtcServerConfig {
@@ -22,6 +28,7 @@ impl Default for RtcServerConfig {
             enabled: false,
             listen: DEFAULT_RTC_PORT,
             candidate: "*".to_string(),
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
         }
     }
 }
