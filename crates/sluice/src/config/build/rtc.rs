@@ -94,7 +94,15 @@ pub(super) fn vhost_rtc(
         match n {
             "enabled" => r.enabled = flag(c)?,
             "rtmp_to_rtc" => r.rtmp_to_rtc = flag(c)?,
-            "rtc_to_rtmp" => r.rtc_to_rtmp = flag(c)?,
+            "rtc_to_rtmp" => {
+                r.rtc_to_rtmp = flag(c)?;
+                if !r.rtc_to_rtmp {
+                    warnings.push(format!(
+                        "{}:{}: vhost.rtc.rtc_to_rtmp off: not honoured: a WHIP publish is always a stream of the hub (RTMP, HTTP-FLV and HLS players get it)",
+                        c.file, c.line
+                    ));
+                }
+            }
             _ => return Err(unknown(c, " in rtc")),
         }
     }
