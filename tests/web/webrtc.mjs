@@ -43,6 +43,30 @@ try {
   const page = await browser.newPage();
   page.on("console", (m) => logs.push(m.text()));
   page.on("pageerror", (e) => logs.push("pageerror: " + e.message));
+  if (mode === "pages") {
+    // The server's own pages: whip.html publishes the fake camera, whep.html plays it.
+    // apiBase is "API_BASE|HTTP_SERVER_BASE" here.
+    const [api, site] = apiBase.split("|");
+    const q = new URLSearchParams({ api, app, stream }).toString();
+    await page.goto(`${site}/players/whip.html?${q}`);
+    await page.fill("#whip-stream", stream);
+    await page.click("#whip-start");
+    await page.waitForTimeout(3000);
+    const viewer = await browser.newPage();
+    viewer.on("console", (m) => logs.push(m.text()));
+    await viewer.goto(`${site}/players/whep.html?${q}`);
+    await viewer.click("#whep-play");
+    await viewer.waitForTimeout(seconds * 1000);
+    result = {
+      whipState: await page.textContent("#whip-state"),
+      whipStats: await page.textContent("#whip-stats"),
+      whepState: await viewer.textContent("#whep-state"),
+      whepStats: await viewer.textContent("#whep-stats"),
+    };
+    await viewer.click("#whep-stop");
+    await page.click("#whip-stop");
+    await page.waitForTimeout(500);
+  } else {
   await page.goto(apiBase + "/api/v1/versions");
   result = await page.evaluate(
     async ({ mode, apiBase, seconds, app, stream, players }) => {
@@ -189,6 +213,7 @@ try {
     },
     { mode, apiBase, seconds, app, stream, players },
   );
+  }
 } catch (e) {
   result = { error: String(e) };
 } finally {

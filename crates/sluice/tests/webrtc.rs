@@ -114,14 +114,25 @@ vhost __defaultVhost__ {{
 }
 
 /// Runs tests/web/webrtc.mjs and returns its JSON line.
-fn browser(mode: &str, api: u16, seconds: u32, stream: &str, players: u32) -> serde_json::Value {
+fn browser(
+    mode: &str,
+    api: u16,
+    seconds: u32,
+    stream: &str,
+    players: u32,
+    bases: Option<&str>,
+) -> serde_json::Value {
     let chromium = find_chromium();
     ensure_node_modules();
     let web = Path::new(WEB_DIR);
     let out = Command::new("node")
         .arg(web.join("webrtc.mjs"))
         .arg(mode)
-        .arg(format!("http://127.0.0.1:{api}"))
+        .arg(
+            bases
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("http://127.0.0.1:{api}")),
+        )
         .arg(&chromium)
         .arg(seconds.to_string())
         .arg("live")
@@ -197,7 +208,7 @@ fn assert_played(p: &serde_json::Value) {
 fn chromium_plays_an_rtmp_stream_by_whep() {
     let s = start("rtc-whep", "enabled on; rtmp_to_rtc on;");
     let mut publisher = publish_fixture_looped(&s, "whep", true);
-    let v = browser("play", s.api, 20, "whep", 1);
+    let v = browser("play", s.api, 20, "whep", 1, None);
     let p = &v["players"][0];
     assert_played(p);
     // The session shows in the API while it plays, and is gone after the DELETE.
@@ -216,7 +227,7 @@ fn chromium_plays_an_rtmp_stream_by_whep() {
 fn b_frames_are_left_out_and_the_rest_decodes() {
     let s = start("rtc-whep-b", "enabled on; rtmp_to_rtc on;");
     let mut publisher = publish_fixture_looped(&s, "b", false);
-    let v = browser("play", s.api, 10, "b", 1);
+    let v = browser("play", s.api, 10, "b", 1, None);
     let p = &v["players"][0];
     let decoded = p["framesDecoded"].as_u64().unwrap_or(0);
     let received = p["framesReceived"].as_u64().unwrap_or(0);
@@ -238,7 +249,7 @@ fn b_frames_are_left_out_and_the_rest_decodes() {
 fn ten_chromium_players_share_one_stream() {
     let s = start("rtc-whep-10", "enabled on; rtmp_to_rtc on;");
     let mut publisher = publish_fixture_looped(&s, "ten", true);
-    let v = browser("play", s.api, 20, "ten", 10);
+    let v = browser("play", s.api, 20, "ten", 10, None);
     let players = v["players"].as_array().expect("players");
     assert_eq!(players.len(), 10);
     for p in players {
@@ -252,7 +263,7 @@ fn chromium_publishes_by_whip_and_ffprobe_reads_rtmp_and_flv() {
     require_tool("ffprobe");
     let s = start("rtc-whip", "enabled on; rtc_to_rtmp on;");
     let api = s.api;
-    let browser_thread = std::thread::spawn(move || browser("publish", api, 20, "whip", 1));
+    let browser_thread = std::thread::spawn(move || browser("publish", api, 20, "whip", 1, None));
     // While the browser publishes, read the stream back over RTMP and HTTP-FLV.
     let live = wait_for(Duration::from_secs(20), || {
         s.server
@@ -340,7 +351,7 @@ fn chromium_publishes_by_whip_and_ffprobe_reads_rtmp_and_flv() {
 #[test]
 fn chromium_to_whip_to_whep_to_chromium() {
     let s = start("rtc-relay", "enabled on; rtc_to_rtmp on;");
-    let v = browser("relay", s.api, 16, "relay", 1);
+    let v = browser("relay", s.api, 16, "relay", 1, None);
     let p = &v["players"][0];
     let sent = v["sentFps"].as_f64().unwrap_or(0.0);
     let fps = p["fps"].as_f64().unwrap_or(0.0);
@@ -350,6 +361,29 @@ fn chromium_to_whip_to_whep_to_chromium() {
         "decoded {fps:.1} frames/s of the {sent:.1} sent: {v}"
     );
     assert_eq!(p["width"].as_u64(), Some(640), "{p}");
+}
+
+/// The server's own pages: /players/whip.html publishes the camera, /players/whep.html
+/// plays it and shows its stats.
+#[test]
+fn the_whip_and_whep_pages_publish_and_play() {
+    let s = start("rtc-pages", "enabled on;");
+    let bases = format!("http://127.0.0.1:{}|http://127.0.0.1:{}", s.api, s.http);
+    let v = browser("pages", 0, 8, "page", 1, Some(&bases));
+    let whep = v["whepStats"].as_str().unwrap_or("");
+    let decoded: u64 = whep
+        .split("decoded ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(decoded > 50, "the WHEP page decoded {decoded} frames: {v}");
+    assert!(
+        v["whipState"].as_str().unwrap_or("").contains("connected"),
+        "{v}"
+    );
+    let log = s.server.log();
+    assert!(log.contains("close rtc player"), "{log}");
 }
 
 fn http_get(port: u16, path: &str) -> String {
@@ -496,7 +530,7 @@ fn hostile_input_is_refused_and_the_stream_plays_on() {
     assert!(cleaned.is_some(), "pending sessions were not dropped");
 
     // The server still serves the stream: a real player plays it.
-    let v = browser("play", s.api, 10, "h", 1);
+    let v = browser("play", s.api, 10, "h", 1, None);
     assert_played(&v["players"][0]);
     // What was dropped and refused shows in /metrics.
     let m = http_get(s.api, "/metrics");
