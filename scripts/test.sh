@@ -13,6 +13,8 @@ command -v nginx >/dev/null 2>&1 && [ -f /usr/lib/nginx/modules/ngx_rtmp_module.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# WebRTC's AAC → Opus (crates/sluice/src/rtc/audio.rs) links the system's libopus.
+pkg-config --exists opus 2>/dev/null || missing+=(libopus-dev pkg-config)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "test.sh: installing ${missing[*]} (needed by the end-to-end tests)"
     sudo=""

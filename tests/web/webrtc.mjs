@@ -133,6 +133,8 @@ try {
           packetsLost: v.packetsLost || 0,
           width: v.frameWidth || 0,
           audioSamples: a.totalSamplesReceived || 0,
+          audioPackets: a.packetsReceived || 0,
+          audioCodec: a.codecId || "",
           decoder: v.decoderImplementation || "",
         };
       }
@@ -202,6 +204,8 @@ try {
           packetsLost: v.packetsLost || 0,
           width: v.frameWidth || 0,
           audioSamples: a.totalSamplesReceived || 0,
+          audioPackets: a.packetsReceived || 0,
+          audioCodec: a.codecId || "",
           decoder: v.decoderImplementation || "",
         });
       }

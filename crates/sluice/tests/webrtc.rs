@@ -211,6 +211,15 @@ fn chromium_plays_an_rtmp_stream_by_whep() {
     let v = browser("play", s.api, 20, "whep", 1, None);
     let p = &v["players"][0];
     assert_played(p);
+    // AAC transcoded to Opus once for the stream: the browser receives Opus, 50 packets
+    // a second (20 ms each). Headless Chromium has no audio output, so it plays out (and
+    // counts as decoded samples) nothing: packets are what can be checked here.
+    let packets = p["audioPackets"].as_u64().unwrap_or(0);
+    assert!(packets > 500, "Opus packets received: {p}");
+    assert!(
+        p["audioCodec"].as_str().unwrap_or("").contains("111"),
+        "the Opus payload type: {p}"
+    );
     // The session shows in the API while it plays, and is gone after the DELETE.
     publisher.kill();
     let log = s.server.log();

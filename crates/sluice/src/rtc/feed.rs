@@ -24,9 +24,18 @@ pub struct RtcFrame {
     pub data: Arc<[u8]>,
 }
 
+/// One Opus packet for WebRTC players of a stream (transcoded once from its AAC).
+#[derive(Debug)]
+pub struct RtcAudio {
+    /// RTP time at 48 kHz on the publisher's clock.
+    pub ts48: u64,
+    pub data: Arc<[u8]>,
+}
+
 /// What a feed tells the UDP task.
 pub enum FeedEvent {
     Video(Arc<RtcFrame>),
+    Audio(Arc<RtcAudio>),
     /// The publish ended: its players' sessions end (as in SRS).
     Unpublished,
     /// The feed fell behind and was moved to a keyframe; the GOP so far is void.
@@ -54,6 +63,8 @@ pub async fn run(
     let mut buf = Vec::new();
     let mut warned = false;
     let mut warned_b = false;
+    let mut aac: Option<super::audio::AacToOpus> = None;
+    let mut opus = Vec::new();
     loop {
         items.clear();
         let skipped = consumer.fetch(&mut items);
@@ -120,6 +131,45 @@ pub async fn run(
                         keyframe: f.keyframe,
                         data: Arc::from(buf.as_slice()),
                     }))
+                }
+                Item::Frame(f) if f.kind == FrameKind::Audio => {
+                    let Some(h) = media::codec::parse_audio_header(&f.payload) else {
+                        continue;
+                    };
+                    if h.info.codec != media::codec::AudioCodec::Aac {
+                        continue;
+                    }
+                    let Some(body) = h.data_offset.and_then(|o| f.payload.get(o..)) else {
+                        continue;
+                    };
+                    if h.info.sequence_header {
+                        aac = match super::audio::AacToOpus::new(body) {
+                            Ok(t) => Some(t),
+                            Err(e) => {
+                                tracing::warn!(
+                                    "rtc feed {}: no audio for WebRTC players: {e}",
+                                    consumer.source().key
+                                );
+                                None
+                            }
+                        };
+                        continue;
+                    }
+                    let Some(t) = aac.as_mut() else {
+                        continue;
+                    };
+                    opus.clear();
+                    t.push(body, f.timestamp, &mut opus);
+                    for p in opus.drain(..) {
+                        let event = FeedEvent::Audio(Arc::new(RtcAudio {
+                            ts48: p.ts48,
+                            data: Arc::from(p.data),
+                        }));
+                        if tx.send(FeedMsg { feed: id, event }).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
                 }
                 Item::Frame(_) => continue,
                 Item::Published => continue,

@@ -13,6 +13,7 @@
 //!   (`media::annexb::FromAnnexB`), so RTMP, HTTP-FLV, HLS, DVR and forward get it.
 //! - The HTTP side (SDP offer in, answer out, DELETE) is `http::rtc`.
 
+pub mod audio;
 pub mod candidate;
 pub mod feed;
 pub mod server;

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use super::feed::{self, FeedEvent, FeedMsg, RtcFrame};
+use super::feed::{self, FeedEvent, FeedMsg, RtcAudio, RtcFrame};
 use super::session::{NewSession, SessionGuard, SessionRole};
 use super::{stun, Command, CONSENT_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_SESSIONS};
 use crate::context::Context;
@@ -60,6 +60,8 @@ struct Session {
     guard: SessionGuard,
     video_mid: Option<Mid>,
     video_pt: Option<Pt>,
+    audio_mid: Option<Mid>,
+    audio_pt: Option<Pt>,
     /// Player: the feed it is in, and whether it waits for a keyframe.
     feed: Option<u64>,
     need_keyframe: bool,
@@ -291,6 +293,8 @@ impl Server {
             guard,
             video_mid: None,
             video_pt: None,
+            audio_mid: None,
+            audio_pt: None,
             feed: None,
             need_keyframe: true,
             source: None,
@@ -369,6 +373,17 @@ impl Server {
                     self.drive(&id);
                 }
             }
+            FeedEvent::Audio(a) => {
+                let players = feed.players.clone();
+                for id in players {
+                    if let Some(sess) = self.sessions.get_mut(&id) {
+                        if sess.connected {
+                            write_audio(sess, &a);
+                        }
+                    }
+                    self.drive(&id);
+                }
+            }
             FeedEvent::Skipped => {
                 feed.gop.clear();
                 feed.gop_bytes = 0;
@@ -431,6 +446,18 @@ impl Server {
                         sess.video_mid = Some(m.mid);
                         if matches!(m.direction, Direction::SendOnly | Direction::SendRecv) {
                             sess.video_pt = choose_h264(&mut sess.rtc, m.mid);
+                        }
+                    }
+                    Event::MediaAdded(m)
+                        if m.kind == MediaKind::Audio && sess.audio_mid.is_none() =>
+                    {
+                        sess.audio_mid = Some(m.mid);
+                        if matches!(m.direction, Direction::SendOnly | Direction::SendRecv) {
+                            sess.audio_pt = sess.rtc.writer(m.mid).and_then(|w| {
+                                w.payload_params()
+                                    .find(|p| p.spec().codec == Codec::Opus)
+                                    .map(|p| p.pt())
+                            });
                         }
                     }
                     Event::MediaData(d)
@@ -653,6 +680,22 @@ fn write_video(sess: &mut Session, f: &RtcFrame) {
             sess.guard.registration.client.id
         );
         sess.need_keyframe = true;
+    }
+}
+
+fn write_audio(sess: &mut Session, a: &RtcAudio) {
+    let (Some(mid), Some(pt)) = (sess.audio_mid, sess.audio_pt) else {
+        return;
+    };
+    let Some(w) = sess.rtc.writer(mid) else {
+        return;
+    };
+    let t = MediaTime::new(a.ts48, Frequency::FORTY_EIGHT_KHZ);
+    if let Err(e) = w.write(pt, Instant::now(), t, a.data.clone()) {
+        debug!(
+            "rtc: audio to player {}: {e}",
+            sess.guard.registration.client.id
+        );
     }
 }
 
