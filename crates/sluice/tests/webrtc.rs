@@ -15,6 +15,15 @@ use std::time::Duration;
 
 use common::*;
 
+/// One browser test at a time: each runs Chromium (ten decoders in one of them) and some
+/// an x264 encoder; two at once on a small machine starve each other of CPU and the frame
+/// rates they check fall.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/web");
 
 fn find_chromium() -> PathBuf {
@@ -206,6 +215,7 @@ fn assert_played(p: &serde_json::Value) {
 
 #[test]
 fn chromium_plays_an_rtmp_stream_by_whep() {
+    let _serial = serial();
     let s = start("rtc-whep", "enabled on; rtmp_to_rtc on;");
     let mut publisher = publish_fixture_looped(&s, "whep", true);
     let v = browser("play", s.api, 20, "whep", 1, None);
@@ -234,6 +244,7 @@ fn chromium_plays_an_rtmp_stream_by_whep() {
 /// log; the I and P frames decode without errors (no keyframe request storm).
 #[test]
 fn b_frames_are_left_out_and_the_rest_decodes() {
+    let _serial = serial();
     let s = start("rtc-whep-b", "enabled on; rtmp_to_rtc on;");
     let mut publisher = publish_fixture_looped(&s, "b", false);
     let v = browser("play", s.api, 10, "b", 1, None);
@@ -256,6 +267,7 @@ fn b_frames_are_left_out_and_the_rest_decodes() {
 
 #[test]
 fn ten_chromium_players_share_one_stream() {
+    let _serial = serial();
     let s = start("rtc-whep-10", "enabled on; rtmp_to_rtc on;");
     let mut publisher = publish_fixture_looped(&s, "ten", true);
     let v = browser("play", s.api, 20, "ten", 10, None);
@@ -269,6 +281,7 @@ fn ten_chromium_players_share_one_stream() {
 
 #[test]
 fn chromium_publishes_by_whip_and_ffprobe_reads_rtmp_and_flv() {
+    let _serial = serial();
     require_tool("ffprobe");
     let s = start("rtc-whip", "enabled on; rtc_to_rtmp on;");
     let api = s.api;
@@ -359,6 +372,7 @@ fn chromium_publishes_by_whip_and_ffprobe_reads_rtmp_and_flv() {
 /// second peer connection at the rate the publisher sends.
 #[test]
 fn chromium_to_whip_to_whep_to_chromium() {
+    let _serial = serial();
     let s = start("rtc-relay", "enabled on; rtc_to_rtmp on;");
     let v = browser("relay", s.api, 16, "relay", 1, None);
     let p = &v["players"][0];
@@ -376,6 +390,7 @@ fn chromium_to_whip_to_whep_to_chromium() {
 /// plays it and shows its stats.
 #[test]
 fn the_whip_and_whep_pages_publish_and_play() {
+    let _serial = serial();
     let s = start("rtc-pages", "enabled on;");
     let bases = format!("http://127.0.0.1:{}|http://127.0.0.1:{}", s.api, s.http);
     let v = browser("pages", 0, 8, "page", 1, Some(&bases));
@@ -433,6 +448,7 @@ a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01
 
 #[test]
 fn hostile_input_is_refused_and_the_stream_plays_on() {
+    let _serial = serial();
     // A small handshake bound, so that this test reaches it at a debug build's speed.
     let s = start_with(
         "rtc-hostile",

@@ -50,13 +50,21 @@ pub struct FeedMsg {
 /// Frames a feed may have queued for the UDP task before it waits.
 pub const FEED_QUEUE: usize = 512;
 
-/// Runs until `stop` (the stream has no player left) or the UDP task is gone.
+/// Runs until `stop` (the stream has no player left) or the UDP task is gone; then lets
+/// the hub forget the stream if nobody else uses it.
 pub async fn run(
+    ctx: Arc<crate::context::Context>,
     id: u64,
-    mut consumer: Consumer,
+    consumer: Consumer,
     tx: mpsc::Sender<FeedMsg>,
     stop: CancellationToken,
 ) {
+    let key = consumer.source().key.clone();
+    feed(id, consumer, tx, stop).await;
+    ctx.hub.release(&key);
+}
+
+async fn feed(id: u64, mut consumer: Consumer, tx: mpsc::Sender<FeedMsg>, stop: CancellationToken) {
     let mut conv = media::annexb::ToAnnexB::new();
     conv.drop_b_frames = true;
     let mut items = Vec::new();

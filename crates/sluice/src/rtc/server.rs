@@ -314,6 +314,7 @@ impl Server {
                         let consumer = self.ctx.hub.subscribe(&key, settings);
                         let stop = CancellationToken::new();
                         self.tasks.spawn(feed::run(
+                            self.ctx.clone(),
                             fid,
                             consumer,
                             self.feed_tx.clone(),
