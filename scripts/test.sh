@@ -19,6 +19,8 @@ pkg-config --exists srt 2>/dev/null || missing+=(pkg-config libsrt-openssl-dev)
 command -v srt-live-transmit >/dev/null 2>&1 || missing+=(srt-tools)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v tc >/dev/null 2>&1 || missing+=(iproute2)
+# WebRTC's AAC → Opus (crates/sluice/src/rtc/audio.rs) links the system's libopus.
+pkg-config --exists opus 2>/dev/null || missing+=(libopus-dev pkg-config)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "test.sh: installing ${missing[*]} (needed by the end-to-end tests)"
     sudo=""

@@ -3,6 +3,7 @@
 //! hostile input.
 
 pub mod aac;
+pub mod annexb;
 pub mod avc;
 mod bits;
 pub mod civil;

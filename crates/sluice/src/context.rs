@@ -66,6 +66,7 @@ pub struct Context {
     pub tls: crate::tls::Tls,
     /// The SRT listener (until its service takes it) and the TS feeds of SRT players.
     pub srt: crate::srt::SrtState,
+    pub rtc: crate::rtc::RtcState,
     id_seed: u64,
     next_id: AtomicU64,
 }
@@ -95,6 +96,7 @@ impl Context {
             forward: Default::default(),
             edge: Default::default(),
             srt: Default::default(),
+            rtc: Default::default(),
             id_seed: seed,
             next_id: AtomicU64::new(1),
         })

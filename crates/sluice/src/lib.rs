@@ -20,6 +20,7 @@ pub mod listen;
 pub mod logging;
 pub mod path_template;
 pub mod process;
+pub mod rtc;
 pub mod rtmp_service;
 pub mod server;
 pub mod service;

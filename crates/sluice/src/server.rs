@@ -163,6 +163,7 @@ fn services() -> Vec<Box<dyn Service>> {
         Box::new(crate::edge::Edge),
         Box::new(crate::ffmpeg::Ffmpeg),
         Box::new(crate::srt::SrtService),
+        Box::new(crate::rtc::RtcService),
     ]
 }
 

@@ -28,3 +28,11 @@ fn config_corpus_and_regressions() {
 fn http_path_corpus_and_regressions() {
     replay::replay("http_path", http_path::run);
 }
+
+#[path = "../../../fuzz/entries/rtc_h264.rs"]
+mod rtc_h264;
+
+#[test]
+fn rtc_h264_corpus_and_regressions() {
+    replay::replay("rtc_h264", rtc_h264::run);
+}

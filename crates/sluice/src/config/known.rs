@@ -11,7 +11,6 @@ pub const ROOT: &[&str] = &[
     "stats",
     "pithy_print",
     "stream_caster",
-    "rtc_server",
     "rtsp_server",
     "exporter",
     "utc_time",
@@ -42,7 +41,6 @@ pub const VHOST: &[&str] = &[
     "exec",
     "in_ack_size",
     "out_ack_size",
-    "rtc",
     "rtsp",
     // Pre-SRS-3 vhost-level names that SRS moves into play/publish/cluster/refer on load
     // (`mode`, `origin`, `token_traverse` and `debug_srs_upnode` are converted into

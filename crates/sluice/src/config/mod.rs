@@ -26,8 +26,8 @@ pub use types::{
     network_of, AccessScope, AccessTarget, BandcheckConfig, ClusterMode, Config, DashConfig,
     DvrConfig, DvrPlan, EngineConfig, FfmpegLogConfig, HeartbeatConfig, HlsAcodec, HlsConfig,
     HlsOnError, HlsVcodec, HookUrl, HookUrlError, HttpHooksConfig, IngestInputType, LogConfig,
-    LogLevel, LogTank, ReferConfig, SecurityConfig, SecurityRule, TimeJitter, VhostConfig,
-    DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_VHOST,
+    LogLevel, LogTank, ReferConfig, RtcServerConfig, SecurityConfig, SecurityRule, TimeJitter,
+    VhostConfig, VhostRtcConfig, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_VHOST,
 };
 pub use types::{SrtServerConfig, VhostSrtConfig, DEFAULT_SRT_PORT};
 

@@ -93,6 +93,10 @@ static ASSETS: &[Asset] = &[
     asset!("/players/player.js", JS, "players/player.js"),
     asset!("/players/publisher.html", HTML, "players/publisher.html"),
     asset!("/players/publisher.js", JS, "players/publisher.js"),
+    asset!("/players/whep.html", HTML, "players/whep.html"),
+    asset!("/players/whep.js", JS, "players/whep.js"),
+    asset!("/players/whip.html", HTML, "players/whip.html"),
+    asset!("/players/whip.js", JS, "players/whip.js"),
     vendored!(HLS_JS, "hls-1.7.4.light.min.js"),
     vendored!(MPEGTS_JS, "mpegts-1.8.2.min.js"),
     asset!(

@@ -239,6 +239,7 @@ pub fn render(ctx: &Context) -> String {
         let _ = writeln!(out, "sluice_stream_clients{{{l}}} {n}");
     }
     ll_hls(&mut out, ctx);
+    rtc(&mut out, ctx);
     out
 }
 
@@ -284,6 +285,40 @@ fn ll_hls(out: &mut String, ctx: &Context) {
         "counter",
         "LL-HLS requests refused because too many were waiting.",
         n(&s.refused_total),
+    );
+}
+
+/// WebRTC (`rtc_server`): its sessions (also counted in `sluice_clients`), handshakes
+/// in flight, and what was refused or dropped.
+fn rtc(out: &mut String, ctx: &Context) {
+    let r = &ctx.rtc;
+    single(
+        out,
+        "sluice_rtc_sessions",
+        "gauge",
+        "WebRTC sessions (WHIP publishers and WHEP players).",
+        r.sessions.load(Ordering::Relaxed) as u64,
+    );
+    single(
+        out,
+        "sluice_rtc_handshakes",
+        "gauge",
+        "WebRTC sessions answered but not yet connected (ICE and DTLS).",
+        r.handshakes.load(Ordering::Relaxed) as u64,
+    );
+    single(
+        out,
+        "sluice_rtc_offers_refused_total",
+        "counter",
+        "WHIP/WHEP offers refused because the session or handshake bound was reached.",
+        r.refused.load(Ordering::Relaxed),
+    );
+    single(
+        out,
+        "sluice_rtc_datagrams_dropped_total",
+        "counter",
+        "Datagrams on the RTC port that matched no session (unknown ICE ufrag or address).",
+        r.dropped_datagrams.load(Ordering::Relaxed),
     );
 }
 
@@ -334,6 +369,8 @@ mod tests {
             "sluice_stream_recv_kbps{vhost=\"__defaultVhost__\",app=\"li\\\"ve\",stream=\"s\"} 0",
             "# TYPE sluice_stream_send_kbps gauge",
             "sluice_stream_clients{",
+            "sluice_rtc_sessions 0",
+            "sluice_rtc_datagrams_dropped_total 0",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

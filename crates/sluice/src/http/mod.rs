@@ -13,6 +13,7 @@ pub mod flv_live;
 pub mod flv_vod;
 pub mod ll_hls;
 pub mod metrics;
+pub mod rtc;
 pub mod static_files;
 
 use std::convert::Infallible;
@@ -52,7 +53,11 @@ pub enum Role {
 
 /// The routes of one listener.
 pub fn router(ctx: Arc<Context>, role: Role) -> Router {
-    let api = || api::router(ctx.clone()).merge(metrics::router(ctx.clone()));
+    let api = || {
+        api::router(ctx.clone())
+            .merge(metrics::router(ctx.clone()))
+            .merge(rtc::router(ctx.clone()))
+    };
     let server = || {
         Router::new()
             .fallback(server_fallback)

@@ -31,6 +31,10 @@ pub enum ClientKind {
     SrtPublish,
     /// SRT player (`m=request`).
     SrtPlay,
+    /// WebRTC player (WHEP or SRS's /rtc/v1/play/).
+    RtcPlay,
+    /// WebRTC publisher (WHIP or SRS's /rtc/v1/publish/).
+    RtcPublish,
 }
 
 impl ClientKind {
@@ -44,13 +48,18 @@ impl ClientKind {
             ClientKind::FlvPlay => "flv-play",
             ClientKind::SrtPublish => "srt-publish",
             ClientKind::SrtPlay => "srt-play",
+            ClientKind::RtcPlay => "rtc-play",
+            ClientKind::RtcPublish => "rtc-publish",
         }
     }
 
     pub fn is_publish(self) -> bool {
         matches!(
             self,
-            ClientKind::FmlePublish | ClientKind::FlashPublish | ClientKind::SrtPublish
+            ClientKind::FmlePublish
+                | ClientKind::FlashPublish
+                | ClientKind::SrtPublish
+                | ClientKind::RtcPublish
         )
     }
 }

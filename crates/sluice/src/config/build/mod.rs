@@ -18,6 +18,7 @@ mod ffmpeg;
 mod hls;
 mod hooks;
 mod http;
+mod rtc;
 mod srt;
 
 /// Bounds that keep typos like an extra zero from turning into absurd behaviour.
@@ -397,6 +398,10 @@ impl Builder {
                 }
                 hooks::heartbeat(d, &mut self.cfg.heartbeat)?;
             }
+            "rtc_server" => {
+                self.seen.check(d)?;
+                rtc::rtc_server(d, &mut self.cfg.rtc_server, &mut self.cfg.warnings)?;
+            }
             "ff_log_dir" => {
                 if !self.seen.check(d)? {
                     return Ok(());
@@ -591,6 +596,7 @@ fn vhost(
             "dvr" => dvr::dvr(c, &mut v.dvr)?,
             "tls" => v.tls = Some(http::vhost_tls(c)?),
             "srt" => srt::vhost_srt(c, &mut v.srt, warnings)?,
+            "rtc" => rtc::vhost_rtc(c, &mut v.rtc, warnings)?,
             _ => return Err(unknown(c, &ctx)),
         }
     }

@@ -12,6 +12,7 @@ mod dvr;
 mod ffmpeg;
 mod hooks;
 mod http;
+mod rtc;
 mod srt;
 
 pub use bandcheck::{BandcheckConfig, MAX_BANDCHECK_LIMIT_KBPS};
@@ -26,6 +27,7 @@ pub use http::{
     DashConfig, HlsAcodec, HlsConfig, HlsOnError, HlsVcodec, HttpApiConfig, HttpAuth,
     HttpRemuxConfig, HttpServerConfig, RawApiConfig, TlsListenConfig, VhostTlsConfig,
 };
+pub use rtc::{RtcServerConfig, VhostRtcConfig};
 pub use srt::{SrtServerConfig, VhostSrtConfig, DEFAULT_SRT_PORT};
 
 /// Name of the catch-all vhost, as in SRS.
@@ -167,6 +169,8 @@ pub struct VhostConfig {
     pub refer: ReferConfig,
     pub security: SecurityConfig,
     pub dvr: DvrConfig,
+    /// `rtc { }`: WHIP/WHEP on this vhost and the bridge with RTMP.
+    pub rtc: VhostRtcConfig,
     pub transcodes: Vec<TranscodeConfig>,
     pub ingests: Vec<IngestConfig>,
     /// `tls { }`: this vhost's own certificate, chosen by SNI.
@@ -205,6 +209,7 @@ impl VhostConfig {
             refer: ReferConfig::default(),
             security: SecurityConfig::default(),
             dvr: DvrConfig::default(),
+            rtc: VhostRtcConfig::default(),
             transcodes: Vec::new(),
             ingests: Vec::new(),
             tls: None,
@@ -286,6 +291,8 @@ pub struct Config {
     /// `srt_server { }`: the SRT listener.
     pub srt_server: SrtServerConfig,
     pub heartbeat: HeartbeatConfig,
+    /// `rtc_server { }`: the UDP port of WebRTC media.
+    pub rtc_server: RtcServerConfig,
     /// `ff_log_dir` and `ff_log_level`, for transcode and ingest processes.
     pub ff_log: FfmpegLogConfig,
     /// `pithy_print_ms`: how often the log gets one stats line per live stream and per
@@ -313,6 +320,7 @@ impl Default for Config {
             rtmps: TlsListenConfig::rtmps(),
             srt_server: SrtServerConfig::default(),
             heartbeat: HeartbeatConfig::default(),
+            rtc_server: RtcServerConfig::default(),
             ff_log: FfmpegLogConfig::default(),
             pithy_print: DEFAULT_PITHY_PRINT,
             vhosts: vec![VhostConfig::new(DEFAULT_VHOST)],

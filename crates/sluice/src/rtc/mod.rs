@@ -1,0 +1,220 @@
+//! WebRTC: WHIP publish and WHEP play on one UDP port (`rtc_server`), bridged with the
+//! hub both ways.
+//!
+//! - ICE (lite), DTLS, SRTP, RTCP (reports, NACK, PLI, TWCC) and RTP packetization are
+//!   str0m's, a sans-IO stack: each peer is one `str0m::Rtc` driven by this module's
+//!   single UDP task ([`server`]), which owns the socket, routes each datagram to its
+//!   session (by the ICE ufrag of a STUN request, then by address) and sends what the
+//!   sessions produce. See `docs/webrtc.md` for why str0m.
+//! - A WHEP player of a stream is fed by that stream's [`feed`]: one hub consumer per
+//!   stream, each frame converted once (FLV AVC → Annex B, [`media::annexb`]) into an
+//!   `Arc<[u8]>` that every player's packetizer borrows.
+//! - A WHIP publisher is a normal hub Source: its depacketized H.264 becomes FLV frames
+//!   (`media::annexb::FromAnnexB`), so RTMP, HTTP-FLV, HLS, DVR and forward get it.
+//! - The HTTP side (SDP offer in, answer out, DELETE) is `http::rtc`.
+
+pub mod audio;
+pub mod candidate;
+pub mod feed;
+pub mod server;
+pub mod session;
+pub mod stun;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::context::Context;
+use crate::service::{Service, ServiceFuture, Shutdown};
+
+pub use session::{NewSession, SessionRole};
+
+/// Most WebRTC sessions at once (players and publishers).
+pub const MAX_SESSIONS: usize = 2048;
+/// A session that has not connected (ICE + DTLS) within this is dropped.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// RFC 7675 consent: a session with no STUN from its peer for this long is ended.
+pub const CONSENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Largest SDP offer read from a WHIP/WHEP request.
+pub const MAX_SDP_BYTES: usize = 64 * 1024;
+
+/// What the HTTP side asks of the UDP task.
+pub enum Command {
+    /// A new session: its answer was made already; the reply says whether the task took it.
+    Add(Box<NewSession>, oneshot::Sender<Result<(), String>>),
+    /// DELETE of the session's resource (WHIP/WHEP), or a kick.
+    Remove(String, oneshot::Sender<bool>),
+}
+
+/// The RTC server's state shared with the HTTP side (in the [`Context`]).
+#[derive(Debug, Default)]
+pub struct RtcState {
+    commands: OnceLock<mpsc::Sender<Command>>,
+    /// Where the UDP task listens and what it announces, once started.
+    pub(crate) endpoint: OnceLock<Endpoint>,
+    /// Sessions the UDP task holds, and those of them still in their handshake.
+    pub sessions: AtomicUsize,
+    pub handshakes: AtomicUsize,
+    /// Datagrams that matched no session (unknown ufrag, unknown address).
+    pub dropped_datagrams: AtomicU64,
+    /// Offers refused for capacity.
+    pub refused: AtomicU64,
+    crypto: OnceLock<Arc<str0m::crypto::CryptoProvider>>,
+    /// One DTLS certificate for every session, made once: a key pair per offer would make
+    /// each offer (hostile ones included) cost a key generation.
+    dtls_cert: OnceLock<Option<str0m::config::DtlsCert>>,
+}
+
+/// The UDP port and the addresses announced in answers.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub port: u16,
+    pub candidates: Vec<std::net::IpAddr>,
+}
+
+impl RtcState {
+    /// Whether `rtc_server` runs (WHIP/WHEP can be served).
+    pub fn endpoint(&self) -> Option<&Endpoint> {
+        self.endpoint.get()
+    }
+
+    /// The crypto provider every session's DTLS and SRTP use (OpenSSL, see docs/webrtc.md).
+    pub fn crypto(&self) -> Arc<str0m::crypto::CryptoProvider> {
+        self.crypto
+            .get_or_init(|| Arc::new(str0m::crypto::from_feature_flags()))
+            .clone()
+    }
+
+    /// The server's DTLS certificate (its fingerprint goes in every answer).
+    pub fn dtls_cert(&self) -> Option<str0m::config::DtlsCert> {
+        self.dtls_cert
+            .get_or_init(|| self.crypto().dtls_provider.generate_certificate())
+            .clone()
+    }
+
+    /// Reserves a handshake slot, or says why not: at most `max` sessions answered and not
+    /// yet connected (`rtc_server { max_handshakes }`); offers never followed by ICE hold
+    /// theirs until [`HANDSHAKE_TIMEOUT`].
+    pub fn reserve(&self, max: usize) -> Result<HandshakeSlot<'_>, String> {
+        if self.sessions.load(Ordering::Relaxed) >= MAX_SESSIONS {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(format!("too many WebRTC sessions ({MAX_SESSIONS})"));
+        }
+        let before = self.handshakes.fetch_add(1, Ordering::Relaxed);
+        if before >= max {
+            self.handshakes.fetch_sub(1, Ordering::Relaxed);
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(format!(
+                "too many WebRTC handshakes in flight ({max}, rtc_server.max_handshakes)"
+            ));
+        }
+        Ok(HandshakeSlot {
+            state: self,
+            kept: false,
+        })
+    }
+
+    /// Hands a session to the UDP task.
+    pub async fn add(&self, s: NewSession) -> Result<(), String> {
+        let tx = self
+            .commands
+            .get()
+            .ok_or_else(|| "rtc_server is not running".to_string())?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Command::Add(Box::new(s), reply))
+            .await
+            .map_err(|_| "rtc_server stopped".to_string())?;
+        rx.await
+            .map_err(|_| "rtc_server stopped".to_string())
+            .and_then(|r| r)
+    }
+
+    /// Ends a session (DELETE); false when there is none of that id.
+    pub async fn remove(&self, id: &str) -> bool {
+        let Some(tx) = self.commands.get() else {
+            return false;
+        };
+        let (reply, rx) = oneshot::channel();
+        if tx
+            .send(Command::Remove(id.to_string(), reply))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+}
+
+/// A handshake slot held while an offer is answered; the UDP task keeps it (and frees
+/// it when the session connects or ends).
+pub struct HandshakeSlot<'a> {
+    state: &'a RtcState,
+    kept: bool,
+}
+
+impl HandshakeSlot<'_> {
+    /// The session was taken: the UDP task frees the slot from now on.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for HandshakeSlot<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.state.handshakes.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The `rtc_server` service: binds the UDP port and runs [`server::run`].
+pub struct RtcService;
+
+impl Service for RtcService {
+    fn name(&self) -> &'static str {
+        "rtc"
+    }
+
+    fn run(self: Box<Self>, ctx: Arc<Context>, mut shutdown: Shutdown) -> ServiceFuture {
+        Box::pin(async move {
+            let cfg = ctx.config().rtc_server.clone();
+            if !cfg.enabled {
+                shutdown.requested().await;
+                return;
+            }
+            let candidates = match candidate::resolve(&cfg.candidate) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(
+                        "rtc_server: candidate {:?}: {e}; WebRTC is off",
+                        cfg.candidate
+                    );
+                    shutdown.requested().await;
+                    return;
+                }
+            };
+            let socket = match tokio::net::UdpSocket::bind(("0.0.0.0", cfg.listen)).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(
+                        "rtc_server: cannot listen on udp port {}: {e}; WebRTC is off",
+                        cfg.listen
+                    );
+                    shutdown.requested().await;
+                    return;
+                }
+            };
+            let port = socket.local_addr().map(|a| a.port()).unwrap_or(cfg.listen);
+            tracing::info!(
+                "rtc_server: listening on udp port {port}, candidates {:?}",
+                candidates
+            );
+            let (tx, rx) = mpsc::channel(64);
+            let _ = ctx.rtc.commands.set(tx);
+            let _ = ctx.rtc.endpoint.set(Endpoint { port, candidates });
+            server::run(ctx, socket, rx, shutdown).await;
+        })
+    }
+}

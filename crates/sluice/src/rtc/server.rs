@@ -1,0 +1,741 @@
+//! The UDP task: one socket for every WebRTC peer, one `str0m::Rtc` per session.
+//!
+//! A datagram is routed by the ICE ufrag its STUN request names (our half of
+//! `USERNAME`), which also records the peer's address; DTLS, SRTP and SRTCP then follow
+//! that address. Anything that matches no session is dropped and counted. The task
+//! also takes new sessions and DELETEs from the HTTP side ([`super::Command`]) and
+//! frames from the streams' feeds ([`super::feed`]), and ends sessions whose handshake
+//! never completed, whose peer stopped its ICE consent checks, that were kicked, or
+//! whose publisher left.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use super::feed::{self, FeedEvent, FeedMsg, RtcAudio, RtcFrame};
+use super::session::{NewSession, SessionGuard, SessionRole};
+use super::{stun, Command, CONSENT_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_SESSIONS};
+use crate::context::Context;
+use crate::hub::{make_frame, Source, StreamKey};
+use crate::service::Shutdown;
+
+/// Addresses remembered per session (a peer may check several candidate pairs).
+const MAX_ADDRS: usize = 4;
+/// Frames kept of the current GOP for players that join (replayed from its keyframe).
+const MAX_GOP_FRAMES: usize = 600;
+const MAX_GOP_BYTES: usize = 32 * 1024 * 1024;
+/// How often a WHIP publisher is asked for a keyframe, so that RTMP/HLS players and
+/// recordings get a GOP (SRS's `pli_for_rtmp`, 6 s).
+const PUBLISHER_PLI_INTERVAL: Duration = Duration::from_secs(6);
+/// Keyframe requests forwarded to one publisher at most this often.
+const PLI_THROTTLE: Duration = Duration::from_millis(500);
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// Largest datagram read (bigger ones are truncated and then refused by str0m).
+const DATAGRAM_BUF: usize = 2048;
+
+struct Session {
+    rtc: Rtc,
+    ufrag: String,
+    key: StreamKey,
+    created: Instant,
+    connected: bool,
+    /// Still counted in `RtcState::handshakes`.
+    in_handshake: bool,
+    last_stun: Instant,
+    timeout: Instant,
+    addrs: Vec<SocketAddr>,
+    guard: SessionGuard,
+    video_mid: Option<Mid>,
+    video_pt: Option<Pt>,
+    audio_mid: Option<Mid>,
+    audio_pt: Option<Pt>,
+    /// Player: the feed it is in, and whether it waits for a keyframe.
+    feed: Option<u64>,
+    need_keyframe: bool,
+    /// Publisher: where its frames go.
+    source: Option<Arc<Source>>,
+    from_annexb: media::annexb::FromAnnexB,
+    ts_base: Option<u64>,
+    last_pli: Option<Instant>,
+    /// Why it must end, once known (ended after the current step).
+    dead: Option<String>,
+}
+
+struct Feed {
+    id: u64,
+    players: Vec<String>,
+    gop: Vec<Arc<RtcFrame>>,
+    gop_bytes: usize,
+    stop: CancellationToken,
+}
+
+/// What one session's output asks of the others.
+enum Action {
+    Connected(String),
+    /// A player asked for a keyframe of this stream.
+    KeyframeWanted(StreamKey),
+}
+
+struct Server {
+    ctx: Arc<Context>,
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    sessions: HashMap<String, Session>,
+    by_ufrag: HashMap<String, String>,
+    by_addr: HashMap<SocketAddr, String>,
+    feeds: HashMap<StreamKey, Feed>,
+    feed_keys: HashMap<u64, StreamKey>,
+    next_feed: u64,
+    feed_tx: mpsc::Sender<FeedMsg>,
+    tasks: TaskTracker,
+}
+
+pub async fn run(
+    ctx: Arc<Context>,
+    socket: UdpSocket,
+    mut commands: mpsc::Receiver<Command>,
+    mut shutdown: Shutdown,
+) {
+    let socket = Arc::new(socket);
+    let local = socket
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let (feed_tx, mut feed_rx) = mpsc::channel(feed::FEED_QUEUE);
+    let mut s = Server {
+        ctx,
+        socket: socket.clone(),
+        local,
+        sessions: HashMap::new(),
+        by_ufrag: HashMap::new(),
+        by_addr: HashMap::new(),
+        feeds: HashMap::new(),
+        feed_keys: HashMap::new(),
+        next_feed: 0,
+        feed_tx,
+        tasks: TaskTracker::new(),
+    };
+    let mut buf = vec![0u8; DATAGRAM_BUF];
+    let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
+    loop {
+        let deadline = s
+            .sessions
+            .values()
+            .map(|x| x.timeout)
+            .min()
+            .unwrap_or(next_sweep)
+            .min(next_sweep);
+        tokio::select! {
+            _ = shutdown.requested() => break,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, from)) => s.datagram(&buf[..n], from),
+                Err(e) => debug!("rtc: udp receive: {e}"),
+            },
+            Some(cmd) = commands.recv() => s.command(cmd),
+            Some(msg) = feed_rx.recv() => s.feed_event(msg),
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+        let now = Instant::now();
+        s.timeouts(now);
+        if now >= next_sweep {
+            s.sweep(now);
+            next_sweep = now + SWEEP_INTERVAL;
+        }
+    }
+    let ids: Vec<String> = s.sessions.keys().cloned().collect();
+    for id in ids {
+        s.end(&id, "the server is stopping".into());
+    }
+    s.tasks.close();
+    s.tasks.wait().await;
+}
+
+impl Server {
+    fn datagram(&mut self, d: &[u8], from: SocketAddr) {
+        let id = if stun::is_stun(d) {
+            let id = stun::local_ufrag(d)
+                .and_then(|u| self.by_ufrag.get(u))
+                .cloned();
+            if let Some(id) = &id {
+                if let Some(sess) = self.sessions.get_mut(id) {
+                    sess.last_stun = Instant::now();
+                    if !sess.addrs.contains(&from) {
+                        if sess.addrs.len() >= MAX_ADDRS {
+                            let old = sess.addrs.remove(0);
+                            self.by_addr.remove(&old);
+                        }
+                        sess.addrs.push(from);
+                        self.by_addr.insert(from, id.clone());
+                    }
+                }
+            }
+            id
+        } else {
+            self.by_addr.get(&from).cloned()
+        };
+        let Some(id) = id else {
+            self.ctx
+                .rtc
+                .dropped_datagrams
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let Ok(contents) = d.try_into() else {
+            self.ctx
+                .rtc
+                .dropped_datagrams
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let destination = self.destination(from);
+        let Some(sess) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        sess.guard
+            .registration
+            .client
+            .recv_bytes
+            .fetch_add(d.len() as u64, Ordering::Relaxed);
+        self.ctx
+            .counters
+            .bytes_in
+            .fetch_add(d.len() as u64, Ordering::Relaxed);
+        let input = Input::Receive(
+            Instant::now(),
+            Receive {
+                proto: Protocol::Udp,
+                source: from,
+                destination,
+                contents,
+            },
+        );
+        if let Err(e) = sess.rtc.handle_input(input) {
+            sess.dead.get_or_insert(format!("rtc: {e}"));
+        }
+        self.drive(&id);
+    }
+
+    /// The address a datagram was sent to, as str0m's ICE agent wants it (it must be one
+    /// of the announced candidates). The socket listens on every interface and does not
+    /// read the real destination (IP_PKTINFO), so this is the candidate of the peer's
+    /// address family, loopback for a loopback peer: with several candidates of one
+    /// family, only the first is usable (see docs/webrtc.md).
+    fn destination(&self, from: SocketAddr) -> SocketAddr {
+        let cands = self
+            .ctx
+            .rtc
+            .endpoint()
+            .map(|e| e.candidates.as_slice())
+            .unwrap_or(&[]);
+        let ip = cands
+            .iter()
+            .find(|ip| {
+                ip.is_loopback() == from.ip().is_loopback() && ip.is_ipv4() == from.is_ipv4()
+            })
+            .or_else(|| cands.iter().find(|ip| ip.is_ipv4() == from.is_ipv4()))
+            .copied()
+            .unwrap_or(self.local.ip());
+        SocketAddr::new(ip, self.local.port())
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Add(ns, reply) => {
+                let r = self.add(*ns);
+                let _ = reply.send(r);
+            }
+            Command::Remove(id, reply) => {
+                let found = self.sessions.contains_key(&id);
+                if found {
+                    self.end(&id, "deleted by its client (HTTP DELETE)".into());
+                }
+                let _ = reply.send(found);
+            }
+        }
+    }
+
+    fn add(&mut self, ns: NewSession) -> Result<(), String> {
+        if self.sessions.len() >= MAX_SESSIONS {
+            self.ctx.rtc.handshakes.fetch_sub(1, Ordering::Relaxed);
+            return Err(format!("too many WebRTC sessions ({MAX_SESSIONS})"));
+        }
+        let NewSession {
+            id,
+            rtc,
+            ufrag,
+            key,
+            role,
+            guard,
+        } = ns;
+        let now = Instant::now();
+        let mut sess = Session {
+            rtc,
+            ufrag: ufrag.clone(),
+            key: key.clone(),
+            created: now,
+            connected: false,
+            in_handshake: true,
+            last_stun: now,
+            timeout: now,
+            addrs: Vec::new(),
+            guard,
+            video_mid: None,
+            video_pt: None,
+            audio_mid: None,
+            audio_pt: None,
+            feed: None,
+            need_keyframe: true,
+            source: None,
+            from_annexb: Default::default(),
+            ts_base: None,
+            last_pli: None,
+            dead: None,
+        };
+        match role {
+            SessionRole::Publisher { source } => sess.source = Some(source),
+            SessionRole::Player { settings } => {
+                let feed = match self.feeds.get_mut(&key) {
+                    Some(f) => f,
+                    None => {
+                        let fid = self.next_feed;
+                        self.next_feed += 1;
+                        let consumer = self.ctx.hub.subscribe(&key, settings);
+                        let stop = CancellationToken::new();
+                        self.tasks.spawn(feed::run(
+                            self.ctx.clone(),
+                            fid,
+                            consumer,
+                            self.feed_tx.clone(),
+                            stop.clone(),
+                        ));
+                        self.feed_keys.insert(fid, key.clone());
+                        self.feeds.entry(key.clone()).or_insert(Feed {
+                            id: fid,
+                            players: Vec::new(),
+                            gop: Vec::new(),
+                            gop_bytes: 0,
+                            stop,
+                        })
+                    }
+                };
+                feed.players.push(id.clone());
+                sess.feed = Some(feed.id);
+            }
+        }
+        self.by_ufrag.insert(ufrag, id.clone());
+        self.sessions.insert(id.clone(), sess);
+        self.ctx.rtc.sessions.fetch_add(1, Ordering::Relaxed);
+        self.drive(&id);
+        Ok(())
+    }
+
+    fn feed_event(&mut self, msg: FeedMsg) {
+        let Some(key) = self.feed_keys.get(&msg.feed).cloned() else {
+            return;
+        };
+        let Some(feed) = self.feeds.get_mut(&key) else {
+            return;
+        };
+        match msg.event {
+            FeedEvent::Video(f) => {
+                if f.keyframe {
+                    feed.gop.clear();
+                    feed.gop_bytes = 0;
+                }
+                if !feed.gop.is_empty() || f.keyframe {
+                    if feed.gop.len() >= MAX_GOP_FRAMES || feed.gop_bytes > MAX_GOP_BYTES {
+                        // A GOP too long to replay: players that join wait for the next one.
+                        feed.gop.clear();
+                        feed.gop_bytes = 0;
+                    } else {
+                        feed.gop_bytes += f.data.len();
+                        feed.gop.push(f.clone());
+                    }
+                }
+                let players = feed.players.clone();
+                for id in players {
+                    if let Some(sess) = self.sessions.get_mut(&id) {
+                        if sess.connected {
+                            write_video(sess, &f);
+                        }
+                    }
+                    self.drive(&id);
+                }
+            }
+            FeedEvent::Audio(a) => {
+                let players = feed.players.clone();
+                for id in players {
+                    if let Some(sess) = self.sessions.get_mut(&id) {
+                        if sess.connected {
+                            write_audio(sess, &a);
+                        }
+                    }
+                    self.drive(&id);
+                }
+            }
+            FeedEvent::Skipped => {
+                feed.gop.clear();
+                feed.gop_bytes = 0;
+                let players = feed.players.clone();
+                for id in players {
+                    if let Some(sess) = self.sessions.get_mut(&id) {
+                        sess.need_keyframe = true;
+                    }
+                }
+            }
+            FeedEvent::Unpublished => {
+                let players = feed.players.clone();
+                for id in players {
+                    self.end(&id, "the publisher left".into());
+                }
+            }
+        }
+    }
+
+    /// Polls a session's output until it waits: sends its datagrams, handles its events.
+    fn drive(&mut self, id: &str) {
+        let mut actions = Vec::new();
+        let Some(sess) = self.sessions.get_mut(id) else {
+            return;
+        };
+        loop {
+            if sess.dead.is_some() {
+                break;
+            }
+            match sess.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    sess.timeout = t;
+                    break;
+                }
+                Ok(Output::Transmit(t)) => {
+                    match self.socket.try_send_to(&t.contents, t.destination) {
+                        Ok(n) => {
+                            sess.guard.registration.client.add_send(n as u64);
+                            self.ctx
+                                .counters
+                                .bytes_out
+                                .fetch_add(n as u64, Ordering::Relaxed);
+                        }
+                        // A full socket buffer drops the datagram, as the network would;
+                        // NACK and PLI repair it.
+                        Err(e) => debug!("rtc: send to {}: {e}", t.destination),
+                    }
+                }
+                Ok(Output::Event(e)) => match e {
+                    Event::Connected => {
+                        sess.connected = true;
+                        actions.push(Action::Connected(id.to_string()));
+                    }
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        sess.dead = Some("ICE disconnected".into());
+                    }
+                    Event::MediaAdded(m)
+                        if m.kind == MediaKind::Video && sess.video_mid.is_none() =>
+                    {
+                        sess.video_mid = Some(m.mid);
+                        if matches!(m.direction, Direction::SendOnly | Direction::SendRecv) {
+                            sess.video_pt = choose_h264(&mut sess.rtc, m.mid);
+                        }
+                    }
+                    Event::MediaAdded(m)
+                        if m.kind == MediaKind::Audio && sess.audio_mid.is_none() =>
+                    {
+                        sess.audio_mid = Some(m.mid);
+                        if matches!(m.direction, Direction::SendOnly | Direction::SendRecv) {
+                            sess.audio_pt = sess.rtc.writer(m.mid).and_then(|w| {
+                                w.payload_params()
+                                    .find(|p| p.spec().codec == Codec::Opus)
+                                    .map(|p| p.pt())
+                            });
+                        }
+                    }
+                    Event::MediaData(d)
+                        if Some(d.mid) == sess.video_mid
+                            && d.params.spec().codec == Codec::H264 =>
+                    {
+                        publish_video(sess, &d.data, d.time);
+                        if !d.contiguous {
+                            request_keyframe(sess);
+                        }
+                    }
+                    Event::KeyframeRequest(_) => {
+                        actions.push(Action::KeyframeWanted(sess.key.clone()));
+                    }
+                    _ => {}
+                },
+                Err(e) => {
+                    sess.dead = Some(format!("rtc: {e}"));
+                }
+            }
+        }
+        if let Some(why) = sess.dead.clone() {
+            self.end(id, why);
+            return;
+        }
+        for a in actions {
+            match a {
+                Action::Connected(id) => self.connected(&id),
+                Action::KeyframeWanted(key) => self.keyframe_wanted(&key),
+            }
+        }
+    }
+
+    fn connected(&mut self, id: &str) {
+        let Some(sess) = self.sessions.get_mut(id) else {
+            return;
+        };
+        if sess.in_handshake {
+            sess.in_handshake = false;
+            self.ctx.rtc.handshakes.fetch_sub(1, Ordering::Relaxed);
+        }
+        info!(
+            "rtc {} connected id={id} url={} from {:?} in {} ms",
+            if sess.source.is_some() {
+                "publisher"
+            } else {
+                "player"
+            },
+            sess.key,
+            sess.addrs.last(),
+            sess.created.elapsed().as_millis()
+        );
+        if sess.source.is_some() {
+            request_keyframe(sess);
+        } else if let Some(feed) = self.feeds.get(&sess.key) {
+            // Start at once on the cached GOP's keyframe.
+            let gop = feed.gop.clone();
+            for f in &gop {
+                write_video(sess, f);
+            }
+        }
+        if sess.source.is_none() {
+            self.keyframe_wanted(&self.sessions[id].key.clone());
+        }
+        self.drive(id);
+    }
+
+    /// A player wants a keyframe: a WebRTC publisher of the stream is asked (PLI); an
+    /// RTMP stream's players start from the GOP cache instead.
+    fn keyframe_wanted(&mut self, key: &StreamKey) {
+        let publisher = self
+            .sessions
+            .iter()
+            .find(|(_, s)| s.source.is_some() && &s.key == key)
+            .map(|(id, _)| id.clone());
+        if let Some(id) = publisher {
+            if let Some(sess) = self.sessions.get_mut(&id) {
+                request_keyframe(sess);
+            }
+            self.drive(&id);
+        }
+    }
+
+    fn timeouts(&mut self, now: Instant) {
+        let due: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.timeout <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            if let Some(sess) = self.sessions.get_mut(&id) {
+                if let Err(e) = sess.rtc.handle_input(Input::Timeout(now)) {
+                    sess.dead.get_or_insert(format!("rtc: {e}"));
+                }
+            }
+            self.drive(&id);
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        let mut ending = Vec::new();
+        let mut pli = Vec::new();
+        for (id, s) in &self.sessions {
+            let why = if !s.connected && now.duration_since(s.created) > HANDSHAKE_TIMEOUT {
+                Some(format!(
+                    "no ICE and DTLS handshake within {} s",
+                    HANDSHAKE_TIMEOUT.as_secs()
+                ))
+            } else if s.connected && now.duration_since(s.last_stun) > CONSENT_TIMEOUT {
+                Some(format!(
+                    "ICE consent expired (no STUN for {} s)",
+                    CONSENT_TIMEOUT.as_secs()
+                ))
+            } else if !s.rtc.is_alive() {
+                Some("the peer connection closed".into())
+            } else if s.guard.registration.client.kick.is_cancelled() {
+                Some(s.guard.registration.client.kick_reason().to_string())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                ending.push((id.clone(), why));
+            } else if s.source.is_some()
+                && s.connected
+                && s.last_pli
+                    .is_none_or(|t| now.duration_since(t) >= PUBLISHER_PLI_INTERVAL)
+            {
+                pli.push(id.clone());
+            }
+        }
+        for (id, why) in ending {
+            self.end(&id, why);
+        }
+        for id in pli {
+            if let Some(sess) = self.sessions.get_mut(&id) {
+                request_keyframe(sess);
+            }
+            self.drive(&id);
+        }
+    }
+
+    /// Ends a session: its maps, its feed place, its counters, then its guard (close
+    /// line, registry, hooks, publish).
+    fn end(&mut self, id: &str, why: String) {
+        let Some(mut sess) = self.sessions.remove(id) else {
+            return;
+        };
+        sess.rtc.disconnect();
+        self.by_ufrag.remove(&sess.ufrag);
+        for a in &sess.addrs {
+            if self.by_addr.get(a).is_some_and(|x| x == id) {
+                self.by_addr.remove(a);
+            }
+        }
+        if sess.in_handshake {
+            self.ctx.rtc.handshakes.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.ctx.rtc.sessions.fetch_sub(1, Ordering::Relaxed);
+        if sess.feed.is_some() {
+            let empty = match self.feeds.get_mut(&sess.key) {
+                Some(f) => {
+                    f.players.retain(|p| p != id);
+                    f.players.is_empty()
+                }
+                None => false,
+            };
+            if empty {
+                if let Some(f) = self.feeds.remove(&sess.key) {
+                    f.stop.cancel();
+                    self.feed_keys.remove(&f.id);
+                }
+            }
+        }
+        sess.guard.close_reason = why;
+        drop(sess);
+    }
+}
+
+/// The H.264 payload type to send with: packetization-mode 1, High profile first (what
+/// RTMP encoders send), then Main, then whatever the peer offered.
+fn choose_h264(rtc: &mut Rtc, mid: Mid) -> Option<Pt> {
+    let w = rtc.writer(mid)?;
+    let mut best: Option<(u8, Pt)> = None;
+    for p in w.payload_params() {
+        let spec = p.spec();
+        if spec.codec != Codec::H264 || spec.format.packetization_mode != Some(1) {
+            continue;
+        }
+        let profile = spec.format.profile_level_id.unwrap_or(0) >> 16;
+        let rank = match profile {
+            0x64 => 3,
+            0x4d => 2,
+            _ => 1,
+        };
+        if best.is_none_or(|(r, _)| rank > r) {
+            best = Some((rank, p.pt()));
+        }
+    }
+    best.map(|(_, pt)| pt)
+}
+
+fn write_video(sess: &mut Session, f: &RtcFrame) {
+    if sess.need_keyframe {
+        if !f.keyframe {
+            return;
+        }
+        sess.need_keyframe = false;
+    }
+    let (Some(mid), Some(pt)) = (sess.video_mid, sess.video_pt) else {
+        return;
+    };
+    let Some(w) = sess.rtc.writer(mid) else {
+        return;
+    };
+    let t = MediaTime::from_90khz(f.pts_ms.saturating_mul(90));
+    if let Err(e) = w.write(pt, Instant::now(), t, f.data.clone()) {
+        warn!(
+            "rtc: write to player {}: {e}",
+            sess.guard.registration.client.id
+        );
+        sess.need_keyframe = true;
+    }
+}
+
+fn write_audio(sess: &mut Session, a: &RtcAudio) {
+    let (Some(mid), Some(pt)) = (sess.audio_mid, sess.audio_pt) else {
+        return;
+    };
+    let Some(w) = sess.rtc.writer(mid) else {
+        return;
+    };
+    let t = MediaTime::new(a.ts48, Frequency::FORTY_EIGHT_KHZ);
+    if let Err(e) = w.write(pt, Instant::now(), t, a.data.clone()) {
+        debug!(
+            "rtc: audio to player {}: {e}",
+            sess.guard.registration.client.id
+        );
+    }
+}
+
+fn request_keyframe(sess: &mut Session) {
+    let now = Instant::now();
+    if sess
+        .last_pli
+        .is_some_and(|t| now.duration_since(t) < PLI_THROTTLE)
+    {
+        return;
+    }
+    let Some(mid) = sess.video_mid else {
+        return;
+    };
+    if let Some(mut w) = sess.rtc.writer(mid) {
+        if w.request_keyframe(None, KeyframeRequestKind::Pli).is_ok() {
+            sess.last_pli = Some(now);
+        }
+    }
+}
+
+/// A WHIP publisher's access unit into its Source, as FLV AVC frames.
+fn publish_video(sess: &mut Session, data: &[u8], time: MediaTime) {
+    let Some(source) = sess.source.as_ref() else {
+        return;
+    };
+    let ms = time.rebase(Frequency::MILLIS).numer();
+    let base = *sess.ts_base.get_or_insert(ms);
+    let ts = ms.saturating_sub(base);
+    let v = sess.from_annexb.access_unit(data);
+    let kind = rtmp::server::MediaKind::Video;
+    if let Some(seq) = v.sequence_header {
+        if let Some(f) = make_frame(kind, ts, Bytes::from(seq)) {
+            source.push(f);
+        }
+    }
+    if let Some(frame) = v.frame {
+        if let Some(f) = make_frame(kind, ts, Bytes::from(frame)) {
+            source.push(f);
+        }
+    }
+}

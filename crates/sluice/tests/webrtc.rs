@@ -1,0 +1,572 @@
+//! WebRTC with real peers: headless Chromium plays an RTMP-published stream by WHEP and
+//! publishes its fake camera by WHIP (read back by ffprobe over RTMP and HTTP-FLV); hostile
+//! input to the RTC port and to the WHIP/WHEP endpoints.
+//!
+//! Needs: chromium, node and npm (`apt-get install chromium nodejs npm`), ffmpeg; the npm
+//! packages pinned in tests/web/package-lock.json are installed with `npm ci` when missing.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// One browser test at a time: each runs Chromium (ten decoders in one of them) and some
+/// an x264 encoder; two at once on a small machine starve each other of CPU and the frame
+/// rates they check fall.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/web");
+
+fn find_chromium() -> PathBuf {
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|p| !p.is_empty());
+        if let Some(p) = found {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("chromium not found: install it (apt-get install chromium) to run the WebRTC tests");
+}
+
+fn ensure_node_modules() {
+    for tool in ["node", "npm"] {
+        let ok = Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "{tool} not found: install it (apt-get install nodejs npm)"
+        );
+    }
+    let web = Path::new(WEB_DIR);
+    if web.join("node_modules/playwright-core").is_dir() {
+        return;
+    }
+    let st = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+        .arg(web)
+        .stdin(Stdio::null())
+        .status()
+        .expect("run npm ci");
+    assert!(st.success(), "npm ci --prefix tests/web failed");
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free udp port")
+}
+
+struct RtcServer {
+    server: Server,
+    api: u16,
+    http: u16,
+    udp: u16,
+}
+
+fn start(tag: &str, vhost_rtc: &str) -> RtcServer {
+    start_with(tag, vhost_rtc, "")
+}
+
+fn start_with(tag: &str, vhost_rtc: &str, rtc_server: &str) -> RtcServer {
+    let api = free_port();
+    let http = free_port();
+    let udp = free_udp_port();
+    let body = format!(
+        "max_connections 200;
+daemon off;
+srs_log_tank console;
+http_api {{ enabled on; listen 127.0.0.1:{api}; }}
+http_server {{ enabled on; listen 127.0.0.1:{http}; dir ./html; }}
+rtc_server {{ enabled on; listen {udp}; candidate 127.0.0.1; {rtc_server} }}
+vhost __defaultVhost__ {{
+    gop_cache on;
+    http_remux {{ enabled on; mount [vhost]/[app]/[stream].flv; }}
+    rtc {{ {vhost_rtc} }}
+}}
+"
+    );
+    let server = Server::start_with(tag, &body);
+    // The UDP port is bound by the rtc service after the TCP listeners.
+    let up = wait_for(Duration::from_secs(10), || {
+        server
+            .log()
+            .contains("rtc_server: listening on udp port")
+            .then_some(())
+    });
+    assert!(up.is_some(), "rtc_server did not start:\n{}", server.log());
+    RtcServer {
+        server,
+        api,
+        http,
+        udp,
+    }
+}
+
+/// Runs tests/web/webrtc.mjs and returns its JSON line.
+fn browser(
+    mode: &str,
+    api: u16,
+    seconds: u32,
+    stream: &str,
+    players: u32,
+    bases: Option<&str>,
+) -> serde_json::Value {
+    let chromium = find_chromium();
+    ensure_node_modules();
+    let web = Path::new(WEB_DIR);
+    let out = Command::new("node")
+        .arg(web.join("webrtc.mjs"))
+        .arg(mode)
+        .arg(
+            bases
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("http://127.0.0.1:{api}")),
+        )
+        .arg(&chromium)
+        .arg(seconds.to_string())
+        .arg("live")
+        .arg(stream)
+        .arg(players.to_string())
+        .current_dir(web)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser driver failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().last().unwrap_or("");
+    let v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("driver output {line:?}: {e}"));
+    eprintln!("browser ({mode}): {v}");
+    assert!(v["error"].is_null(), "browser error: {v}");
+    v
+}
+
+/// Publishes the fixture over RTMP, looped. The fixture has B frames (x264's defaults),
+/// which Chromium cannot decode over WebRTC, so sluice leaves them out for WebRTC players;
+/// `without_b_frames` re-encodes the video with `-bf 0` (what an operator does for WebRTC
+/// audiences) so that players get the source's whole frame rate.
+fn publish_fixture_looped(s: &RtcServer, stream: &str, without_b_frames: bool) -> Proc {
+    require_ffmpeg();
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-stream_loop", "-1", "-i"])
+        .arg(fixture(AVC_AAC));
+    if without_b_frames {
+        cmd.args([
+            "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "50",
+        ])
+        .args(["-c:a", "copy"]);
+    } else {
+        cmd.args(["-c", "copy"]);
+    }
+    cmd.args(["-f", "flv"])
+        .arg(s.server.url(&format!("live/{stream}")));
+    let p = Proc::spawn("ffmpeg publisher", cmd, s.server.tmp("publisher.log"));
+    let live = wait_for(Duration::from_secs(15), || {
+        s.server
+            .log()
+            .contains(&format!("stream=__defaultVhost__/live/{stream}"))
+            .then_some(())
+    });
+    assert!(
+        live.is_some(),
+        "publisher did not start:\n{}",
+        s.server.log()
+    );
+    // A GOP in the cache before the players come.
+    std::thread::sleep(Duration::from_secs(2));
+    p
+}
+
+const SOURCE_FPS: f64 = 25.0;
+
+fn assert_played(p: &serde_json::Value) {
+    let fps = p["fps"].as_f64().unwrap_or(0.0);
+    assert!(
+        (fps - SOURCE_FPS).abs() <= SOURCE_FPS * 0.2,
+        "decoded {fps:.1} frames/s, source has {SOURCE_FPS}: {p}"
+    );
+    assert_eq!(p["width"].as_u64(), Some(640), "{p}");
+}
+
+#[test]
+fn chromium_plays_an_rtmp_stream_by_whep() {
+    let _serial = serial();
+    let s = start("rtc-whep", "enabled on; rtmp_to_rtc on;");
+    let mut publisher = publish_fixture_looped(&s, "whep", true);
+    let v = browser("play", s.api, 20, "whep", 1, None);
+    let p = &v["players"][0];
+    assert_played(p);
+    // AAC transcoded to Opus once for the stream: the browser receives Opus, 50 packets
+    // a second (20 ms each). Headless Chromium has no audio output, so it plays out (and
+    // counts as decoded samples) nothing: packets are what can be checked here.
+    let packets = p["audioPackets"].as_u64().unwrap_or(0);
+    assert!(packets > 500, "Opus packets received: {p}");
+    assert!(
+        p["audioCodec"].as_str().unwrap_or("").contains("111"),
+        "the Opus payload type: {p}"
+    );
+    // The session shows in the API while it plays, and is gone after the DELETE.
+    publisher.kill();
+    let log = s.server.log();
+    assert!(log.contains("rtc player connected"), "{log}");
+    assert!(
+        log.contains("deleted by its client (HTTP DELETE)"),
+        "the DELETE ended the session:\n{log}"
+    );
+}
+
+/// B frames: left out for WebRTC players (as SRS's `keep_bframe off`), said once in the
+/// log; the I and P frames decode without errors (no keyframe request storm).
+#[test]
+fn b_frames_are_left_out_and_the_rest_decodes() {
+    let _serial = serial();
+    let s = start("rtc-whep-b", "enabled on; rtmp_to_rtc on;");
+    let mut publisher = publish_fixture_looped(&s, "b", false);
+    let v = browser("play", s.api, 10, "b", 1, None);
+    let p = &v["players"][0];
+    let decoded = p["framesDecoded"].as_u64().unwrap_or(0);
+    let received = p["framesReceived"].as_u64().unwrap_or(0);
+    assert!(decoded > 20, "I and P frames decoded: {p}");
+    assert!(decoded + 5 >= received, "what is sent decodes: {p}");
+    assert!(
+        p["pliCount"].as_u64().unwrap_or(99) <= 2,
+        "no decoder errors: {p}"
+    );
+    publisher.kill();
+    assert!(
+        s.server.log().contains("the stream has B frames"),
+        "{}",
+        s.server.log()
+    );
+}
+
+#[test]
+fn ten_chromium_players_share_one_stream() {
+    let _serial = serial();
+    let s = start("rtc-whep-10", "enabled on; rtmp_to_rtc on;");
+    let mut publisher = publish_fixture_looped(&s, "ten", true);
+    let v = browser("play", s.api, 20, "ten", 10, None);
+    let players = v["players"].as_array().expect("players");
+    assert_eq!(players.len(), 10);
+    for p in players {
+        assert_played(p);
+    }
+    publisher.kill();
+}
+
+#[test]
+fn chromium_publishes_by_whip_and_ffprobe_reads_rtmp_and_flv() {
+    let _serial = serial();
+    require_tool("ffprobe");
+    let s = start("rtc-whip", "enabled on; rtc_to_rtmp on;");
+    let api = s.api;
+    let browser_thread = std::thread::spawn(move || browser("publish", api, 20, "whip", 1, None));
+    // While the browser publishes, read the stream back over RTMP and HTTP-FLV.
+    let live = wait_for(Duration::from_secs(20), || {
+        s.server
+            .log()
+            .contains("rtc publisher connected")
+            .then_some(())
+    });
+    assert!(
+        live.is_some(),
+        "no WHIP publisher connected:\n{}",
+        s.server.log()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    // The WebRTC publisher is a client of the API, with SRS's type, and its stream is live.
+    let clients = http_get(s.api, "/api/v1/clients");
+    assert!(clients.contains("\"type\":\"rtc-publish\""), "{clients}");
+    let streams = http_get(s.api, "/api/v1/streams");
+    assert!(streams.contains("\"name\":\"whip\""), "{streams}");
+    let mut rates = Vec::new();
+    for url in [
+        s.server.url("live/whip"),
+        format!("http://127.0.0.1:{}/live/whip.flv", s.http),
+    ] {
+        let out = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-rw_timeout",
+                "10000000",
+                "-read_intervals",
+                "%+6",
+            ])
+            .args([
+                "-select_streams",
+                "v",
+                "-show_entries",
+                "stream=codec_name,width,height:packet=pts_time",
+            ])
+            .args(["-of", "csv=p=0"])
+            .arg(&url)
+            .output()
+            .expect("run ffprobe");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("h264"),
+            "ffprobe of {url}: {text} {}\nserver log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            s.server.log()
+        );
+        let pts: Vec<f64> = text
+            .lines()
+            .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
+            .collect();
+        assert!(pts.len() > 30, "video packets over {url}: {text}");
+        // Continuous: increasing, no gap over half a second.
+        for w in pts.windows(2) {
+            assert!(
+                w[1] >= w[0] && w[1] - w[0] < 0.5,
+                "timestamps of {url} jump: {w:?}"
+            );
+        }
+        let span = pts[pts.len() - 1] - pts[0];
+        rates.push((url, (pts.len() - 1) as f64 / span));
+    }
+    let v = browser_thread.join().expect("browser thread");
+    let sent = v["framesSent"].as_f64().unwrap_or(0.0);
+    assert!(sent > 100.0, "{v}");
+    // The browser's rate over its 20 s (its first frames come after the connection).
+    let browser_fps = sent / 20.0;
+    for (url, fps) in rates {
+        assert!(
+            (fps - browser_fps).abs() <= browser_fps * 0.2 + 1.0,
+            "{url}: {fps:.1} frames/s, the browser sent {browser_fps:.1}"
+        );
+    }
+    let log = s.server.log();
+    assert!(
+        log.contains("close rtc publisher"),
+        "the publisher's session ended:\n{log}"
+    );
+}
+
+/// Chromium to sluice to Chromium: the fake camera published by WHIP plays by WHEP in a
+/// second peer connection at the rate the publisher sends.
+#[test]
+fn chromium_to_whip_to_whep_to_chromium() {
+    let _serial = serial();
+    let s = start("rtc-relay", "enabled on; rtc_to_rtmp on;");
+    let v = browser("relay", s.api, 16, "relay", 1, None);
+    let p = &v["players"][0];
+    let sent = v["sentFps"].as_f64().unwrap_or(0.0);
+    let fps = p["fps"].as_f64().unwrap_or(0.0);
+    assert!(sent > 5.0, "the publisher sent: {v}");
+    assert!(
+        (fps - sent).abs() <= sent * 0.2,
+        "decoded {fps:.1} frames/s of the {sent:.1} sent: {v}"
+    );
+    assert_eq!(p["width"].as_u64(), Some(640), "{p}");
+}
+
+/// The server's own pages: /players/whip.html publishes the camera, /players/whep.html
+/// plays it and shows its stats.
+#[test]
+fn the_whip_and_whep_pages_publish_and_play() {
+    let _serial = serial();
+    let s = start("rtc-pages", "enabled on;");
+    let bases = format!("http://127.0.0.1:{}|http://127.0.0.1:{}", s.api, s.http);
+    let v = browser("pages", 0, 8, "page", 1, Some(&bases));
+    let whep = v["whepStats"].as_str().unwrap_or("");
+    let decoded: u64 = whep
+        .split("decoded ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(decoded > 50, "the WHEP page decoded {decoded} frames: {v}");
+    assert!(
+        v["whipState"].as_str().unwrap_or("").contains("connected"),
+        "{v}"
+    );
+    let log = s.server.log();
+    assert!(log.contains("close rtc player"), "{log}");
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).expect("write head");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn http_post(port: u16, path: &str, body: &[u8]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("write head");
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A minimal but valid browser-like offer: one recvonly video m-line with H.264.
+fn offer(ufrag: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=msid-semantic: WMS\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:{ufrag}\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=ice-options:trickle\r\n\
+a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+a=setup:actpass\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:102 H264/90000\r\n\
+a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"
+    )
+}
+
+#[test]
+fn hostile_input_is_refused_and_the_stream_plays_on() {
+    let _serial = serial();
+    // A small handshake bound, so that this test reaches it at a debug build's speed.
+    let s = start_with(
+        "rtc-hostile",
+        "enabled on; rtmp_to_rtc on;",
+        "max_handshakes 32;",
+    );
+    let mut publisher = publish_fixture_looped(&s, "h", true);
+    let whep = "/rtc/v1/whep/?app=live&stream=h";
+
+    // Malformed and huge SDP.
+    let r = http_post(s.api, whep, b"this is not sdp");
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    let huge = vec![b'a'; 200 * 1024];
+    let r = http_post(s.api, whep, &huge);
+    assert!(r.starts_with("HTTP/1.1 413"), "{r}");
+    // Unknown app/stream names out of bounds.
+    let long = "x".repeat(5000);
+    let r = http_post(
+        s.api,
+        &format!("/rtc/v1/whep/?app=live&stream={long}"),
+        offer("u1").as_bytes(),
+    );
+    assert!(
+        r.starts_with("HTTP/1.1 400")
+            || r.starts_with("HTTP/1.1 414")
+            || r.starts_with("HTTP/1.1 431"),
+        "{r}"
+    );
+
+    // A valid offer is answered.
+    let r = http_post(s.api, whep, offer("good").as_bytes());
+    assert!(r.starts_with("HTTP/1.1 201"), "{r}");
+    assert!(r.contains("a=ice-lite"), "{r}");
+    assert!(
+        r.contains(&format!("127.0.0.1 {}", s.udp)),
+        "the candidate: {r}"
+    );
+
+    // Many offers never followed by ICE: refused past the handshake bound, all cleaned up.
+    // Sent from 8 threads at once, so that more than the bound (32) are in flight before
+    // the first ones time out, however slow the machine.
+    let api = s.api;
+    let workers: Vec<_> = (0..8)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let (mut created, mut refused) = (0usize, 0usize);
+                for i in 0..20 {
+                    let r = http_post(api, whep, offer(&format!("n{t}x{i}")).as_bytes());
+                    if r.starts_with("HTTP/1.1 201") {
+                        created += 1;
+                    } else if r.starts_with("HTTP/1.1 503") {
+                        refused += 1;
+                    } else {
+                        panic!("unexpected answer: {r}");
+                    }
+                }
+                (created, refused)
+            })
+        })
+        .collect();
+    let (mut created, mut refused) = (0, 0);
+    for w in workers {
+        let (c, r) = w.join().expect("offer thread");
+        created += c;
+        refused += r;
+    }
+    assert!(
+        created > 0 && refused > 0,
+        "created {created}, refused {refused}"
+    );
+
+    // Random datagrams, STUN with an unknown ufrag, DTLS-looking garbage.
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let target = ("127.0.0.1", s.udp);
+    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    for i in 0..5000u32 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let len = (seed % 1400) as usize + 1;
+        let mut d: Vec<u8> = (0..len).map(|k| (seed >> (k % 56)) as u8).collect();
+        match i % 3 {
+            0 => {
+                // STUN binding request naming an unknown ufrag.
+                d = vec![0, 1, 0, 16, 0x21, 0x12, 0xa4, 0x42];
+                d.extend_from_slice(&[7; 12]);
+                d.extend_from_slice(&[0, 6, 0, 9]);
+                d.extend_from_slice(b"nope:peer\0\0\0");
+            }
+            1 => d[0] = 22, // a DTLS record's first byte
+            _ => {}
+        }
+        let _ = sock.send_to(&d, target);
+    }
+    // The handshakes that never came are dropped after their time-out.
+    let cleaned = wait_for(Duration::from_secs(30), || {
+        s.server
+            .log()
+            .matches("no ICE and DTLS handshake within")
+            .count()
+            .ge(&created)
+            .then_some(())
+    });
+    assert!(cleaned.is_some(), "pending sessions were not dropped");
+
+    // The server still serves the stream: a real player plays it.
+    let v = browser("play", s.api, 10, "h", 1, None);
+    assert_played(&v["players"][0]);
+    // What was dropped and refused shows in /metrics.
+    let m = http_get(s.api, "/metrics");
+    let dropped = m
+        .lines()
+        .find_map(|l| l.strip_prefix("sluice_rtc_datagrams_dropped_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(dropped >= 1000, "dropped datagrams counted: {m}");
+    assert!(m.contains("sluice_rtc_offers_refused_total"), "{m}");
+    let mut server = s.server;
+    assert!(server.is_alive(), "the server died");
+    publisher.kill();
+}
