@@ -21,6 +21,8 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v tc >/dev/null 2>&1 || missing+=(iproute2)
 # WebRTC's AAC → Opus (crates/sluice/src/rtc/audio.rs) links the system's libopus.
 pkg-config --exists opus 2>/dev/null || missing+=(libopus-dev pkg-config)
+# str0m's DTLS (WebRTC) builds against the system's OpenSSL.
+pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev pkg-config)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "test.sh: installing ${missing[*]} (needed by the end-to-end tests)"
     sudo=""

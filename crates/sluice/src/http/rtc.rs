@@ -428,7 +428,7 @@ async fn open(ctx: &Arc<Context>, o: &Offer<'_>) -> Result<(String, String), Ref
     let registration = ctx.clients.register(&cid, o.peer);
     let role = if o.publish {
         held.apply_pacing(vhost.pacing());
-        held.set_atc_policy(crate::hub::AtcPolicy::of(&vhost));
+        held.set_atc_policy(crate::hub::AtcPolicy::of(vhost));
         if let Err(e) = held.publish(&cid) {
             drop(held);
             ctx.hub.release(&key);
