@@ -15,14 +15,14 @@ mod common;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::browser::{ensure_node_modules, find_chromium, WEB_DIR};
 use common::*;
 use serde_json::{json, Value};
 
-const WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/web");
 const USER: &str = "admin";
 const PASS: &str = "s3cret";
 /// `admin:s3cret` in base64, for the API requests made here.
@@ -31,49 +31,6 @@ const BASIC: &str = "YWRtaW46czNjcmV0";
 const STEP_TIMEOUT_SECS: u64 = 15;
 /// The budget for the console's assets, players included, as sent.
 const MAX_WEIGHT_BYTES: u64 = 300 * 1024;
-
-fn find_chromium() -> PathBuf {
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {name}")])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .filter(|p| !p.is_empty());
-        if let Some(p) = found {
-            return PathBuf::from(p);
-        }
-    }
-    panic!("chromium not found: install it (apt-get install chromium) to run the console test");
-}
-
-fn ensure_node_modules() {
-    for tool in ["node", "npm"] {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "{tool} not found: install it (apt-get install nodejs npm)"
-        );
-    }
-    let web = Path::new(WEB_DIR);
-    if web.join("node_modules/playwright-core").is_dir() {
-        return;
-    }
-    let st = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-        .arg(web)
-        .stdin(Stdio::null())
-        .status()
-        .expect("run npm ci");
-    assert!(st.success(), "npm ci --prefix tests/web failed");
-}
 
 /// An API GET with the test's credentials: (status, JSON body).
 fn api_get(port: u16, path: &str) -> (u16, Value) {
@@ -143,7 +100,7 @@ fn sum_bytes(list: &Value) -> u64 {
 fn chromium_runs_the_console() {
     require_ffmpeg();
     let chromium = find_chromium();
-    ensure_node_modules();
+    ensure_node_modules(&["playwright-core"]);
     let started = Instant::now();
 
     let root = unique_dir("web-console-root");

@@ -11,64 +11,17 @@ mod common;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::browser::{ensure_node_modules, find_chromium, WEB_DIR};
 use common::*;
 
-const WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/web");
 /// How long the browser may take to show playback.
 const BROWSER_TIMEOUT_SECS: &str = "20";
 /// Seconds of playback the video element must advance by.
 const ADVANCE_SECS: &str = "2";
-
-fn find_chromium() -> PathBuf {
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {name}")])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .filter(|p| !p.is_empty());
-        if let Some(p) = found {
-            return PathBuf::from(p);
-        }
-    }
-    panic!(
-        "chromium not found: install it (apt-get install chromium) to run the browser HTTP-FLV test"
-    );
-}
-
-fn ensure_node_modules() {
-    for tool in ["node", "npm"] {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "{tool} not found: install it (apt-get install nodejs npm)"
-        );
-    }
-    let web = Path::new(WEB_DIR);
-    if web.join("node_modules/playwright-core").is_dir()
-        && web.join("node_modules/mpegts.js/dist/mpegts.js").is_file()
-    {
-        return;
-    }
-    let st = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-        .arg(web)
-        .stdin(Stdio::null())
-        .status()
-        .expect("run npm ci");
-    assert!(st.success(), "npm ci --prefix tests/web failed");
-}
 
 /// Status code of a GET, reading only the response head (a live FLV body never ends).
 fn get_status(port: u16, path: &str) -> Option<u16> {
@@ -86,7 +39,7 @@ fn get_status(port: u16, path: &str) -> Option<u16> {
 fn chromium_plays_live_http_flv_with_mpegts_js() {
     require_ffmpeg();
     let chromium = find_chromium();
-    ensure_node_modules();
+    ensure_node_modules(&["playwright-core", "mpegts.js/dist/mpegts.js"]);
 
     let root = unique_dir("web-flv-root").join("html");
     fs::create_dir_all(&root).expect("http root");

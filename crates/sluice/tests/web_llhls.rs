@@ -9,61 +9,14 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::browser::{ensure_node_modules, find_chromium, WEB_DIR};
 use common::*;
 
-const WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/web");
 const PLAY_SECONDS: u64 = 30;
-
-fn find_chromium() -> PathBuf {
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {name}")])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .filter(|p| !p.is_empty());
-        if let Some(p) = found {
-            return PathBuf::from(p);
-        }
-    }
-    panic!(
-        "chromium not found: install it (apt-get install chromium) to run the browser LL-HLS test"
-    );
-}
-
-fn ensure_node_modules() {
-    for tool in ["node", "npm"] {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "{tool} not found: install it (apt-get install nodejs npm)"
-        );
-    }
-    let web = Path::new(WEB_DIR);
-    if web.join("node_modules/playwright-core").is_dir()
-        && web.join("node_modules/hls.js/dist/hls.min.js").is_file()
-    {
-        return;
-    }
-    let st = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-        .arg(web)
-        .stdin(Stdio::null())
-        .status()
-        .expect("run npm ci");
-    assert!(st.success(), "npm ci --prefix tests/web failed");
-}
 
 /// Publishes a minute of the fixture in real time to a server with `hls_settings`, plays it
 /// with hls.js (low-latency mode when `low_latency`) and returns the page's state.
@@ -75,7 +28,7 @@ fn play(
 ) -> serde_json::Value {
     require_ffmpeg();
     let chromium = find_chromium();
-    ensure_node_modules();
+    ensure_node_modules(&["playwright-core", "hls.js/dist/hls.min.js"]);
     let root = unique_dir(&format!("{tag}-root")).join("hls");
     fs::create_dir_all(&root).expect("hls root");
     let web = Path::new(WEB_DIR);

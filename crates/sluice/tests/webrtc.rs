@@ -9,10 +9,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::browser::{ensure_node_modules, find_chromium, WEB_DIR};
 use common::*;
 
 /// One browser test at a time: each runs Chromium (ten decoders in one of them) and some
@@ -22,51 +23,6 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-const WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/web");
-
-fn find_chromium() -> PathBuf {
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {name}")])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .filter(|p| !p.is_empty());
-        if let Some(p) = found {
-            return PathBuf::from(p);
-        }
-    }
-    panic!("chromium not found: install it (apt-get install chromium) to run the WebRTC tests");
-}
-
-fn ensure_node_modules() {
-    for tool in ["node", "npm"] {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "{tool} not found: install it (apt-get install nodejs npm)"
-        );
-    }
-    let web = Path::new(WEB_DIR);
-    if web.join("node_modules/playwright-core").is_dir() {
-        return;
-    }
-    let st = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-        .arg(web)
-        .stdin(Stdio::null())
-        .status()
-        .expect("run npm ci");
-    assert!(st.success(), "npm ci --prefix tests/web failed");
 }
 
 fn free_udp_port() -> u16 {
@@ -132,7 +88,7 @@ fn browser(
     bases: Option<&str>,
 ) -> serde_json::Value {
     let chromium = find_chromium();
-    ensure_node_modules();
+    ensure_node_modules(&["playwright-core"]);
     let web = Path::new(WEB_DIR);
     let out = Command::new("node")
         .arg(web.join("webrtc.mjs"))

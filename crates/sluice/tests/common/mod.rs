@@ -6,6 +6,7 @@
 //! assertion never leaves a server or an ffmpeg behind, and every wait has a deadline.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod pki;
 
 use std::fs::{self, File};
