@@ -153,9 +153,11 @@ pub struct Tls {
     /// Handshakes refused (busy), timed out or failed: `/metrics`.
     pub failed: AtomicU64,
     pub completed: AtomicU64,
-    /// Log lines of failed handshakes, and (on their own budget, so that a flood's
-    /// line is never hidden behind a scanner's) of handshakes refused at the cap.
+    /// Log lines of failed handshakes, of timed-out ones and of connections that waited
+    /// past the cap, each kind on its own budget, so that a flood's line is never
+    /// hidden behind a scanner's.
     failures: Throttle,
+    timeouts: Throttle,
     busy: Throttle,
 }
 
@@ -175,6 +177,7 @@ impl Default for Tls {
             failed: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             failures: Throttle::default(),
+            timeouts: Throttle::default(),
             busy: Throttle::default(),
         }
     }
@@ -216,6 +219,7 @@ impl Tls {
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 let throttle = match e {
                     HandshakeError::Busy => &self.busy,
+                    HandshakeError::TimedOut => &self.timeouts,
                     _ => &self.failures,
                 };
                 if let Some(n) = throttle.due() {
