@@ -343,26 +343,42 @@ pub async fn serve(ctx: Arc<Context>, req: Request) -> Response {
     with_cors(resp, cors)
 }
 
-pub fn with_cors(mut resp: Response, cors: bool) -> Response {
-    if cors {
-        let h = resp.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, HEAD, OPTIONS"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Range, If-Modified-Since"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("Content-Length, Content-Range"),
-        );
+pub fn with_cors(resp: Response, cors: bool) -> Response {
+    if !cors {
+        return resp;
     }
+    set_cors(
+        resp,
+        "GET, HEAD, OPTIONS",
+        "Range, If-Modified-Since",
+        "Content-Length, Content-Range",
+    )
+}
+
+/// CORS headers allowing any origin, with the methods and headers of one endpoint.
+pub fn set_cors(
+    mut resp: Response,
+    methods: &'static str,
+    allow_headers: &'static str,
+    expose_headers: &'static str,
+) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(methods),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(allow_headers),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(expose_headers),
+    );
     resp
 }
 

@@ -60,7 +60,7 @@ pub fn client_config() -> Option<Arc<rustls::ClientConfig>> {
 /// [`client_config`] for an `rtmps://` URL, nothing for a plain one (so that plain
 /// upstreams never read the trust store).
 pub fn client_config_for(url: &str) -> Option<Arc<rustls::ClientConfig>> {
-    let secure = url.len() >= 8 && url[..8].eq_ignore_ascii_case("rtmps://");
+    let secure = crate::forward::relay::split_scheme(url).0 == "rtmps";
     secure.then(client_config).flatten()
 }
 
