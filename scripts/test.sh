@@ -35,4 +35,13 @@ npm ci --prefix tests/web --no-audit --no-fund >/dev/null
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+# cargo-nextest (when installed) runs every test in its own process, four at a time across
+# all test binaries (.config/nextest.toml): the end-to-end tests wait on real time, and
+# `cargo test` runs the binaries one after another. It does not run doc tests.
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked
+    cargo test --workspace --locked --doc
+else
+    echo "test.sh: cargo-nextest not found; running the tests with cargo test (slower)"
+    cargo test --workspace --locked --no-fail-fast
+fi

@@ -112,6 +112,27 @@ enum Command {
         #[command(flatten)]
         args: PlayArgs,
     },
+    /// Many streams: N publishers (STREAM, STREAM_1, ...), each with --clients players
+    /// (0 = publishers only). Many streams x few players, ingest (1 player each), HLS at
+    /// scale (0 players; the server's disk writes are reported).
+    Multi {
+        /// rtmp://HOST:PORT/APP/STREAM (the first stream's name; the others get _1, _2 ...).
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        file: PathBuf,
+        /// Publishers (streams).
+        #[arg(long)]
+        streams: usize,
+        /// Threads of the publishers' runtime.
+        #[arg(long, default_value_t = 1)]
+        publisher_threads: usize,
+        /// HTTP port for flv/hls players.
+        #[arg(long, default_value_t = 8080)]
+        http_port: u16,
+        #[command(flatten)]
+        args: PlayArgs,
+    },
 }
 
 /// A number of seconds that is no duration (negative, NaN, too large).
@@ -269,6 +290,50 @@ fn real_main(cli: Cli) -> Result<ExitCode, CliError> {
             };
             let report = run::fanout(&cfg)?;
             print(&report, args.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Multi {
+            url,
+            file,
+            streams,
+            publisher_threads,
+            http_port,
+            args,
+        } => {
+            let play_urls = (0..streams)
+                .map(|i| player_url(&run::stream_url(&url, i), args.protocol, http_port))
+                .collect::<Result<Vec<_>, _>>()?;
+            let cfg = run::MultiConfig {
+                play: play_config(url.clone(), &args)?,
+                publish_url: url,
+                play_urls,
+                file,
+                publisher_threads,
+            };
+            let (report, publishers) = run::multi(&cfg)?;
+            if args.json {
+                let mut j = report.to_json();
+                j["publishers"] = serde_json::json!({
+                    "streams": publishers.streams,
+                    "started": publishers.started,
+                    "errors": publishers.errors,
+                    "frames": publishers.frames,
+                    "max_late_ms": publishers.max_late_ms,
+                });
+                println!("{j}");
+            } else {
+                print!("{}", report.to_text());
+                println!(
+                    "publishers  {} of {} started, {} frames, at most {} ms behind schedule",
+                    publishers.started,
+                    publishers.streams,
+                    publishers.frames,
+                    publishers.max_late_ms
+                );
+                for (e, n) in publishers.errors.iter().take(5) {
+                    println!("  error ({n}x): {e}");
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -27,6 +27,13 @@ pub fn parse_status_rss(status: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// `write_bytes` from the text of /proc/PID/io: bytes this process caused to be sent to
+/// the storage layer (page cache write-back included, so it counts what reaches the disk).
+pub fn parse_io_write_bytes(io: &str) -> Option<u64> {
+    let line = io.lines().find(|l| l.starts_with("write_bytes:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// `self` or a pid.
 #[derive(Debug, Clone, Copy)]
 pub enum Target {
@@ -48,6 +55,11 @@ impl Target {
 
     pub fn rss_bytes(&self) -> Option<u64> {
         parse_status_rss(&std::fs::read_to_string(self.path("status")).ok()?)
+    }
+
+    /// Needs the right to trace the process (same user, or root).
+    pub fn write_bytes(&self) -> Option<u64> {
+        parse_io_write_bytes(&std::fs::read_to_string(self.path("io")).ok()?)
     }
 }
 
@@ -99,6 +111,13 @@ mod tests {
         let status = "Name:\tsluice\nVmPeak:\t  9000 kB\nVmRSS:\t    4096 kB\nThreads:\t2\n";
         assert_eq!(parse_status_rss(status), Some(4096 * 1024));
         assert_eq!(parse_status_rss("Name: x\n"), None);
+    }
+
+    #[test]
+    fn write_bytes_from_io() {
+        let io = "rchar: 10\nwchar: 20\nsyscr: 1\nsyscw: 2\nread_bytes: 4096\nwrite_bytes: 8192\ncancelled_write_bytes: 0\n";
+        assert_eq!(parse_io_write_bytes(io), Some(8192));
+        assert_eq!(parse_io_write_bytes("rchar: 1\n"), None);
     }
 
     #[test]

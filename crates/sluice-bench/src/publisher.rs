@@ -28,6 +28,9 @@ pub enum Phase {
 pub struct PublishStats {
     pub frames: u64,
     pub bytes: u64,
+    /// Most a frame went out after its due time, ms: a publisher that cannot keep up
+    /// (its thread, or a server that reads too slowly) shows here, not as a server result.
+    pub max_late_ms: u64,
 }
 
 /// Publishes until the phase leaves [`Phase::Send`] (or `max` elapses), then holds the stream
@@ -65,6 +68,8 @@ pub async fn publish(
                 _ = phase.wait_for(|p| *p != Phase::Send) => break,
             }
         }
+        let late = Instant::now().saturating_duration_since(due);
+        stats.max_late_ms = stats.max_late_ms.max(late.as_millis() as u64);
         if !tag.config {
             pending.push(Sent {
                 key: FrameKey::new(tag.kind, &tag.payload),

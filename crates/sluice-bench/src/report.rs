@@ -19,6 +19,9 @@ pub struct Resources {
     /// Aggregate received rate over the window, kbps.
     pub aggregate_kbps: f64,
     pub window_secs: f64,
+    /// Bytes the server had the kernel write to storage over the window
+    /// (`write_bytes` of /proc/PID/io: HLS segments, DVR files, logs).
+    pub server_write_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -56,18 +59,32 @@ impl Report {
         latency: MsHistogram,
         resources: Resources,
     ) -> Report {
+        Report::from_streams(protocol, &[(results, frames_sent)], latency, resources)
+    }
+
+    /// One report over several streams: each stream's players with the frames its own
+    /// publisher sent (what a player is expected to receive depends on its stream's log).
+    /// Percentiles are over every player of every stream.
+    pub fn from_streams(
+        protocol: &str,
+        streams: &[(&[PlayerResult], u64)],
+        latency: MsHistogram,
+        resources: Resources,
+    ) -> Report {
         let mut r = Report {
             protocol: protocol.to_string(),
-            clients: results.len(),
-            frames_sent,
+            clients: streams.iter().map(|(p, _)| p.len()).sum(),
+            frames_sent: streams.iter().map(|(_, sent)| sent).sum(),
             latency,
             resources,
             ..Report::default()
         };
-        let log_len = frames_sent as usize;
         let mut rates = Vec::new();
         let mut first = Vec::new();
-        for p in results {
+        for (p, log_len) in streams
+            .iter()
+            .flat_map(|(ps, sent)| ps.iter().map(move |p| (p, *sent as usize)))
+        {
             if p.connected {
                 r.connected += 1;
             } else {
@@ -151,6 +168,7 @@ impl Report {
             },
             "bench": { "cpu_pct": res.bench_cpu_pct, "rss_mb": mb(res.bench_rss_bytes) },
             "window_secs": res.window_secs,
+            "server_write_bytes": res.server_write_bytes,
         })
     }
 

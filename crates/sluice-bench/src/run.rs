@@ -11,7 +11,7 @@ use bytes::Bytes;
 use rtmp::client::ClientError;
 use tokio::sync::watch;
 
-use crate::player::{self, Protocol};
+use crate::player::{self, PlayerResult, Protocol};
 use crate::procstat::{CpuMark, Target};
 use crate::publisher::{self, Phase, PublishStats};
 use crate::report::{Report, Resources};
@@ -180,46 +180,80 @@ pub fn players(
     shared: Arc<Shared>,
     phase: Option<&watch::Sender<Phase>>,
 ) -> Result<Report, RunError> {
+    let stream = PlayedStream {
+        url: Arc::from(cfg.url.as_str()),
+        shared,
+    };
+    players_of_streams(cfg, std::slice::from_ref(&stream), phase)
+}
+
+/// One stream's players: the URL they open and the state they share (with its
+/// publisher's log, when our publisher feeds it).
+#[derive(Clone)]
+pub struct PlayedStream {
+    pub url: Arc<str>,
+    pub shared: Arc<Shared>,
+}
+
+/// `cfg.clients` players of each stream (interleaved, so a ramp reaches every stream
+/// early), the window measured over all of them, one report.
+pub fn players_of_streams(
+    cfg: &PlayConfig,
+    streams: &[PlayedStream],
+    phase: Option<&watch::Sender<Phase>>,
+) -> Result<Report, RunError> {
     let ticking = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let rt = runtime(cfg.threads, cfg.read_tick, ticking.clone())?;
     let server = cfg.server_pid.map(Target::Pid);
+    let bytes = || -> u64 { streams.iter().map(|s| s.shared.bytes.load(Relaxed)).sum() };
     rt.block_on(async {
         let (stop, stop_rx) = watch::channel(false);
-        let url: Arc<str> = Arc::from(cfg.url.as_str());
-        let progress = cfg
-            .progress
-            .then(|| tokio::spawn(progress_loop(shared.clone())));
+        let progress = cfg.progress.then(|| {
+            tokio::spawn(progress_loop(
+                streams.iter().map(|s| s.shared.clone()).collect(),
+            ))
+        });
         let rss_base = server.and_then(|s| s.rss_bytes());
         let ramp_start = tokio::time::Instant::now();
-        let mut handles = Vec::with_capacity(cfg.clients);
+        let mut handles: Vec<Vec<_>> = streams
+            .iter()
+            .map(|_| Vec::with_capacity(cfg.clients))
+            .collect();
+        let mut n = 0usize;
         for i in 0..cfg.clients {
-            if cfg.ramp > 0.0 {
-                let at = ramp_start + Duration::from_secs_f64(i as f64 / cfg.ramp);
-                tokio::time::sleep_until(at).await;
+            for (stream, handles) in streams.iter().zip(handles.iter_mut()) {
+                if cfg.ramp > 0.0 {
+                    let at = ramp_start + Duration::from_secs_f64(n as f64 / cfg.ramp);
+                    tokio::time::sleep_until(at).await;
+                }
+                n += 1;
+                handles.push(tokio::spawn(player::run(
+                    cfg.protocol,
+                    stream.url.clone(),
+                    cfg.tls.clone(),
+                    stream.shared.clone(),
+                    i,
+                    stop_rx.clone(),
+                )));
             }
-            handles.push(tokio::spawn(player::run(
-                cfg.protocol,
-                url.clone(),
-                cfg.tls.clone(),
-                shared.clone(),
-                i,
-                stop_rx.clone(),
-            )));
         }
         // The window starts once nobody is still connecting.
         let wait_until = tokio::time::Instant::now() + CONNECT_WAIT;
         while tokio::time::Instant::now() < wait_until
-            && shared
-                .slots
-                .iter()
-                .any(|s| s.state() == PlayerState::Pending)
+            && streams.iter().any(|s| {
+                s.shared
+                    .slots
+                    .iter()
+                    .any(|s| s.state() == PlayerState::Pending)
+            })
         {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         ticking.store(true, Relaxed);
         let server_start = server.and_then(CpuMark::take);
+        let writes_start = server.and_then(|s| s.write_bytes());
         let bench_start = CpuMark::take(Target::SelfProcess);
-        let bytes_start = shared.bytes.load(Relaxed);
+        let bytes_start = bytes();
         let window_start = Instant::now();
         tokio::time::sleep(cfg.duration).await;
         let window = window_start.elapsed();
@@ -233,8 +267,11 @@ pub fn players(
             server_rss_base_bytes: rss_base,
             bench_cpu_pct: bench_start.zip(bench_end).map(|(a, b)| a.percent_until(&b)),
             bench_rss_bytes: Target::SelfProcess.rss_bytes(),
-            aggregate_kbps: kbps(shared.bytes.load(Relaxed) - bytes_start, window),
+            aggregate_kbps: kbps(bytes() - bytes_start, window),
             window_secs: window.as_secs_f64(),
+            server_write_bytes: writes_start
+                .zip(server.and_then(|s| s.write_bytes()))
+                .map(|(a, b)| b.saturating_sub(a)),
         };
         ticking.store(false, Relaxed);
         if let Some(p) = phase {
@@ -242,37 +279,53 @@ pub fn players(
         }
         tokio::time::sleep(cfg.grace).await;
         let _ = stop.send(true);
-        let mut results = Vec::with_capacity(handles.len());
-        for h in handles {
-            results.push(h.await.unwrap_or_default());
+        let mut results = Vec::with_capacity(streams.len());
+        for hs in handles {
+            let mut rs = Vec::with_capacity(hs.len());
+            for h in hs {
+                rs.push(h.await.unwrap_or_default());
+            }
+            results.push(rs);
         }
         if let Some(p) = progress {
             p.abort();
         }
-        let frames_sent = shared.log_len() as u64;
-        let latency = shared.latency.snapshot();
-        Ok(Report::new(
+        let parts: Vec<(&[PlayerResult], u64)> = results
+            .iter()
+            .zip(streams)
+            .map(|(rs, s)| (rs.as_slice(), s.shared.log_len() as u64))
+            .collect();
+        // Every stream of a run shares one histogram (see `Shared::latency`).
+        let latency = streams
+            .first()
+            .map(|s| s.shared.latency.snapshot())
+            .unwrap_or_default();
+        Ok(Report::from_streams(
             &cfg.protocol.to_string(),
-            &results,
-            frames_sent,
+            &parts,
             latency,
             resources,
         ))
     })
 }
 
-async fn progress_loop(shared: Arc<Shared>) {
+async fn progress_loop(streams: Vec<Arc<Shared>>) {
+    let start = Instant::now();
+    let total = || -> u64 { streams.iter().map(|s| s.bytes.load(Relaxed)).sum() };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
-    let mut last = (Instant::now(), shared.bytes.load(Relaxed));
+    let mut last = (Instant::now(), total());
     loop {
         tick.tick().await;
         let now = Instant::now();
-        let bytes = shared.bytes.load(Relaxed);
-        let (connected, failed, late) = shared.counts();
+        let bytes = total();
+        let (connected, failed, late) = streams
+            .iter()
+            .map(|s| s.counts())
+            .fold((0, 0, 0), |(a, b, c), (x, y, z)| (a + x, b + y, c + z));
         eprintln!(
             "[{:>4.0}s] connected {connected} failed {failed} rate {:.1} Mbps late {late}",
-            shared.start.elapsed().as_secs_f64(),
+            start.elapsed().as_secs_f64(),
             kbps(bytes - last.1, now - last.0) / 1000.0,
         );
         last = (now, bytes);
@@ -317,4 +370,143 @@ pub fn publish_streams(
         }
         Ok(out)
     })
+}
+
+#[derive(Debug, Clone)]
+pub struct MultiConfig {
+    /// `clients` is the number of players of EACH stream (0 = publishers only).
+    pub play: PlayConfig,
+    /// rtmp://HOST:PORT/APP/STREAM: streams STREAM, STREAM_1, ... STREAM_{N-1}.
+    pub publish_url: String,
+    /// The URL players of stream `i` open, from that stream's publish URL.
+    pub play_urls: Vec<String>,
+    pub file: PathBuf,
+    /// Threads of the publishers' runtime (their pacing must not depend on the players).
+    pub publisher_threads: usize,
+}
+
+/// What the publishers of a multi-stream run did.
+#[derive(Debug, Clone, Default)]
+pub struct PublishersSummary {
+    pub streams: usize,
+    /// Publishers that got Publish.Start.
+    pub started: usize,
+    pub errors: std::collections::BTreeMap<String, usize>,
+    pub frames: u64,
+    /// Worst lateness of any publisher against its schedule, ms.
+    pub max_late_ms: u64,
+}
+
+/// The name of stream `i` of a multi-stream run: `stream`, `stream_1`, ...
+pub fn stream_url(base: &str, i: usize) -> String {
+    if i == 0 {
+        base.to_string()
+    } else {
+        format!("{base}_{i}")
+    }
+}
+
+/// N publishers, each with its own players: many streams (`--streams 1000 --clients 10`),
+/// ingest (`--clients 1`), or publishers alone (`--clients 0`, e.g. HLS at scale).
+pub fn multi(cfg: &MultiConfig) -> Result<(Report, PublishersSummary), RunError> {
+    let source = Arc::new(load_source(&cfg.file)?);
+    let n = cfg.play_urls.len();
+    let latency = Arc::new(crate::shared::AtomicHistogram::default());
+    let streams: Vec<PlayedStream> = cfg
+        .play_urls
+        .iter()
+        .map(|u| PlayedStream {
+            url: Arc::from(u.as_str()),
+            shared: Arc::new(Shared::with_latency(cfg.play.clients, latency.clone())),
+        })
+        .collect();
+    let (phase_tx, phase_rx) = watch::channel(Phase::Send);
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let pub_thread = {
+        let shared: Vec<Arc<Shared>> = streams.iter().map(|s| s.shared.clone()).collect();
+        let base = cfg.publish_url.clone();
+        let threads = cfg.publisher_threads;
+        std::thread::Builder::new()
+            .name("publishers".into())
+            .spawn(
+                move || -> Result<Vec<Result<PublishStats, String>>, RunError> {
+                    let rt = runtime(threads, Duration::ZERO, Default::default())?;
+                    rt.block_on(async move {
+                        let mut handles = Vec::with_capacity(shared.len());
+                        for (i, shared) in shared.into_iter().enumerate() {
+                            let url = stream_url(&base, i);
+                            let (source, phase) = (source.clone(), phase_rx.clone());
+                            let started = started_tx.clone();
+                            handles.push(tokio::spawn(async move {
+                                let (tx, rx) = tokio::sync::oneshot::channel();
+                                let run = publisher::publish(
+                                    &url,
+                                    source,
+                                    None,
+                                    Some(shared),
+                                    phase,
+                                    Some(tx),
+                                );
+                                tokio::pin!(run);
+                                tokio::select! {
+                                    r = &mut run => r,
+                                    ok = rx => {
+                                        if ok.is_ok() {
+                                            let _ = started.send(());
+                                        }
+                                        run.await
+                                    }
+                                }
+                            }));
+                        }
+                        drop(started_tx);
+                        let mut out = Vec::with_capacity(handles.len());
+                        for h in handles {
+                            out.push(match h.await {
+                                Ok(r) => r.map_err(|e| e.to_string()),
+                                Err(e) => Err(e.to_string()),
+                            });
+                        }
+                        Ok(out)
+                    })
+                },
+            )
+            .map_err(RunError::PublisherThread)?
+    };
+    // Wait until every publisher started, or those that will have (the rest failed).
+    let deadline = Instant::now() + Duration::from_secs(15) + Duration::from_millis(20 * n as u64);
+    let mut started = 0;
+    while started < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match started_rx.recv_timeout(left) {
+            Ok(()) => started += 1,
+            Err(_) => break,
+        }
+    }
+    if started == 0 {
+        let _ = phase_tx.send(Phase::Close);
+        let _ = pub_thread.join();
+        return Err(RunError::PublisherNotStarted);
+    }
+    std::thread::sleep(WARMUP);
+    let report = players_of_streams(&cfg.play, &streams, Some(&phase_tx));
+    let _ = phase_tx.send(Phase::Close);
+    let results = pub_thread
+        .join()
+        .map_err(|_| RunError::PublisherPanicked)??;
+    let mut summary = PublishersSummary {
+        streams: n,
+        started,
+        ..PublishersSummary::default()
+    };
+    for r in results {
+        match r {
+            Ok(s) => {
+                summary.frames += s.frames;
+                summary.max_late_ms = summary.max_late_ms.max(s.max_late_ms);
+            }
+            Err(e) => *summary.errors.entry(e).or_default() += 1,
+        }
+    }
+    Ok((report?, summary))
 }

@@ -3,7 +3,7 @@
 //! own bottleneck), plus the publisher's log behind a read-mostly lock.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::matching::Sent;
@@ -113,17 +113,24 @@ pub struct Shared {
     /// Frames the publisher sent, in order (empty when players run without our publisher).
     pub log: RwLock<Vec<Sent>>,
     pub bytes: AtomicU64,
-    pub latency: AtomicHistogram,
+    /// Shared by every stream of a multi-stream run: one histogram is ~0.5 MB, too much
+    /// to keep per stream when there are a thousand.
+    pub latency: Arc<AtomicHistogram>,
 }
 
 impl Shared {
     pub fn new(players: usize) -> Shared {
+        Shared::with_latency(players, Arc::default())
+    }
+
+    /// A stream's state whose latencies go into `latency`, shared with other streams.
+    pub fn with_latency(players: usize, latency: Arc<AtomicHistogram>) -> Shared {
         Shared {
             start: Instant::now(),
             slots: (0..players).map(|_| Slot::default()).collect(),
             log: RwLock::new(Vec::new()),
             bytes: AtomicU64::new(0),
-            latency: AtomicHistogram::default(),
+            latency,
         }
     }
 
