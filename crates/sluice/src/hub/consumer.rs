@@ -1,7 +1,7 @@
 //! A reader of one Source: a cursor into its ring plus the per-player policy
 //! (start on a keyframe, skip forward when lagging, resend headers when needed).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -52,6 +52,9 @@ pub struct Consumer {
     /// over publish edges must still report them.
     epoch: u64,
     published: bool,
+    /// `cursor` as the source sees it (published after each fetch), so that it can drop
+    /// what every reader has passed; see `Ring::behind`.
+    shown: Arc<AtomicU64>,
 }
 
 impl Consumer {
@@ -63,9 +66,12 @@ impl Consumer {
 
     pub(super) fn new(source: Arc<Source>, queue_length_ms: u64) -> Consumer {
         let rx = source.notify.subscribe();
+        let shown = Arc::new(AtomicU64::new(0));
         let (cursor, need_keyframe, sent_header_gen, epoch, published) = {
             let ring = source.read();
             let start = ring.start_position();
+            shown.store(start, Ordering::Relaxed);
+            source.register_reader(&shown);
             // Without a cached keyframe a video player waits for the next one.
             let need_keyframe = ring.has_video && ring.get(start).is_none_or(|s| !is_keyframe(s));
             // Not published yet: the headers will come through the ring after the
@@ -90,6 +96,7 @@ impl Consumer {
             paused: false,
             epoch,
             published,
+            shown,
         }
     }
 
@@ -139,6 +146,16 @@ impl Consumer {
     /// three frames) come first and are not offered back if refused: `take` must
     /// have room for them at the start of a call.
     pub fn fetch_with<'r>(
+        &mut self,
+        ring: &'r RingView<'_>,
+        take: impl FnMut(ItemRef<'r>) -> bool,
+    ) -> Option<Skipped> {
+        let skipped = self.fetch_from(ring, take);
+        self.shown.store(self.cursor, Ordering::Relaxed);
+        skipped
+    }
+
+    fn fetch_from<'r>(
         &mut self,
         ring: &'r RingView<'_>,
         mut take: impl FnMut(ItemRef<'r>) -> bool,

@@ -50,6 +50,9 @@ pub const MAX_RING_ENTRIES: usize = 16 * 1024;
 pub const MAX_RING_BYTES: usize = 128 * 1024 * 1024;
 /// Audio-only streams have no keyframes: a new player gets this much recent audio.
 pub const PURE_AUDIO_CACHE_MS: u64 = 2_000;
+/// How often a publish looks up how far its slowest reader is ([`Ring::behind`]).
+/// Readers only move forward, so a stale answer keeps more, never too little.
+pub const READERS_SCAN_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What the ring holds: frames, and the publish/unpublish edges in their place in
 /// the sequence so that every consumer sees them in order.
@@ -114,6 +117,12 @@ pub(super) struct Ring {
     /// The publish edge and headers at the start of the current publish, waiting for
     /// the time of its first frame (they are pushed before it is known).
     pub unstamped_from: Option<u64>,
+    /// Every reader's cursor was at or past this sequence at the last scan: what lies
+    /// before it (and outside the GOP cache) is read by all and is dropped at once
+    /// instead of being kept for the whole queue window (`queue_length` is how far a
+    /// reader may fall behind, not how much every stream keeps).
+    pub behind: u64,
+    pub scanned: Instant,
 }
 
 impl Ring {
@@ -173,7 +182,13 @@ impl Ring {
             // A previous publish's entries are of no use to anyone: its timeline
             // is not comparable, and consumers still in it are moved forward.
             let stale = front.epoch < self.epoch;
-            let old = stale || front.ts < window_start && gop_start.is_none_or(|g| self.base < g);
+            // Audio-only streams keep their short cache for new players.
+            let read_by_all = self.base < self.behind
+                && (self.has_video
+                    || front.ts.saturating_add(PURE_AUDIO_CACHE_MS) < self.newest_ts);
+            let old = stale
+                || (front.ts < window_start || read_by_all)
+                    && gop_start.is_none_or(|g| self.base < g);
             if !(over_cap || old) || self.slots.len() == 1 {
                 break;
             }
@@ -248,6 +263,9 @@ pub struct Source {
     /// Handed to the pacer, which ticks `notify` (see [`Source::pace`]).
     paced: std::sync::atomic::AtomicBool,
     pacing: std::sync::Arc<super::Pacing>,
+    /// Each live consumer's cursor, published by the consumer after every fetch; see
+    /// [`Ring::behind`]. Dead consumers leave a dead `Weak`, pruned at the next scan.
+    readers: std::sync::Mutex<Vec<std::sync::Weak<AtomicU64>>>,
 }
 
 impl Source {
@@ -284,7 +302,10 @@ impl Source {
                 atc_policy: super::AtcPolicy::default(),
                 atc: false,
                 unstamped_from: None,
+                behind: 0,
+                scanned: Instant::now(),
             }),
+            readers: std::sync::Mutex::new(Vec::new()),
             notify,
             stats: SourceStats::default(),
             created: Instant::now(),
@@ -596,10 +617,36 @@ impl Source {
                 }
             }
             let kind = frame.kind;
+            if ring.scanned.elapsed() >= READERS_SCAN_EVERY {
+                ring.behind = self.slowest_reader(ring.end());
+                ring.scanned = Instant::now();
+            }
             ring.push(Entry::Frame(frame), ts);
             (ring.end(), kind)
         };
         self.wake_for(end.0, Some(end.1));
+    }
+
+    /// Registers a consumer's published cursor. Called with the ring read-locked, so
+    /// that no scan runs between the consumer choosing its start and being counted.
+    pub(super) fn register_reader(&self, cursor: &std::sync::Arc<AtomicU64>) {
+        crate::util::lock(&self.readers).push(std::sync::Arc::downgrade(cursor));
+    }
+
+    /// The lowest cursor of any live consumer (`end` when there is none), pruning the
+    /// dead ones. Once per [`READERS_SCAN_EVERY`] per stream: its cost is one load per
+    /// consumer, not one per frame.
+    fn slowest_reader(&self, end: u64) -> u64 {
+        let mut readers = crate::util::lock(&self.readers);
+        let mut lowest = end;
+        readers.retain(|r| match r.upgrade() {
+            Some(c) => {
+                lowest = lowest.min(c.load(Ordering::Relaxed));
+                true
+            }
+            None => false,
+        });
+        lowest
     }
 
     pub fn codec_info(&self) -> (Option<VideoCodecInfo>, Option<AudioCodecInfo>) {

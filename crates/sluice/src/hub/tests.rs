@@ -389,3 +389,93 @@ fn a_publish_starting_at_a_large_timestamp_is_not_a_lag() {
     assert!(matches!(out[0], Item::Published));
     assert_eq!(frames(&out).len(), 3 + 50);
 }
+
+/// Makes the next push look up the readers' cursors (the scan is otherwise at most
+/// every `READERS_SCAN_EVERY`).
+fn scan_now(src: &Source) {
+    if let Some(t) = std::time::Instant::now().checked_sub(source::READERS_SCAN_EVERY) {
+        src.write().scanned = t;
+    }
+}
+
+#[test]
+fn what_every_reader_has_read_is_dropped_but_the_gop_cache_stays() {
+    let hub = Hub::new();
+    let k = key("v", "s");
+    // 10 s queue window: before, the ring kept 10 s of media whoever read it.
+    let src = hub.source(&k, settings(true));
+    src.publish("a").unwrap();
+    let mut fast = hub.subscribe(&k, settings(true));
+    let mut slow = hub.subscribe(&k, settings(true));
+    publish_gops(&src, 0, 6);
+    let mut out = Vec::new();
+    while fast.fetch(&mut out).is_none() && !out.is_empty() {
+        out.clear();
+    }
+    // The slow reader has read nothing: everything stays for it (within the window).
+    scan_now(&src);
+    src.push(video(6_000, true));
+    let kept_for_slow = src.cached().0;
+    assert!(kept_for_slow > 6 * 25, "{kept_for_slow}");
+    // It catches up: only the GOP being cached (one keyframe and what follows) stays.
+    out.clear();
+    while slow.fetch(&mut out).is_none() && !out.is_empty() {
+        out.clear();
+    }
+    out.clear();
+    while fast.fetch(&mut out).is_none() && !out.is_empty() {
+        out.clear();
+    }
+    scan_now(&src);
+    src.push(video(6_040, false));
+    let (entries, _) = src.cached();
+    assert!(
+        entries <= 3,
+        "kept {entries} entries after every reader read them"
+    );
+    // A new player still starts on the cached keyframe.
+    let mut late = hub.subscribe(&k, settings(true));
+    out.clear();
+    late.fetch(&mut out);
+    let got = frames(&out);
+    // (After the headers, whose sequence header is stamped 0.)
+    let first_video = got
+        .iter()
+        .find(|(kind, ts, _)| *kind == FrameKind::Video && *ts > 0);
+    assert_eq!(
+        first_video.map(|v| (v.1, v.2)),
+        Some((6_000, true)),
+        "{got:?}"
+    );
+    // With nobody reading, a publish keeps its GOP only.
+    drop((fast, slow, late));
+    for i in 1..50 {
+        src.push(video(6_040 + i * 40, false));
+    }
+    scan_now(&src);
+    src.push(video(8_000, true));
+    src.push(video(8_040, false));
+    let (entries, _) = src.cached();
+    assert!(entries <= 3, "kept {entries} entries with no reader");
+}
+
+#[test]
+fn audio_only_keeps_its_short_cache_when_read_by_all() {
+    let hub = Hub::new();
+    let k = key("v", "a");
+    let src = hub.source(&k, settings(true));
+    src.publish("a").unwrap();
+    let mut c = hub.subscribe(&k, settings(true));
+    for i in 0..250 {
+        src.push(audio(i * 23));
+    }
+    let mut out = Vec::new();
+    while c.fetch(&mut out).is_none() && !out.is_empty() {
+        out.clear();
+    }
+    scan_now(&src);
+    src.push(audio(250 * 23));
+    let (entries, _) = src.cached();
+    // About PURE_AUDIO_CACHE_MS of audio at 23 ms a frame, not the 10 s window.
+    assert!((80..=100).contains(&entries), "{entries}");
+}
