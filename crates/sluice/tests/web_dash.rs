@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::browser::{ensure_node_modules, find_chromium, WEB_DIR};
+use common::browser::{browser_slot, ensure_node_modules, find_chromium, WEB_DIR};
 use common::*;
 
 const PLAY_SECONDS: u64 = 15;
@@ -23,6 +23,7 @@ const DASH_JS: &str = "dashjs/dist/modern/umd/dash.all.min.js";
 
 #[test]
 fn chromium_plays_the_live_mpd_with_dash_js() {
+    let _slot = browser_slot();
     require_ffmpeg();
     let chromium = find_chromium();
     ensure_node_modules(&["playwright-core", DASH_JS]);
