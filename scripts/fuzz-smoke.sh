@@ -13,7 +13,7 @@
 # cargo-fuzz itself is installed (cargo install cargo-fuzz --locked) when missing.
 #
 # Two cargo-fuzz packages: fuzz/media/ (the `media` crate's targets: flv, fmp4, hls_playlist,
-# hls_writer, dash_mpd, ts_demux, ts_ingest; it builds in a minute) and fuzz/ (the targets that
+# hls_writer, dash_mpd, ts_demux, ts_ingest; it builds media and amf only) and fuzz/ (the targets that
 # need `rtmp`, `amf` or the whole `sluice` crate; its build takes over half an hour on two
 # cores). Both read the corpus under fuzz/corpus/<target>/. FUZZ_DIRS="media" (or ".") builds
 # and runs one package only. A target named on the command line runs from the package that
