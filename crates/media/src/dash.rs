@@ -146,6 +146,18 @@ impl Mpd {
             s.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n");
             s.push_str("      </Representation>\n    </AdaptationSet>\n  </Period>\n");
         }
+        if self.live {
+            // The clock players align the live edge with (DASH-IF IOP 4.7: a live MPD carries
+            // one). Without it dash.js asks time.akamai.com, a request leaving the operator's
+            // network. `direct` carries the time itself: the moment the MPD was written, so a
+            // player reading an older copy sets its clock a little behind, which only keeps
+            // it further from the live edge, never ahead of the segments that exist.
+            let _ = writeln!(
+                s,
+                "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\" value=\"{}\"/>",
+                format_date_time(self.publish_ms)
+            );
+        }
         s.push_str("</MPD>\n");
         s
     }
@@ -207,6 +219,7 @@ mod tests {
       </Representation>
     </AdaptationSet>
   </Period>
+  <UTCTiming schemeIdUri="urn:mpeg:dash:utc:direct:2014" value="2023-11-14T22:13:30.000Z"/>
 </MPD>
 "#;
         assert_eq!(mpd.render(), want);
@@ -216,5 +229,6 @@ mod tests {
             text.contains("type=\"static\" mediaPresentationDuration=\"PT5.960S\""),
             "{text}"
         );
+        assert!(!text.contains("UTCTiming"), "{text}");
     }
 }

@@ -44,3 +44,19 @@ mod fmp4;
 fn fmp4_corpus_and_regressions() {
     replay::replay("fmp4", fmp4::run);
 }
+
+#[path = "../../../fuzz/entries/hls_writer.rs"]
+mod hls_writer;
+
+#[test]
+fn hls_writer_corpus_and_regressions() {
+    replay::replay("hls_writer", hls_writer::run);
+}
+
+#[path = "../../../fuzz/entries/dash_mpd.rs"]
+mod dash_mpd;
+
+#[test]
+fn dash_mpd_corpus_and_regressions() {
+    replay::replay("dash_mpd", dash_mpd::run);
+}

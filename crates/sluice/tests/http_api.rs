@@ -280,8 +280,10 @@ fn api_reports_streams_and_clients_and_kicks_them() {
     let c = get(api, "/api/v1/clusters?vhost=&app=live&stream=nope");
     assert!(c["data"]["origin"].is_null(), "{c}");
 
-    // Paging as SRS 7: without `count`, one client (of two).
+    // Paging as SRS 7.0.128+: without `count`, up to 10 (both of two); `count=1`, one.
     let v = get(api, "/api/v1/clients");
+    assert_eq!((v["total"].as_u64(), client_ids(&v).len()), (Some(2), 2));
+    let v = get(api, "/api/v1/clients?count=1");
     assert_eq!((v["total"].as_u64(), client_ids(&v).len()), (Some(2), 1));
 
     // Clients: the publisher and the player.

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::browser::{ensure_node_modules, find_chromium, WEB_DIR};
+use common::browser::{browser_slot, ensure_node_modules, find_chromium, WEB_DIR};
 use common::*;
 use serde_json::{json, Value};
 
@@ -98,6 +98,7 @@ fn sum_bytes(list: &Value) -> u64 {
 
 #[test]
 fn chromium_runs_the_console() {
+    let _slot = browser_slot();
     require_ffmpeg();
     let chromium = find_chromium();
     ensure_node_modules(&["playwright-core"]);

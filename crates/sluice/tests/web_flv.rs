@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::browser::{ensure_node_modules, find_chromium, WEB_DIR};
+use common::browser::{browser_slot, ensure_node_modules, find_chromium, WEB_DIR};
 use common::*;
 
 /// How long the browser may take to show playback.
@@ -37,6 +37,7 @@ fn get_status(port: u16, path: &str) -> Option<u16> {
 
 #[test]
 fn chromium_plays_live_http_flv_with_mpegts_js() {
+    let _slot = browser_slot();
     require_ffmpeg();
     let chromium = find_chromium();
     ensure_node_modules(&["playwright-core", "mpegts.js/dist/mpegts.js"]);

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::browser::{ensure_node_modules, find_chromium, WEB_DIR};
+use common::browser::{browser_slot, ensure_node_modules, find_chromium, WEB_DIR};
 use common::*;
 
 #[test]
@@ -54,6 +54,7 @@ fn chromium_plays_hls_over_https() {
 /// where the browser decodes H.264. With `tls`, the page is loaded over HTTPS. Returns the
 /// page's final state.
 fn play_in_chromium(tag: &str, extra_hls: &str, tls: bool) -> serde_json::Value {
+    let _slot = browser_slot();
     require_ffmpeg();
     let chromium = find_chromium();
     ensure_node_modules(&["playwright-core", "hls.js/dist/hls.min.js"]);

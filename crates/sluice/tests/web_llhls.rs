@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::browser::{ensure_node_modules, find_chromium, WEB_DIR};
+use common::browser::{browser_slot, ensure_node_modules, find_chromium, WEB_DIR};
 use common::*;
 
 const PLAY_SECONDS: u64 = 30;
@@ -26,6 +26,7 @@ fn play(
     low_latency: bool,
     ready_segments: usize,
 ) -> serde_json::Value {
+    let _slot = browser_slot();
     require_ffmpeg();
     let chromium = find_chromium();
     ensure_node_modules(&["playwright-core", "hls.js/dist/hls.min.js"]);

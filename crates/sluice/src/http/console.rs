@@ -224,6 +224,47 @@ fn redirect(to: &'static str) -> Response {
     r
 }
 
+/// The page SRS's own console links as "Preview" (`srs_player.html` next to its console).
+const SRS_PLAYER_PATH: &str = "/players/srs_player.html";
+
+/// SRS's console previews a stream with `/players/srs_player.html?vhost=&app=&stream=NAME.flv
+/// &server=&port=&schema=`: sent on to our player with the HTTP-FLV URL those name. Only
+/// characters a host, port or stream path holds are kept, so the Location header cannot
+/// carry anything else.
+fn srs_player(query: &str) -> Response {
+    let clean = |k: &str, default: &str| -> String {
+        let v = crate::http::api::query_value(query, k).unwrap_or(default);
+        v.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-._~/:[]".contains(*c))
+            .collect()
+    };
+    let schema = match clean("schema", "http").as_str() {
+        "https" => "https",
+        _ => "http",
+    };
+    let server = clean("server", "127.0.0.1");
+    let port = clean("port", "8080");
+    let app = clean("app", "live");
+    let stream = clean("stream", "livestream.flv");
+    let url = format!("{schema}://{server}:{port}/{app}/{stream}");
+    // The URL goes in a query value: its ':' and '/' are escaped.
+    let encoded: String = url
+        .bytes()
+        .map(|b| match b {
+            b':' => "%3A".to_string(),
+            b'/' => "%2F".to_string(),
+            b'[' => "%5B".to_string(),
+            b']' => "%5D".to_string(),
+            _ => char::from(b).to_string(),
+        })
+        .collect();
+    let mut r = (StatusCode::FOUND, "302 Found\n").into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/players/?url={encoded}")) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
 /// The port of a listen address, or null when that listener is off.
 fn port_or_null(enabled: bool, port: u16) -> Value {
     if enabled {
@@ -288,6 +329,7 @@ fn answer(config: &Config, same_origin_api: bool, parts: &Parts, root: bool) -> 
     match path {
         "/console" | "/console/index.html" => Some(redirect("/console/")),
         "/players" | "/players/index.html" => Some(redirect("/players/")),
+        SRS_PLAYER_PATH => Some(srs_player(parts.uri.query().unwrap_or(""))),
         CONFIG_PATH => Some(settings_response(config, same_origin_api, &parts.method)),
         "/" if !root => None,
         _ => find(path).map(|a| serve_asset(a, &parts.method, &parts.headers)),
@@ -344,6 +386,24 @@ pub fn api_router(ctx: Arc<Context>) -> Router {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn srs_consoles_preview_goes_to_our_player() {
+        let r = super::srs_player(
+            "vhost=__defaultVhost__&app=live&stream=cam.flv&server=10.0.0.1&port=8080&autostart=true&schema=http",
+        );
+        assert_eq!(r.status(), axum::http::StatusCode::FOUND);
+        assert_eq!(
+            r.headers()[axum::http::header::LOCATION],
+            "/players/?url=http%3A%2F%2F10.0.0.1%3A8080%2Flive%2Fcam.flv"
+        );
+        // Nothing but URL characters reaches the header.
+        let r = super::srs_player("stream=a%0d%0aSet-Cookie:x\"<>&server=h");
+        assert_eq!(
+            r.headers()[axum::http::header::LOCATION],
+            "/players/?url=http%3A%2F%2Fh%3A8080%2Flive%2Fa0d0aSet-Cookie%3Ax"
+        );
+    }
+
     use super::*;
     use axum::http::Request as HttpRequest;
 

@@ -51,3 +51,27 @@ pub fn ensure_node_modules(needed: &[&str]) {
         .expect("run npm ci");
     assert!(st.success(), "npm ci --prefix tests/web failed");
 }
+
+/// Held by a browser test while it runs: one such test at a time on the machine. Each runs
+/// Chromium decoding video (and a server and an ffmpeg publisher); two at once on a 2-core
+/// machine starve each other, and the players stall or fall behind live for reasons that are
+/// not the server's. `cargo test` runs a file's tests on parallel threads and cargo-nextest
+/// runs every test in its own process, so the lock is a file lock (flock), which both
+/// respect; the kernel releases it when the test ends, however it ends.
+pub struct BrowserSlot {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Waits for the machine's browser-test slot (see [`BrowserSlot`]).
+pub fn browser_slot() -> BrowserSlot {
+    let path = std::env::temp_dir().join("sluice-browser-tests.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, e)| panic!("lock {}: {e}", path.display()));
+    BrowserSlot { _lock: lock }
+}

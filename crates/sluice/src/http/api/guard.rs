@@ -115,6 +115,12 @@ async fn jsonp(resp: Response, callback: &str) -> Response {
         HeaderValue::from_static("text/javascript"),
     );
     parts.headers.remove(header::CONTENT_LENGTH);
+    // A `<script>` element runs only a 2xx answer: SRS answers every JSONP request with 200
+    // and the error in `code`, which is what SRS's console (JSONP throughout) reads. A 401
+    // keeps its status so the browser can ask for credentials.
+    if parts.status != StatusCode::UNAUTHORIZED {
+        parts.status = StatusCode::OK;
+    }
     Response::from_parts(parts, Body::from(out))
 }
 

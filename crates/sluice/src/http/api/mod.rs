@@ -43,10 +43,11 @@ pub mod codes {
     pub const TEST_ERROR: i64 = 100;
 }
 
-/// SRS 7's page size for `streams` and `clients` when `count` is missing, 0, negative or
-/// not a number: `max(1, atoi(count))` in its `srs_app_http_api.cpp`. (SRS 4/5 used
-/// `max(10, ...)`; the index text still says "top 10".)
-pub const DEFAULT_PAGE_COUNT: usize = 1;
+/// The page size for `streams` and `clients` when `count` is missing or empty: 10, as SRS
+/// since 7.0.128 (ossrs/srs#4584; 7.0.103 to 7.0.127 answered a single item, which left SRS's
+/// own console, that never sends `count`, listing one stream and one client). A `count`
+/// that is given but 0, negative or not a number means 1 (`max(1, atoi(count))`).
+pub const DEFAULT_PAGE_COUNT: usize = 10;
 
 /// The SRS release whose API (paths, shapes, codes) sluice answers like, reported as
 /// `major`/`minor`/`revision`/`version` by `/api/v1/versions` so that scripts written
@@ -226,12 +227,15 @@ fn atoi(v: &str) -> i64 {
     }
 }
 
-/// `?start=&count=` as SRS 7 reads them: `start = max(0, atoi(start))`,
-/// `count = max(1, atoi(count))`, so a missing count means [`DEFAULT_PAGE_COUNT`].
+/// `?start=&count=` as SRS 7.0.128+ reads them: `start = max(0, atoi(start))`; `count` is
+/// [`DEFAULT_PAGE_COUNT`] when missing or empty, else `max(1, atoi(count))`.
 pub fn page(query: Option<&str>) -> (usize, usize) {
-    let get = |k| atoi(query.and_then(|q| query_value(q, k)).unwrap_or(""));
-    let start = usize::try_from(get("start").max(0)).unwrap_or(usize::MAX);
-    let count = usize::try_from(get("count").max(DEFAULT_PAGE_COUNT as i64)).unwrap_or(usize::MAX);
+    let raw = |k| query.and_then(|q| query_value(q, k)).unwrap_or("");
+    let start = usize::try_from(atoi(raw("start")).max(0)).unwrap_or(usize::MAX);
+    let count = match raw("count") {
+        "" => DEFAULT_PAGE_COUNT,
+        c => usize::try_from(atoi(c).max(1)).unwrap_or(usize::MAX),
+    };
     (start, count)
 }
 
@@ -333,8 +337,8 @@ async fn v1_index() -> Response {
                 "features": "the supported features",
                 "requests": "the request itself, for http debug",
                 "vhosts": "all vhosts or one: /api/v1/vhosts/{id}",
-                "streams": "all streams or one: /api/v1/streams/{id}; paged by ?start=&count= (default count 1, as SRS 7)",
-                "clients": "all clients or one: /api/v1/clients/{id}; DELETE (or JSONP method=DELETE) kicks it; paged by ?start=&count= (default count 1, as SRS 7)",
+                "streams": "all streams or one: /api/v1/streams/{id}; paged by ?start=&count= (default count 10, as SRS 7.0.128+)",
+                "clients": "all clients or one: /api/v1/clients/{id}; DELETE (or JSONP method=DELETE) kicks it; paged by ?start=&count= (default count 10, as SRS 7.0.128+)",
                 "raw": "raw api: ?rpc=raw shows the raw api config, ?rpc=reload reloads the config file",
                 "clusters": "origin cluster query: ?vhost=&app=&stream= answered from the local streams",
             }),
@@ -390,7 +394,8 @@ mod tests {
         assert_eq!(query_value("a&b=2", "a"), Some(""));
         assert_eq!(query_value("a=1", "c"), None);
         // SRS 7: start = max(0, atoi), count = max(1, atoi).
-        assert_eq!(page(None), (0, 1));
+        assert_eq!(page(None), (0, 10));
+        assert_eq!(page(Some("start=1&count=")), (1, 10));
         assert_eq!(page(Some("start=2&count=1")), (2, 1));
         assert_eq!(page(Some("start=-1&count=0")), (0, 1));
         assert_eq!(page(Some("count=abc")), (0, 1));

@@ -1,0 +1,115 @@
+//! dash.js in headless Chromium plays sluice's live DASH (the MPD over HLS's fMP4 segments)
+//! for 15 s: playback starts, video frames are decoded, the play head advances, no stall, no
+//! dash.js error, and no request leaves the host. Driven by tests/web/play_llhls.mjs (it reads the page's `window.__ll`,
+//! which tests/web/dash.html fills the same way) with playwright-core and the system's
+//! chromium.
+//!
+//! Needs: chromium, node and npm (`apt-get install chromium nodejs npm`); dash.js and
+//! playwright-core, pinned in tests/web/package-lock.json, are installed with `npm ci` when
+//! missing.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::browser::{browser_slot, ensure_node_modules, find_chromium, WEB_DIR};
+use common::*;
+
+const PLAY_SECONDS: u64 = 15;
+const DASH_JS: &str = "dashjs/dist/modern/umd/dash.all.min.js";
+
+#[test]
+fn chromium_plays_the_live_mpd_with_dash_js() {
+    let _slot = browser_slot();
+    require_ffmpeg();
+    let chromium = find_chromium();
+    ensure_node_modules(&["playwright-core", DASH_JS]);
+    let root = unique_dir("web-dash-root").join("hls");
+    fs::create_dir_all(&root).expect("root");
+    let web = Path::new(WEB_DIR);
+    fs::copy(
+        web.join("node_modules").join(DASH_JS),
+        root.join("dash.all.min.js"),
+    )
+    .expect("copy dash.js");
+    fs::copy(web.join("dash.html"), root.join("dash.html")).expect("copy page");
+    let http = free_port();
+    let body = format!(
+        "max_connections 100;
+daemon off;
+srs_log_tank console;
+http_server {{ enabled on; listen 127.0.0.1:{http}; dir {root}; }}
+vhost __defaultVhost__ {{
+    hls {{ enabled on; hls_use_fmp4 on; hls_path {root}; hls_fragment 2; hls_window 20; }}
+    dash {{ enabled on; dash_path {root}; dash_fragment 2; dash_update_period 2; dash_timeshift 30; }}
+}}
+",
+        root = root.display()
+    );
+    let server = Server::start_with("web-dash", &body);
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-stream_loop", "-1", "-i"])
+        .arg(fixture(AVC_AAC))
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(server.url("live/test"));
+    let mut publisher = Proc::spawn("ffmpeg publisher", cmd, server.tmp("publisher.log"));
+    let mpd = root.join("live/test.mpd");
+    let live = wait_for(Duration::from_secs(60), || {
+        let text = fs::read_to_string(&mpd).ok()?;
+        (text.matches("<S ").count() + text.matches("<S/").count() >= 3
+            || text.matches("d=\"").count() >= 3)
+            .then_some(text)
+    });
+    assert!(live.is_some(), "no live MPD with three segments");
+    let out = Command::new("node")
+        .arg(web.join("play_llhls.mjs"))
+        .arg(format!("http://127.0.0.1:{http}/dash.html"))
+        .arg(&chromium)
+        .arg(PLAY_SECONDS.to_string())
+        .current_dir(web)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run node");
+    let live_mpd = fs::read_to_string(&mpd).unwrap_or_default();
+    publisher.kill();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser driver failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().last().unwrap_or("");
+    let v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("driver output {line:?}: {e}"));
+    eprintln!("dash.js: {v}");
+    assert!(v["error"].is_null(), "dash.js error: {v}\n{live_mpd}");
+    assert_eq!(
+        v["playing"].as_bool(),
+        Some(true),
+        "never started: {v}\n{live_mpd}"
+    );
+    let frames = v["framesDecoded"].as_u64().unwrap_or(0);
+    // 25 fps for 15 s is 375 frames; half of that leaves room for a slow start.
+    assert!(frames > 150, "only {frames} frames decoded: {v}");
+    let played = v["playedMs"].as_f64().unwrap_or(0.0) / 1000.0;
+    assert!(
+        played > (PLAY_SECONDS as f64) * 0.8,
+        "played for only {played} s: {v}"
+    );
+    assert_eq!(v["stalls"].as_u64(), Some(0), "stalls: {v}\n{live_mpd}");
+    // The MPD's UTCTiming gives dash.js its clock: nothing asked of another host.
+    assert_eq!(
+        v["offHost"].as_array().map(Vec::len),
+        Some(0),
+        "requests off the host: {v}"
+    );
+    assert!(live_mpd.contains("<UTCTiming "), "{live_mpd}");
+    drop(server);
+    if let Some(parent) = root.parent() {
+        let _ = fs::remove_dir_all(parent);
+    }
+}
