@@ -16,7 +16,7 @@
 #   SCENARIO=hls STREAMS="50 100 200" bench/multi.sh
 #
 # Environment: SCENARIO, STREAMS, PER_STREAM, DURATION (s), MW_LATENCY (sluice), SERVERS
-# ("sluice nginx"), PROTOCOL (rtmp|flv; flv is sluice-only), RAMP (players/s),
+# ("sluice nginx"; "before" is the sluice binary BEFORE_BIN, for a before/after run), PROTOCOL (rtmp|flv; flv is sluice-only), RAMP (players/s),
 # PUB_THREADS (publisher runtime threads), BENCH_THREADS, SERVER_CPU / BENCH_CPU, FIXTURE,
 # OUT. Writes bench/results/multi-SCENARIO-DATE.md (name it with OUT) and prints it.
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
@@ -70,6 +70,12 @@ for n in $STREAMS; do
                     extra="hls { enabled on; hls_path $WORK/hls; hls_fragment 2; hls_window 10; hls_dispose 30; }"
                 fi
                 start_sluice "$rtmp_port" "$http_port" "$SLUICE" "" "$extra" ;;
+            before)
+                extra=""
+                if [[ "$SCENARIO" == hls ]]; then
+                    extra="hls { enabled on; hls_path $WORK/hls; hls_fragment 2; hls_window 10; hls_dispose 30; }"
+                fi
+                start_sluice "$rtmp_port" "$http_port" "${BEFORE_BIN:?set BEFORE_BIN to the binary to compare}" "" "$extra" ;;
             nginx)
                 extra=""
                 if [[ "$SCENARIO" == hls ]]; then
