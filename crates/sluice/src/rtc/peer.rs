@@ -372,6 +372,56 @@ mod tests {
         assert!(RecordReader::new(&bad).next_record().is_err());
     }
 
+    /// What `Framing::Rtc` writes is what the transport reads back: frames in order, times
+    /// untouched (no jitter correction), script data left out, the end at the unpublish.
+    #[test]
+    fn the_rtc_framer_writes_records_the_transport_reads() {
+        use crate::delivery::framing::Batch;
+        use crate::delivery::{Framer, Framing};
+        use crate::hub::{Frame, FrameKind, ItemRef};
+        let f = |kind, ts, key, len| Frame {
+            kind,
+            timestamp: ts,
+            payload: bytes::Bytes::from(vec![ts as u8; len]),
+            keyframe: key,
+            sequence_header: false,
+        };
+        let frames = [
+            f(FrameKind::Video, 1000, true, 5000),
+            f(FrameKind::Script, 1000, false, 10),
+            f(FrameKind::Audio, 1020, false, 80),
+            f(FrameKind::Video, 1040, false, 700),
+        ];
+        let mut framer = Framer::new(Framing::Rtc, crate::config::TimeJitter::Full);
+        let mut scratch = Vec::new();
+        let mut batch = Batch::new(&mut scratch);
+        framer.begin(&mut batch);
+        for fr in &frames {
+            assert!(framer.push(ItemRef::Frame(fr), &mut batch));
+        }
+        assert!(!framer.push(ItemRef::Unpublished, &mut batch));
+        assert!(framer.ended());
+        assert!(framer.finish(&mut batch));
+        let mut iov = [IoSlice::new(&[]); crate::delivery::framing::MAX_PIECES];
+        let (n, total) = batch.io_slices(&mut iov);
+        let mut r = RecordReader::new(&iov[..n]);
+        let mut got = Vec::new();
+        let mut read = 0;
+        while let Some((rec, k)) = r.next_record().unwrap() {
+            read += k;
+            got.push((rec.video, rec.keyframe, rec.time_ms, rec.data.len()));
+        }
+        assert_eq!(read, total);
+        assert_eq!(
+            got,
+            [
+                (true, true, 1000, 5000),
+                (false, false, 1020, 80),
+                (true, false, 1040, 700)
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn the_queue_is_bounded_and_reports_backlog_like_a_partial_write() {
         let ready = Arc::new(Ready::default());
