@@ -63,6 +63,11 @@ pub enum Framing {
     /// MPEG-TS already muxed once per stream (`srt::feed`): each frame's payload is
     /// whole TS packets, sent as they are. Like an FLV body, it ends with the publish.
     Ts,
+    /// A WHEP player: frames already converted once per stream (`rtc::feed`: Annex B
+    /// H.264, Opus) as records for the UDP task (`rtc::peer`): a 14-byte header in the
+    /// scratch buffer, the payload borrowed. Media times pass untouched (they become RTP
+    /// times on the publisher's clock). It ends with the publish (the session ends).
+    Rtc,
 }
 
 impl Framing {
@@ -263,6 +268,13 @@ impl Framer {
                         batch.scratch(notice);
                         true
                     }
+                    Framing::Rtc => {
+                        if matches!(item, ItemRef::Unpublished) {
+                            self.ended = true;
+                            return false;
+                        }
+                        true
+                    }
                     Framing::Ts => {
                         // The TS ends with the publish (as an HTTP-FLV body does): a
                         // player sees the end, and reconnects for the next publish.
@@ -285,6 +297,22 @@ impl Framer {
         };
         let len = frame.payload.len();
         match &mut self.framing {
+            Framing::Rtc => {
+                if frame.kind == FrameKind::Script {
+                    return true;
+                }
+                if !batch.room(2) {
+                    return false;
+                }
+                batch.scratch(&crate::rtc::peer::record_header(
+                    frame.kind == FrameKind::Video,
+                    frame.keyframe,
+                    frame.timestamp,
+                    len,
+                ));
+                batch.payload(&frame.payload, 0, len);
+                true
+            }
             Framing::Ts => {
                 if !batch.room(1) {
                     return false;

@@ -29,6 +29,8 @@ pub enum Transport {
     Pipe(PipeWriter),
     /// An SRT connection (`crate::srt`): TS in 1316-byte messages.
     Srt(SrtTransport),
+    /// A WHEP player: records handed to the RTC UDP task (`crate::rtc::peer`).
+    Rtc(crate::rtc::peer::RtcTransport),
 }
 
 impl Transport {
@@ -54,6 +56,7 @@ impl Transport {
             Transport::Tls(t) => t.try_send(iov),
             Transport::Pipe(p) => p.try_send(iov),
             Transport::Srt(s) => s.try_send(iov),
+            Transport::Rtc(r) => r.try_send(iov),
         }
     }
 
@@ -62,7 +65,7 @@ impl Transport {
     pub fn backlog(&self) -> bool {
         match self {
             Transport::Tls(t) => t.backlog(),
-            Transport::Tcp(_) | Transport::Pipe(_) | Transport::Srt(_) => false,
+            Transport::Tcp(_) | Transport::Pipe(_) | Transport::Srt(_) | Transport::Rtc(_) => false,
         }
     }
 
@@ -70,7 +73,9 @@ impl Transport {
     pub fn flush_now(&self) -> io::Result<bool> {
         match self {
             Transport::Tls(t) => t.flush_now(),
-            Transport::Tcp(_) | Transport::Pipe(_) | Transport::Srt(_) => Ok(true),
+            Transport::Tcp(_) | Transport::Pipe(_) | Transport::Srt(_) | Transport::Rtc(_) => {
+                Ok(true)
+            }
         }
     }
 
@@ -81,6 +86,7 @@ impl Transport {
             Transport::Tls(t) => t.writable().await,
             Transport::Pipe(p) => p.writable().await,
             Transport::Srt(s) => s.socket.writable().await,
+            Transport::Rtc(r) => r.writable().await,
         }
     }
 
@@ -94,6 +100,7 @@ impl Transport {
             Transport::Tls(t) => t.shutdown(),
             Transport::Pipe(p) => p.close(),
             Transport::Srt(s) => s.socket.socket().close(),
+            Transport::Rtc(r) => r.shutdown(),
         }
     }
 }

@@ -1,201 +1,263 @@
-//! A stream's WebRTC feed: one hub consumer per stream with WHEP players, whatever their
-//! number. Each frame is converted once (FLV AVC → Annex B access unit, parameter sets
-//! before keyframes) into an `Arc<[u8]>` that every player's RTP packetizer borrows; the
-//! per-player work left is str0m's packetization, SRTP and the send.
+//! A stream's WebRTC feed: the conversion of its media for WebRTC players, made once per
+//! stream whatever their number, and shared by every WHEP player of it through the one
+//! delivery path.
 //!
-//! The feed reads at its own pace (`Consumer::changed` + `fetch`), like HLS: when the UDP
-//! task is slow the channel fills, the feed waits, and the hub's queue policy moves it to
-//! a keyframe (`Skipped`), which is what a slow player should get.
+//! A feed is an own-pace reader of the stream's Source (like HLS and SRT's TS feed): it
+//! turns each FLV AVC frame into an Annex B access unit (parameter sets before keyframes,
+//! B frames left out, see docs/webrtc.md) and each AAC frame into Opus packets
+//! ([`super::audio`]), and pushes them as frames into a Source of its own that is not in
+//! the hub. WHEP players read that Source like any other player (`Framing::Rtc`,
+//! `Transport::Rtc`, [`super::peer`]): the shards' fan-out, the backpressure, the GOP cache
+//! (a new player starts at once on the last keyframe) and the queue policy (a player that
+//! falls behind skips to a keyframe) are those of every other output. Frame times: video
+//! is the presentation time in ms (DTS + composition time), audio the Opus packet's time
+//! in ms (a whole number: 20 ms packets from a ms start). The feed lives while one of its
+//! players (or a session waiting for its handshake) holds it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use bytes::Bytes;
 
-use crate::hub::{Consumer, FrameKind, Item};
+use crate::context::Context;
+use crate::hub::{Frame, FrameKind, Item, Source, SourceSettings, StreamKey};
 
-/// One access unit for WebRTC players of a stream.
-#[derive(Debug)]
-pub struct RtcFrame {
-    /// Presentation time in ms on the publisher's clock (DTS + composition time).
-    pub pts_ms: u64,
-    pub keyframe: bool,
-    /// Annex B access unit, shared by every player's packetizer.
-    pub data: Arc<[u8]>,
+/// The client id the feed's own Source is published under.
+const FEED_PUBLISHER: &str = "rtc-feed";
+
+/// A stream's media converted once for WebRTC players.
+pub struct RtcFeed {
+    pub source: Arc<Source>,
+    task: tokio::task::JoinHandle<()>,
 }
 
-/// One Opus packet for WebRTC players of a stream (transcoded once from its AAC).
-#[derive(Debug)]
-pub struct RtcAudio {
-    /// RTP time at 48 kHz on the publisher's clock.
-    pub ts48: u64,
-    pub data: Arc<[u8]>,
+impl Drop for RtcFeed {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
-/// What a feed tells the UDP task.
-pub enum FeedEvent {
-    Video(Arc<RtcFrame>),
-    Audio(Arc<RtcAudio>),
-    /// The publish ended: its players' sessions end (as in SRS).
-    Unpublished,
-    /// The feed fell behind and was moved to a keyframe; the GOP so far is void.
-    Skipped,
+/// The feeds of the streams that have WHEP players.
+#[derive(Default)]
+pub struct Feeds {
+    map: Mutex<HashMap<StreamKey, Weak<RtcFeed>>>,
 }
 
-pub struct FeedMsg {
-    pub feed: u64,
-    pub event: FeedEvent,
+impl std::fmt::Debug for Feeds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feeds")
+            .field("streams", &self.len())
+            .finish()
+    }
 }
 
-/// Frames a feed may have queued for the UDP task before it waits.
-pub const FEED_QUEUE: usize = 512;
+impl Feeds {
+    /// The feed of `key`'s stream, started if it has none. Must be called inside the runtime.
+    pub fn get(
+        &self,
+        ctx: &Arc<Context>,
+        key: &StreamKey,
+        settings: SourceSettings,
+    ) -> Arc<RtcFeed> {
+        let mut map = crate::util::lock(&self.map);
+        if let Some(feed) = map.get(key).and_then(Weak::upgrade) {
+            return feed;
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let (events, _) = tokio::sync::broadcast::channel(1);
+        let source = Source::new(
+            format!("rtc-feed-{}", ctx.new_client_id()),
+            key.clone(),
+            settings,
+            events,
+            ctx.hub.pacing(),
+        );
+        // No merged writes: each frame goes out when it is converted (latency matters
+        // more than system calls here; a player's write is a queue push, not a syscall).
+        source.set_notify_interval(std::time::Duration::ZERO);
+        let task = tokio::spawn(run(ctx.clone(), key.clone(), settings, source.clone()));
+        let feed = Arc::new(RtcFeed { source, task });
+        map.insert(key.clone(), Arc::downgrade(&feed));
+        feed
+    }
 
-/// Runs until `stop` (the stream has no player left) or the UDP task is gone; then lets
-/// the hub forget the stream if nobody else uses it.
-pub async fn run(
-    ctx: Arc<crate::context::Context>,
-    id: u64,
-    consumer: Consumer,
-    tx: mpsc::Sender<FeedMsg>,
-    stop: CancellationToken,
-) {
-    let key = consumer.source().key.clone();
-    feed(id, consumer, tx, stop).await;
-    ctx.hub.release(&key);
+    /// Streams with a feed running.
+    pub fn len(&self) -> usize {
+        crate::util::lock(&self.map)
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
-async fn feed(id: u64, mut consumer: Consumer, tx: mpsc::Sender<FeedMsg>, stop: CancellationToken) {
-    let mut conv = media::annexb::ToAnnexB::new();
-    conv.drop_b_frames = true;
+/// Gives the stream back to the hub when the feed's task ends (or is aborted).
+struct Reading {
+    ctx: Arc<Context>,
+    key: StreamKey,
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.ctx.hub.release(&self.key);
+    }
+}
+
+async fn run(ctx: Arc<Context>, key: StreamKey, settings: SourceSettings, out: Arc<Source>) {
+    let mut consumer = ctx.hub.subscribe(&key, settings);
+    let _reading = Reading {
+        ctx: ctx.clone(),
+        key: key.clone(),
+    };
+    let mut conv = Convert::new(key);
+    if consumer.source().is_publishing() {
+        let _ = out.publish(FEED_PUBLISHER);
+    }
     let mut items = Vec::new();
-    let mut buf = Vec::new();
-    let mut warned = false;
-    let mut warned_b = false;
-    let mut aac: Option<super::audio::AacToOpus> = None;
-    let mut opus = Vec::new();
     loop {
-        items.clear();
         let skipped = consumer.fetch(&mut items);
+        if skipped.is_some() {
+            // The hub moved this reader to a keyframe: what follows starts a new GOP, and
+            // the players' own consumers see the keyframe in the feed's ring.
+            tracing::debug!("rtc feed {}: fell behind, moved to a keyframe", conv.key);
+        }
         let more = items.len() >= crate::hub::MAX_BATCH;
-        if skipped.is_some()
-            && tx
-                .send(FeedMsg {
-                    feed: id,
-                    event: FeedEvent::Skipped,
-                })
-                .await
-                .is_err()
-        {
+        for item in items.drain(..) {
+            match item {
+                Item::Published => {
+                    conv = Convert::new(conv.key.clone());
+                    let _ = out.publish(FEED_PUBLISHER);
+                }
+                Item::Unpublished => out.unpublish(FEED_PUBLISHER),
+                Item::Frame(f) => conv.frame(&f, &out),
+            }
+        }
+        if !more {
+            consumer.changed().await;
+        }
+    }
+}
+
+/// The conversion state of one publish.
+struct Convert {
+    key: StreamKey,
+    video: media::annexb::ToAnnexB,
+    aac: Option<super::audio::AacToOpus>,
+    buf: Vec<u8>,
+    opus: Vec<super::audio::OpusPacket>,
+    warned_codec: bool,
+    warned_b: bool,
+}
+
+impl Convert {
+    fn new(key: StreamKey) -> Convert {
+        let mut video = media::annexb::ToAnnexB::new();
+        video.drop_b_frames = true;
+        Convert {
+            key,
+            video,
+            aac: None,
+            buf: Vec::new(),
+            opus: Vec::new(),
+            warned_codec: false,
+            warned_b: false,
+        }
+    }
+
+    fn frame(&mut self, f: &Frame, out: &Source) {
+        match f.kind {
+            FrameKind::Video => self.video(f, out),
+            FrameKind::Audio => self.audio(f, out),
+            FrameKind::Script => {}
+        }
+    }
+
+    fn video(&mut self, f: &Frame, out: &Source) {
+        let Some(h) = media::codec::parse_video_header(&f.payload) else {
+            return;
+        };
+        if h.info.codec != media::codec::VideoCodec::Avc {
+            if !self.warned_codec {
+                tracing::warn!(
+                    "rtc feed {}: video is not H.264; WebRTC players get no video",
+                    self.key
+                );
+                self.warned_codec = true;
+            }
             return;
         }
-        for item in items.drain(..) {
-            let event = match item {
-                Item::Frame(f) if f.kind == FrameKind::Video => {
-                    let Some(h) = media::codec::parse_video_header(&f.payload) else {
-                        continue;
-                    };
-                    if h.info.codec != media::codec::VideoCodec::Avc {
-                        if !warned {
-                            tracing::warn!(
-                                "rtc feed {}: video is not H.264; WebRTC players get no video",
-                                consumer.source().key
-                            );
-                            warned = true;
-                        }
-                        continue;
-                    }
-                    let Some(body) = h.data_offset.and_then(|o| f.payload.get(o..)) else {
-                        continue;
-                    };
-                    if f.sequence_header {
-                        if let Err(e) = conv.sequence_header(body) {
-                            tracing::warn!(
-                                "rtc feed {}: bad AVC sequence header: {e}",
-                                consumer.source().key
-                            );
-                        }
-                        continue;
-                    }
-                    if h.kind != media::codec::VideoPacketKind::Frames || !conv.has_params() {
-                        continue;
-                    }
-                    if let Err(e) = conv.frame(body, f.keyframe, &mut buf) {
-                        tracing::debug!("rtc feed: frame dropped: {e}");
-                        continue;
-                    }
-                    if buf.is_empty() {
-                        if !warned_b && h.info.composition_time != 0 {
-                            tracing::warn!(
-                                "rtc feed {}: the stream has B frames, which Chromium cannot decode over WebRTC: its WebRTC players get the I and P frames only (publish with -bf 0 for the full rate)",
-                                consumer.source().key
-                            );
-                            warned_b = true;
-                        }
-                        continue;
-                    }
-                    let cts = i64::from(h.info.composition_time).max(0) as u64;
-                    FeedEvent::Video(Arc::new(RtcFrame {
-                        pts_ms: f.timestamp.saturating_add(cts),
-                        keyframe: f.keyframe,
-                        data: Arc::from(buf.as_slice()),
-                    }))
+        let Some(body) = h.data_offset.and_then(|o| f.payload.get(o..)) else {
+            return;
+        };
+        if f.sequence_header {
+            if let Err(e) = self.video.sequence_header(body) {
+                tracing::warn!("rtc feed {}: bad AVC sequence header: {e}", self.key);
+            }
+            return;
+        }
+        if h.kind != media::codec::VideoPacketKind::Frames || !self.video.has_params() {
+            return;
+        }
+        if let Err(e) = self.video.frame(body, f.keyframe, &mut self.buf) {
+            tracing::debug!("rtc feed: frame dropped: {e}");
+            return;
+        }
+        if self.buf.is_empty() {
+            if !self.warned_b && h.info.composition_time != 0 {
+                tracing::warn!(
+                    "rtc feed {}: the stream has B frames, which Chromium cannot decode over WebRTC: its WebRTC players get the I and P frames only (publish with -bf 0 for the full rate)",
+                    self.key
+                );
+                self.warned_b = true;
+            }
+            return;
+        }
+        let cts = i64::from(h.info.composition_time).max(0) as u64;
+        out.push(Frame {
+            kind: FrameKind::Video,
+            timestamp: f.timestamp.saturating_add(cts),
+            payload: Bytes::copy_from_slice(&self.buf),
+            keyframe: f.keyframe,
+            sequence_header: false,
+        });
+    }
+
+    fn audio(&mut self, f: &Frame, out: &Source) {
+        let Some(h) = media::codec::parse_audio_header(&f.payload) else {
+            return;
+        };
+        if h.info.codec != media::codec::AudioCodec::Aac {
+            return;
+        }
+        let Some(body) = h.data_offset.and_then(|o| f.payload.get(o..)) else {
+            return;
+        };
+        if h.info.sequence_header {
+            self.aac = match super::audio::AacToOpus::new(body) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!("rtc feed {}: no audio for WebRTC players: {e}", self.key);
+                    None
                 }
-                Item::Frame(f) if f.kind == FrameKind::Audio => {
-                    let Some(h) = media::codec::parse_audio_header(&f.payload) else {
-                        continue;
-                    };
-                    if h.info.codec != media::codec::AudioCodec::Aac {
-                        continue;
-                    }
-                    let Some(body) = h.data_offset.and_then(|o| f.payload.get(o..)) else {
-                        continue;
-                    };
-                    if h.info.sequence_header {
-                        aac = match super::audio::AacToOpus::new(body) {
-                            Ok(t) => Some(t),
-                            Err(e) => {
-                                tracing::warn!(
-                                    "rtc feed {}: no audio for WebRTC players: {e}",
-                                    consumer.source().key
-                                );
-                                None
-                            }
-                        };
-                        continue;
-                    }
-                    let Some(t) = aac.as_mut() else {
-                        continue;
-                    };
-                    opus.clear();
-                    t.push(body, f.timestamp, &mut opus);
-                    for p in opus.drain(..) {
-                        let event = FeedEvent::Audio(Arc::new(RtcAudio {
-                            ts48: p.ts48,
-                            data: Arc::from(p.data),
-                        }));
-                        if tx.send(FeedMsg { feed: id, event }).await.is_err() {
-                            return;
-                        }
-                    }
-                    continue;
-                }
-                Item::Frame(_) => continue,
-                Item::Published => continue,
-                Item::Unpublished => FeedEvent::Unpublished,
             };
-            if tx.send(FeedMsg { feed: id, event }).await.is_err() {
-                return;
-            }
+            return;
         }
-        if more {
-            if stop.is_cancelled() {
-                return;
-            }
-            continue;
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = consumer.changed() => {}
+        let Some(t) = self.aac.as_mut() else {
+            return;
+        };
+        self.opus.clear();
+        t.push(body, f.timestamp, &mut self.opus);
+        for p in self.opus.drain(..) {
+            out.push(Frame {
+                kind: FrameKind::Audio,
+                timestamp: p.ts48 / 48,
+                payload: Bytes::from(p.data),
+                keyframe: false,
+                sequence_header: false,
+            });
         }
     }
 }

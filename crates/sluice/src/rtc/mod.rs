@@ -6,9 +6,11 @@
 //!   single UDP task ([`server`]), which owns the socket, routes each datagram to its
 //!   session (by the ICE ufrag of a STUN request, then by address) and sends what the
 //!   sessions produce. See `docs/webrtc.md` for why str0m.
-//! - A WHEP player of a stream is fed by that stream's [`feed`]: one hub consumer per
-//!   stream, each frame converted once (FLV AVC → Annex B, [`media::annexb`]) into an
-//!   `Arc<[u8]>` that every player's packetizer borrows.
+//! - A WHEP player of a stream is fed through the one delivery path from that stream's
+//!   [`feed`]: one hub consumer per stream, each frame converted once (FLV AVC → Annex B,
+//!   [`media::annexb`]; AAC → Opus, [`audio`]) into a Source of the feed's own, read by
+//!   each player's `PlayerDriver` (`Framing::Rtc`) whose transport hands the records to
+//!   the UDP task ([`peer`]).
 //! - A WHIP publisher is a normal hub Source: its depacketized H.264 becomes FLV frames
 //!   (`media::annexb::FromAnnexB`), so RTMP, HTTP-FLV, HLS, DVR and forward get it.
 //! - The HTTP side (SDP offer in, answer out, DELETE) is `http::rtc`.
@@ -16,6 +18,7 @@
 pub mod audio;
 pub mod candidate;
 pub mod feed;
+pub mod peer;
 pub mod server;
 pub mod session;
 pub mod stun;
@@ -60,6 +63,8 @@ pub struct RtcState {
     pub dropped_datagrams: AtomicU64,
     /// Offers refused for capacity.
     pub refused: AtomicU64,
+    /// Each stream's media converted once for its WHEP players.
+    pub feeds: feed::Feeds,
     crypto: OnceLock<Arc<str0m::crypto::CryptoProvider>>,
     /// One DTLS certificate for every session, made once: a key pair per offer would make
     /// each offer (hostile ones included) cost a key generation.

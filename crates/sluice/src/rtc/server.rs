@@ -3,10 +3,11 @@
 //! A datagram is routed by the ICE ufrag its STUN request names (our half of
 //! `USERNAME`), which also records the peer's address; DTLS, SRTP and SRTCP then follow
 //! that address. Anything that matches no session is dropped and counted. The task
-//! also takes new sessions and DELETEs from the HTTP side ([`super::Command`]) and
-//! frames from the streams' feeds ([`super::feed`]), and ends sessions whose handshake
-//! never completed, whose peer stopped its ICE consent checks, that were kicked, or
-//! whose publisher left.
+//! also takes new sessions and DELETEs from the HTTP side ([`super::Command`]) and the
+//! records the delivery path hands its players ([`super::peer`]: each connected WHEP
+//! player is a `PlayerDriver` fed by its stream's shards from the stream's
+//! [`super::feed`]), and ends sessions whose handshake never completed, whose peer
+//! stopped its ICE consent checks, that were kicked, or whose publisher left.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,18 +26,21 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use super::feed::{self, FeedEvent, FeedMsg, RtcAudio, RtcFrame};
+use super::feed::RtcFeed;
+use super::peer::{PeerQueue, Ready, Record, RtcTransport};
 use super::session::{NewSession, SessionGuard, SessionRole};
 use super::{stun, Command, CONSENT_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_SESSIONS};
+use crate::config::TimeJitter;
 use crate::context::Context;
-use crate::hub::{make_frame, Source, StreamKey};
+use crate::delivery::{Attached, Framer, Framing, PlayerDriver, Transport};
+use crate::hub::{make_frame, Consumer, Source, SourceSettings, StreamKey};
 use crate::service::Shutdown;
 
 /// Addresses remembered per session (a peer may check several candidate pairs).
 const MAX_ADDRS: usize = 4;
-/// Frames kept of the current GOP for players that join (replayed from its keyframe).
-const MAX_GOP_FRAMES: usize = 600;
-const MAX_GOP_BYTES: usize = 32 * 1024 * 1024;
+/// A WHEP player whose queue the UDP task has not emptied for this long is ended (the
+/// server is overloaded; a network that is slow only loses packets, it does not block).
+const PLAYER_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a WHIP publisher is asked for a keyframe, so that RTMP/HLS players and
 /// recordings get a GOP (SRS's `pli_for_rtmp`, 6 s).
 const PUBLISHER_PLI_INTERVAL: Duration = Duration::from_secs(6);
@@ -62,8 +66,12 @@ struct Session {
     video_pt: Option<Pt>,
     audio_mid: Option<Mid>,
     audio_pt: Option<Pt>,
-    /// Player: the feed it is in, and whether it waits for a keyframe.
-    feed: Option<u64>,
+    /// Player: its stream's feed (held from the offer on, so that the stream is read
+    /// while the handshake runs), the settings its consumer reads with, its place in the
+    /// delivery path once connected, and whether it waits for a keyframe.
+    feed: Option<Arc<RtcFeed>>,
+    settings: SourceSettings,
+    player: Option<PlayerLink>,
     need_keyframe: bool,
     /// Publisher: where its frames go.
     source: Option<Arc<Source>>,
@@ -74,12 +82,11 @@ struct Session {
     dead: Option<String>,
 }
 
-struct Feed {
-    id: u64,
-    players: Vec<String>,
-    gop: Vec<Arc<RtcFrame>>,
-    gop_bytes: usize,
-    stop: CancellationToken,
+/// A connected player's link with its delivery task: the queue the driver writes into,
+/// and the task's stop (cancelled when the session ends, however it ends).
+struct PlayerLink {
+    queue: Arc<PeerQueue>,
+    _stop: tokio_util::sync::DropGuard,
 }
 
 /// What one session's output asks of the others.
@@ -96,10 +103,8 @@ struct Server {
     sessions: HashMap<String, Session>,
     by_ufrag: HashMap<String, String>,
     by_addr: HashMap<SocketAddr, String>,
-    feeds: HashMap<StreamKey, Feed>,
-    feed_keys: HashMap<u64, StreamKey>,
-    next_feed: u64,
-    feed_tx: mpsc::Sender<FeedMsg>,
+    /// Players' queues with records to write.
+    ready: Arc<Ready>,
     tasks: TaskTracker,
 }
 
@@ -113,7 +118,7 @@ pub async fn run(
     let local = socket
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let (feed_tx, mut feed_rx) = mpsc::channel(feed::FEED_QUEUE);
+    let ready = Arc::new(Ready::default());
     let mut s = Server {
         ctx,
         socket: socket.clone(),
@@ -121,10 +126,7 @@ pub async fn run(
         sessions: HashMap::new(),
         by_ufrag: HashMap::new(),
         by_addr: HashMap::new(),
-        feeds: HashMap::new(),
-        feed_keys: HashMap::new(),
-        next_feed: 0,
-        feed_tx,
+        ready: ready.clone(),
         tasks: TaskTracker::new(),
     };
     let mut buf = vec![0u8; DATAGRAM_BUF];
@@ -144,7 +146,7 @@ pub async fn run(
                 Err(e) => debug!("rtc: udp receive: {e}"),
             },
             Some(cmd) = commands.recv() => s.command(cmd),
-            Some(msg) = feed_rx.recv() => s.feed_event(msg),
+            _ = ready.notify.notified() => s.records(),
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
         let now = Instant::now();
@@ -296,6 +298,11 @@ impl Server {
             audio_mid: None,
             audio_pt: None,
             feed: None,
+            settings: SourceSettings {
+                gop_cache: true,
+                queue_length_ms: 0,
+            },
+            player: None,
             need_keyframe: true,
             source: None,
             from_annexb: Default::default(),
@@ -306,32 +313,8 @@ impl Server {
         match role {
             SessionRole::Publisher { source } => sess.source = Some(source),
             SessionRole::Player { settings } => {
-                let feed = match self.feeds.get_mut(&key) {
-                    Some(f) => f,
-                    None => {
-                        let fid = self.next_feed;
-                        self.next_feed += 1;
-                        let consumer = self.ctx.hub.subscribe(&key, settings);
-                        let stop = CancellationToken::new();
-                        self.tasks.spawn(feed::run(
-                            self.ctx.clone(),
-                            fid,
-                            consumer,
-                            self.feed_tx.clone(),
-                            stop.clone(),
-                        ));
-                        self.feed_keys.insert(fid, key.clone());
-                        self.feeds.entry(key.clone()).or_insert(Feed {
-                            id: fid,
-                            players: Vec::new(),
-                            gop: Vec::new(),
-                            gop_bytes: 0,
-                            stop,
-                        })
-                    }
-                };
-                feed.players.push(id.clone());
-                sess.feed = Some(feed.id);
+                sess.feed = Some(self.ctx.rtc.feeds.get(&self.ctx, &key, settings));
+                sess.settings = settings;
             }
         }
         self.by_ufrag.insert(ufrag, id.clone());
@@ -341,67 +324,59 @@ impl Server {
         Ok(())
     }
 
-    fn feed_event(&mut self, msg: FeedMsg) {
-        let Some(key) = self.feed_keys.get(&msg.feed).cloned() else {
-            return;
-        };
-        let Some(feed) = self.feeds.get_mut(&key) else {
-            return;
-        };
-        match msg.event {
-            FeedEvent::Video(f) => {
-                if f.keyframe {
-                    feed.gop.clear();
-                    feed.gop_bytes = 0;
-                }
-                if !feed.gop.is_empty() || f.keyframe {
-                    if feed.gop.len() >= MAX_GOP_FRAMES || feed.gop_bytes > MAX_GOP_BYTES {
-                        // A GOP too long to replay: players that join wait for the next one.
-                        feed.gop.clear();
-                        feed.gop_bytes = 0;
-                    } else {
-                        feed.gop_bytes += f.data.len();
-                        feed.gop.push(f.clone());
-                    }
-                }
-                let players = feed.players.clone();
-                for id in players {
-                    if let Some(sess) = self.sessions.get_mut(&id) {
-                        if sess.connected {
-                            write_video(sess, &f);
-                        }
-                    }
-                    self.drive(&id);
+    /// Writes what the delivery path handed the players whose queues are listed.
+    fn records(&mut self) {
+        for q in self.ready.take() {
+            let d = q.drain();
+            if let Some(why) = d.end {
+                self.end(&q.id, why);
+                continue;
+            }
+            let Some(sess) = self.sessions.get_mut(&q.id) else {
+                continue;
+            };
+            for r in &d.records {
+                if r.video {
+                    write_video(sess, r);
+                } else {
+                    write_audio(sess, r);
                 }
             }
-            FeedEvent::Audio(a) => {
-                let players = feed.players.clone();
-                for id in players {
-                    if let Some(sess) = self.sessions.get_mut(&id) {
-                        if sess.connected {
-                            write_audio(sess, &a);
-                        }
-                    }
-                    self.drive(&id);
-                }
-            }
-            FeedEvent::Skipped => {
-                feed.gop.clear();
-                feed.gop_bytes = 0;
-                let players = feed.players.clone();
-                for id in players {
-                    if let Some(sess) = self.sessions.get_mut(&id) {
-                        sess.need_keyframe = true;
-                    }
-                }
-            }
-            FeedEvent::Unpublished => {
-                let players = feed.players.clone();
-                for id in players {
-                    self.end(&id, "the publisher left".into());
-                }
-            }
+            self.drive(&q.id);
         }
+    }
+
+    /// A player connected: it joins the delivery path, reading its stream's feed from the
+    /// GOP cache's keyframe on, through a driver of its own and a task that attends it.
+    fn start_player(&mut self, id: &str) {
+        let Some(sess) = self.sessions.get_mut(id) else {
+            return;
+        };
+        let Some(feed) = sess.feed.as_ref() else {
+            return;
+        };
+        if sess.player.is_some() {
+            return;
+        }
+        let queue = PeerQueue::new(id.to_string(), self.ready.clone());
+        let consumer = Consumer::detached(feed.source.clone(), sess.settings.queue_length_ms);
+        let driver = PlayerDriver::new(
+            Transport::Rtc(RtcTransport {
+                queue: queue.clone(),
+            }),
+            consumer,
+            Framer::new(Framing::Rtc, TimeJitter::Off),
+            self.ctx.clone(),
+            sess.guard.registration.client.clone(),
+        );
+        let attached = self.ctx.delivery.attach(driver);
+        let stop = CancellationToken::new();
+        self.tasks
+            .spawn(attend_player(attached, queue.clone(), stop.clone()));
+        sess.player = Some(PlayerLink {
+            queue,
+            _stop: stop.drop_guard(),
+        });
     }
 
     /// Polls a session's output until it waits: sends its datagrams, handles its events.
@@ -421,13 +396,15 @@ impl Server {
                 }
                 Ok(Output::Transmit(t)) => {
                     match self.socket.try_send_to(&t.contents, t.destination) {
-                        Ok(n) => {
+                        // A player's media bytes are counted by its delivery driver.
+                        Ok(n) if sess.player.is_none() => {
                             sess.guard.registration.client.add_send(n as u64);
                             self.ctx
                                 .counters
                                 .bytes_out
                                 .fetch_add(n as u64, Ordering::Relaxed);
                         }
+                        Ok(_) => {}
                         // A full socket buffer drops the datagram, as the network would;
                         // NACK and PLI repair it.
                         Err(e) => debug!("rtc: send to {}: {e}", t.destination),
@@ -513,15 +490,13 @@ impl Server {
         );
         if sess.source.is_some() {
             request_keyframe(sess);
-        } else if let Some(feed) = self.feeds.get(&sess.key) {
-            // Start at once on the cached GOP's keyframe.
-            let gop = feed.gop.clone();
-            for f in &gop {
-                write_video(sess, f);
+        } else {
+            // Starts at once on the cached GOP's keyframe (the feed's ring).
+            self.start_player(id);
+            let key = sess_key(&self.sessions, id);
+            if let Some(key) = key {
+                self.keyframe_wanted(&key);
             }
-        }
-        if sess.source.is_none() {
-            self.keyframe_wanted(&self.sessions[id].key.clone());
         }
         self.drive(id);
     }
@@ -618,20 +593,9 @@ impl Server {
             self.ctx.rtc.handshakes.fetch_sub(1, Ordering::Relaxed);
         }
         self.ctx.rtc.sessions.fetch_sub(1, Ordering::Relaxed);
-        if sess.feed.is_some() {
-            let empty = match self.feeds.get_mut(&sess.key) {
-                Some(f) => {
-                    f.players.retain(|p| p != id);
-                    f.players.is_empty()
-                }
-                None => false,
-            };
-            if empty {
-                if let Some(f) = self.feeds.remove(&sess.key) {
-                    f.stop.cancel();
-                    self.feed_keys.remove(&f.id);
-                }
-            }
+        if let Some(link) = sess.player.take() {
+            // Its task ends (the guard), its driver is detached and closed with it.
+            link.queue.close();
         }
         sess.guard.close_reason = why;
         drop(sess);
@@ -661,7 +625,35 @@ fn choose_h264(rtc: &mut Rtc, mid: Mid) -> Option<Pt> {
     best.map(|(_, pt)| pt)
 }
 
-fn write_video(sess: &mut Session, f: &RtcFrame) {
+fn sess_key(sessions: &HashMap<String, Session>, id: &str) -> Option<StreamKey> {
+    sessions.get(id).map(|s| s.key.clone())
+}
+
+/// A connected WHEP player's task: waits for its driver's hand-over (the queue full, or the
+/// stream over) and asks the UDP task to end the session when delivery cannot go on.
+/// Holding `attached` keeps the player in its stream's shards; the UDP task stops the task
+/// when the session ends.
+async fn attend_player(attached: Attached, queue: Arc<PeerQueue>, stop: CancellationToken) {
+    let driver = &attached.driver;
+    loop {
+        if driver.finished() {
+            queue.request_end("the publisher left".into());
+            break;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            r = driver.attend(PLAYER_SEND_TIMEOUT) => {
+                if let Err(e) = r {
+                    queue.request_end(format!("delivery: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+    stop.cancelled().await;
+}
+
+fn write_video(sess: &mut Session, f: &Record) {
     if sess.need_keyframe {
         if !f.keyframe {
             return;
@@ -674,7 +666,7 @@ fn write_video(sess: &mut Session, f: &RtcFrame) {
     let Some(w) = sess.rtc.writer(mid) else {
         return;
     };
-    let t = MediaTime::from_90khz(f.pts_ms.saturating_mul(90));
+    let t = MediaTime::from_90khz(f.time_ms.saturating_mul(90));
     if let Err(e) = w.write(pt, Instant::now(), t, f.data.clone()) {
         warn!(
             "rtc: write to player {}: {e}",
@@ -684,14 +676,14 @@ fn write_video(sess: &mut Session, f: &RtcFrame) {
     }
 }
 
-fn write_audio(sess: &mut Session, a: &RtcAudio) {
+fn write_audio(sess: &mut Session, a: &Record) {
     let (Some(mid), Some(pt)) = (sess.audio_mid, sess.audio_pt) else {
         return;
     };
     let Some(w) = sess.rtc.writer(mid) else {
         return;
     };
-    let t = MediaTime::new(a.ts48, Frequency::FORTY_EIGHT_KHZ);
+    let t = MediaTime::new(a.time_ms.saturating_mul(48), Frequency::FORTY_EIGHT_KHZ);
     if let Err(e) = w.write(pt, Instant::now(), t, a.data.clone()) {
         debug!(
             "rtc: audio to player {}: {e}",
