@@ -16,13 +16,11 @@ use std::time::Duration;
 use common::browser::{ensure_node_modules, find_chromium, WEB_DIR};
 use common::*;
 
-/// One browser test at a time: each runs Chromium (ten decoders in one of them) and some
-/// an x264 encoder; two at once on a small machine starve each other of CPU and the frame
-/// rates they check fall.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+/// One browser test at a time, machine-wide (tests in other binaries and processes too):
+/// each runs Chromium (ten decoders in one of them) and some an x264 encoder; two at once
+/// on a small machine starve each other of CPU and the frame rates they check fall.
+fn serial() -> common::browser::BrowserSlot {
+    common::browser::browser_slot()
 }
 
 fn free_udp_port() -> u16 {
