@@ -61,6 +61,7 @@ pub(super) fn rtc_server(
             "enabled" => r.enabled = flag(c)?,
             "listen" => r.listen = integer(c, 1, u16::MAX as u64, "")? as u16,
             "max_handshakes" => r.max_handshakes = integer(c, 1, 100_000, "")? as usize,
+            "candidate_port" => r.candidate_port = Some(integer(c, 1, u16::MAX as u64, "")? as u16),
             "candidate" => {
                 let v = one_arg(c)?;
                 if v.is_empty() || v.len() > 253 || v.chars().any(|ch| ch.is_whitespace()) {
