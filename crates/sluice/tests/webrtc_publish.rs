@@ -221,13 +221,19 @@ fn chromium_publishes_audio_and_video_by_whip_and_rtmp_and_hls_get_h264_and_aac(
     let log = s.server.log();
     assert!(log.contains("close rtc publisher"), "{log}");
 
-    // HLS, after the publish: the playlist and its segments on disk.
+    // HLS, after the publish: the playlist (ended, so that ffprobe does not wait for
+    // more segments) and its segments on disk.
     let playlist = s.hls.join("live/av.m3u8");
-    let ok = wait_for(Duration::from_secs(10), || playlist.exists().then_some(()));
+    let ok = wait_for(Duration::from_secs(15), || {
+        std::fs::read_to_string(&playlist)
+            .ok()
+            .filter(|t| t.contains("#EXT-X-ENDLIST"))
+    });
     assert!(
         ok.is_some(),
-        "no HLS playlist at {}:\n{log}",
-        playlist.display()
+        "no ended HLS playlist at {}:\n{}",
+        playlist.display(),
+        s.server.log()
     );
     let hls = probe(&playlist.display().to_string(), &[]);
 
@@ -481,9 +487,7 @@ a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01
 fn stun_bad_integrity(username: &str, txid: u8) -> Vec<u8> {
     let mut user = username.as_bytes().to_vec();
     let user_len = user.len() as u16;
-    while user.len() % 4 != 0 {
-        user.push(0);
-    }
+    user.resize(user.len().div_ceil(4) * 4, 0);
     let mut body = Vec::new();
     body.extend_from_slice(&[0x00, 0x06]);
     body.extend_from_slice(&user_len.to_be_bytes());
