@@ -55,7 +55,7 @@ http_api {{ enabled on; listen 127.0.0.1:{api}; }}
 rtc_server {{ enabled on; listen {udp}; candidate 127.0.0.1; {rtc_extra} }}
 vhost __defaultVhost__ {{
     gop_cache on;
-    hls {{ enabled on; hls_path {hls}; hls_fragment 2; hls_window 60; }}
+    hls {{ enabled on; hls_path {hls}; hls_fragment 2; hls_window 60; hls_dispose 0; }}
     rtc {{ enabled on; rtmp_to_rtc on; rtc_to_rtmp on; }}
 }}
 ",
