@@ -186,6 +186,36 @@ fn assert_continuous(what: &str, times: &[f64], max_gap: f64) -> f64 {
     (sorted.len() - 1) as f64 / span
 }
 
+/// CPU seconds (user + system) of the thread of `pid` named `name`, and the seconds since
+/// it started; from /proc.
+fn thread_cpu(pid: u32, name: &str) -> Option<(f64, f64)> {
+    let tick = 100.0; // USER_HZ on Linux
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        // Fields after the ")" that ends the name: utime is the 12th, stime the 13th,
+        // starttime the 20th.
+        let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let utime: f64 = rest.get(11)?.parse().ok()?;
+        let stime: f64 = rest.get(12)?.parse().ok()?;
+        let start: f64 = rest.get(19)?.parse().ok()?;
+        return Some(((utime + stime) / tick, uptime - start / tick));
+    }
+    None
+}
+
 /// Chromium's fake camera and microphone (a beep) published by WHIP for 20 s: RTMP and
 /// HLS players get its H.264 and its Opus as AAC, with continuous timestamps and the
 /// frame rate the browser sent.
@@ -214,6 +244,14 @@ fn chromium_publishes_audio_and_video_by_whip_and_rtmp_and_hls_get_h264_and_aac(
         &rtmp_url,
         &["-rw_timeout", "10000000", "-read_intervals", "%+8"],
     );
+    // What the Opus → AAC worker thread cost so far (a figure for docs/performance.md,
+    // not a check: the machine is shared).
+    if let Some((cpu, wall)) = thread_cpu(s.server.pid(), "rtc-opus-aac") {
+        eprintln!(
+            "opus→aac thread: {cpu:.2} s of CPU over {wall:.1} s ({:.1} % of a core)",
+            cpu / wall * 100.0
+        );
+    }
     let v = browser_thread.join().expect("browser thread");
     let sent = v["framesSent"].as_f64().unwrap_or(0.0);
     assert!(sent > 100.0, "{v}");
