@@ -175,10 +175,11 @@ fn assert_continuous(what: &str, times: &[f64], max_gap: f64) -> f64 {
     let mut sorted = times.to_vec();
     // Video packets are in decoding order; with no B frames (WebRTC H.264) that is
     // presentation order too, and audio is always in order.
-    for w in times.windows(2) {
+    for (i, w) in times.windows(2).enumerate() {
         assert!(
             w[1] >= w[0] && w[1] - w[0] <= max_gap,
-            "{what}: timestamps jump: {w:?}"
+            "{what}: timestamps jump: {w:?} (packet {i}; around it: {:?})",
+            &times[i.saturating_sub(5)..(i + 6).min(times.len())]
         );
     }
     sorted.sort_by(f64::total_cmp);

@@ -453,6 +453,15 @@ impl Server {
                 Ok(Output::Event(e)) => match e {
                     Event::Connected => {
                         sess.connected = true;
+                        if sess.source.is_some() && sess.audio_mid.is_some() {
+                            // A publisher's Opus → AAC worker is made once it connected
+                            // (not per offer: offers never followed by ICE cost no
+                            // thread) and before its media flows, so that the first
+                            // packets do not wait for a thread and an encoder: they would
+                            // reach the Source far behind the video, and players'
+                            // `time_jitter full` would mangle both timelines.
+                            start_audio(sess);
+                        }
                         actions.push(Action::Connected(id.to_string()));
                     }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -780,22 +789,27 @@ fn publish_audio(sess: &mut Session, d: &str0m::media::MediaData) {
         return;
     }
     let first_ms = session_ms(sess, d.network_time);
-    if sess.audio.is_none() {
-        let Some(source) = sess.source.clone() else {
-            return;
-        };
-        let id = sess.guard.registration.client.id.clone();
-        match WhipAudio::start(source, id.clone()) {
-            Ok(a) => sess.audio = Some(a),
-            Err(e) => {
-                warn!("rtc: publisher {id}: its audio is left out (no Opus → AAC: {e})");
-                sess.audio_off = true;
-                return;
-            }
-        }
-    }
+    start_audio(sess);
     let rtp48 = d.time.rebase(Frequency::FORTY_EIGHT_KHZ).numer();
     if let Some(a) = sess.audio.as_mut() {
         a.push(rtp48, first_ms, d.data.clone());
+    }
+}
+
+/// Starts a publisher's Opus → AAC worker, once (or says once why it cannot).
+fn start_audio(sess: &mut Session) {
+    if sess.audio.is_some() || sess.audio_off {
+        return;
+    }
+    let Some(source) = sess.source.clone() else {
+        return;
+    };
+    let id = sess.guard.registration.client.id.clone();
+    match WhipAudio::start(source, id.clone()) {
+        Ok(a) => sess.audio = Some(a),
+        Err(e) => {
+            warn!("rtc: publisher {id}: its audio is left out (no Opus → AAC: {e})");
+            sess.audio_off = true;
+        }
     }
 }
