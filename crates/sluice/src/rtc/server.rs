@@ -765,14 +765,20 @@ fn publish_video(sess: &mut Session, data: &[u8], time: MediaTime, arrived: Inst
     let ts = ms.saturating_sub(base);
     let v = sess.from_annexb.access_unit(data);
     let kind = rtmp::server::MediaKind::Video;
+    // With audio, video goes through the interleaver that orders it with the AAC.
+    let interleaved = sess.audio.as_ref().map(|a| &a.interleaved);
+    let push = |f| match interleaved {
+        Some(i) => i.push(f),
+        None => source.push(f),
+    };
     if let Some(seq) = v.sequence_header {
         if let Some(f) = make_frame(kind, ts, Bytes::from(seq)) {
-            source.push(f);
+            push(f);
         }
     }
     if let Some(frame) = v.frame {
         if let Some(f) = make_frame(kind, ts, Bytes::from(frame)) {
-            source.push(f);
+            push(f);
         }
     }
 }

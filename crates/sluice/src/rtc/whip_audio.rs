@@ -7,13 +7,87 @@
 //! with silence, so timestamps stay continuous. At most [`MAX_WORKERS`] publishers are
 //! transcoded at once; past that a publisher's audio is left out with a log line.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::opus_aac::OpusToAac;
-use crate::hub::{make_frame, Source};
+use crate::hub::{make_frame, Frame, FrameKind, Source};
+
+/// How long a frame of one kind waits for the other kind to catch up before it goes to
+/// the Source anyway (the other stalled, or stopped).
+const MAX_HOLD: Duration = Duration::from_millis(400);
+/// Frames held at most per kind (a bound whatever the clock does).
+const MAX_HELD: usize = 256;
+
+/// Puts a publisher's video (from the UDP task) and AAC (from its worker thread, some tens
+/// of milliseconds later) into the Source in timestamp order. Players' `time_jitter full`
+/// (SRS's default) corrects every frame against the one before it, audio or video: audio
+/// arriving far behind the video it plays with would make both timelines jump. So a
+/// frame waits until the other kind has reached its time, at most [`MAX_HOLD`].
+pub struct Interleaver {
+    source: Arc<Source>,
+    video: VecDeque<(Instant, Frame)>,
+    audio: VecDeque<(Instant, Frame)>,
+}
+
+impl Interleaver {
+    fn new(source: Arc<Source>) -> Interleaver {
+        Interleaver {
+            source,
+            video: VecDeque::new(),
+            audio: VecDeque::new(),
+        }
+    }
+
+    fn push(&mut self, f: Frame) {
+        let now = Instant::now();
+        let q = if f.kind == FrameKind::Audio {
+            &mut self.audio
+        } else {
+            &mut self.video
+        };
+        q.push_back((now, f));
+        loop {
+            let next = match (self.video.front(), self.audio.front()) {
+                (Some((_, v)), Some((_, a))) => {
+                    if a.timestamp <= v.timestamp {
+                        self.audio.pop_front()
+                    } else {
+                        self.video.pop_front()
+                    }
+                }
+                (Some((at, _)), None)
+                    if now.duration_since(*at) >= MAX_HOLD || self.video.len() > MAX_HELD =>
+                {
+                    self.video.pop_front()
+                }
+                (None, Some((at, _)))
+                    if now.duration_since(*at) >= MAX_HOLD || self.audio.len() > MAX_HELD =>
+                {
+                    self.audio.pop_front()
+                }
+                _ => None,
+            };
+            match next {
+                Some((_, f)) => self.source.push(f),
+                None => break,
+            }
+        }
+    }
+}
+
+/// A publisher's way into its Source once it has audio: through the [`Interleaver`].
+#[derive(Clone)]
+pub struct Interleaved(Arc<Mutex<Interleaver>>);
+
+impl Interleaved {
+    pub fn push(&self, f: Frame) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(f);
+    }
+}
 
 /// Opus packets waiting for the worker (20 ms each: 5 s).
 const QUEUE: usize = 256;
@@ -30,6 +104,8 @@ struct Packet {
 /// The UDP task's handle on a publisher's worker; dropping it stops the worker.
 pub struct WhipAudio {
     tx: SyncSender<Packet>,
+    /// Where the publisher's video goes too, so that both reach the Source in order.
+    pub interleaved: Interleaved,
     stop: Arc<AtomicBool>,
     /// Packets dropped because the queue was full.
     pub overflow: u64,
@@ -49,6 +125,8 @@ impl WhipAudio {
         let (tx, rx) = sync_channel::<Packet>(QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
+        let interleaved = Interleaved(Arc::new(Mutex::new(Interleaver::new(source.clone()))));
+        let into = interleaved.clone();
         std::thread::Builder::new()
             .name("rtc-opus-aac".into())
             .spawn(move || {
@@ -68,7 +146,7 @@ impl WhipAudio {
                         }
                         if let Some(f) = make_frame(rtmp::server::MediaKind::Audio, o.ts_ms, o.payload)
                         {
-                            source.push(f);
+                            into.push(f);
                             frames += 1;
                         }
                     }
@@ -82,6 +160,7 @@ impl WhipAudio {
             .map_err(|e| format!("cannot start a thread: {e}"))?;
         Ok(WhipAudio {
             tx,
+            interleaved,
             stop,
             overflow: 0,
         })
