@@ -36,3 +36,11 @@ mod rtc_h264;
 fn rtc_h264_corpus_and_regressions() {
     replay::replay("rtc_h264", rtc_h264::run);
 }
+
+#[path = "../../../fuzz/entries/rtc_opus_aac.rs"]
+mod rtc_opus_aac;
+
+#[test]
+fn rtc_opus_aac_corpus_and_regressions() {
+    replay::replay("rtc_opus_aac", rtc_opus_aac::run);
+}

@@ -18,10 +18,12 @@
 pub mod audio;
 pub mod candidate;
 pub mod feed;
+pub mod opus_aac;
 pub mod peer;
 pub mod server;
 pub mod session;
 pub mod stun;
+pub mod whip_audio;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -211,9 +213,11 @@ impl Service for RtcService {
                     return;
                 }
             };
-            let port = socket.local_addr().map(|a| a.port()).unwrap_or(cfg.listen);
+            let listening = socket.local_addr().map(|a| a.port()).unwrap_or(cfg.listen);
+            // The port announced (and that str0m's ICE agent matches datagrams against).
+            let port = cfg.candidate_port.unwrap_or(listening);
             tracing::info!(
-                "rtc_server: listening on udp port {port}, candidates {:?}",
+                "rtc_server: listening on udp port {listening}, candidates {:?} port {port}",
                 candidates
             );
             let (tx, rx) = mpsc::channel(64);

@@ -29,6 +29,7 @@ use tracing::{debug, info, warn};
 use super::feed::RtcFeed;
 use super::peer::{PeerQueue, Ready, Record, RtcTransport};
 use super::session::{NewSession, SessionGuard, SessionRole};
+use super::whip_audio::WhipAudio;
 use super::{stun, Command, CONSENT_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_SESSIONS};
 use crate::config::TimeJitter;
 use crate::context::Context;
@@ -78,6 +79,12 @@ struct Session {
     from_annexb: media::annexb::FromAnnexB,
     ts_base: Option<u64>,
     last_pli: Option<Instant>,
+    /// Publisher: the arrival of its first media packet, the origin of its timestamps
+    /// (audio and video each follow their RTP clock from their first packet's arrival).
+    epoch: Option<Instant>,
+    /// Publisher: its Opus → AAC worker, once audio came (or why there is none).
+    audio: Option<WhipAudio>,
+    audio_off: bool,
     /// Why it must end, once known (ended after the current step).
     dead: Option<String>,
 }
@@ -249,7 +256,14 @@ impl Server {
             .or_else(|| cands.iter().find(|ip| ip.is_ipv4() == from.is_ipv4()))
             .copied()
             .unwrap_or(self.local.ip());
-        SocketAddr::new(ip, self.local.port())
+        // The announced port (`candidate_port`, else the one listened on).
+        let port = self
+            .ctx
+            .rtc
+            .endpoint()
+            .map(|e| e.port)
+            .unwrap_or(self.local.port());
+        SocketAddr::new(ip, port)
     }
 
     fn command(&mut self, cmd: Command) {
@@ -308,6 +322,9 @@ impl Server {
             from_annexb: Default::default(),
             ts_base: None,
             last_pli: None,
+            epoch: None,
+            audio: None,
+            audio_off: false,
             dead: None,
         };
         match role {
@@ -413,6 +430,15 @@ impl Server {
                 Ok(Output::Event(e)) => match e {
                     Event::Connected => {
                         sess.connected = true;
+                        if sess.source.is_some() && sess.audio_mid.is_some() {
+                            // A publisher's Opus → AAC worker is made once it connected
+                            // (not per offer: offers never followed by ICE cost no
+                            // thread) and before its media flows, so that the first
+                            // packets do not wait for a thread and an encoder: they would
+                            // reach the Source far behind the video, and players'
+                            // `time_jitter full` would mangle both timelines.
+                            start_audio(sess);
+                        }
                         actions.push(Action::Connected(id.to_string()));
                     }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -442,10 +468,17 @@ impl Server {
                         if Some(d.mid) == sess.video_mid
                             && d.params.spec().codec == Codec::H264 =>
                     {
-                        publish_video(sess, &d.data, d.time);
+                        publish_video(sess, &d.data, d.time, d.network_time);
                         if !d.contiguous {
                             request_keyframe(sess);
                         }
+                    }
+                    Event::MediaData(d)
+                        if Some(d.mid) == sess.audio_mid
+                            && sess.source.is_some()
+                            && d.params.spec().codec == Codec::Opus =>
+                    {
+                        publish_audio(sess, &d);
                     }
                     Event::KeyframeRequest(_) => {
                         actions.push(Action::KeyframeWanted(sess.key.clone()));
@@ -711,23 +744,70 @@ fn request_keyframe(sess: &mut Session) {
 }
 
 /// A WHIP publisher's access unit into its Source, as FLV AVC frames.
-fn publish_video(sess: &mut Session, data: &[u8], time: MediaTime) {
+fn publish_video(sess: &mut Session, data: &[u8], time: MediaTime, arrived: Instant) {
+    if sess.source.is_none() {
+        return;
+    }
+    let ms = time.rebase(Frequency::MILLIS).numer();
+    let first_ms = session_ms(sess, arrived);
+    let base = *sess.ts_base.get_or_insert(ms.saturating_sub(first_ms));
     let Some(source) = sess.source.as_ref() else {
         return;
     };
-    let ms = time.rebase(Frequency::MILLIS).numer();
-    let base = *sess.ts_base.get_or_insert(ms);
     let ts = ms.saturating_sub(base);
     let v = sess.from_annexb.access_unit(data);
     let kind = rtmp::server::MediaKind::Video;
+    // With audio, video goes through the interleaver that orders it with the AAC.
+    let interleaved = sess.audio.as_ref().map(|a| &a.interleaved);
+    let push = |f| match interleaved {
+        Some(i) => i.push(f),
+        None => source.push(f),
+    };
     if let Some(seq) = v.sequence_header {
         if let Some(f) = make_frame(kind, ts, Bytes::from(seq)) {
-            source.push(f);
+            push(f);
         }
     }
     if let Some(frame) = v.frame {
         if let Some(f) = make_frame(kind, ts, Bytes::from(frame)) {
-            source.push(f);
+            push(f);
+        }
+    }
+}
+
+/// Where `arrived` is on a publisher's clock (ms since its first media packet).
+fn session_ms(sess: &mut Session, arrived: Instant) -> u64 {
+    let epoch = *sess.epoch.get_or_insert(arrived);
+    arrived.saturating_duration_since(epoch).as_millis() as u64
+}
+
+/// A WHIP publisher's Opus packet to its Opus → AAC worker (started with the first one).
+fn publish_audio(sess: &mut Session, d: &str0m::media::MediaData) {
+    if sess.audio_off {
+        return;
+    }
+    let first_ms = session_ms(sess, d.network_time);
+    start_audio(sess);
+    let rtp48 = d.time.rebase(Frequency::FORTY_EIGHT_KHZ).numer();
+    if let Some(a) = sess.audio.as_mut() {
+        a.push(rtp48, first_ms, d.data.clone());
+    }
+}
+
+/// Starts a publisher's Opus → AAC worker, once (or says once why it cannot).
+fn start_audio(sess: &mut Session) {
+    if sess.audio.is_some() || sess.audio_off {
+        return;
+    }
+    let Some(source) = sess.source.clone() else {
+        return;
+    };
+    let id = sess.guard.registration.client.id.clone();
+    match WhipAudio::start(source, id.clone()) {
+        Ok(a) => sess.audio = Some(a),
+        Err(e) => {
+            warn!("rtc: publisher {id}: its audio is left out (no Opus → AAC: {e})");
+            sess.audio_off = true;
         }
     }
 }

@@ -61,6 +61,7 @@ pub(super) fn rtc_server(
             "enabled" => r.enabled = flag(c)?,
             "listen" => r.listen = integer(c, 1, u16::MAX as u64, "")? as u16,
             "max_handshakes" => r.max_handshakes = integer(c, 1, 100_000, "")? as usize,
+            "candidate_port" => r.candidate_port = Some(integer(c, 1, u16::MAX as u64, "")? as u16),
             "candidate" => {
                 let v = one_arg(c)?;
                 if v.is_empty() || v.len() > 253 || v.chars().any(|ch| ch.is_whitespace()) {
@@ -107,4 +108,26 @@ pub(super) fn vhost_rtc(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn candidate_port_is_read_and_bounded() {
+        let c = Config::parse(
+            "rtc_server { enabled on; listen 8000; candidate 1.2.3.4; candidate_port 18000; }",
+            "t.conf",
+        )
+        .expect("config");
+        assert_eq!(c.rtc_server.candidate_port, Some(18000));
+        assert_eq!(c.rtc_server.listen, 8000);
+        let c = Config::parse("rtc_server { enabled on; }", "t.conf").expect("config");
+        assert_eq!(c.rtc_server.candidate_port, None);
+        for bad in ["0", "70000", "x"] {
+            let e = Config::parse(&format!("rtc_server {{ candidate_port {bad}; }}"), "t.conf");
+            assert!(e.is_err(), "candidate_port {bad} accepted");
+        }
+    }
 }

@@ -20,6 +20,10 @@ pub struct RtcServerConfig {
     /// `max_handshakes` (sluice's own): offers answered but not yet connected (ICE and
     /// DTLS) at once; more are refused with 503 until some connect or time out.
     pub max_handshakes: usize,
+    /// `candidate_port` (sluice's own): the UDP port announced in answers when a port
+    /// mapping (Docker's `-p 18000:8000/udp`, a NAT, a relay) makes it differ from
+    /// `listen`; `None`: `listen`.
+    pub candidate_port: Option<u16>,
 }
 
 impl Default for RtcServerConfig {
@@ -29,6 +33,7 @@ impl Default for RtcServerConfig {
             listen: DEFAULT_RTC_PORT,
             candidate: "*".to_string(),
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            candidate_port: None,
         }
     }
 }
