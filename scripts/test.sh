@@ -23,6 +23,8 @@ command -v tc >/dev/null 2>&1 || missing+=(iproute2)
 pkg-config --exists opus 2>/dev/null || missing+=(libopus-dev pkg-config)
 # str0m's DTLS (WebRTC) builds against the system's OpenSSL.
 pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev pkg-config)
+# The origin cluster's stream directory (crates/sluice/tests/origin_cluster.rs).
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "test.sh: installing ${missing[*]} (needed by the end-to-end tests)"
     sudo=""
