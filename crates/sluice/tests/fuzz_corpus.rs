@@ -36,3 +36,11 @@ mod rtc_h264;
 fn rtc_h264_corpus_and_regressions() {
     replay::replay("rtc_h264", rtc_h264::run);
 }
+
+#[path = "../../../fuzz/entries/cluster_reply.rs"]
+mod cluster_reply;
+
+#[test]
+fn cluster_reply_corpus_and_regressions() {
+    replay::replay("cluster_reply", cluster_reply::run);
+}
