@@ -25,6 +25,8 @@ pkg-config --exists opus 2>/dev/null || missing+=(libopus-dev pkg-config)
 pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev pkg-config)
 # WebRTC's Opus → AAC (crates/libavaac) builds against the system's libavcodec.
 pkg-config --exists libavcodec 2>/dev/null || missing+=(libavcodec-dev pkg-config)
+# The origin cluster's stream directory (crates/sluice/tests/origin_cluster.rs).
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "test.sh: installing ${missing[*]} (needed by the end-to-end tests)"
     sudo=""

@@ -655,6 +655,29 @@ impl ServerSession {
         self.send_status(stream_id, status("error", code, description));
     }
 
+    /// SRS's RTMP 302 (`SrsRtmpServer::redirect`): an error status
+    /// `NetConnection.Connect.Rejected` whose `ex` carries `code` 302, `redirect` (the
+    /// target's tcUrl) and `redirect2` (its full URL). Sent as `onStatus` on message
+    /// stream 0, as SRS does; SRS edges, sluice's client and librtmp-style clients follow it.
+    pub fn redirect(&mut self, url: &str) {
+        let tc_url = match url.rsplit_once('/') {
+            Some((dir, _)) if dir.contains("://") && dir.matches('/').count() >= 3 => dir,
+            _ => url,
+        };
+        let ex = Amf0Value::object([
+            ("code", Amf0Value::Number(302.0)),
+            ("redirect", Amf0Value::string(tc_url)),
+            ("redirect2", Amf0Value::string(url)),
+        ]);
+        let info = Amf0Value::object([
+            ("level", Amf0Value::string("error")),
+            ("code", Amf0Value::string("NetConnection.Connect.Rejected")),
+            ("description", Amf0Value::string("RTMP 302 Redirect")),
+            ("ex", ex),
+        ]);
+        self.send_status(0, info);
+    }
+
     /// Any status on a stream (UnpublishNotify, PublishNotify, Pause.Notify...).
     pub fn status(&mut self, stream_id: u32, level: &str, code: &str, description: &str) {
         self.send_status(stream_id, status(level, code, description));

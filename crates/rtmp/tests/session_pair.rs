@@ -61,6 +61,8 @@ struct Pair {
     client_events: Vec<ClientEvent>,
     connect: Answer,
     publish: Answer,
+    /// Answer plays with SRS's RTMP 302 to this URL instead of starting them.
+    redirect_play: Option<&'static str>,
 }
 
 impl Pair {
@@ -82,6 +84,7 @@ impl Pair {
             client_events: Vec::new(),
             connect: Answer::Accept,
             publish: Answer::Accept,
+            redirect_play: None,
         };
         pair.handshake();
         pair
@@ -165,7 +168,10 @@ impl Pair {
                 name,
                 reset,
                 ..
-            } => self.server.accept_play(*stream_id, name, *reset),
+            } => match self.redirect_play {
+                Some(url) => self.server.redirect(url),
+                None => self.server.accept_play(*stream_id, name, *reset),
+            },
             _ => {}
         }
     }
@@ -779,5 +785,65 @@ fn bandcheck_packets_cross_both_ways() {
             steps,
             from_client.iter().map(|pk| pk.step).collect::<Vec<_>>()
         );
+    }
+}
+
+/// SRS's RTMP 302: the server's redirect reaches the client as a play error carrying the
+/// target (`redirect2`, the full URL), byte-compatible with SRS's `SrsRtmpServer::redirect`.
+#[test]
+fn redirect_reaches_the_client_with_its_target() {
+    for seed in 1..6 {
+        let mut p = Pair::default_pair(seed * 7);
+        // The server answers the play with a redirect instead of Play.Start.
+        p.redirect_play = Some("rtmp://10.0.0.2:19350/live/cam?token=1");
+        p.connect();
+        p.client.play("cam?token=1").unwrap();
+        p.pump();
+        assert!(!p
+            .client_events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Playing { .. })));
+        let (command, status) = p
+            .client_events
+            .iter()
+            .find_map(|e| match e {
+                ClientEvent::Error { command, status } => Some((command.clone(), status.clone())),
+                _ => None,
+            })
+            .expect("no error event");
+        assert_eq!(command, "play");
+        assert_eq!(status.level, "error");
+        assert_eq!(status.code, "NetConnection.Connect.Rejected");
+        assert_eq!(status.description, "RTMP 302 Redirect");
+        assert_eq!(
+            status.redirect,
+            Some(rtmp::client::Redirect::Url(
+                "rtmp://10.0.0.2:19350/live/cam?token=1".into()
+            ))
+        );
+        // On the wire: onStatus with ex.code 302, redirect (the tcUrl) and redirect2.
+        let mut dec = ChunkDecoder::new(DecoderLimits::default());
+        let mut buf = BytesMut::new();
+        let mut s = ServerSession::new(ServerConfig::default());
+        s.redirect("rtmp://h:1/app/s");
+        buf.extend_from_slice(&s.take_output().unwrap());
+        let raw = dec.decode(&mut buf).unwrap().expect("one message");
+        match Message::decode(raw.header.type_id, raw.payload).unwrap() {
+            Message::Command(c) => {
+                assert_eq!(c.name, "onStatus");
+                let info = &c.args[0];
+                let ex = info.get("ex").expect("ex");
+                assert_eq!(ex.get("code").and_then(Amf0Value::as_number), Some(302.0));
+                assert_eq!(
+                    ex.get("redirect").and_then(Amf0Value::as_str),
+                    Some("rtmp://h:1/app")
+                );
+                assert_eq!(
+                    ex.get("redirect2").and_then(Amf0Value::as_str),
+                    Some("rtmp://h:1/app/s")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -62,6 +62,8 @@ pub struct Context {
     pub forward: crate::forward::Forwards,
     /// Edge pulls in progress, kept by [`crate::edge`].
     pub edge: crate::edge::Edges,
+    /// The Redis stream directory's connections and what this node registered there.
+    pub directory: crate::cluster::Directory,
     /// Certificates in force and the bound on TLS handshakes (RTMPS, HTTPS).
     pub tls: crate::tls::Tls,
     /// The SRT listener (until its service takes it) and the TS feeds of SRT players.
@@ -95,6 +97,7 @@ impl Context {
             ffmpeg: Default::default(),
             forward: Default::default(),
             edge: Default::default(),
+            directory: Default::default(),
             srt: Default::default(),
             rtc: Default::default(),
             id_seed: seed,

@@ -2,6 +2,7 @@
 pub mod access;
 pub mod admission;
 pub mod bandcheck;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod context;

@@ -164,6 +164,7 @@ fn services() -> Vec<Box<dyn Service>> {
         Box::new(crate::ffmpeg::Ffmpeg),
         Box::new(crate::srt::SrtService),
         Box::new(crate::rtc::RtcService),
+        Box::new(crate::cluster::DirectoryService),
     ]
 }
 
@@ -556,6 +557,7 @@ mod tests {
             "forward",
             "edge",
             "ffmpeg",
+            "directory",
         ] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }

@@ -44,3 +44,11 @@ mod rtc_opus_aac;
 fn rtc_opus_aac_corpus_and_regressions() {
     replay::replay("rtc_opus_aac", rtc_opus_aac::run);
 }
+
+#[path = "../../../fuzz/entries/cluster_reply.rs"]
+mod cluster_reply;
+
+#[test]
+fn cluster_reply_corpus_and_regressions() {
+    replay::replay("cluster_reply", cluster_reply::run);
+}

@@ -59,7 +59,12 @@ pub struct ClientOptions {
     /// client. Without it an `rtmps://` connect fails with [`ClientError::Tls`].
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+    /// RTMP 302 redirects [`Client::play_url`] follows before giving up.
+    pub max_redirects: u8,
 }
+
+/// Redirects followed by default: enough for origin → origin, bounded against loops.
+pub const DEFAULT_MAX_REDIRECTS: u8 = 3;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -74,6 +79,7 @@ impl Default for ClientOptions {
             write_buffer: DEFAULT_WRITE_BUFFER,
             #[cfg(feature = "tls")]
             tls: None,
+            max_redirects: DEFAULT_MAX_REDIRECTS,
         }
     }
 }
@@ -101,6 +107,11 @@ pub enum ClientError {
     Closed(&'static str),
     #[error("TLS: {0}")]
     Tls(String),
+    /// SRS's RTMP 302: the server sent us to another URL (followed by [`Client::play_url`]).
+    #[error("redirected to {0}")]
+    Redirected(String),
+    #[error("more than {0} redirects")]
+    TooManyRedirects(u8),
 }
 
 impl ClientError {
@@ -109,6 +120,11 @@ impl ClientError {
     }
 
     fn rejected(status: Status) -> ClientError {
+        if let Some(r) = status.redirect {
+            return ClientError::Redirected(match r {
+                super::session::Redirect::Url(u) | super::session::Redirect::TcUrl(u) => u,
+            });
+        }
         ClientError::Rejected {
             code: status.code,
             description: status.description,
@@ -253,6 +269,30 @@ impl Client {
         &self.url
     }
 
+    /// Connects and plays `url`, following RTMP 302 redirects (SRS's `ex.redirect2` /
+    /// `ex.redirect`, sent to connect or play) up to `options.max_redirects` hops.
+    pub async fn play_url(url: &str, options: ClientOptions) -> Result<Player, ClientError> {
+        let mut url = url.to_string();
+        let mut hops = 0u8;
+        loop {
+            let stream = RtmpUrl::parse(&url)?.stream;
+            let played = match Client::connect_with(&url, options.clone()).await {
+                Ok(c) => c.play().await,
+                Err(e) => Err(e),
+            };
+            match played {
+                Err(ClientError::Redirected(to)) => {
+                    if hops >= options.max_redirects {
+                        return Err(ClientError::TooManyRedirects(options.max_redirects));
+                    }
+                    hops += 1;
+                    url = redirect_target(&to, &stream)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// The info object of the server's connect reply (`data.srs_server`, version...).
     pub fn server_info(&self) -> &Amf0Value {
         &self.server_info
@@ -342,6 +382,20 @@ impl Client {
             unread: true,
             readable: false,
         })
+    }
+}
+
+/// The URL a redirect names: a full RTMP URL (`redirect2`) as is, a tcUrl (`redirect`,
+/// which has only the app) with the stream we asked for added.
+fn redirect_target(to: &str, stream: &str) -> Result<String, ClientError> {
+    let parsed = RtmpUrl::parse(to);
+    match parsed {
+        Ok(u) if !u.stream.is_empty() => Ok(to.to_string()),
+        _ => {
+            let joined = format!("{}/{stream}", to.trim_end_matches('/'));
+            RtmpUrl::parse(&joined)?;
+            Ok(joined)
+        }
     }
 }
 

@@ -26,10 +26,11 @@ mod url;
 
 #[cfg(feature = "client")]
 pub use connection::{
-    Client, ClientError, ClientOptions, Player, Publisher, DEFAULT_TIMEOUT, DEFAULT_WRITE_BUFFER,
+    Client, ClientError, ClientOptions, Player, Publisher, DEFAULT_MAX_REDIRECTS, DEFAULT_TIMEOUT,
+    DEFAULT_WRITE_BUFFER,
 };
 pub use session::{
     ClientConfig, ClientEvent, ClientSession, ClientSessionError, MediaKind, MediaMessage,
-    MediaRef, Status, DEFAULT_BUFFER_MS, DEFAULT_CHUNK_SIZE, DEFAULT_FLASH_VER,
+    MediaRef, Redirect, Status, DEFAULT_BUFFER_MS, DEFAULT_CHUNK_SIZE, DEFAULT_FLASH_VER,
 };
 pub use url::{RtmpUrl, UrlError, DEFAULT_PORT, DEFAULT_TLS_PORT};

@@ -72,7 +72,22 @@ pub struct Status {
     pub level: String,
     pub code: String,
     pub description: String,
+    /// SRS's RTMP 302 (`ex.redirect2`, the full RTMP URL, else `ex.redirect`, a tcUrl)
+    /// in an error status: where the stream is served instead.
+    pub redirect: Option<Redirect>,
 }
+
+/// Where an RTMP 302 sends the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redirect {
+    /// `ex.redirect2`: the full URL, stream included.
+    Url(String),
+    /// `ex.redirect` only (older SRS): a tcUrl, to which the stream name is added.
+    TcUrl(String),
+}
+
+/// Most bytes of a redirect URL taken from a server (a bound on hostile input).
+const MAX_REDIRECT_LEN: usize = 2048;
 
 impl Status {
     fn from_info(info: Option<&Amf0Value>) -> Status {
@@ -82,10 +97,21 @@ impl Status {
                 .unwrap_or("")
                 .to_string()
         };
+        let ex = info.and_then(|v| v.get("ex"));
+        let ex_str = |k: &str| {
+            ex.and_then(|v| v.get(k))
+                .and_then(|v| v.as_str())
+                .filter(|u| !u.is_empty() && u.len() <= MAX_REDIRECT_LEN)
+                .map(str::to_string)
+        };
+        let redirect = ex_str("redirect2")
+            .map(Redirect::Url)
+            .or_else(|| ex_str("redirect").map(Redirect::TcUrl));
         Status {
             level: s("level"),
             code: s("code"),
             description: s("description"),
+            redirect,
         }
     }
 
@@ -632,6 +658,7 @@ impl ClientSession {
                             level: "error".into(),
                             code: String::new(),
                             description: "createStream answered without a valid stream id".into(),
+                            redirect: None,
                         },
                     });
                     return;

@@ -29,6 +29,7 @@ pub use types::{
     LogLevel, LogTank, ReferConfig, RtcServerConfig, SecurityConfig, SecurityRule, TimeJitter,
     VhostConfig, VhostRtcConfig, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_VHOST,
 };
+pub use types::{ClusterConfig, DEFAULT_DIRECTORY_TTL_MS};
 pub use types::{SrtServerConfig, VhostSrtConfig, DEFAULT_SRT_PORT};
 
 impl Config {

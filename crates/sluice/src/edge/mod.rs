@@ -132,7 +132,8 @@ fn on_demand(ctx: &Arc<Context>, source: Arc<Source>) {
     let Some(vhost) = config.vhost(&source.key.vhost) else {
         return;
     };
-    if !vhost.cluster.is_edge() || source.is_publishing() {
+    let cluster_origin = vhost.cluster.is_cluster_origin();
+    if !(vhost.cluster.is_edge() || cluster_origin) || source.is_publishing() {
         return;
     }
     let key = source.key.clone();
@@ -141,18 +142,29 @@ fn on_demand(ctx: &Arc<Context>, source: Arc<Source>) {
         if map.contains_key(&key) {
             return;
         }
-        let state = Arc::new(PullState::new(&source, vhost.cluster.origins.clone()));
+        let state = Arc::new(if cluster_origin || vhost.cluster.directory.is_some() {
+            PullState::discovering(&source, vhost.cluster.clone())
+        } else {
+            PullState::new(&source, vhost.cluster.origins.clone())
+        });
         map.insert(key.clone(), state.clone());
         state
     };
     let token_traverse = vhost.cluster.token_traverse;
     // The pull publishes like an encoder would: same merged-write pacing.
     source.apply_pacing(vhost.pacing());
-    info!(
-        "edge {}: pulling from {}",
-        source.key,
-        vhost.cluster.origins.join(" ")
-    );
+    if cluster_origin {
+        info!(
+            "origin cluster {}: looking for the stream's origin",
+            source.key
+        );
+    } else {
+        info!(
+            "edge {}: pulling from {}",
+            source.key,
+            vhost.cluster.origins.join(" ")
+        );
+    }
     let task_ctx = ctx.clone();
     let shutdown = ctx.edge.tasks.shutdown();
     ctx.edge.tasks.spawn(async move {

@@ -21,6 +21,9 @@ pub const EDGE_IDLE_STOP: Duration = Duration::from_secs(5);
 /// After losing its origin the pull keeps the local stream published this long while it
 /// tries the next origins, so players ride through a failover without a republish.
 pub const FAILOVER_GRACE: Duration = Duration::from_secs(5);
+/// Longest wait between rounds of a pull that discovers its origin: a stream that moved
+/// (its origin died, the encoder republished elsewhere) is found again quickly.
+const DISCOVER_MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How often the pull looks at its consumer count.
 const IDLE_CHECK: Duration = Duration::from_millis(250);
 /// Gap put between the last frame from one origin and the first from the next, so
@@ -40,6 +43,9 @@ pub struct PullState {
     /// Connections that delivered media; more than one means a failover or a reconnect.
     pub sessions: AtomicU64,
     live: Mutex<Live>,
+    /// Origin cluster or directory: each round asks [`crate::cluster::pull_round`] where the
+    /// stream is instead of using `origins` alone.
+    discover: Option<crate::config::ClusterConfig>,
 }
 
 /// Where a pull stands with its current origin.
@@ -100,7 +106,15 @@ impl PullState {
             frames: AtomicU64::new(0),
             sessions: AtomicU64::new(0),
             live: Mutex::new(Live::default()),
+            discover: None,
         }
+    }
+
+    /// A pull whose origins are found anew each round (origin cluster, directory).
+    pub fn discovering(source: &Source, cluster: crate::config::ClusterConfig) -> PullState {
+        let mut s = PullState::new(source, cluster.origins.clone());
+        s.discover = Some(cluster);
+        s
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
@@ -202,9 +216,54 @@ pub async fn run(
     let mut idx = 0usize;
     let mut backoff = MIN_BACKOFF;
     let mut idle_since: Option<Instant> = None;
-    let n = state.origins.len().max(1);
-    while let Some(origin) = state.origins.get(idx % n).cloned() {
-        let url = upstream_url(&origin, &source.key, &param);
+    // SRS's `cluster { vhost X; }`: the vhost asked of the origin.
+    let upstream_key = match ctx
+        .config()
+        .vhost(&source.key.vhost)
+        .and_then(|v| v.cluster.upstream_vhost.clone())
+    {
+        Some(vhost) => crate::hub::StreamKey {
+            vhost,
+            ..source.key.clone()
+        },
+        None => source.key.clone(),
+    };
+    let mut round = state.origins.clone();
+    loop {
+        if !feed.published && source.is_publishing() {
+            info!("edge {}: published locally, pull stopped", state.stream);
+            break;
+        }
+        if idx == 0 {
+            if let Some(cluster) = &state.discover {
+                round = crate::cluster::pull_round(&ctx, cluster, &source.key).await;
+            }
+        }
+        let n = round.len().max(1);
+        let outcome_origin = round.get(idx % n).cloned();
+        let Some(origin) = outcome_origin else {
+            // Nobody has the stream yet: wait (watching players and shutdown), ask again.
+            if state.discover.is_none() {
+                break;
+            }
+            let wait = tokio::time::sleep(backoff);
+            tokio::pin!(wait);
+            let end = tokio::select! {
+                _ = &mut wait => None,
+                _ = wait_idle(&source, &mut idle_since) => Some("no player left"),
+                _ = shutdown.requested() => Some("server stopping"),
+            };
+            if let Some(why) = end {
+                info!("edge {}: {why}, pull stopped", state.stream);
+                break;
+            }
+            backoff = (backoff * 2).min(DISCOVER_MAX_BACKOFF);
+            if feed.lost_at.is_some_and(|t| t.elapsed() >= FAILOVER_GRACE) {
+                feed.unpublish();
+            }
+            continue;
+        };
+        let url = upstream_url(&origin, &upstream_key, &param);
         state.set(&origin, PullPhase::Connecting);
         let started = Instant::now();
         let outcome = tokio::select! {
@@ -250,7 +309,12 @@ pub async fn run(
                 info!("edge {}: {why}, pull stopped", state.stream);
                 break;
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            let cap = if state.discover.is_some() {
+                DISCOVER_MAX_BACKOFF
+            } else {
+                MAX_BACKOFF
+            };
+            backoff = (backoff * 2).min(cap);
         }
         if feed.lost_at.is_some_and(|t| t.elapsed() >= FAILOVER_GRACE) {
             info!(
@@ -286,7 +350,8 @@ async fn connect(url: &str) -> Result<Player, rtmp::client::ClientError> {
         tls: crate::tls::client_config_for(url),
         ..ClientOptions::default()
     };
-    Client::connect_with(url, options).await?.play().await
+    // Follows RTMP 302s: an origin of an origin cluster may send us to the one that has it.
+    Client::play_url(url, options).await
 }
 
 async fn pull_once(url: &str, origin: &str, feed: &mut Feed, state: &PullState) -> Outcome {

@@ -321,6 +321,15 @@ pub async fn admit_publish(
     {
         return Err(Refusal(why));
     }
+    // One publisher of a stream cluster-wide (origin cluster with a directory).
+    let key = crate::hub::StreamKey {
+        vhost: req.vhost.clone(),
+        app: req.app.clone(),
+        stream: req.stream.clone(),
+    };
+    crate::cluster::directory::admit(ctx, vhost, &key)
+        .await
+        .map_err(Refusal)?;
     on_publish(ctx, &vhost.http_hooks, req).await?;
     Ok(())
 }

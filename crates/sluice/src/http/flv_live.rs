@@ -213,7 +213,14 @@ pub async fn admit(ctx: &Arc<Context>, req: &PlayRequest<'_>) -> Admission {
     let live = ctx.hub.get(&key).filter(|s| s.is_publishing());
     // An edge pulls on demand: subscribing starts the pull, the body waits for it.
     let edge = vhost.cluster.mode == crate::config::ClusterMode::Remote;
-    if live.is_none() && !edge {
+    // An origin of an origin cluster pulls what another origin publishes, like an edge.
+    let elsewhere = live.is_none()
+        && !edge
+        && vhost.cluster.is_cluster_origin()
+        && crate::cluster::locate(ctx, &vhost.cluster, &key)
+            .await
+            .is_some();
+    if live.is_none() && !edge && !elsewhere {
         // Not live: a file of that name may still exist (FLV VOD).
         return Admission::NotLive;
     }

@@ -240,6 +240,7 @@ pub fn render(ctx: &Context) -> String {
     }
     ll_hls(&mut out, ctx);
     rtc(&mut out, ctx);
+    directory(&mut out, ctx);
     out
 }
 
@@ -285,6 +286,46 @@ fn ll_hls(out: &mut String, ctx: &Context) {
         "counter",
         "LL-HLS requests refused because too many were waiting.",
         n(&s.refused_total),
+    );
+}
+
+/// The Redis stream directory of an origin cluster (`cluster { directory ...; }`).
+fn directory(out: &mut String, ctx: &Context) {
+    let d = &ctx.directory;
+    single(
+        out,
+        "sluice_directory_errors_total",
+        "counter",
+        "Redis stream directory calls that failed (unreachable, time-out, error reply).",
+        d.errors.load(Ordering::Relaxed),
+    );
+    single(
+        out,
+        "sluice_directory_up",
+        "gauge",
+        "1 unless the last Redis stream directory call failed.",
+        u64::from(!d.is_down()),
+    );
+    single(
+        out,
+        "sluice_directory_streams",
+        "gauge",
+        "Streams this node holds registered in the directory.",
+        d.held_count() as u64,
+    );
+    single(
+        out,
+        "sluice_directory_lookups_total",
+        "counter",
+        "Directory lookups (players and pulls of streams not published here).",
+        d.lookups.load(Ordering::Relaxed),
+    );
+    single(
+        out,
+        "sluice_directory_refused_publishes_total",
+        "counter",
+        "Publishers refused because another origin holds the stream.",
+        d.refusals.load(Ordering::Relaxed),
     );
 }
 

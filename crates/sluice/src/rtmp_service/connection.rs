@@ -846,6 +846,14 @@ impl Connection {
         let (hreq, held) = self
             .admit(Action::Play, stream_id, &req, vhost, &key)
             .await?;
+        if let Some(url) = crate::cluster::redirect_for(&self.ctx, vhost, &held, &req.param).await {
+            // Origin cluster with `redirect on`: SRS's RTMP 302 to the origin that has it.
+            drop(held);
+            self.ctx.hub.release(&key);
+            self.session.redirect(&url);
+            self.flush().await?;
+            return Err(CloseReason::Rejected(format!("play redirected to {url}")));
+        }
         if self.hooks.is_some() {
             self.playing = Some(Box::new(hreq));
         }

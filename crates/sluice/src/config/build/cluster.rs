@@ -6,13 +6,7 @@ use crate::config::types::*;
 use crate::config::ConfigError;
 
 /// Directives of `cluster { }` SRS has and sluice ignores (origin clusters, HTTP-FLV edges).
-const CLUSTER_UNIMPLEMENTED: &[&str] = &[
-    "debug_srs_upnode",
-    "origin_cluster",
-    "coworkers",
-    "protocol",
-    "follow_client",
-];
+const CLUSTER_UNIMPLEMENTED: &[&str] = &["debug_srs_upnode", "protocol", "follow_client"];
 
 /// Most upstream servers one list may name: a typo guard, not a real limit.
 const MAX_HOSTS: usize = 64;
@@ -93,11 +87,38 @@ pub(super) fn cluster(
                     flag(x)?
                 }
             }
+            "origin_cluster" => c.origin_cluster = flag(x)?,
+            "coworkers" => c.coworkers = hosts(x)?,
+            "vhost" => c.upstream_vhost = Some(one_arg(x)?.to_string()),
+            "redirect" => c.redirect = flag(x)?,
+            "directory" => {
+                let v = one_arg(x)?;
+                if !v.starts_with("redis://") || v.len() <= "redis://".len() {
+                    return Err(bad_value(x, v, "redis://HOST:PORT/DB"));
+                }
+                c.directory = Some(v.to_string());
+            }
+            "directory_ttl" => {
+                let v = one_arg(x)?;
+                match v.parse::<f64>() {
+                    Ok(s) if (1.0..=3600.0).contains(&s) => {
+                        c.directory_ttl_ms = (s * 1000.0) as u64
+                    }
+                    _ => return Err(bad_value(x, v, "seconds, 1 to 3600")),
+                }
+            }
+            "advertise" => c.advertise = Some(host_port(x, one_arg(x)?)?),
             _ => return Err(unknown(x, " in cluster")),
         }
     }
     if c.mode == ClusterMode::Remote && c.origins.is_empty() {
         return Err(invalid(d, "mode remote needs at least one origin"));
+    }
+    if c.origin_cluster && c.mode == ClusterMode::Remote {
+        warnings.push(format!(
+            "{}:{}: origin_cluster applies to mode local only; ignored on an edge",
+            d.file, d.line
+        ));
     }
     Ok(())
 }
@@ -205,11 +226,37 @@ mod tests {
 
     #[test]
     fn srs_extras_warn() {
+        let c = parse("vhost v { cluster { mode local; debug_srs_upnode off; protocol rtmp; } }")
+            .unwrap();
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn origin_cluster_vhost() {
         let c = parse(
-            "vhost v { cluster { mode local; origin_cluster off; coworkers 1.2.3.4:1985; } }",
+            "vhost v { cluster { mode local; origin_cluster on; coworkers 127.0.0.1:1985 b:1986; redirect on; directory redis://127.0.0.1:6379/0; directory_ttl 2; advertise 10.0.0.1:1935; vhost up.example; } }",
         )
         .unwrap();
-        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let cl = &c.vhost("v").unwrap().cluster;
+        assert!(cl.origin_cluster && cl.redirect && cl.is_cluster_origin());
+        assert_eq!(cl.coworkers, ["127.0.0.1:1985", "b:1986"]);
+        assert_eq!(cl.directory.as_deref(), Some("redis://127.0.0.1:6379/0"));
+        assert_eq!(cl.directory_ttl_ms, 2000);
+        assert_eq!(cl.advertise.as_deref(), Some("10.0.0.1:1935"));
+        assert_eq!(cl.upstream_vhost.as_deref(), Some("up.example"));
+        let d = &c.vhost("__defaultVhost__").unwrap().cluster;
+        assert!(!d.is_cluster_origin());
+        assert_eq!(d.directory_ttl_ms, 10_000);
+        for bad in [
+            "vhost v { cluster { directory http://x; } }",
+            "vhost v { cluster { directory_ttl 0; } }",
+            "vhost v { cluster { origin_cluster maybe; } }",
+            "vhost v { cluster { coworkers; } }",
+            "vhost v { cluster { advertise a:0; } }",
+        ] {
+            assert!(parse(bad).is_err(), "accepted: {bad}");
+        }
     }
 
     #[test]

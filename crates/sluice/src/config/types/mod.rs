@@ -16,7 +16,7 @@ mod rtc;
 mod srt;
 
 pub use bandcheck::{BandcheckConfig, MAX_BANDCHECK_LIMIT_KBPS};
-pub use cluster::{ClusterConfig, ClusterMode, ForwardConfig};
+pub use cluster::{ClusterConfig, ClusterMode, ForwardConfig, DEFAULT_DIRECTORY_TTL_MS};
 pub use dvr::{DvrApply, DvrConfig, DvrPlan};
 pub use ffmpeg::{EngineConfig, FfmpegLogConfig, IngestConfig, IngestInputType, TranscodeConfig};
 pub use hooks::{

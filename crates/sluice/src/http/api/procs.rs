@@ -315,14 +315,33 @@ pub async fn clusters(
             app: app.clone(),
             stream: stream.clone(),
         };
+        // Only what a local publisher feeds: a stream this origin pulls from another
+        // (origin cluster, edge) is not ours to announce, or origins would chase each other.
         ctx.hub
             .get(&key)
-            .filter(|s| s.is_publishing())
-            .map(|_| v.name.clone())
+            .and_then(|s| s.publisher())
+            .filter(|p| !p.client_id.starts_with(crate::edge::PULL_ID_PREFIX))
+            .map(|_| v.clone())
     });
     let origin = match live {
         None => Value::Null,
-        Some(vhost_name) => {
+        Some(v) if v.cluster.advertise.is_some() => {
+            // The operator said where this origin is reached (`advertise`, sluice).
+            let me = crate::cluster::directory::me(&ctx, &v.cluster);
+            let (ip, port) = me
+                .rtmp
+                .rsplit_once(':')
+                .unwrap_or((me.rtmp.as_str(), "1935"));
+            json!({
+                "ip": ip.trim_start_matches('[').trim_end_matches(']'),
+                "port": port.parse::<u16>().unwrap_or(1935),
+                "vhost": v.name,
+                "api": me.api,
+                "routers": [me.api],
+            })
+        }
+        Some(v) => {
+            let vhost_name = v.name.clone();
             // The address the caller reached us at, unless RTMP listens on one address.
             let host = req
                 .headers()
@@ -375,5 +394,62 @@ mod tests {
         assert_eq!(host_of("a.test"), "a.test");
         assert_eq!(host_of("[::1]:1985"), "::1");
         assert_eq!(STAT_FIELDS.len(), 41);
+    }
+
+    async fn ask(ctx: &Arc<Context>, stream: &str) -> Value {
+        let req = Request::builder()
+            .header(header::HOST, "10.1.2.3:1985")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let q = format!("vhost=__defaultVhost__&ip=10.1.2.3&app=live&stream={stream}");
+        let r = clusters(State(ctx.clone()), RawQuery(Some(q)), req).await;
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// SRS's coworker query: `data.query` echoes the question, `data.origin` says where a
+    /// locally published stream is; a pulled stream (an edge's or an origin cluster's
+    /// pull) is never announced.
+    #[tokio::test]
+    async fn clusters_answers_in_srs_shape() {
+        let config = crate::config::Config::parse(
+            "listen 0.0.0.0:19350; http_api { enabled on; listen 1985; }",
+            "t.conf",
+        )
+        .unwrap();
+        let ctx = Context::new(config);
+        const SETTINGS: crate::hub::SourceSettings = crate::hub::SourceSettings {
+            gop_cache: true,
+            queue_length_ms: 10_000,
+        };
+        let key = |s: &str| StreamKey {
+            vhost: crate::config::DEFAULT_VHOST.into(),
+            app: "live".into(),
+            stream: s.into(),
+        };
+        let mine = ctx.hub.source(&key("mine"), SETTINGS);
+        mine.publish("1").unwrap();
+        let pulled = ctx.hub.source(&key("pulled"), SETTINGS);
+        pulled.publish("edge-2").unwrap();
+
+        let v = ask(&ctx, "mine").await;
+        assert_eq!(v["code"], 0);
+        assert_eq!(
+            v["data"]["query"],
+            json!({"ip": "10.1.2.3", "vhost": "__defaultVhost__", "app": "live", "stream": "mine"})
+        );
+        assert_eq!(
+            v["data"]["origin"],
+            json!({
+                "ip": "10.1.2.3",
+                "port": 19350,
+                "vhost": "__defaultVhost__",
+                "api": "10.1.2.3:1985",
+                "routers": ["10.1.2.3:1985"],
+            })
+        );
+        assert!(ask(&ctx, "pulled").await["data"]["origin"].is_null());
+        assert!(ask(&ctx, "none").await["data"]["origin"].is_null());
+        drop((mine, pulled));
     }
 }
