@@ -43,13 +43,6 @@ fn origin(tag: &str, atc_conf: &str) -> Origin {
     }
 }
 
-fn ffmpeg(args: &[&str]) -> Command {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
-    cmd.args(args);
-    cmd
-}
-
 fn playlist(o: &Origin) -> Option<MediaPlaylist> {
     let text = fs::read_to_string(o.root.join("live/atc.m3u8")).ok()?;
     parse_media_playlist(&text).ok()

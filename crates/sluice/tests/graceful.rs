@@ -153,13 +153,6 @@ fn serve_hook(mut conn: TcpStream, done: &Mutex<Vec<(String, Value)>>) {
 
 // ------------------------------------------------------------------------------ helpers
 
-fn ffmpeg(args: &[&str]) -> Command {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
-    cmd.args(args);
-    cmd
-}
-
 /// Publishes the A/V clip in a loop, in real time, until dropped.
 fn looped_publisher(dir: &Path, url: &str, tag: &str) -> Proc {
     let input = fixture(AVC_AAC);

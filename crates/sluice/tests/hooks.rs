@@ -209,13 +209,6 @@ fn serve_hook(mut conn: impl Read + Write, hits: &Mutex<Vec<Hit>>, stop: &Atomic
 
 // ------------------------------------------------------------------------------ clients
 
-fn ffmpeg(args: &[&str]) -> Command {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
-    cmd.args(args);
-    cmd
-}
-
 /// Publishes the first `secs` seconds of the A/V clip in real time.
 fn publish(server: &Server, url: &str, secs: u32, tag: &str) -> Proc {
     let t = secs.to_string();

@@ -109,13 +109,6 @@ impl Drop for Nginx {
     }
 }
 
-fn ffmpeg(args: &[&str]) -> Command {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
-    cmd.args(args);
-    cmd
-}
-
 fn looped_publisher(log_dir: &Path, url: &str, tag: &str) -> Proc {
     let input = fixture(AVC_AAC);
     let input = input.to_str().expect("utf-8 fixture path");

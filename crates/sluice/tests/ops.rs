@@ -243,13 +243,6 @@ fn config_text(dir: &Path, ports: &[u16], body: &str) -> String {
     text
 }
 
-fn ffmpeg(args: &[&str]) -> Command {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
-    cmd.args(args);
-    cmd
-}
-
 struct Player {
     proc: Proc,
     out: PathBuf,

@@ -13,10 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use common::recording::*;
 use common::*;
 use media::codec::{AudioCodec, VideoCodec};
-use media::flv::{FlvReader, MAX_TAG_DATA_SIZE};
 
 /// Seconds of media each player records.
 const PLAY_SECONDS: &str = "4";
@@ -200,73 +199,6 @@ fn edge_body(p: Ports, origins: &[&Server], redis: Option<&Redis>) -> String {
         "{}vhost __defaultVhost__ {{ cluster {{ {cluster} }} {REMUX} }}\n",
         head(p)
     )
-}
-
-fn ffmpeg(args: &[&str]) -> Command {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
-    cmd.args(args);
-    cmd
-}
-
-/// Publishes the A/V clip in a loop, in real time, until dropped.
-fn looped_publisher(server: &Server, url: &str, tag: &str) -> Proc {
-    let input = fixture(AVC_AAC);
-    let input = input.to_str().expect("utf-8 fixture path");
-    Proc::spawn(
-        &format!("ffmpeg looped publisher {tag}"),
-        ffmpeg(&[
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-            input,
-            "-c",
-            "copy",
-            "-f",
-            "flv",
-            url,
-        ]),
-        server.tmp(&format!("publisher-{tag}.log")),
-    )
-}
-
-/// Records `seconds` of `url` (RTMP or HTTP-FLV) into an FLV file.
-fn player(server: &Server, url: &str, tag: &str, seconds: &str) -> (Proc, PathBuf) {
-    let out = server.tmp(&format!("player-{tag}.flv"));
-    let out_s = out.to_str().expect("utf-8 temp path").to_owned();
-    let proc = Proc::spawn(
-        &format!("ffmpeg player {tag}"),
-        ffmpeg(&[
-            "-i", url, "-t", seconds, "-c", "copy", "-f", "flv", "-y", &out_s,
-        ]),
-        server.tmp(&format!("player-{tag}.log")),
-    );
-    (proc, out)
-}
-
-/// (tag type, timestamp) of every tag of a recording.
-fn timeline(path: &Path) -> Vec<(u8, u32)> {
-    let data = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let mut reader = FlvReader::new(MAX_TAG_DATA_SIZE);
-    let mut buf = BytesMut::from(&data[..]);
-    let mut out = Vec::new();
-    while let Ok(Some(tag)) = reader.next_tag(&mut buf) {
-        out.push((tag.tag_type, tag.timestamp));
-    }
-    out
-}
-
-fn max_gap(tl: &[(u8, u32)], tag_type: u8) -> u32 {
-    let ts: Vec<u32> = tl
-        .iter()
-        .filter(|(t, _)| *t == tag_type)
-        .map(|(_, ts)| *ts)
-        .collect();
-    ts.windows(2)
-        .map(|w| w[1].saturating_sub(w[0]))
-        .max()
-        .unwrap_or(0)
 }
 
 /// The recording is the clip's codecs, starts decodable, and its timestamps only move

@@ -8,6 +8,7 @@
 
 pub mod browser;
 pub mod pki;
+pub mod recording;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -315,7 +316,8 @@ pub fn addr(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
-fn ffmpeg(args: &[&str]) -> Command {
+/// `ffmpeg -nostdin -hide_banner -loglevel error ARGS`.
+pub fn ffmpeg(args: &[&str]) -> Command {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
     cmd.args(args);
