@@ -333,7 +333,7 @@ fn mp4_recordings_decode_every_frame() {
                dvr {{ enabled on; dvr_plan session; dvr_path ./mp4/[app]/[stream].[timestamp].mp4; }} }}\n\
              vhost v1.test {{ gop_cache on; queue_length 10;\n\
                http_hooks {{ enabled on; on_dvr http://127.0.0.1:{p}/api/v1/dvrs; }}\n\
-               dvr {{ enabled on; dvr_plan segment; dvr_duration 3; dvr_path ./seg/[stream]-[seq].mp4; }} }}\n",
+               dvr {{ enabled on; dvr_plan segment; dvr_duration 3; dvr_path ./seg/[stream]-[timestamp].mp4; }} }}\n",
             p = hook.port
         ),
     );
@@ -408,7 +408,7 @@ fn mp4_recordings_decode_every_frame() {
     assert_eq!(segments.len(), 3, "{segments:?}");
     let mut total = 0.0;
     for f in &segments {
-        assert_decodes_from_first_frame(f);
+        assert_decodes_from_first_frame_any(f);
         total += probe_duration(f);
     }
     assert!(
@@ -420,11 +420,30 @@ fn mp4_recordings_decode_every_frame() {
     assert_hook_got(&hook, &all);
 }
 
-/// Like [`assert_decodes_from_first_frame`], for files that may have no video.
+/// An MP4 (or any) recording decodes without an error, and its first video frame (if it
+/// has video) is a keyframe.
 fn assert_decodes_from_first_frame_any(file: &Path) {
     if ffprobe(file).iter().any(|s| s.codec_type == "video") {
-        assert_decodes_from_first_frame(file);
-        return;
+        let out = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-read_intervals",
+                "%+#1",
+            ])
+            .args(["-show_entries", "frame=key_frame", "-of", "csv=p=0"])
+            .arg(file)
+            .output()
+            .expect("run ffprobe");
+        let first = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            first.lines().next().map(|l| l.trim().trim_end_matches(',')),
+            Some("1"),
+            "{}: first video frame is not a keyframe",
+            file.display()
+        );
     }
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
