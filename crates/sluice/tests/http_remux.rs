@@ -297,3 +297,100 @@ fn an_mp3_mount_of_an_aac_stream_is_refused() {
     assert_eq!(code, Some(404), "log:\n{}", server.log());
     publisher.expect_success(Duration::from_secs(20));
 }
+
+/// A minimal hook server: answers `0` to every POST and keeps the JSON bodies.
+fn hook_server() -> (
+    u16,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use std::io::{BufRead, BufReader};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind hook server");
+    let port = l.local_addr().expect("addr").port();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let b = bodies.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut r = BufReader::new(s);
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; len.min(1 << 20)];
+            if r.read_exact(&mut body).is_ok() {
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    b.lock().expect("hook bodies").push(v);
+                }
+            }
+            let mut s = r.into_inner();
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\n0");
+        }
+    });
+    (port, bodies)
+}
+
+/// `.ts`, `.aac` and `.mp3` players go through HTTP-FLV's admission: `on_play` with the
+/// stream, its query as `param` and the URL as tcUrl, `on_stop` when they leave, and a
+/// `security` deny rule refuses them (403).
+#[test]
+fn remux_players_get_hooks_and_rules() {
+    require_ffmpeg();
+    let (http_port, api_port) = (free_port(), free_port());
+    let (hook_port, bodies) = hook_server();
+    let conf = body(http_port, api_port).replace(
+        "vhost v2.test { gop_cache on;",
+        &format!(
+            "vhost v2.test {{ gop_cache on; security {{ enabled on; deny play 127.0.0.2; allow play all; allow publish all; }} \
+             http_hooks {{ enabled on; on_play http://127.0.0.1:{hook_port}/p; on_stop http://127.0.0.1:{hook_port}/s; }}"
+        ),
+    );
+    let server = Server::start_with("remux-hooks", &conf);
+    let mut publisher = spawn_publisher_args(
+        &server,
+        AUDIO_MP3,
+        &server.url("live?vhost=v2.test/mp3"),
+        "mp3",
+        &["-t", "4"],
+    );
+    wait_live(http_port, "/v2.test/live/mp3.mp3?token=abc");
+    let got = wait_for(Duration::from_secs(10), || {
+        let b = bodies.lock().expect("hook bodies").clone();
+        let play = b
+            .iter()
+            .find(|v| v["action"] == "on_play" && v["param"] == "?token=abc")?;
+        let stop = b
+            .iter()
+            .find(|v| v["action"] == "on_stop" && v["param"] == "?token=abc")?;
+        Some((play.clone(), stop.clone()))
+    });
+    let (play, stop) =
+        got.unwrap_or_else(|| panic!("hooks: {:?}", bodies.lock().map(|b| b.clone())));
+    for v in [&play, &stop] {
+        assert_eq!(v["vhost"], "v2.test", "{v}");
+        assert_eq!(v["app"], "live", "{v}");
+        assert_eq!(v["stream"], "mp3", "{v}");
+    }
+    // The deny rule: a player from 127.0.0.2 is refused before on_play.
+    let mut s = socket_from(std::net::Ipv4Addr::new(127, 0, 0, 2), http_port);
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    write!(s, "GET /v2.test/live/mp3.mp3 HTTP/1.0\r\n\r\n").expect("send");
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).expect("answer");
+    assert_eq!(&head, b"HTTP/1.1 403", "denied by the security rule");
+    publisher.expect_success(Duration::from_secs(20));
+}
+
+/// A TCP connection from `from` (a loopback address other than 127.0.0.1).
+fn socket_from(from: std::net::Ipv4Addr, port: u16) -> TcpStream {
+    tcp_connect_from(from, port).expect("connect from another loopback address")
+}
