@@ -1,5 +1,6 @@
-//! How ring entries become bytes on a player's wire: RTMP chunks, FLV tags, and
-//! HTTP/1.1 chunked bodies around FLV tags. Sans-IO: no socket, no clock.
+//! How ring entries become bytes on a player's wire: RTMP chunks, FLV tags, MPEG-TS
+//! packets muxed once per stream, the audio-only ADTS and MP3 streams of `http_remux`, and
+//! HTTP/1.1 chunked bodies around any of them. Sans-IO: no socket, no clock.
 //!
 //! A [`Framer`] is one player's framing state (chunk encoder, jitter correction,
 //! whether its FLV body has ended); [`Framer::push`] appends one entry to a
