@@ -5,7 +5,7 @@
 
 use bytes::BytesMut;
 use media::flv::{tag_type, FlvReader};
-use media::{aac, avc, codec, hevc, mp3};
+use media::{aac, audio_remux, avc, codec, hevc, mp3};
 
 fn video(data: &[u8]) {
     let _ = codec::parse_video(data);
@@ -38,6 +38,21 @@ fn video(data: &[u8]) {
     }
 }
 
+/// The audio-only remux (`http_remux` `.aac`/`.mp3`): what it says to write must lie
+/// inside the payload.
+fn remux(adts: &mut audio_remux::AdtsRemux, data: &[u8]) {
+    for out in [adts.push(data), audio_remux::mp3_frame(data)] {
+        if let audio_remux::AudioOut::Frame {
+            header,
+            data: range,
+        } = out
+        {
+            assert!(range.start <= range.end && range.end <= data.len());
+            assert!(header.as_slice().len() <= 7);
+        }
+    }
+}
+
 fn audio(data: &[u8]) {
     let _ = codec::parse_audio(data);
     let Some(h) = codec::parse_audio_header(data) else {
@@ -61,13 +76,17 @@ pub fn run(data: &[u8]) {
     let step = usize::from(step) + 1;
     let mut reader = FlvReader::new(64 * 1024);
     let mut buf = BytesMut::new();
+    let mut adts = audio_remux::AdtsRemux::new();
     for piece in data.chunks(step) {
         buf.extend_from_slice(piece);
         loop {
             match reader.next_tag(&mut buf) {
                 Ok(Some(tag)) => match tag.tag_type {
                     tag_type::VIDEO => video(&tag.data),
-                    tag_type::AUDIO => audio(&tag.data),
+                    tag_type::AUDIO => {
+                        audio(&tag.data);
+                        remux(&mut adts, &tag.data);
+                    }
                     _ => {
                         let _ = amf::decode_all(&tag.data);
                     }

@@ -4,6 +4,7 @@
 
 pub mod aac;
 pub mod annexb;
+pub mod audio_remux;
 pub mod avc;
 mod bits;
 pub mod civil;

@@ -301,3 +301,161 @@ fn unwritable_path_leaves_the_live_stream_playing() {
     assert!(hook.files().is_empty());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Complete recordings with extension `ext`, once there are `count` and no temporary one.
+fn wait_recordings_ext(server: &Server, dir: &str, count: usize, ext: &str) -> Vec<PathBuf> {
+    let dir = server.tmp(dir);
+    wait_for(Duration::from_secs(10), || {
+        let r = recordings(&dir);
+        (r.len() >= count && r.iter().all(|p| p.extension().is_some_and(|e| e == ext))).then_some(r)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "expected {count} complete .{ext} recordings, got {:?}",
+            recordings(&dir)
+        )
+    })
+}
+
+/// `dvr_path` ending in `.mp4`: fragmented MP4 that ffprobe reads as MP4 (`mov,mp4,...`),
+/// decoding every frame the encoder sent from the first keyframe on, with the clip's
+/// duration; the segment plan's files add up; on_dvr names the `.mp4` files.
+#[test]
+fn mp4_recordings_decode_every_frame() {
+    require_ffmpeg();
+    let hook = HookServer::start();
+    let server = Server::start_with(
+        "dvr-mp4",
+        &format!(
+            "max_connections 100;\ndaemon off;\nsrs_log_tank console;\n\
+             vhost __defaultVhost__ {{ gop_cache on; queue_length 10;\n\
+               http_hooks {{ enabled on; on_dvr http://127.0.0.1:{p}/api/v1/dvrs; }}\n\
+               dvr {{ enabled on; dvr_plan session; dvr_path ./mp4/[app]/[stream].[timestamp].mp4; }} }}\n\
+             vhost v1.test {{ gop_cache on; queue_length 10;\n\
+               http_hooks {{ enabled on; on_dvr http://127.0.0.1:{p}/api/v1/dvrs; }}\n\
+               dvr {{ enabled on; dvr_plan segment; dvr_duration 3; dvr_path ./seg/[stream]-[timestamp].mp4; }} }}\n",
+            p = hook.port
+        ),
+    );
+    let mut publishers = [
+        spawn_publisher(&server, AVC_AAC, &server.url("live/sess"), "sess"),
+        spawn_publisher(&server, AUDIO_MP3, &server.url("live/mp3"), "mp3"),
+        spawn_publisher(
+            &server,
+            AVC_AAC,
+            &server.url("live?vhost=v1.test/seg"),
+            "seg",
+        ),
+    ];
+    for p in &mut publishers {
+        p.expect_success(PUBLISH_TIMEOUT);
+    }
+    let session = wait_recordings_ext(&server, "mp4", 2, "mp4");
+    let segments = wait_recordings_ext(&server, "seg", 3, "mp4");
+    for f in &session {
+        let fixture_name = if f.to_string_lossy().contains("/mp3.") {
+            AUDIO_MP3
+        } else {
+            AVC_AAC
+        };
+        let format = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "format=format_name",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(f)
+            .output()
+            .expect("run ffprobe");
+        assert!(
+            String::from_utf8_lossy(&format.stdout).contains("mp4"),
+            "{}: {format:?}",
+            f.display()
+        );
+        assert_decodes_from_first_frame_any(f);
+        let want = fixture_stats(fixture_name);
+        let probed = ffprobe(f);
+        let frames = |kind: &str| {
+            probed
+                .iter()
+                .filter(|s| s.codec_type == kind)
+                .map(|s| s.frames.unwrap_or(0) as usize)
+                .sum::<usize>()
+        };
+        assert_eq!(
+            frames("video"),
+            want.video_frames,
+            "{}: {probed:?}",
+            f.display()
+        );
+        let audio = frames("audio");
+        assert!(
+            audio <= want.audio_frames && audio + 5 >= want.audio_frames,
+            "{}: {audio} audio frames of {}",
+            f.display(),
+            want.audio_frames
+        );
+        let d = probe_duration(f);
+        assert!(
+            (d - CLIP_SECONDS).abs() < 0.5,
+            "{}: duration {d}",
+            f.display()
+        );
+    }
+    assert_eq!(segments.len(), 3, "{segments:?}");
+    let mut total = 0.0;
+    for f in &segments {
+        assert_decodes_from_first_frame_any(f);
+        total += probe_duration(f);
+    }
+    assert!(
+        (total - CLIP_SECONDS).abs() < 0.6,
+        "segments add up to {total}"
+    );
+    let mut all = session.clone();
+    all.extend(segments);
+    assert_hook_got(&hook, &all);
+}
+
+/// An MP4 (or any) recording decodes without an error, and its first video frame (if it
+/// has video) is a keyframe.
+fn assert_decodes_from_first_frame_any(file: &Path) {
+    if ffprobe(file).iter().any(|s| s.codec_type == "video") {
+        let out = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-read_intervals",
+                "%+#1",
+            ])
+            .args(["-show_entries", "frame=key_frame", "-of", "csv=p=0"])
+            .arg(file)
+            .output()
+            .expect("run ffprobe");
+        let first = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            first.lines().next().map(|l| l.trim().trim_end_matches(',')),
+            Some("1"),
+            "{}: first video frame is not a keyframe",
+            file.display()
+        );
+    }
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ffmpeg");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "{} does not decode cleanly: {err}",
+        file.display()
+    );
+}

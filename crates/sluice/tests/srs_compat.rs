@@ -57,9 +57,36 @@ const CORPUS: &[Case] = &[
     },
     Case {
         key: "`dvr_path` ending in `.mp4`",
-        status: "not supported",
+        status: "differs",
         conf: "vhost __defaultVhost__ { dvr { enabled on; dvr_path ./objs/[app]/[stream].mp4; } }",
-        verdict: Verdict::Refused(&["dvr_path", "SRS feature not supported yet: DVR to MP4"]),
+        verdict: Verdict::Accepted,
+    },
+    Case {
+        key: "`http_remux` mounts ending in `.ts`, `.aac`, `.mp3`",
+        status: "same",
+        conf: "vhost __defaultVhost__ { http_remux { enabled on; mount [vhost]/[app]/[stream].ts; } } \
+               vhost a.test { http_remux { enabled on; mount [vhost]/[app]/[stream].aac; } } \
+               vhost b.test { http_remux { enabled on; mount [vhost]/[app]/[stream].mp3; } }",
+        verdict: Verdict::Accepted,
+    },
+    Case {
+        key: "`http_remux { hstrs }` (SRS 2)",
+        status: "same",
+        conf: "vhost __defaultVhost__ { http_remux { enabled on; hstrs on; mount [vhost]/[app]/[stream].flv; } }",
+        verdict: Verdict::Warned(&["hstrs: always on"]),
+    },
+    Case {
+        key: "`http_remux` mount ending in another extension (`.mp4`, `.m4a`)",
+        status: "same",
+        conf: "vhost __defaultVhost__ { http_remux { enabled on; mount [vhost]/[app]/[stream].mp4; } }",
+        verdict: Verdict::Refused(&["mount", "must end with .flv, .ts, .aac or .mp3"]),
+    },
+    Case {
+        key: "`[app]`, `[stream]`, `[engine]` in ingest outputs",
+        status: "differs",
+        conf: "vhost __defaultVhost__ { ingest cam { enabled on; input { type stream; url rtsp://cam/show/cam1; } \
+               engine hd { enabled off; output rtmp://127.0.0.1:[port]/[app]/[stream]_[engine]; } } }",
+        verdict: Verdict::Accepted,
     },
     Case {
         key: "`dvr_path` ending in `.flv`",

@@ -946,3 +946,75 @@ fn ingest_through_loss_gets_every_frame() {
         &want,
     );
 }
+
+/// HTTP-TS (`http_remux` `.ts`) of an HEVC stream: the same TS feed SRT players read,
+/// served over HTTP; ffmpeg reads it to the end of the publish, HEVC and AAC, every
+/// video frame from the first keyframe on.
+#[test]
+fn hevc_over_http_ts() {
+    let s = Srt::start_with(
+        "srt-http-ts",
+        "",
+        "vhost v1.test { gop_cache on; queue_length 10; srt { enabled on; srt_to_rtmp on; } \
+         http_remux { enabled on; mount [vhost]/[app]/[stream].ts; } }",
+    );
+    let mut hevc = s.publish(
+        "hevc-aac-640x360-10s.ts",
+        &s.url("#!::h=v1.test,r=live/hevc,m=publish"),
+        "hevc-ts",
+    );
+    let path = "/v1.test/live/hevc.ts";
+    wait_for(Duration::from_secs(10), || {
+        let mut c = std::net::TcpStream::connect(addr(s.http)).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+        write!(c, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
+        let mut head = [0u8; 12];
+        c.read_exact(&mut head).ok()?;
+        head.ends_with(b"200").then_some(())
+    })
+    .unwrap_or_else(|| panic!("{path} never became live; log:\n{}", s.server.log()));
+    let out = s.server.tmp("http-ts-hevc.ts");
+    let mut reader = Proc::spawn(
+        "ffmpeg HTTP-TS reader",
+        ffmpeg_cmd(&[
+            "-i",
+            &format!("http://127.0.0.1:{}{path}", s.http),
+            "-c",
+            "copy",
+            "-f",
+            "mpegts",
+            "-y",
+            out.to_str().expect("utf-8 path"),
+        ]),
+        s.server.tmp("http-ts-reader.log"),
+    );
+    hevc.expect_success(PUBLISH_TIMEOUT);
+    reader.expect_success(Duration::from_secs(20));
+    let probed = probe_frames(out.to_str().expect("utf-8 path"));
+    let want = probe_frames(
+        fixture("hevc-aac-640x360-10s.ts")
+            .to_str()
+            .expect("utf-8 path"),
+    );
+    // The fixture's first keyframe is at 1.44 s: what comes before it is not played.
+    let (got_v, want_v) = (frames_of(&probed, "hevc"), frames_of(&want, "hevc"));
+    assert!(
+        got_v + 40 >= want_v && got_v <= want_v,
+        "HEVC frames: {got_v} of {want_v}: {probed:?}"
+    );
+    assert!(frames_of(&probed, "aac") > 300, "{probed:?}");
+    // The first decoded frame is a keyframe (HEVC frames carry side data: "1,").
+    let keys = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(["-show_entries", "frame=key_frame", "-of", "csv=p=0"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ffprobe");
+    let first = String::from_utf8_lossy(&keys.stdout);
+    assert_eq!(
+        first.lines().next().map(|l| l.trim().trim_end_matches(',')),
+        Some("1"),
+        "first HEVC frame of the HTTP-TS is not a keyframe"
+    );
+}

@@ -864,10 +864,20 @@ fn http_remux_values() {
     assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
     assert!(c.warnings[0].starts_with("t.conf:5: vhost.http_remux.fast_cache:"));
     assert!(c.warnings[1].starts_with("t.conf:6: vhost.http_remux.drop_if_not_match:"));
+    // SRS 2's hstrs: always on.
+    let c = ok("vhost a { http_remux { hstrs on; } }");
+    assert!(
+        c.warnings[0].contains("hstrs: always on"),
+        "{:?}",
+        c.warnings
+    );
     for m in [
         "/live/livestream.flv",
         "example.com/[app]/[stream].flv",
         "[vhost]/x.flv",
+        "[vhost]/[app]/[stream].ts",
+        "/[app]/[stream].aac",
+        "/[app]/[stream].mp3",
     ] {
         let c = ok(&format!("vhost a {{ http_remux {{ mount {m}; }} }}"));
         assert_eq!(c.vhost("a").expect("a").http_remux.mount, m);
@@ -878,22 +888,12 @@ fn http_remux_values() {
 fn http_remux_bad_values() {
     let cases: &[(&str, u32, &str)] = &[
         (
-            "vhost a {\n http_remux {\n  mount [vhost]/[app]/[stream].ts;\n }\n}",
+            "vhost a {\n http_remux {\n  mount [vhost]/[app]/[stream].mp4;\n }\n}",
             3,
-            "only .flv mounts are supported",
+            "must end with .flv, .ts, .aac or .mp3",
         ),
         (
-            "vhost a { http_remux { mount /[app]/[stream].aac; } }",
-            1,
-            "only .flv mounts",
-        ),
-        (
-            "vhost a { http_remux { mount /[app]/[stream].mp3; } }",
-            1,
-            "only .flv mounts",
-        ),
-        (
-            "vhost a { http_remux { mount /[app]/[stream].mp4; } }",
+            "vhost a { http_remux { mount /[app]/[stream].m4a; } }",
             1,
             "must end with .flv",
         ),
@@ -919,11 +919,7 @@ fn http_remux_bad_values() {
             "unclosed \"[\"",
         ),
         ("vhost a { http_remux { has_audio 1; } }", 1, "on or off"),
-        (
-            "vhost a { http_remux { hstrs on; } }",
-            1,
-            "\"hstrs\" in http_remux",
-        ),
+        ("vhost a { http_remux { hstrs 1; } }", 1, "on or off"),
         ("vhost a { http_remux; }", 1, "expected a { } block"),
     ];
     for (text, line, msg) in cases {
@@ -1291,15 +1287,13 @@ fn hooks_refer_security_bad_values() {
     }
 }
 
-/// Issue 15: settings that would be silently downgraded are refused, with SRS's words.
+/// Issue 15: a `.mp4` DVR path records MP4 (it was refused before MP4 DVR existed).
 #[test]
-fn silent_downgrades_are_refused() {
-    let e = err_of("vhost a { dvr { enabled on; dvr_path ./[app]/[stream].MP4; } }").to_string();
-    assert!(
-        e.contains("dvr_path") && e.contains("SRS feature not supported yet: DVR to MP4"),
-        "{e}"
-    );
-    ok("vhost a { dvr { enabled on; dvr_path ./[app]/[stream].mp4.flv; } }");
+fn dvr_to_mp4_is_picked_by_the_extension() {
+    let c = ok("vhost a { dvr { enabled on; dvr_path ./[app]/[stream].MP4; } }");
+    assert!(crate::dvr::is_mp4_path(&c.vhost("a").expect("a").dvr.path));
+    let c = ok("vhost a { dvr { enabled on; dvr_path ./[app]/[stream].mp4.flv; } }");
+    assert!(!crate::dvr::is_mp4_path(&c.vhost("a").expect("a").dvr.path));
 }
 
 /// Issue 15: SRS 1/2's vhost-level edge form becomes `cluster { }`, as SRS does on load.

@@ -1,5 +1,6 @@
-//! How ring entries become bytes on a player's wire: RTMP chunks, FLV tags, and
-//! HTTP/1.1 chunked bodies around FLV tags. Sans-IO: no socket, no clock.
+//! How ring entries become bytes on a player's wire: RTMP chunks, FLV tags, MPEG-TS
+//! packets muxed once per stream, the audio-only ADTS and MP3 streams of `http_remux`, and
+//! HTTP/1.1 chunked bodies around any of them. Sans-IO: no socket, no clock.
 //!
 //! A [`Framer`] is one player's framing state (chunk encoder, jitter correction,
 //! whether its FLV body has ended); [`Framer::push`] appends one entry to a
@@ -16,6 +17,8 @@ use std::io::IoSlice;
 use bytes::Bytes;
 use rtmp::chunk::{ChunkEncoder, ChunkPiece, MessageHeader};
 use rtmp::server::csid;
+
+use media::audio_remux::AudioOut;
 
 use crate::config::TimeJitter;
 use crate::hub::jitter::Jitter;
@@ -68,6 +71,14 @@ pub enum Framing {
     /// scratch buffer, the payload borrowed. Media times pass untouched (they become RTP
     /// times on the publisher's clock). It ends with the publish (the session ends).
     Rtc,
+    /// An audio-only ADTS stream (`http_remux` `.aac`): each AAC frame after a 7-byte
+    /// header made in scratch, the payload borrowed; video and metadata left out. The
+    /// body ends with the publish, or at the first audio frame of another codec (as SRS's
+    /// AAC encoder fails there).
+    Adts(media::audio_remux::AdtsRemux),
+    /// Raw MP3 frames (`http_remux` `.mp3`): each payload after its FLV audio header,
+    /// borrowed. Ends like [`Framing::Adts`].
+    Mp3,
 }
 
 impl Framing {
@@ -204,6 +215,9 @@ pub struct Framer {
     atc: bool,
     /// An FLV body is complete (the publisher left): nothing more is framed.
     ended: bool,
+    /// Each write is an HTTP/1.1 chunk, whatever the framing (the TS and audio remux
+    /// bodies of the direct HTTP path); FLV says it in its own variant.
+    http_chunks: bool,
 }
 
 impl Framer {
@@ -214,7 +228,14 @@ impl Framer {
             jitter_mode,
             atc: false,
             ended: false,
+            http_chunks: false,
         }
+    }
+
+    /// Wraps every write in an HTTP/1.1 chunk (the body ends with the last chunk).
+    pub fn with_http_chunks(mut self) -> Framer {
+        self.http_chunks = true;
+        self
     }
 
     /// Follows the stream's ATC state (read from the ring before each batch): under
@@ -230,7 +251,7 @@ impl Framer {
     }
 
     fn chunked(&self) -> bool {
-        matches!(self.framing, Framing::Flv { chunked: true })
+        self.http_chunks || matches!(self.framing, Framing::Flv { chunked: true })
     }
 
     /// Starts a batch: an HTTP chunk's size line is reserved (filled in by
@@ -268,16 +289,10 @@ impl Framer {
                         batch.scratch(notice);
                         true
                     }
-                    Framing::Rtc => {
-                        if matches!(item, ItemRef::Unpublished) {
-                            self.ended = true;
-                            return false;
-                        }
-                        true
-                    }
-                    Framing::Ts => {
-                        // The TS ends with the publish (as an HTTP-FLV body does): a
-                        // player sees the end, and reconnects for the next publish.
+                    Framing::Rtc | Framing::Ts | Framing::Adts(_) | Framing::Mp3 => {
+                        // These end with the publish (as an HTTP-FLV body does): a
+                        // player sees the end, and reconnects for the next publish (a
+                        // WHEP session ends).
                         if matches!(item, ItemRef::Unpublished) {
                             self.ended = true;
                             return false;
@@ -314,10 +329,40 @@ impl Framer {
                 true
             }
             Framing::Ts => {
-                if !batch.room(1) {
+                if !batch.room(1 + reserve) {
                     return false;
                 }
                 batch.payload(&frame.payload, 0, len);
+                true
+            }
+            Framing::Adts(_) | Framing::Mp3 => {
+                if frame.kind != FrameKind::Audio {
+                    return true;
+                }
+                if !batch.room(2 + reserve) {
+                    return false;
+                }
+                let out = match &mut self.framing {
+                    Framing::Adts(remux) => remux.push(&frame.payload),
+                    _ => media::audio_remux::mp3_frame(&frame.payload),
+                };
+                match out {
+                    AudioOut::Skip => {}
+                    AudioOut::Frame { header, data } => {
+                        if !header.as_slice().is_empty() {
+                            batch.scratch(header.as_slice());
+                        }
+                        batch.payload(&frame.payload, data.start, data.end);
+                    }
+                    AudioOut::Mismatch(codec) => {
+                        tracing::info!(
+                            "audio remux: the stream's audio is {codec:?}, not what this mount \
+                             serves; the body ends"
+                        );
+                        self.ended = true;
+                        return false;
+                    }
+                }
                 true
             }
             Framing::Flv { .. } => {
@@ -682,5 +727,84 @@ pub(crate) mod tests {
             let got: Vec<u8> = rest.iter().flat_map(|b| b.iter().copied()).collect();
             assert_eq!(got, &whole[skip..], "skip {skip}");
         }
+    }
+
+    fn audio(ts: u64, payload: &[u8]) -> Frame {
+        Frame {
+            kind: FrameKind::Audio,
+            timestamp: ts,
+            payload: Bytes::copy_from_slice(payload),
+            keyframe: false,
+            sequence_header: payload.get(1) == Some(&0) && payload[0] >> 4 == 10,
+        }
+    }
+
+    /// `.aac`: an ADTS stream of the audio only, in HTTP chunks; video and metadata are
+    /// left out, frames before the sequence header too; it ends with the publish.
+    #[test]
+    fn adts_bodies_carry_the_audio_only() {
+        let frames = [
+            audio(0, &[0xaf, 0x01, 9, 9]),
+            audio(0, &[0xaf, 0x00, 0x12, 0x10]),
+            frame(FrameKind::Script, 0, 30),
+            frame(FrameKind::Video, 0, 500),
+            audio(23, &[0xaf, 0x01, 1, 2, 3]),
+            frame(FrameKind::Video, 40, 200),
+            audio(46, &[0xaf, 0x01, 4, 5]),
+        ];
+        let mut items: Vec<ItemRef<'_>> = vec![ItemRef::Published];
+        items.extend(frames.iter().map(ItemRef::Frame));
+        items.push(ItemRef::Unpublished);
+        let mut framer = Framer::new(
+            Framing::Adts(media::audio_remux::AdtsRemux::new()),
+            TimeJitter::Full,
+        )
+        .with_http_chunks();
+        let raw = wire(&mut framer, &items);
+        assert!(framer.ended());
+        let (body, _) = dechunk(&raw);
+        let mut pos = 0;
+        for raw_frame in [&[1u8, 2, 3][..], &[4, 5]] {
+            let h = media::aac::parse_adts(&body[pos..]).expect("adts");
+            assert_eq!(h.raw_length(), raw_frame.len());
+            assert_eq!(&body[pos + 7..pos + 7 + raw_frame.len()], raw_frame);
+            pos += h.frame_length;
+        }
+        assert_eq!(pos, body.len(), "nothing else in the body");
+    }
+
+    /// `.mp3`: raw MP3 frames; an AAC frame ends the body (SRS's MP3 encoder fails there).
+    #[test]
+    fn mp3_bodies_end_at_another_codec() {
+        let frames = [
+            audio(0, &[0x2f, 0xff, 0xfb, 0x90, 0x64, 7]),
+            frame(FrameKind::Video, 0, 100),
+            audio(26, &[0x2f, 0xff, 0xfb, 0x90, 0x64, 8]),
+            audio(52, &[0xaf, 0x00, 0x12, 0x10]),
+            audio(78, &[0x2f, 0xff, 0xfb, 0x90, 0x64, 9]),
+        ];
+        let items: Vec<ItemRef<'_>> = frames.iter().map(ItemRef::Frame).collect();
+        let mut framer = Framer::new(Framing::Mp3, TimeJitter::Full);
+        let raw = wire(&mut framer, &items);
+        assert!(framer.ended());
+        assert_eq!(raw, [0xff, 0xfb, 0x90, 0x64, 7, 0xff, 0xfb, 0x90, 0x64, 8]);
+    }
+
+    /// TS in HTTP chunks (`.ts` on the direct path): payloads as they are, one chunk per
+    /// batch, the last chunk at the unpublish. Without chunks (SRT) nothing is added.
+    #[test]
+    fn ts_in_http_chunks() {
+        let frames: Vec<Frame> = (0..100u64)
+            .map(|i| frame(FrameKind::Video, i * 40, 188 * (1 + i as usize % 3)))
+            .collect();
+        let mut items: Vec<ItemRef<'_>> = frames.iter().map(ItemRef::Frame).collect();
+        items.push(ItemRef::Unpublished);
+        let want: Vec<u8> = frames.iter().flat_map(|f| f.payload.to_vec()).collect();
+        let mut framer = Framer::new(Framing::Ts, TimeJitter::Full).with_http_chunks();
+        let (body, chunks) = dechunk(&wire(&mut framer, &items));
+        assert!(chunks > 1);
+        assert_eq!(body, want);
+        let mut plain = Framer::new(Framing::Ts, TimeJitter::Full);
+        assert_eq!(wire(&mut plain, &items), want);
     }
 }

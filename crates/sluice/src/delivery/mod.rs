@@ -3,7 +3,7 @@
 //! ```text
 //! publisher ─▶ Source::push ─▶ ring ──(watch, paced by the pacer)──▶ shard task
 //!                                                                      │ for each player:
-//!                              Framer (sans-IO: RTMP chunks / FLV tags / HTTP chunks)
+//!                              Framer (sans-IO: RTMP chunks / FLV tags / TS / ADTS / MP3 / HTTP chunks)
 //!                                                                      │ one batch
 //!                              PlayerDriver (one vectored write, backpressure, counters)
 //!                                                                      ▼

@@ -6,6 +6,7 @@
 //! Files are written as `NAME.tmp` and renamed when complete, then handed to the `on_dvr`
 //! hook ([`on_file_closed`]).
 
+mod mp4;
 pub mod path;
 mod recorder;
 pub mod segmenter;
@@ -358,6 +359,11 @@ pub fn status(ctx: &Context) -> DvrStatus {
         overrides,
         files,
     }
+}
+
+/// SRS picks MP4 by `dvr_path`'s extension (`.mp4`, any case); everything else is FLV.
+pub fn is_mp4_path(path: &str) -> bool {
+    path.to_ascii_lowercase().ends_with(".mp4")
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use super::mp4::Mp4Segmenter;
 use super::segmenter::{Action, Segmenter};
 use super::{lock_status, path, RecorderStatus};
 use crate::config::VhostConfig;
@@ -196,6 +197,36 @@ impl Writer<'_> {
     }
 }
 
+/// The file format, by `dvr_path`'s extension (as SRS picks it): FLV, or fragmented MP4.
+enum Plan {
+    Flv(Segmenter),
+    Mp4(Box<Mp4Segmenter>),
+}
+
+impl Plan {
+    fn new(vhost: &VhostConfig) -> Plan {
+        if super::is_mp4_path(&vhost.dvr.path) {
+            Plan::Mp4(Box::new(Mp4Segmenter::new(&vhost.dvr)))
+        } else {
+            Plan::Flv(Segmenter::new(&vhost.dvr))
+        }
+    }
+
+    fn push(&mut self, f: &crate::hub::Frame) -> Vec<Action> {
+        match self {
+            Plan::Flv(s) => s.push(f),
+            Plan::Mp4(s) => s.push(f),
+        }
+    }
+
+    fn close(&mut self) -> Vec<Action> {
+        match self {
+            Plan::Flv(s) => s.close().into_iter().collect(),
+            Plan::Mp4(s) => s.close(),
+        }
+    }
+}
+
 /// Records `source` until its publish ends, `cancel` fires (the API), the server stops
 /// (`shutdown`), or writing fails. In every case but the last the file is completed.
 pub(super) async fn run(
@@ -216,7 +247,7 @@ pub(super) async fn run(
         queue_length_ms: (vhost.effective_queue_length().max(1.0) * 1000.0) as u64,
     };
     let mut consumer = ctx.hub.subscribe(&key, settings);
-    let mut seg = Segmenter::new(&vhost.dvr);
+    let mut seg = Plan::new(vhost);
     let mut w = Writer {
         ctx,
         key: key.clone(),
@@ -263,7 +294,7 @@ pub(super) async fn run(
             break;
         }
     }
-    if let Some(a) = seg.close() {
+    for a in seg.close() {
         if let Err(e) = w.apply(a).await {
             w.fail(e).await;
             return;

@@ -51,7 +51,17 @@ pub fn build(config: &Config) -> Vec<Result<Wanted, (String, EngineError)>> {
                         ["-vcodec", "copy", "-acodec", "copy", "-f", &format].map(String::from),
                     );
                 }
-                let output = fill(&e.output, &[("vhost", &v.name), ("port", &port)]);
+                let (app, stream) = input_names(&ing.input_url);
+                let output = fill(
+                    &e.output,
+                    &[
+                        ("vhost", &v.name),
+                        ("port", &port),
+                        ("app", &app),
+                        ("stream", &stream),
+                        ("engine", &engine),
+                    ],
+                );
                 args.extend(["-y".into(), output.clone()]);
                 let log = log_path(
                     &config.ff_log,
@@ -79,6 +89,35 @@ pub fn build(config: &Config) -> Vec<Result<Wanted, (String, EngineError)>> {
         }
     }
     out
+}
+
+/// What `[app]` and `[stream]` mean in an ingest's output: the input URL's last two path
+/// segments (`rtsp://cam/live/cam1` → `live`, `cam1`; `./media/show.flv` → `media`,
+/// `show`), query and extension cut, every character that cannot go in an RTMP URL made
+/// `_`. SRS leaves them as they are (its ingest has no stream of its own to name), so an
+/// SRS output using them publishes a stream literally called `[stream]`; this names the
+/// published stream after its source instead. An input without such a segment gives
+/// `live` and `livestream`, SRS's default names.
+pub fn input_names(input: &str) -> (String, String) {
+    let path = input.split(['?', '#']).next().unwrap_or_default();
+    let path = path
+        .split_once("://")
+        .map(|(_, rest)| rest.split_once('/').map_or("", |(_, p)| p))
+        .unwrap_or(path);
+    let mut segments = path
+        .rsplit('/')
+        .filter(|s| !s.is_empty() && *s != "." && *s != "..");
+    let stream = segments
+        .next()
+        .map(|s| s.rsplit_once('.').map_or(s, |(base, _)| base))
+        .filter(|s| !s.is_empty())
+        .map(file_safe)
+        .unwrap_or_else(|| "livestream".into());
+    let app = segments
+        .next()
+        .map(file_safe)
+        .unwrap_or_else(|| "live".into());
+    (app, stream)
 }
 
 /// Starts the ingests the config in force asks for and stops the others.
@@ -141,6 +180,44 @@ mod tests {
             ]
         );
         assert_eq!(w[1].id, "ingest v/s/hd");
+    }
+
+    /// Issue 15: `[app]`, `[stream]` and `[engine]` in an ingest's output are filled from
+    /// its input URL and the engine's name (SRS fills `[vhost]` and `[port]` only).
+    #[test]
+    fn ingest_output_variables() {
+        assert_eq!(
+            input_names("rtsp://cam:554/live/cam1?token=x"),
+            ("live".into(), "cam1".into())
+        );
+        assert_eq!(
+            input_names("./doc/source.200kbps.768x320.flv"),
+            ("doc".into(), "source.200kbps.768x320".into())
+        );
+        assert_eq!(input_names("a.flv"), ("live".into(), "a".into()));
+        assert_eq!(
+            input_names("rtsp://cam"),
+            ("live".into(), "livestream".into())
+        );
+        assert_eq!(
+            input_names("rtmp://h/a b/c;d"),
+            ("a_b".into(), "c_d".into()),
+            "nothing that could steer the URL"
+        );
+        assert_eq!(input_names("../../x/../"), ("live".into(), "x".into()));
+        let cfg = Config::parse(
+            "listen 19350; ff_log_dir /dev/null; vhost v { \
+             ingest cam { enabled on; input { type stream; url rtsp://cam/show/cam1; } ffmpeg /bin/sh; \
+               engine hd { enabled off; output rtmp://127.0.0.1:[port]/[app]?vhost=[vhost]/[stream]_[engine]; } } }",
+            "t",
+        )
+        .unwrap();
+        let w: Vec<Wanted> = build(&cfg).into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            w[0].spec.args.last().map(String::as_str),
+            Some("rtmp://127.0.0.1:19350/show?vhost=v/cam1_hd")
+        );
+        assert_eq!(w[0].output.as_ref().unwrap().to_string(), "v/show/cam1_hd");
     }
 
     /// Issue 15: SRS's `ingest { }` without an id, and an engine's `perfile { }` and

@@ -21,10 +21,10 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tracing::{info, Instrument};
 
-use super::flv_live::{self, Admission, Admitted, PlayRequest};
+use super::flv_live::{self, Admission, Admitted, PlayRequest, RemuxFormat};
 use super::{HEADER_READ_TIMEOUT, MAX_HEAD_BYTES, WRITE_TIMEOUT};
 use crate::context::Context;
-use crate::delivery::{Framer, Framing, PlayerDriver, Transport};
+use crate::delivery::{PlayerDriver, Transport};
 
 /// Headers looked at in a request head (more are allowed; httparse needs a bound).
 const MAX_HEADERS: usize = 64;
@@ -82,18 +82,37 @@ pub fn parse_head(buf: &[u8]) -> Parsed {
 
 /// The response head and the FLV file header, as the first bytes of the body.
 pub fn response_start(http11: bool, crossdomain: bool, flv_header: &[u8]) -> Vec<u8> {
+    response_start_for(RemuxFormat::Flv, http11, crossdomain, flv_header)
+}
+
+/// The response head of a live play of `format` and the first bytes of its body
+/// (`body_start`: FLV's file header, MP3's ID3 tag; may be empty).
+pub fn response_start_for(
+    format: RemuxFormat,
+    http11: bool,
+    crossdomain: bool,
+    body_start: &[u8],
+) -> Vec<u8> {
+    let flv_header = body_start;
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(
-        b"HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nCache-Control: no-cache\r\n",
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nCache-Control: no-cache\r\n",
+            format.content_type()
+        )
+        .as_bytes(),
     );
     if crossdomain {
         out.extend_from_slice(b"Access-Control-Allow-Origin: *\r\n");
     }
     if http11 {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
-        out.extend_from_slice(format!("{:x}\r\n", flv_header.len()).as_bytes());
-        out.extend_from_slice(flv_header);
-        out.extend_from_slice(b"\r\n");
+        // A chunk of size 0 would end the body.
+        if !flv_header.is_empty() {
+            out.extend_from_slice(format!("{:x}\r\n", flv_header.len()).as_bytes());
+            out.extend_from_slice(flv_header);
+            out.extend_from_slice(b"\r\n");
+        }
     } else {
         out.extend_from_slice(b"Connection: close\r\n\r\n");
         out.extend_from_slice(flv_header);
@@ -187,10 +206,11 @@ async fn answer(mut socket: Conn, resp: Response) {
 /// ended (the body is complete), the client went away, a kick, or a write that
 /// made no progress for [`WRITE_TIMEOUT`].
 async fn play(ctx: Arc<Context>, socket: Conn, admitted: Admitted, http11: bool) {
-    let flv_header = admitted.flv_header();
+    let body_start = admitted.body_start();
+    let framer = admitted.framer(http11);
+    let format = admitted.format;
     let Admitted {
         consumer,
-        jitter,
         nodelay,
         crossdomain,
         session,
@@ -203,7 +223,7 @@ async fn play(ctx: Arc<Context>, socket: Conn, admitted: Admitted, http11: bool)
         mut reader,
         mut writer,
     } = socket;
-    let start = response_start(http11, crossdomain, &flv_header);
+    let start = response_start_for(format, http11, crossdomain, &body_start);
     match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&start)).await {
         Ok(Ok(())) => session.count(start.len()),
         _ => return,
@@ -212,7 +232,7 @@ async fn play(ctx: Arc<Context>, socket: Conn, admitted: Admitted, http11: bool)
     let driver = PlayerDriver::new(
         Transport::from_conn(writer),
         consumer,
-        Framer::new(Framing::Flv { chunked: http11 }, jitter),
+        framer,
         ctx.clone(),
         client.clone(),
     );

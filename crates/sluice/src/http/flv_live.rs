@@ -25,6 +25,61 @@ use crate::hooks::{self, HookRequest};
 use crate::hub::{Consumer, SourceSettings, StreamKey};
 use crate::stats::{ClientGuard, ClientKind};
 
+/// What a live mount serves, by its extension, as SRS picks its encoder
+/// (`SrsLiveStream::do_serve_http`): FLV, MPEG-TS, ADTS AAC or MP3. The HTTP player
+/// is the same client (`flv-play`, SRS's `SrsFlvPlay`) whatever it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemuxFormat {
+    Flv,
+    Ts,
+    Aac,
+    Mp3,
+}
+
+impl RemuxFormat {
+    pub const ALL: [RemuxFormat; 4] = [
+        RemuxFormat::Flv,
+        RemuxFormat::Ts,
+        RemuxFormat::Aac,
+        RemuxFormat::Mp3,
+    ];
+
+    /// The format a request path (or a mount) names by its extension.
+    pub fn of_path(path: &str) -> Option<RemuxFormat> {
+        RemuxFormat::ALL
+            .into_iter()
+            .find(|f| path.ends_with(f.ext()))
+    }
+
+    pub fn ext(self) -> &'static str {
+        match self {
+            RemuxFormat::Flv => ".flv",
+            RemuxFormat::Ts => ".ts",
+            RemuxFormat::Aac => ".aac",
+            RemuxFormat::Mp3 => ".mp3",
+        }
+    }
+
+    /// SRS's content types.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            RemuxFormat::Flv => "video/x-flv",
+            RemuxFormat::Ts => "video/MP2T",
+            RemuxFormat::Aac => "audio/x-aac",
+            RemuxFormat::Mp3 => "audio/mpeg",
+        }
+    }
+
+    /// The audio codec an audio-only format carries.
+    fn audio_only(self) -> Option<&'static str> {
+        match self {
+            RemuxFormat::Aac => Some("AAC"),
+            RemuxFormat::Mp3 => Some("MP3"),
+            _ => None,
+        }
+    }
+}
+
 /// Matches `path` (no leading `/`) against a mount template whose `[vhost]` is
 /// already replaced; returns (app, stream).
 fn match_mount(template: &str, path: &str) -> Option<(String, String)> {
@@ -95,7 +150,8 @@ pub fn resolve<'a>(
         };
         let template = vhost.http_remux.mount.replace("[vhost]", name);
         if let Some((app, stream)) = match_mount(&template, path) {
-            let stream = stream.strip_suffix(".flv").unwrap_or(&stream).to_string();
+            let ext = RemuxFormat::of_path(&template).map_or(".flv", RemuxFormat::ext);
+            let stream = stream.strip_suffix(ext).unwrap_or(&stream).to_string();
             return Some((
                 vhost,
                 StreamKey {
@@ -171,6 +227,8 @@ pub struct Admitted {
     pub crossdomain: bool,
     pub span: tracing::Span,
     pub session: FlvSession,
+    /// What the body carries (the mount's extension).
+    pub format: RemuxFormat,
 }
 
 impl Admitted {
@@ -182,11 +240,39 @@ impl Admitted {
         };
         Bytes::copy_from_slice(&h.encode())
     }
+
+    /// The bytes every body starts with: FLV's file header, SRS's empty ID3 tag before
+    /// MP3; nothing for TS and ADTS.
+    pub fn body_start(&self) -> Bytes {
+        match self.format {
+            RemuxFormat::Flv => self.flv_header(),
+            RemuxFormat::Mp3 => Bytes::from_static(&media::audio_remux::ID3_HEADER),
+            RemuxFormat::Ts | RemuxFormat::Aac => Bytes::new(),
+        }
+    }
+
+    /// How this player's body is framed; `chunked` for HTTP/1.1 on the direct path
+    /// (hyper chunks the bodies it serves itself).
+    pub fn framer(&self, chunked: bool) -> Framer {
+        let framing = match self.format {
+            RemuxFormat::Flv => return Framer::new(Framing::Flv { chunked }, self.jitter),
+            RemuxFormat::Ts => Framing::Ts,
+            RemuxFormat::Aac => Framing::Adts(media::audio_remux::AdtsRemux::new()),
+            RemuxFormat::Mp3 => Framing::Mp3,
+        };
+        let framer = Framer::new(framing, self.jitter);
+        if chunked {
+            framer.with_http_chunks()
+        } else {
+            framer
+        }
+    }
 }
 
-/// Cheap test before anything is parsed further: could this be a live FLV play?
+/// Cheap test before anything is parsed further: could this be a live play (FLV,
+/// TS, AAC or MP3)?
 pub fn is_candidate(path: &str) -> bool {
-    path.ends_with(".flv")
+    RemuxFormat::of_path(path).is_some()
 }
 
 /// Lets a player in if `req` names a live FLV mount: security rules, refer and
@@ -197,6 +283,9 @@ pub async fn admit(ctx: &Arc<Context>, req: &PlayRequest<'_>) -> Admission {
     }
     let config = ctx.config();
     let Some((vhost, key)) = resolve(&config, req.path, req.query, req.host) else {
+        return Admission::NotLive;
+    };
+    let Some(format) = RemuxFormat::of_path(req.path) else {
         return Admission::NotLive;
     };
     let bounds = crate::stream_url::check("app", &key.app, crate::stream_url::MAX_NAME_LEN)
@@ -223,6 +312,23 @@ pub async fn admit(ctx: &Arc<Context>, req: &PlayRequest<'_>) -> Admission {
     if live.is_none() && !edge && !elsewhere {
         // Not live: a file of that name may still exist (FLV VOD).
         return Admission::NotLive;
+    }
+    // An audio-only mount of a stream whose audio is another codec would serve nothing
+    // (SRS answers 200, writes its header and closes at the first audio frame): say so.
+    if let (Some(want), Some(have)) = (
+        format.audio_only(),
+        live.as_ref()
+            .and_then(|s| s.codec_info().1)
+            .map(|a| a.codec),
+    ) {
+        if want != have {
+            let why = format!(
+                "{key}: the stream's audio is {have}; {} mounts serve {want} audio only",
+                format.ext()
+            );
+            info!("live play refused for {:?}: {why}", req.peer);
+            return Admission::Answer((StatusCode::NOT_FOUND, why).into_response());
+        }
     }
     let peer_addr = req
         .peer
@@ -270,7 +376,7 @@ pub async fn admit(ctx: &Arc<Context>, req: &PlayRequest<'_>) -> Admission {
     };
     if req.head {
         return Admission::Answer(
-            response_head(crossdomain)
+            response_head(format, crossdomain)
                 .body(Body::empty())
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
         );
@@ -286,9 +392,23 @@ pub async fn admit(ctx: &Arc<Context>, req: &PlayRequest<'_>) -> Admission {
     });
     let span = tracing::info_span!("flv", cid = %cid);
     span.in_scope(|| {
-        info!("flv play ip={peer_addr} stream={key} has_audio={has_audio} has_video={has_video}")
+        info!(
+            "{} play ip={peer_addr} stream={key} has_audio={has_audio} has_video={has_video}",
+            &format.ext()[1..]
+        )
     });
-    let consumer = ctx.hub.subscribe(&key, settings);
+    // TS is muxed once per stream (the feed SRT players read too); the others frame the
+    // stream's own ring per player.
+    let (consumer, feed) = if format == RemuxFormat::Ts {
+        let feed = ctx
+            .srt
+            .feeds
+            .get(ctx, &key, settings, vhost.play.mw_latency);
+        let consumer = Consumer::detached(feed.source.clone(), settings.queue_length_ms);
+        (consumer, Some(feed))
+    } else {
+        (ctx.hub.subscribe(&key, settings), None)
+    };
     Admission::Play(Box::new(Admitted {
         consumer,
         jitter: vhost.effective_time_jitter(),
@@ -297,6 +417,7 @@ pub async fn admit(ctx: &Arc<Context>, req: &PlayRequest<'_>) -> Admission {
         has_video,
         crossdomain,
         span,
+        format,
         session: FlvSession {
             ctx: ctx.clone(),
             hooks: vhost.http_hooks.clone(),
@@ -305,14 +426,15 @@ pub async fn admit(ctx: &Arc<Context>, req: &PlayRequest<'_>) -> Admission {
             key,
             started: Instant::now(),
             close_reason: "the server ended the play".into(),
+            _feed: feed,
         },
     }))
 }
 
-fn response_head(crossdomain: bool) -> axum::http::response::Builder {
+fn response_head(format: RemuxFormat, crossdomain: bool) -> axum::http::response::Builder {
     let mut resp = Response::builder()
         .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "video/x-flv")
+        .header(header::CONTENT_TYPE, format.content_type())
         .header(header::CACHE_CONTROL, "no-cache")
         .header(header::CONNECTION, "keep-alive");
     if crossdomain {
@@ -335,11 +457,12 @@ pub async fn try_serve(ctx: &Arc<Context>, req: &Parts) -> Option<Response> {
         Admission::Answer(r) => return Some(r),
         Admission::Play(a) => *a,
     };
-    let resp = response_head(admitted.crossdomain);
-    let header = admitted.flv_header();
+    let resp = response_head(admitted.format, admitted.crossdomain);
+    let header = admitted.body_start();
+    // hyper frames the HTTP chunks: the driver writes the plain body.
+    let framer = admitted.framer(false);
     let Admitted {
         consumer,
-        jitter,
         span,
         session,
         ..
@@ -347,15 +470,16 @@ pub async fn try_serve(ctx: &Arc<Context>, req: &Parts) -> Option<Response> {
     let (writer, body) = transport::pipe();
     let watcher = writer.handle();
     let client = session.registration.client.clone();
-    // hyper frames the HTTP chunks: the driver writes plain FLV tags.
     let driver = PlayerDriver::new(
         Transport::Pipe(writer),
         consumer,
-        Framer::new(Framing::Flv { chunked: false }, jitter),
+        framer,
         ctx.clone(),
         client.clone(),
     );
-    driver.send(header);
+    if !header.is_empty() {
+        driver.send(header);
+    }
     let attached = ctx.delivery.attach(driver);
     // The player's task: what hyper's connection task would otherwise do by
     // polling the body. It ends the pipe (and so the body) when it ends.
@@ -412,6 +536,8 @@ pub struct FlvSession {
     started: Instant,
     /// Why the play ended, for the close line (set by the player's task).
     pub close_reason: String,
+    /// A `.ts` player's stream muxed once (`srt::feed`), alive while a player holds it.
+    _feed: Option<Arc<crate::srt::feed::TsFeed>>,
 }
 
 impl FlvSession {

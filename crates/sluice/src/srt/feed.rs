@@ -145,6 +145,9 @@ struct Mux {
     last_tables_ts: Option<u64>,
     /// From a video keyframe on, while the audio stream is not known yet (see `frame`).
     held: Vec<Frame>,
+    /// The publisher's metadata names an audio codec and no video one: an audio-only
+    /// program starts at once instead of after [`AUDIO_ONLY_AFTER_MS`].
+    audio_only_by_metadata: bool,
     buf: Vec<u8>,
 }
 
@@ -158,6 +161,7 @@ const MAX_HELD: usize = 256;
 impl Mux {
     fn frame(&mut self, f: &Frame, out: &Source) {
         if f.kind == FrameKind::Script {
+            self.audio_only_by_metadata = metadata_is_audio_only(&f.payload);
             return;
         }
         if f.sequence_header {
@@ -302,7 +306,8 @@ impl Mux {
                 return false;
             }
             let first = *self.first_audio_ts.get_or_insert(f.timestamp);
-            if f.timestamp.saturating_sub(first) < AUDIO_ONLY_AFTER_MS || audio.is_none() {
+            let waited = f.timestamp.saturating_sub(first) >= AUDIO_ONLY_AFTER_MS;
+            if !(waited || self.audio_only_by_metadata) || audio.is_none() {
                 return false;
             }
         }
@@ -316,6 +321,24 @@ impl Mux {
         self.muxer = Some(m);
         true
     }
+}
+
+/// Whether an `onMetaData` says audio only: an `audiocodecid` and no `videocodecid`
+/// (what ffmpeg and OBS write for an audio-only publish).
+fn metadata_is_audio_only(payload: &[u8]) -> bool {
+    let Ok(values) = amf::decode_all(payload) else {
+        return false;
+    };
+    let Some(props) = values
+        .iter()
+        .position(|v| v.as_str() == Some("onMetaData"))
+        .and_then(|i| values.get(i + 1))
+        .and_then(|v| v.properties())
+    else {
+        return false;
+    };
+    let has = |k: &str| props.iter().any(|(name, _)| name == k);
+    has("audiocodecid") && !has("videocodecid")
 }
 
 #[cfg(test)]
@@ -472,6 +495,33 @@ mod tests {
             30
         );
         assert!(frames.iter().all(|f| f.video));
+    }
+
+    /// Metadata that names only an audio codec starts the audio-only program at once.
+    #[test]
+    fn audio_only_metadata_starts_the_program_at_once() {
+        use amf::Amf0Value;
+        let out = feed_source();
+        let mut consumer = Consumer::detached(out.clone(), 10_000);
+        let mut mux = Mux::default();
+        let mut meta = Vec::new();
+        Amf0Value::string("onMetaData").encode(&mut meta);
+        Amf0Value::EcmaArray(vec![("audiocodecid".into(), Amf0Value::Number(10.0))])
+            .encode(&mut meta);
+        mux.frame(&frame(FrameKind::Script, 0, meta, false, false), &out);
+        mux.frame(&audio(0, true), &out);
+        for i in 0..10u64 {
+            mux.frame(&audio(i * 23, false), &out);
+        }
+        let frames = read_back(&out, &mut consumer);
+        assert_eq!(
+            frames
+                .iter()
+                .filter(|f| !f.video && f.payload[1] == 1)
+                .count(),
+            10,
+            "{frames:?}"
+        );
     }
 
     /// Audio only: after a second of audio with no video header the program starts, and

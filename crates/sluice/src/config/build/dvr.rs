@@ -57,17 +57,8 @@ pub(super) fn dvr(d: &Directive, dvr: &mut DvrConfig) -> Result<(), ConfigError>
                         format!("\"{v}\": the path must contain [stream]"),
                     ));
                 }
-                // SRS picks MP4 by the extension; sluice writes FLV only, and FLV bytes in
-                // a `.mp4` file would play nowhere: refused rather than silently wrong.
-                if v.to_ascii_lowercase().ends_with(".mp4") {
-                    return Err(invalid(
-                        c,
-                        format!(
-                            "\"{v}\": SRS feature not supported yet: DVR to MP4; sluice \
-                             records FLV only, so use a path ending in .flv"
-                        ),
-                    ));
-                }
+                // SRS picks MP4 by the extension (`.mp4`), FLV otherwise: so does sluice
+                // (`dvr::is_mp4_path`; fragmented MP4, dvr/mp4.rs).
                 dvr.path = v.to_string();
             }
             "dvr_duration" => {

@@ -13,8 +13,9 @@ use crate::config::ConfigError;
 
 /// Variables of a transcode engine's output URL.
 const TRANSCODE_OUTPUT_VARS: &[&str] = &["vhost", "port", "app", "stream", "engine", "param"];
-/// Variables of an ingest engine's output URL.
-const INGEST_OUTPUT_VARS: &[&str] = &["vhost", "port"];
+/// Variables of an ingest engine's output URL: SRS's `[vhost]` and `[port]`, and sluice's
+/// `[app]`, `[stream]` (from the input URL) and `[engine]` (`ffmpeg::ingest::input_names`).
+const INGEST_OUTPUT_VARS: &[&str] = &["vhost", "port", "app", "stream", "engine"];
 /// Limits that catch typos (an extra zero) rather than express real ceilings.
 const MAX_BITRATE_KBPS: u64 = 1_000_000;
 const MAX_DIMENSION: u64 = 16_384;

@@ -181,6 +181,16 @@ pub(super) fn http_remux(
             warn_unimplemented(warnings, c, "vhost.http_remux.");
             continue;
         }
+        if n == "hstrs" {
+            // SRS 2's switch for HTTP players triggering an edge's pull; SRS 3+ always
+            // does it, and so does sluice.
+            flag(c)?;
+            warnings.push(format!(
+                "{}:{}: vhost.http_remux.hstrs: always on (as in SRS 3+: an HTTP player makes an edge pull its origin); ignored",
+                c.file, c.line
+            ));
+            continue;
+        }
         if !seen.check(c)? {
             continue;
         }
@@ -196,8 +206,8 @@ pub(super) fn http_remux(
     Ok(())
 }
 
-/// SRS picks the remux format from the mount's extension; only FLV exists in sluice, so the
-/// others are refused rather than served as something else.
+/// SRS picks the remux format from the mount's extension: `.flv`, `.ts`, `.aac` or `.mp3`
+/// (SRS 7 has no other); anything else is refused rather than served as something else.
 fn mount(d: &Directive) -> Result<String, ConfigError> {
     let v = one_arg(d)?;
     if v.is_empty()
@@ -209,14 +219,16 @@ fn mount(d: &Directive) -> Result<String, ConfigError> {
             format!("invalid mount \"{v}\" (empty or has spaces)"),
         ));
     }
-    if [".ts", ".aac", ".mp3"].iter().any(|ext| v.ends_with(ext)) {
+    if ![".flv", ".ts", ".aac", ".mp3"]
+        .iter()
+        .any(|ext| v.ends_with(ext))
+    {
         return Err(invalid(
             d,
-            format!("\"{v}\": only .flv mounts are supported (SRS's .ts, .aac and .mp3 remux are not implemented)"),
+            format!(
+                "\"{v}\": the mount must end with .flv, .ts, .aac or .mp3 (SRS's remux formats)"
+            ),
         ));
-    }
-    if !v.ends_with(".flv") {
-        return Err(invalid(d, format!("\"{v}\": the mount must end with .flv")));
     }
     // Without a '/' SRS would take the whole mount as a host name and serve nothing.
     if !v.contains('/') {

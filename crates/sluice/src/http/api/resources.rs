@@ -218,7 +218,10 @@ fn client_json(ctx: &Context, c: &Client, s: &ClientState) -> Value {
     if s.kind == ClientKind::FlvPlay {
         // SRS names an HTTP player's stream with the mount's extension (`livestream.flv`)
         // and gives the tcUrl of the app, not of the file.
-        name.push_str(".flv");
+        // `.ts`, `.aac`, `.mp3` players too: the extension their URL asked for.
+        let ext =
+            crate::http::flv_live::RemuxFormat::of_path(&s.tc_url).map_or(".flv", |f| f.ext());
+        name.push_str(ext);
         if let Some(k) = &s.stream {
             tc_url = http_tc_url(&s.tc_url, &k.app);
         }
