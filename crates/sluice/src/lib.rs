@@ -9,6 +9,7 @@ pub mod context;
 pub mod delivery;
 pub mod dvr;
 pub mod edge;
+pub mod feeds;
 pub mod ffmpeg;
 pub mod forward;
 pub mod heartbeat;

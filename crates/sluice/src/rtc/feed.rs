@@ -14,8 +14,7 @@
 //! in ms (a whole number: 20 ms packets from a ms start). The feed lives while one of its
 //! players (or a session waiting for its handshake) holds it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -26,92 +25,45 @@ use crate::hub::{Frame, FrameKind, Item, Source, SourceSettings, StreamKey};
 const FEED_PUBLISHER: &str = "rtc-feed";
 
 /// A stream's media converted once for WebRTC players.
-pub struct RtcFeed {
-    pub source: Arc<Source>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for RtcFeed {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub type RtcFeed = crate::feeds::Feed;
 
 /// The feeds of the streams that have WHEP players.
-#[derive(Default)]
-pub struct Feeds {
-    map: Mutex<HashMap<StreamKey, Weak<RtcFeed>>>,
-}
-
-impl std::fmt::Debug for Feeds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Feeds")
-            .field("streams", &self.len())
-            .finish()
-    }
-}
+#[derive(Debug, Default)]
+pub struct Feeds(crate::feeds::Feeds);
 
 impl Feeds {
     /// The feed of `key`'s stream, started if it has none. Must be called inside the runtime.
+    /// No merged writes: each frame goes out when it is converted (latency matters more
+    /// than system calls here; a player's write is a queue push, not a syscall).
     pub fn get(
         &self,
         ctx: &Arc<Context>,
         key: &StreamKey,
         settings: SourceSettings,
     ) -> Arc<RtcFeed> {
-        let mut map = crate::util::lock(&self.map);
-        if let Some(feed) = map.get(key).and_then(Weak::upgrade) {
-            return feed;
-        }
-        map.retain(|_, w| w.strong_count() > 0);
-        let (events, _) = tokio::sync::broadcast::channel(1);
-        let source = Source::new(
-            format!("rtc-feed-{}", ctx.new_client_id()),
-            key.clone(),
+        self.0.get(
+            ctx,
+            key,
             settings,
-            events,
-            ctx.hub.pacing(),
-        );
-        // No merged writes: each frame goes out when it is converted (latency matters
-        // more than system calls here; a player's write is a queue push, not a syscall).
-        source.set_notify_interval(std::time::Duration::ZERO);
-        let task = tokio::spawn(run(ctx.clone(), key.clone(), settings, source.clone()));
-        let feed = Arc::new(RtcFeed { source, task });
-        map.insert(key.clone(), Arc::downgrade(&feed));
-        feed
+            "rtc-feed",
+            std::time::Duration::ZERO,
+            run,
+        )
     }
 
     /// Streams with a feed running.
     pub fn len(&self) -> usize {
-        crate::util::lock(&self.map)
-            .values()
-            .filter(|w| w.strong_count() > 0)
-            .count()
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Gives the stream back to the hub when the feed's task ends (or is aborted).
-struct Reading {
-    ctx: Arc<Context>,
-    key: StreamKey,
-}
-
-impl Drop for Reading {
-    fn drop(&mut self) {
-        self.ctx.hub.release(&self.key);
+        self.0.is_empty()
     }
 }
 
 async fn run(ctx: Arc<Context>, key: StreamKey, settings: SourceSettings, out: Arc<Source>) {
     let mut consumer = ctx.hub.subscribe(&key, settings);
-    let _reading = Reading {
-        ctx: ctx.clone(),
-        key: key.clone(),
-    };
+    let _reading = crate::feeds::Reading::new(ctx.clone(), key.clone());
     let mut conv = Convert::new(key);
     if consumer.source().is_publishing() {
         let _ = out.publish(FEED_PUBLISHER);

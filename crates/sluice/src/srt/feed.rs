@@ -8,8 +8,7 @@
 //! starts on the last keyframe, which the feed writes right after a PAT and a PMT.
 //! The feed lives while one of its players holds it (its task is aborted with the last).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use media::ts::{TsAudio, TsMuxer, TsStreams, TsVideo};
@@ -26,30 +25,11 @@ const AUDIO_TABLES_EVERY_MS: u64 = 500;
 const AUDIO_ONLY_AFTER_MS: u64 = 1000;
 
 /// A stream's TS, muxed once.
-pub struct TsFeed {
-    pub source: Arc<Source>,
-    task: tokio::task::JoinHandle<()>,
-}
+pub type TsFeed = crate::feeds::Feed;
 
-impl Drop for TsFeed {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// The feeds of the streams that have SRT players.
-#[derive(Default)]
-pub struct Feeds {
-    map: Mutex<HashMap<StreamKey, Weak<TsFeed>>>,
-}
-
-impl std::fmt::Debug for Feeds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Feeds")
-            .field("streams", &crate::util::lock(&self.map).len())
-            .finish()
-    }
-}
+/// The feeds of the streams that have SRT or HTTP-TS players.
+#[derive(Debug, Default)]
+pub struct Feeds(crate::feeds::Feeds);
 
 impl Feeds {
     /// The feed of `key`'s stream, started if it has none. Must be called inside the runtime.
@@ -60,57 +40,23 @@ impl Feeds {
         settings: SourceSettings,
         notify_interval: std::time::Duration,
     ) -> Arc<TsFeed> {
-        let mut map = crate::util::lock(&self.map);
-        if let Some(feed) = map.get(key).and_then(Weak::upgrade) {
-            return feed;
-        }
-        map.retain(|_, w| w.strong_count() > 0);
-        let (events, _) = tokio::sync::broadcast::channel(1);
-        let source = Source::new(
-            format!("srt-ts-{}", ctx.new_client_id()),
-            key.clone(),
-            settings,
-            events,
-            ctx.hub.pacing(),
-        );
-        source.set_notify_interval(notify_interval);
-        let task = tokio::spawn(run(ctx.clone(), key.clone(), settings, source.clone()));
-        let feed = Arc::new(TsFeed { source, task });
-        map.insert(key.clone(), Arc::downgrade(&feed));
-        feed
+        self.0
+            .get(ctx, key, settings, "srt-ts", notify_interval, run)
     }
 
     /// Streams with a feed running.
     pub fn len(&self) -> usize {
-        crate::util::lock(&self.map)
-            .values()
-            .filter(|w| w.strong_count() > 0)
-            .count()
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Gives the stream back to the hub when the feed's task ends (or is aborted).
-struct Reading {
-    ctx: Arc<Context>,
-    key: StreamKey,
-}
-
-impl Drop for Reading {
-    fn drop(&mut self) {
-        self.ctx.hub.release(&self.key);
+        self.0.is_empty()
     }
 }
 
 async fn run(ctx: Arc<Context>, key: StreamKey, settings: SourceSettings, out: Arc<Source>) {
     let mut consumer = ctx.hub.subscribe(&key, settings);
-    let _reading = Reading {
-        ctx: ctx.clone(),
-        key,
-    };
+    let _reading = crate::feeds::Reading::new(ctx.clone(), key);
     let mut mux = Mux::default();
     if consumer.source().is_publishing() {
         let _ = out.publish(FEED_PUBLISHER);
