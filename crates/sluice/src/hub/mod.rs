@@ -7,6 +7,8 @@ mod frame;
 pub mod jitter;
 mod pacing;
 mod source;
+#[cfg(test)]
+pub mod test_frames;
 
 use std::collections::HashMap;
 use std::fmt;
