@@ -5,8 +5,9 @@
 # so that no ranking rests on sluice-bench's own socket habits.
 #
 # The publisher is still `sluice-bench publish` (pacing only). As these clients report
-# nothing per frame, delivery is checked on the server side: the bytes the server wrote
-# over the window (/proc/PID/io wchar) against players x the stream's rate.
+# nothing per frame, delivery is checked in the kernel: the bytes the players acknowledged
+# over the window (`ss -ti` bytes_acked of every socket on the server's port) against
+# players x the stream's rate.
 #
 #   PLAYERS="200 1000" bench/crosscheck.sh
 #   CLIENT=rtmpdump PLAYERS=200 bench/crosscheck.sh
@@ -50,7 +51,8 @@ ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 
 # Seconds of CPU (utime+stime) of a process, and bytes it wrote through system calls.
 cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
-wchar() { awk '/^wchar:/ { print $2 }' "/proc/$1/io"; }
+# Bytes acknowledged by the peers of every established socket on local port $1.
+acked() { ss -tinH state established "( sport = :$1 )" | grep -o 'bytes_acked:[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }'; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # Sum over the client processes (players that are separate processes).
 clients_ticks() {
@@ -115,9 +117,9 @@ for n in $PLAYERS; do
         sleep 5 # the last ones connect and the GOP-cache bursts pass
         alive=0
         for p in "${CLIENT_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
-        t0=$(cpu_ticks "$SERVER_PID"); w0=$(wchar "$SERVER_PID"); c0=$(clients_ticks); s0=$(date +%s.%N)
+        t0=$(cpu_ticks "$SERVER_PID"); w0=$(acked "$rtmp_port"); c0=$(clients_ticks); s0=$(date +%s.%N)
         sleep "$DURATION"
-        t1=$(cpu_ticks "$SERVER_PID"); w1=$(wchar "$SERVER_PID"); c1=$(clients_ticks); s1=$(date +%s.%N)
+        t1=$(cpu_ticks "$SERVER_PID"); w1=$(acked "$rtmp_port"); c1=$(clients_ticks); s1=$(date +%s.%N)
         rss1=$(rss_kb "$SERVER_PID")
         python3 - "$n" "$server" "$t0" "$t1" "$w0" "$w1" "$s0" "$s1" "$rss0" "$rss1" "$KBPS" "$c0" "$c1" "$alive" "${#CLIENT_PIDS[@]}" >> "$ROWS" <<'PY'
 import sys
@@ -147,7 +149,7 @@ done
     echo
     echo "- machine: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores, Linux $(uname -r)"
     echo "- one ~${KBPS} kbps stream (sluice-bench publish), N $CLIENT players ($([[ $CLIENT == gst ]] && echo "rtmp2src ! fakesink, $PER_PROCESS per gst-launch process" || echo "one rtmpdump process each")); ${DURATION} s window after the ramp; sluice \`mw_latency $MW_LATENCY\`; server on core $SERVER_CPU, clients on core $BENCH_CPU"
-    echo "- 'sent %' is what the server wrote over the window (/proc/PID/io wchar) against N x the stream's rate: ~100 % means every player is fed"
+    echo "- 'sent %' is what the players acknowledged over the window (ss bytes_acked on the server's port) against N x the stream's rate: ~100 % means every player is fed; 'clients CPU %' near 100 means the clients, not the server, set the pace"
     echo
     echo "| players | server | CPU % | RSS MB | KB/player | sent Mbps | sent % | clients CPU % | client processes alive |"
     echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
