@@ -62,22 +62,11 @@ pub async fn guard(State(ctx): State<Arc<Context>>, req: Request, next: Next) ->
 }
 
 fn add_cors(resp: &mut Response) {
-    let h = resp.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static(ALLOW_METHODS),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static(ALLOW_HEADERS),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static(EXPOSE_HEADERS),
+    *resp = crate::http::static_files::set_cors(
+        std::mem::take(resp),
+        ALLOW_METHODS,
+        ALLOW_HEADERS,
+        EXPOSE_HEADERS,
     );
 }
 
