@@ -80,6 +80,7 @@ async fn serve(
     let acceptors = crate::tls::Acceptors::build(&config)?;
     let listeners = bind_all(&config)?;
     let srt_listener = crate::srt::bind(&config.srt_server)?;
+    let rtc_socket = crate::rtc::bind(&config.rtc_server)?;
     startup.ready();
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let max_connections = config.max_connections;
@@ -89,6 +90,9 @@ async fn serve(
     ctx.set_reloader(reload_tx);
     if let Some(l) = srt_listener {
         ctx.srt.set_listener(l);
+    }
+    if let Some(b) = rtc_socket {
+        ctx.rtc.set_bound(b);
     }
     // Started before the listeners accept, so that the services that follow the hub
     // see every publish; the listeners are bound, so ingests and transcoders can dial.

@@ -153,28 +153,6 @@ fn serve_hook(mut conn: TcpStream, done: &Mutex<Vec<(String, Value)>>) {
 
 // ------------------------------------------------------------------------------ helpers
 
-/// Publishes the A/V clip in a loop, in real time, until dropped.
-fn looped_publisher(dir: &Path, url: &str, tag: &str) -> Proc {
-    let input = fixture(AVC_AAC);
-    let input = input.to_str().expect("utf-8 fixture path");
-    Proc::spawn(
-        &format!("ffmpeg looped publisher {tag}"),
-        ffmpeg(&[
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-            input,
-            "-c",
-            "copy",
-            "-f",
-            "flv",
-            url,
-        ]),
-        dir.join(format!("publisher-{tag}.log")),
-    )
-}
-
 /// A plain HTTP/1.0 GET of the API; the JSON body.
 fn api_get(port: u16, path: &str) -> Value {
     let get = || -> Option<Value> {
@@ -295,7 +273,7 @@ fn sigquit_lets_every_service_finish_its_work() {
     let hooks = HookServer::start();
     // B: the forward's destination and the edge's origin.
     let upstream = Server::start("graceful-upstream");
-    let _upstream_publisher = looped_publisher(
+    let _upstream_publisher = common::recording::looped_publisher_in(
         &upstream.dir,
         &upstream.url("live?vhost=v1.test/e"),
         "upstream",
@@ -333,7 +311,8 @@ vhost v1.test {{ cluster {{ mode remote; origin 127.0.0.1:{up}; }} }}
     let mut s = Sluice::start(&root, &body);
     let log = |s: &Sluice| s.proc.output();
 
-    let mut publisher = looped_publisher(&root, &s.url(&format!("live/{stream}")), "a");
+    let mut publisher =
+        common::recording::looped_publisher_in(&root, &s.url(&format!("live/{stream}")), "a");
     // A player of the edge vhost makes the edge service pull from B.
     let mut edge_player = Proc::spawn(
         "ffmpeg edge player",
@@ -543,7 +522,7 @@ vhost __defaultVhost__ {{
         root = root.display()
     );
     let mut s = Sluice::start(&root, &body);
-    let mut publisher = looped_publisher(&root, &s.url("live/t"), "t");
+    let mut publisher = common::recording::looped_publisher_in(&root, &s.url("live/t"), "t");
     let segments = wait_for(Duration::from_secs(20), || {
         let m3u8 = std::fs::read_to_string(root.join("hls/live/t.m3u8")).ok()?;
         (parse_media_playlist(&m3u8).ok()?.segments.len() >= 3).then_some(())

@@ -9,11 +9,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::browser::{ensure_node_modules, find_chromium, WEB_DIR};
+use common::rtc::*;
 use common::*;
 
 /// One browser test at a time, machine-wide (tests in other binaries and processes too):
@@ -23,18 +22,16 @@ fn serial() -> common::browser::BrowserSlot {
     common::browser::browser_slot()
 }
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free udp port")
-}
-
 struct RtcServer {
     server: Server,
     api: u16,
     http: u16,
     udp: u16,
+}
+
+/// The API's base URL, as the browser driver takes it.
+fn api_base(api: u16) -> String {
+    format!("http://127.0.0.1:{api}")
 }
 
 fn start(tag: &str, vhost_rtc: &str) -> RtcServer {
@@ -60,63 +57,13 @@ vhost __defaultVhost__ {{
 "
     );
     let server = Server::start_with(tag, &body);
-    // The UDP port is bound by the rtc service after the TCP listeners.
-    let up = wait_for(Duration::from_secs(10), || {
-        server
-            .log()
-            .contains("rtc_server: listening on udp port")
-            .then_some(())
-    });
-    assert!(up.is_some(), "rtc_server did not start:\n{}", server.log());
+    wait_rtc_listening(&server);
     RtcServer {
         server,
         api,
         http,
         udp,
     }
-}
-
-/// Runs tests/web/webrtc.mjs and returns its JSON line.
-fn browser(
-    mode: &str,
-    api: u16,
-    seconds: u32,
-    stream: &str,
-    players: u32,
-    bases: Option<&str>,
-) -> serde_json::Value {
-    let chromium = find_chromium();
-    ensure_node_modules(&["playwright-core"]);
-    let web = Path::new(WEB_DIR);
-    let out = Command::new("node")
-        .arg(web.join("webrtc.mjs"))
-        .arg(mode)
-        .arg(
-            bases
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("http://127.0.0.1:{api}")),
-        )
-        .arg(&chromium)
-        .arg(seconds.to_string())
-        .arg("live")
-        .arg(stream)
-        .arg(players.to_string())
-        .current_dir(web)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser driver failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = stdout.lines().last().unwrap_or("");
-    let v: serde_json::Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("driver output {line:?}: {e}"));
-    eprintln!("browser ({mode}): {v}");
-    assert!(v["error"].is_null(), "browser error: {v}");
-    v
 }
 
 /// Publishes the fixture over RTMP, looped. The fixture has B frames (x264's defaults),
@@ -156,8 +103,6 @@ fn publish_fixture_looped(s: &RtcServer, stream: &str, without_b_frames: bool) -
     p
 }
 
-const SOURCE_FPS: f64 = 25.0;
-
 fn assert_played(p: &serde_json::Value) {
     let fps = p["fps"].as_f64().unwrap_or(0.0);
     assert!(
@@ -172,7 +117,7 @@ fn chromium_plays_an_rtmp_stream_by_whep() {
     let _serial = serial();
     let s = start("rtc-whep", "enabled on; rtmp_to_rtc on;");
     let mut publisher = publish_fixture_looped(&s, "whep", true);
-    let v = browser("play", s.api, 20, "whep", 1, None);
+    let v = browser("play", &api_base(s.api), 20, "whep", 1);
     let p = &v["players"][0];
     assert_played(p);
     // AAC transcoded to Opus once for the stream: the browser receives Opus, 50 packets
@@ -201,7 +146,7 @@ fn b_frames_are_left_out_and_the_rest_decodes() {
     let _serial = serial();
     let s = start("rtc-whep-b", "enabled on; rtmp_to_rtc on;");
     let mut publisher = publish_fixture_looped(&s, "b", false);
-    let v = browser("play", s.api, 10, "b", 1, None);
+    let v = browser("play", &api_base(s.api), 10, "b", 1);
     let p = &v["players"][0];
     let decoded = p["framesDecoded"].as_u64().unwrap_or(0);
     let received = p["framesReceived"].as_u64().unwrap_or(0);
@@ -224,7 +169,7 @@ fn ten_chromium_players_share_one_stream() {
     let _serial = serial();
     let s = start("rtc-whep-10", "enabled on; rtmp_to_rtc on;");
     let mut publisher = publish_fixture_looped(&s, "ten", true);
-    let v = browser("play", s.api, 20, "ten", 10, None);
+    let v = browser("play", &api_base(s.api), 20, "ten", 10);
     let players = v["players"].as_array().expect("players");
     assert_eq!(players.len(), 10);
     for p in players {
@@ -239,7 +184,8 @@ fn chromium_publishes_by_whip_and_ffprobe_reads_rtmp_and_flv() {
     require_tool("ffprobe");
     let s = start("rtc-whip", "enabled on; rtc_to_rtmp on;");
     let api = s.api;
-    let browser_thread = std::thread::spawn(move || browser("publish", api, 20, "whip", 1, None));
+    let browser_thread =
+        std::thread::spawn(move || browser("publish", &api_base(api), 20, "whip", 1));
     // While the browser publishes, read the stream back over RTMP and HTTP-FLV.
     let live = wait_for(Duration::from_secs(20), || {
         s.server
@@ -328,7 +274,7 @@ fn chromium_publishes_by_whip_and_ffprobe_reads_rtmp_and_flv() {
 fn chromium_to_whip_to_whep_to_chromium() {
     let _serial = serial();
     let s = start("rtc-relay", "enabled on; rtc_to_rtmp on;");
-    let v = browser("relay", s.api, 16, "relay", 1, None);
+    let v = browser("relay", &api_base(s.api), 16, "relay", 1);
     let p = &v["players"][0];
     let sent = v["sentFps"].as_f64().unwrap_or(0.0);
     let fps = p["fps"].as_f64().unwrap_or(0.0);
@@ -347,7 +293,7 @@ fn the_whip_and_whep_pages_publish_and_play() {
     let _serial = serial();
     let s = start("rtc-pages", "enabled on;");
     let bases = format!("http://127.0.0.1:{}|http://127.0.0.1:{}", s.api, s.http);
-    let v = browser("pages", 0, 8, "page", 1, Some(&bases));
+    let v = browser("pages", &bases, 8, "page", 1);
     let whep = v["whepStats"].as_str().unwrap_or("");
     let decoded: u64 = whep
         .split("decoded ")
@@ -374,32 +320,6 @@ fn http_get(port: u16, path: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn http_post(port: u16, path: &str, body: &[u8]) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).expect("write head");
-    let _ = s.write_all(body);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A minimal but valid browser-like offer: one recvonly video m-line with H.264.
-fn offer(ufrag: &str) -> String {
-    format!(
-        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=msid-semantic: WMS\r\n\
-m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
-a=ice-ufrag:{ufrag}\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=ice-options:trickle\r\n\
-a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
-a=setup:actpass\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:102 H264/90000\r\n\
-a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"
-    )
-}
-
 #[test]
 fn hostile_input_is_refused_and_the_stream_plays_on() {
     let _serial = serial();
@@ -413,17 +333,17 @@ fn hostile_input_is_refused_and_the_stream_plays_on() {
     let whep = "/rtc/v1/whep/?app=live&stream=h";
 
     // Malformed and huge SDP.
-    let r = http_post(s.api, whep, b"this is not sdp");
+    let r = http_post_sdp(s.api, whep, b"this is not sdp");
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
     let huge = vec![b'a'; 200 * 1024];
-    let r = http_post(s.api, whep, &huge);
+    let r = http_post_sdp(s.api, whep, &huge);
     assert!(r.starts_with("HTTP/1.1 413"), "{r}");
     // Unknown app/stream names out of bounds.
     let long = "x".repeat(5000);
-    let r = http_post(
+    let r = http_post_sdp(
         s.api,
         &format!("/rtc/v1/whep/?app=live&stream={long}"),
-        offer("u1").as_bytes(),
+        h264_offer("u1", "recvonly").as_bytes(),
     );
     assert!(
         r.starts_with("HTTP/1.1 400")
@@ -433,7 +353,7 @@ fn hostile_input_is_refused_and_the_stream_plays_on() {
     );
 
     // A valid offer is answered.
-    let r = http_post(s.api, whep, offer("good").as_bytes());
+    let r = http_post_sdp(s.api, whep, h264_offer("good", "recvonly").as_bytes());
     assert!(r.starts_with("HTTP/1.1 201"), "{r}");
     assert!(r.contains("a=ice-lite"), "{r}");
     assert!(
@@ -450,7 +370,11 @@ fn hostile_input_is_refused_and_the_stream_plays_on() {
             std::thread::spawn(move || {
                 let (mut created, mut refused) = (0usize, 0usize);
                 for i in 0..20 {
-                    let r = http_post(api, whep, offer(&format!("n{t}x{i}")).as_bytes());
+                    let r = http_post_sdp(
+                        api,
+                        whep,
+                        h264_offer(&format!("n{t}x{i}"), "recvonly").as_bytes(),
+                    );
                     if r.starts_with("HTTP/1.1 201") {
                         created += 1;
                     } else if r.starts_with("HTTP/1.1 503") {
@@ -509,7 +433,7 @@ fn hostile_input_is_refused_and_the_stream_plays_on() {
     assert!(cleaned.is_some(), "pending sessions were not dropped");
 
     // The server still serves the stream: a real player plays it.
-    let v = browser("play", s.api, 10, "h", 1, None);
+    let v = browser("play", &api_base(s.api), 10, "h", 1);
     assert_played(&v["players"][0]);
     // What was dropped and refused shows in /metrics.
     let m = http_get(s.api, "/metrics");
@@ -523,4 +447,52 @@ fn hostile_input_is_refused_and_the_stream_plays_on() {
     let mut server = s.server;
     assert!(server.is_alive(), "the server died");
     publisher.kill();
+}
+
+/// `rtc_server`'s UDP port is bound at start with the TCP listeners: when another
+/// process holds it, the server refuses to start and says which port, as for a busy RTMP
+/// port, instead of running without the WebRTC its config asks for.
+#[test]
+fn a_busy_rtc_port_refuses_the_start() {
+    let taken = UdpSocket::bind("0.0.0.0:0").expect("udp");
+    let udp = taken.local_addr().expect("addr").port();
+    let dir = unique_dir("rtc-busy");
+    let conf = dir.join("sluice.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen 127.0.0.1:{};\ndaemon off;\nsrs_log_tank console;\n\
+             rtc_server {{ enabled on; listen {udp}; candidate 127.0.0.1; }}\n\
+             vhost __defaultVhost__ {{ rtc {{ enabled on; }} }}\n",
+            free_port()
+        ),
+    )
+    .expect("write config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("-c")
+        .arg(&conf)
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sluice");
+    let exited = wait_for(Duration::from_secs(10), || child.try_wait().ok().flatten());
+    if exited.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("sluice started although rtc_server's port {udp} is taken");
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("rtc_server: cannot listen on udp port {udp}")),
+        "the reason names the port: {text}"
+    );
+    drop(taken);
+    let _ = std::fs::remove_dir_all(&dir);
 }

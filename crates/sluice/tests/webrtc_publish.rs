@@ -12,26 +12,19 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use common::browser::{ensure_node_modules, find_chromium, WEB_DIR};
+use common::rtc::*;
 use common::*;
 
 /// One browser test at a time, machine-wide (see `common::browser::browser_slot`).
 fn serial() -> common::browser::BrowserSlot {
     common::browser::browser_slot()
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free udp port")
 }
 
 struct RtcServer {
@@ -61,51 +54,13 @@ vhost __defaultVhost__ {{
         hls = hls.display()
     );
     let server = Server::start_with(tag, &body);
-    let up = wait_for(Duration::from_secs(10), || {
-        server
-            .log()
-            .contains("rtc_server: listening on udp port")
-            .then_some(())
-    });
-    assert!(up.is_some(), "rtc_server did not start:\n{}", server.log());
+    wait_rtc_listening(&server);
     RtcServer {
         server,
         api,
         udp,
         hls,
     }
-}
-
-/// Runs tests/web/webrtc.mjs and returns its JSON line.
-fn browser(mode: &str, api: u16, seconds: u32, stream: &str) -> serde_json::Value {
-    let chromium = find_chromium();
-    ensure_node_modules(&["playwright-core"]);
-    let web = Path::new(WEB_DIR);
-    let out = Command::new("node")
-        .arg(web.join("webrtc.mjs"))
-        .arg(mode)
-        .arg(format!("http://127.0.0.1:{api}"))
-        .arg(&chromium)
-        .arg(seconds.to_string())
-        .arg("live")
-        .arg(stream)
-        .arg("1")
-        .current_dir(web)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser driver failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = stdout.lines().last().unwrap_or("");
-    let v: serde_json::Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("driver output {line:?}: {e}"));
-    eprintln!("browser ({mode}): {v}");
-    assert!(v["error"].is_null(), "browser error: {v}");
-    v
 }
 
 /// What ffprobe reads of one input: each stream's codec, and its packets' times.
@@ -225,7 +180,8 @@ fn chromium_publishes_audio_and_video_by_whip_and_rtmp_and_hls_get_h264_and_aac(
     require_tool("ffprobe");
     let s = start("rtc-whip-av", "");
     let api = s.api;
-    let browser_thread = thread::spawn(move || browser("publish", api, 20, "av"));
+    let browser_thread =
+        thread::spawn(move || browser("publish", &format!("http://127.0.0.1:{api}"), 20, "av", 1));
     let live = wait_for(Duration::from_secs(20), || {
         s.server
             .log()
@@ -413,8 +369,6 @@ impl Drop for LossyRelay {
     }
 }
 
-const SOURCE_FPS: f64 = 25.0;
-
 /// RTMP publish → WHEP play in Chromium through 5 % loss each way: at least 90 % of the
 /// source's frames are decoded, and Chromium sent NACKs (which the server answered: the
 /// frames would not decode otherwise).
@@ -441,13 +395,7 @@ vhost __defaultVhost__ {{
         relay.port
     );
     let server = Server::start_with("rtc-loss", &body);
-    let up = wait_for(Duration::from_secs(10), || {
-        server
-            .log()
-            .contains("rtc_server: listening on udp port")
-            .then_some(())
-    });
-    assert!(up.is_some(), "rtc_server did not start:\n{}", server.log());
+    wait_rtc_listening(&server);
     // The fixture re-encoded without B frames (WebRTC players get every frame).
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re"])
@@ -467,7 +415,7 @@ vhost __defaultVhost__ {{
     });
     assert!(live.is_some(), "publisher did not start:\n{}", server.log());
     std::thread::sleep(Duration::from_secs(2));
-    let v = browser("play", api, 20, "loss");
+    let v = browser("play", &format!("http://127.0.0.1:{api}"), 20, "loss", 1);
     let p = &v["players"][0];
     let fps = p["fps"].as_f64().unwrap_or(0.0);
     let nacks = p["nackCount"].as_u64().unwrap_or(0);
@@ -490,34 +438,6 @@ vhost __defaultVhost__ {{
         "{}",
         server.log()
     );
-}
-
-fn http_post(port: u16, path: &str, body: &[u8]) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).expect("write head");
-    let _ = s.write_all(body);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A browser-like WHIP offer: one sendonly H.264 video m-line.
-fn whip_offer(ufrag: &str) -> String {
-    format!(
-        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=msid-semantic: WMS\r\n\
-m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
-a=ice-ufrag:{ufrag}\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=ice-options:trickle\r\n\
-a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
-a=setup:actpass\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=msid:s v\r\na=ssrc:1234 cname:x\r\n\
-a=rtpmap:102 H264/90000\r\n\
-a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"
-    )
 }
 
 /// A STUN binding request naming `username`, with a MESSAGE-INTEGRITY that is not the
@@ -560,24 +480,28 @@ fn hostile_whip_input_is_refused_and_claims_are_released() {
     let whip = |stream: &str| format!("/rtc/v1/whip/?app=live&stream={stream}");
 
     // Malformed, huge, and a valid-looking SDP with thousands of m-lines (under 64 KiB).
-    let r = http_post(s.api, &whip("a"), b"v=0\r\nthis is not sdp\r\n");
+    let r = http_post_sdp(s.api, &whip("a"), b"v=0\r\nthis is not sdp\r\n");
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
-    let r = http_post(s.api, &whip("a"), &vec![b'v'; 300 * 1024]);
+    let r = http_post_sdp(s.api, &whip("a"), &vec![b'v'; 300 * 1024]);
     assert!(r.starts_with("HTTP/1.1 413"), "{r}");
-    let mut many = whip_offer("many");
+    let mut many = h264_offer("many", "sendonly");
     while many.len() < 60 * 1024 {
         many.push_str("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:x\r\n");
     }
-    let r = http_post(s.api, &whip("a"), many.as_bytes());
+    let r = http_post_sdp(s.api, &whip("a"), many.as_bytes());
     assert!(
         r.starts_with("HTTP/1.1 400") || r.starts_with("HTTP/1.1 201"),
         "{r}"
     );
-    let r = http_post(s.api, &whip("a"), &[0xff, 0xfe, 0x00, 0x80]);
+    let r = http_post_sdp(s.api, &whip("a"), &[0xff, 0xfe, 0x00, 0x80]);
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
 
     // A real WHIP offer: its answer names our ufrag.
-    let r = http_post(s.api, &whip("victim"), whip_offer("peer").as_bytes());
+    let r = http_post_sdp(
+        s.api,
+        &whip("victim"),
+        h264_offer("peer", "sendonly").as_bytes(),
+    );
     assert!(r.starts_with("HTTP/1.1 201"), "{r}");
     let ours = r
         .lines()
@@ -614,10 +538,10 @@ fn hostile_whip_input_is_refused_and_claims_are_released() {
             thread::spawn(move || {
                 let (mut created, mut refused) = (0usize, 0usize);
                 for i in 0..40 {
-                    let r = http_post(
+                    let r = http_post_sdp(
                         api,
                         &format!("/rtc/v1/whip/?app=live&stream=n{t}x{i}"),
-                        whip_offer(&format!("p{t}x{i}")).as_bytes(),
+                        h264_offer(&format!("p{t}x{i}"), "sendonly").as_bytes(),
                     );
                     if r.starts_with("HTTP/1.1 201") {
                         created += 1;
@@ -656,7 +580,11 @@ fn hostile_whip_input_is_refused_and_claims_are_released() {
         "pending WHIP sessions were not dropped:\n{}",
         s.server.log()
     );
-    let r = http_post(s.api, &whip("victim"), whip_offer("again").as_bytes());
+    let r = http_post_sdp(
+        s.api,
+        &whip("victim"),
+        h264_offer("again", "sendonly").as_bytes(),
+    );
     assert!(
         r.starts_with("HTTP/1.1 201"),
         "the stream was not released: {r}"

@@ -68,6 +68,8 @@ pub struct RtcState {
     /// Each stream's media converted once for its WHEP players.
     pub feeds: feed::Feeds,
     crypto: OnceLock<Arc<str0m::crypto::CryptoProvider>>,
+    /// The socket bound at start, until the service takes it.
+    bound: std::sync::Mutex<Option<Bound>>,
     /// One DTLS certificate for every session, made once: a key pair per offer would make
     /// each offer (hostile ones included) cost a key generation.
     dtls_cert: OnceLock<Option<str0m::config::DtlsCert>>,
@@ -176,7 +178,39 @@ impl Drop for HandshakeSlot<'_> {
     }
 }
 
-/// The `rtc_server` service: binds the UDP port and runs [`server::run`].
+/// The `rtc_server` UDP socket, bound at start beside the TCP listeners and SRT's, and
+/// the addresses it announces: a busy port or an unusable `candidate` refuses the start
+/// (with the directive in the message) as a busy RTMP port does, instead of a server
+/// that runs without the WebRTC its config asks for.
+#[derive(Debug)]
+pub struct Bound {
+    socket: std::net::UdpSocket,
+    candidates: Vec<std::net::IpAddr>,
+}
+
+/// Binds `rtc_server`'s port (all interfaces, as SRS) when it is enabled.
+pub fn bind(cfg: &crate::config::RtcServerConfig) -> anyhow::Result<Option<Bound>> {
+    if !cfg.enabled {
+        return Ok(None);
+    }
+    let candidates = candidate::resolve(&cfg.candidate)
+        .map_err(|e| anyhow::anyhow!("rtc_server: candidate {:?}: {e}", cfg.candidate))?;
+    let socket = std::net::UdpSocket::bind(("0.0.0.0", cfg.listen))
+        .and_then(|s| s.set_nonblocking(true).map(|()| s))
+        .map_err(|e| {
+            anyhow::anyhow!("rtc_server: cannot listen on udp port {}: {e}", cfg.listen)
+        })?;
+    Ok(Some(Bound { socket, candidates }))
+}
+
+impl RtcState {
+    /// Hands the socket bound at start to the service.
+    pub fn set_bound(&self, b: Bound) {
+        *crate::util::lock(&self.bound) = Some(b);
+    }
+}
+
+/// The `rtc_server` service: runs [`server::run`] on the socket bound at start.
 pub struct RtcService;
 
 impl Service for RtcService {
@@ -187,28 +221,16 @@ impl Service for RtcService {
     fn run(self: Box<Self>, ctx: Arc<Context>, mut shutdown: Shutdown) -> ServiceFuture {
         Box::pin(async move {
             let cfg = ctx.config().rtc_server.clone();
-            if !cfg.enabled {
+            let bound = crate::util::lock(&ctx.rtc.bound).take();
+            let Some(Bound { socket, candidates }) = bound else {
+                // Disabled (a reload does not start WebRTC: `rtc_server` needs a restart).
                 shutdown.requested().await;
                 return;
-            }
-            let candidates = match candidate::resolve(&cfg.candidate) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(
-                        "rtc_server: candidate {:?}: {e}; WebRTC is off",
-                        cfg.candidate
-                    );
-                    shutdown.requested().await;
-                    return;
-                }
             };
-            let socket = match tokio::net::UdpSocket::bind(("0.0.0.0", cfg.listen)).await {
+            let socket = match tokio::net::UdpSocket::from_std(socket) {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::error!(
-                        "rtc_server: cannot listen on udp port {}: {e}; WebRTC is off",
-                        cfg.listen
-                    );
+                    tracing::error!("rtc_server: cannot use the udp socket: {e}; WebRTC is off");
                     shutdown.requested().await;
                     return;
                 }

@@ -9,6 +9,7 @@
 pub mod browser;
 pub mod pki;
 pub mod recording;
+pub mod rtc;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};

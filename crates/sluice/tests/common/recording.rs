@@ -10,6 +10,11 @@ use super::{ffmpeg, fixture, Proc, Server, AVC_AAC};
 
 /// Publishes the A/V clip in a loop, in real time, until dropped.
 pub fn looped_publisher(server: &Server, url: &str, tag: &str) -> Proc {
+    looped_publisher_in(&server.tmp(""), url, tag)
+}
+
+/// [`looped_publisher`], its log in `dir` (for a server the test runs without [`Server`]).
+pub fn looped_publisher_in(dir: &Path, url: &str, tag: &str) -> Proc {
     let input = fixture(AVC_AAC);
     let input = input.to_str().expect("utf-8 fixture path");
     Proc::spawn(
@@ -26,7 +31,7 @@ pub fn looped_publisher(server: &Server, url: &str, tag: &str) -> Proc {
             "flv",
             url,
         ]),
-        server.tmp(&format!("publisher-{tag}.log")),
+        dir.join(format!("publisher-{tag}.log")),
     )
 }
 
