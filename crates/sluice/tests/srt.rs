@@ -42,6 +42,9 @@ impl Srt {
         let http = free_port();
         let api = free_port();
         let hls = unique_dir(&format!("{tag}-hls"));
+        // `hls_dispose 0`: a publisher that leaves ends its playlist (#EXT-X-ENDLIST), so
+        // ffprobe reads it to the end at once. With SRS's default (120 s) the playlist stays
+        // live for a republish, and ffprobe waited for the disposal (two minutes a test).
         let body = format!(
             "max_connections 100;
 daemon off;
@@ -53,7 +56,7 @@ vhost __defaultVhost__ {{
     gop_cache on; queue_length 10;
     srt {{ enabled on; srt_to_rtmp on; }}
     http_remux {{ enabled on; mount [vhost]/[app]/[stream].flv; }}
-    hls {{ enabled on; hls_path {hls}; hls_fragment 2; hls_window 30; }}
+    hls {{ enabled on; hls_path {hls}; hls_fragment 2; hls_window 30; hls_dispose 0; }}
 }}
 {extra}
 ",

@@ -16,10 +16,10 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::browser::{browser_slot, ensure_node_modules, find_chromium, WEB_DIR};
+use common::browser::{browser_slot, driver_json, ensure_node_modules, find_chromium, node_driver};
 use common::*;
 use serde_json::{json, Value};
 
@@ -154,28 +154,12 @@ vhost __defaultVhost__ {{
         "shots": shots,
         "timeoutSecs": STEP_TIMEOUT_SECS,
     });
-    let web = Path::new(WEB_DIR);
-    let out = Command::new("node")
-        .arg(web.join("console.mjs"))
-        .arg(params.to_string())
-        .current_dir(web)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or("");
-    let v: Value = serde_json::from_str(line).unwrap_or_else(|e| {
-        panic!(
-            "driver output {line:?}: {e}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let v = driver_json(node_driver("console.mjs").arg(params.to_string()));
     let mut brief = v.clone();
     if let Some(o) = brief.as_object_mut() {
         o.remove("requests");
     }
     eprintln!("browser: {brief:#}");
-    assert!(out.status.success(), "driver exited with {:?}", out.status);
     assert!(
         v["error"].is_null(),
         "a console step failed: {}",

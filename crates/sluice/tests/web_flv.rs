@@ -12,10 +12,12 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::browser::{browser_slot, ensure_node_modules, find_chromium, WEB_DIR};
+use common::browser::{
+    browser_slot, driver_json, ensure_node_modules, find_chromium, node_driver, WEB_DIR,
+};
 use common::*;
 
 /// How long the browser may take to show playback.
@@ -86,25 +88,13 @@ vhost __defaultVhost__ {{
         get_status(http, "/live/test.flv")
     );
 
-    let out = Command::new("node")
-        .arg(web.join("play_flv.mjs"))
+    let mut driver = node_driver("play_flv.mjs");
+    driver
         .arg(format!("http://127.0.0.1:{http}/flv.html"))
         .arg(&chromium)
         .arg(BROWSER_TIMEOUT_SECS)
-        .arg(ADVANCE_SECS)
-        .current_dir(web)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser driver failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = stdout.lines().last().unwrap_or("");
-    let v: serde_json::Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("driver output {line:?}: {e}"));
+        .arg(ADVANCE_SECS);
+    let v = driver_json(&mut driver);
     eprintln!("browser state: {v}");
     assert!(v["error"].is_null(), "mpegts.js error: {v}");
     assert!(

@@ -9,10 +9,12 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::browser::{browser_slot, ensure_node_modules, find_chromium, WEB_DIR};
+use common::browser::{
+    browser_slot, driver_json, ensure_node_modules, find_chromium, node_driver, WEB_DIR,
+};
 use common::*;
 
 #[test]
@@ -117,8 +119,8 @@ vhost __defaultVhost__ {{
     } else {
         format!("http://127.0.0.1:{http}/hls.html")
     };
-    let out = Command::new("node")
-        .arg(web.join("play_hls.mjs"))
+    let mut driver = node_driver("play_hls.mjs");
+    driver
         .arg(page)
         .env(
             "CHROMIUM_EXTRA_ARGS",
@@ -129,20 +131,8 @@ vhost __defaultVhost__ {{
             },
         )
         .arg(&chromium)
-        .arg("20")
-        .current_dir(web)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser driver failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = stdout.lines().last().unwrap_or("");
-    let v: serde_json::Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("driver output {line:?}: {e}"));
+        .arg("20");
+    let v = driver_json(&mut driver);
     eprintln!("browser state: {v}");
     assert!(v["error"].is_null(), "hls.js error: {v}");
     assert!(

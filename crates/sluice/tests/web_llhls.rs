@@ -10,10 +10,12 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::browser::{browser_slot, ensure_node_modules, find_chromium, WEB_DIR};
+use common::browser::{
+    browser_slot, driver_json, ensure_node_modules, find_chromium, node_driver, WEB_DIR,
+};
 use common::*;
 
 const PLAY_SECONDS: u64 = 30;
@@ -69,28 +71,16 @@ vhost __defaultVhost__ {{
         ready.is_some(),
         "no live playlist with {ready_segments} segments"
     );
-    let out = Command::new("node")
-        .arg(web.join("play_llhls.mjs"))
+    let mut driver = node_driver("play_llhls.mjs");
+    driver
         .arg(format!(
             "http://127.0.0.1:{http}/llhls.html?ll={}",
             u8::from(low_latency)
         ))
         .arg(&chromium)
-        .arg(PLAY_SECONDS.to_string())
-        .current_dir(web)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run node");
+        .arg(PLAY_SECONDS.to_string());
+    let v = driver_json(&mut driver);
     publisher.kill();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser driver failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = stdout.lines().last().unwrap_or("");
-    let v: serde_json::Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("driver output {line:?}: {e}"));
     drop(server);
     if let Some(parent) = root.parent() {
         let _ = fs::remove_dir_all(parent);

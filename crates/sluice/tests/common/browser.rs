@@ -75,3 +75,34 @@ pub fn browser_slot() -> BrowserSlot {
         .unwrap_or_else(|(_, e)| panic!("lock {}: {e}", path.display()));
     BrowserSlot { _lock: lock }
 }
+
+/// A `node` command running `script` (a driver in tests/web) from tests/web, stdin closed;
+/// the caller adds the driver's arguments and runs it with [`driver_json`].
+pub fn node_driver(script: &str) -> Command {
+    let web = Path::new(WEB_DIR);
+    let mut cmd = Command::new("node");
+    cmd.arg(web.join(script))
+        .current_dir(web)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs a browser driver and returns the JSON object on the last line of its output (every
+/// driver in tests/web prints its result so); a driver that fails or prints no JSON fails
+/// the test with its output.
+pub fn driver_json(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.output().expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser driver failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().last().unwrap_or("");
+    serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "driver output {line:?}: {e}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}

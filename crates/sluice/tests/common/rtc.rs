@@ -5,11 +5,10 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
-use super::browser::{ensure_node_modules, find_chromium, WEB_DIR};
+use super::browser::{driver_json, ensure_node_modules, find_chromium, node_driver};
 use super::{wait_for, Server};
 
 /// The frame rate of the fixture the WebRTC tests publish.
@@ -46,29 +45,16 @@ pub fn browser(
 ) -> serde_json::Value {
     let chromium = find_chromium();
     ensure_node_modules(&["playwright-core"]);
-    let web = Path::new(WEB_DIR);
-    let out = Command::new("node")
-        .arg(web.join("webrtc.mjs"))
+    let mut driver = node_driver("webrtc.mjs");
+    driver
         .arg(mode)
         .arg(base)
         .arg(&chromium)
         .arg(seconds.to_string())
         .arg("live")
         .arg(stream)
-        .arg(players.to_string())
-        .current_dir(web)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser driver failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = stdout.lines().last().unwrap_or("");
-    let v: serde_json::Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("driver output {line:?}: {e}"));
+        .arg(players.to_string());
+    let v = driver_json(&mut driver);
     eprintln!("browser ({mode}): {v}");
     assert!(v["error"].is_null(), "browser error: {v}");
     v
