@@ -201,3 +201,111 @@ impl Drop for WorkerSlot {
         WORKERS.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::test_frames::{aac, video, video_sh};
+    use crate::hub::{Consumer, Hub, Item, SourceSettings, StreamKey};
+
+    fn source() -> Arc<Source> {
+        let hub = Hub::new();
+        let key = StreamKey {
+            vhost: "v".into(),
+            app: "live".into(),
+            stream: "whip".into(),
+        };
+        let settings = SourceSettings {
+            gop_cache: true,
+            queue_length_ms: 10_000,
+        };
+        let s = Source::new(
+            "whip".into(),
+            key,
+            settings,
+            tokio::sync::broadcast::channel(1).0,
+            hub.pacing(),
+        );
+        s.publish("publisher").expect("publish");
+        s
+    }
+
+    /// (kind, timestamp) of what reached the Source, in order.
+    fn pushed(consumer: &mut Consumer) -> Vec<(FrameKind, u64)> {
+        let mut out = Vec::new();
+        loop {
+            let mut batch = Vec::new();
+            consumer.fetch(&mut batch);
+            if batch.is_empty() {
+                return out;
+            }
+            out.extend(batch.into_iter().filter_map(|i| match i {
+                Item::Frame(f) => Some((f.kind, f.timestamp)),
+                _ => None,
+            }));
+        }
+    }
+
+    /// Video comes from the UDP task at once, its AAC from the worker later: the Source
+    /// gets them in timestamp order, each frame waiting for the other kind to reach it.
+    #[test]
+    fn video_waits_for_the_audio_of_its_time() {
+        let src = source();
+        let mut consumer = Consumer::detached(src.clone(), 10_000);
+        let mut il = Interleaver::new(src.clone());
+        il.push(video_sh());
+        il.push(video(0, true));
+        il.push(video(40, false));
+        il.push(video(80, false));
+        // Nothing has come out yet: no audio reached any of these times.
+        assert_eq!(pushed(&mut consumer), vec![]);
+        il.push(aac(0, true));
+        il.push(aac(0, false));
+        il.push(aac(21, false));
+        il.push(aac(42, false));
+        il.push(aac(64, false));
+        il.push(aac(85, false));
+        let got = pushed(&mut consumer);
+        let times: Vec<u64> = got.iter().map(|(_, t)| *t).collect();
+        let mut sorted = times.clone();
+        sorted.sort_unstable();
+        assert_eq!(times, sorted, "in timestamp order: {got:?}");
+        // Everything up to the last audio frame's time is out; the rest waits for video.
+        assert_eq!(got.len(), 9, "{got:?}");
+        assert_eq!(got.last(), Some(&(FrameKind::Video, 80)), "{got:?}");
+        il.push(video(120, false));
+        assert_eq!(pushed(&mut consumer), vec![(FrameKind::Audio, 85)]);
+    }
+
+    /// A publisher without audio (or whose audio stopped) is not held back for ever: a
+    /// frame older than MAX_HOLD goes out with the next push, and no more than MAX_HELD
+    /// frames of one kind are ever held.
+    #[test]
+    fn one_kind_alone_is_released_after_the_hold_or_the_bound() {
+        let src = source();
+        let mut consumer = Consumer::detached(src.clone(), 10_000);
+        let mut il = Interleaver::new(src.clone());
+        il.push(video_sh());
+        il.push(video(0, true));
+        assert!(
+            pushed(&mut consumer).is_empty(),
+            "held while audio may come"
+        );
+        std::thread::sleep(MAX_HOLD + Duration::from_millis(50));
+        il.push(video(40, false));
+        let got = pushed(&mut consumer);
+        assert!(
+            got.contains(&(FrameKind::Video, 0)),
+            "the old frames went out: {got:?}"
+        );
+
+        let src = source();
+        let mut consumer = Consumer::detached(src.clone(), 10_000);
+        let mut il = Interleaver::new(src.clone());
+        for i in 0..=MAX_HELD as u64 + 10 {
+            il.push(aac(i * 21, i == 0));
+        }
+        assert!(il.audio.len() <= MAX_HELD, "{} held", il.audio.len());
+        assert!(pushed(&mut consumer).len() >= 10);
+    }
+}
