@@ -1,12 +1,12 @@
-//! dash.js in headless Chromium plays sluice's live DASH (the MPD over HLS's fMP4 segments)
-//! for 15 s: playback starts, video frames are decoded, the play head advances, no stall, no
-//! dash.js error, and no request leaves the host. Driven by tests/web/play_llhls.mjs (it reads the page's `window.__ll`,
-//! which tests/web/dash.html fills the same way) with playwright-core and the system's
-//! chromium.
+//! dash.js and Shaka Player, in headless Chromium, each play sluice's live DASH (the MPD
+//! over HLS's fMP4 segments) for 15 s: playback starts, video frames are decoded, the play
+//! head advances, no stall, no player error, and no request leaves the host. Driven by
+//! tests/web/play_llhls.mjs (it reads the page's `window.__ll`, which tests/web/dash.html
+//! and shaka.html fill the same way) with playwright-core and the system's chromium.
 //!
-//! Needs: chromium, node and npm (`apt-get install chromium nodejs npm`); dash.js and
-//! playwright-core, pinned in tests/web/package-lock.json, are installed with `npm ci` when
-//! missing.
+//! Needs: chromium, node and npm (`apt-get install chromium nodejs npm`); dash.js, Shaka
+//! Player and playwright-core, pinned in tests/web/package-lock.json, are installed with
+//! `npm ci` when missing.
 
 mod common;
 
@@ -22,22 +22,34 @@ use common::*;
 
 const PLAY_SECONDS: u64 = 15;
 const DASH_JS: &str = "dashjs/dist/modern/umd/dash.all.min.js";
+const SHAKA: &str = "shaka-player/dist/shaka-player.compiled.js";
 
 #[test]
 fn chromium_plays_the_live_mpd_with_dash_js() {
+    play_live_mpd("dash.js", DASH_JS, "dash.html");
+}
+
+/// Shaka reads the MPD its own way (its own clock sync, presentation delay and timeline
+/// handling): a second, independent player of the same MPD.
+#[test]
+fn chromium_plays_the_live_mpd_with_shaka() {
+    play_live_mpd("Shaka", SHAKA, "shaka.html");
+}
+
+/// Serves `page` and the player's script (`module`, under tests/web/node_modules) from the
+/// HLS root, publishes the fixture with DASH on, and plays the MPD in Chromium.
+fn play_live_mpd(player: &str, module: &str, page: &str) {
     let _slot = browser_slot();
     require_ffmpeg();
     let chromium = find_chromium();
-    ensure_node_modules(&["playwright-core", DASH_JS]);
+    ensure_node_modules(&["playwright-core", module]);
     let root = unique_dir("web-dash-root").join("hls");
     fs::create_dir_all(&root).expect("root");
     let web = Path::new(WEB_DIR);
-    fs::copy(
-        web.join("node_modules").join(DASH_JS),
-        root.join("dash.all.min.js"),
-    )
-    .expect("copy dash.js");
-    fs::copy(web.join("dash.html"), root.join("dash.html")).expect("copy page");
+    let script = Path::new(module).file_name().expect("a file name");
+    fs::copy(web.join("node_modules").join(module), root.join(script))
+        .unwrap_or_else(|e| panic!("copy {module}: {e}"));
+    fs::copy(web.join(page), root.join(page)).expect("copy page");
     let http = free_port();
     let body = format!(
         "max_connections 100;
@@ -71,14 +83,14 @@ vhost __defaultVhost__ {{
     assert!(live.is_some(), "no live MPD with four segments");
     let mut driver = node_driver("play_llhls.mjs");
     driver
-        .arg(format!("http://127.0.0.1:{http}/dash.html"))
+        .arg(format!("http://127.0.0.1:{http}/{page}"))
         .arg(&chromium)
         .arg(PLAY_SECONDS.to_string());
     let v = driver_json(&mut driver);
     let live_mpd = fs::read_to_string(&mpd).unwrap_or_default();
     publisher.kill();
-    eprintln!("dash.js: {v}");
-    assert!(v["error"].is_null(), "dash.js error: {v}\n{live_mpd}");
+    eprintln!("{player}: {v}");
+    assert!(v["error"].is_null(), "{player} error: {v}\n{live_mpd}");
     assert_eq!(
         v["playing"].as_bool(),
         Some(true),
@@ -93,7 +105,7 @@ vhost __defaultVhost__ {{
         "played for only {played} s: {v}"
     );
     assert_eq!(v["stalls"].as_u64(), Some(0), "stalls: {v}\n{live_mpd}");
-    // The MPD's UTCTiming gives dash.js its clock: nothing asked of another host.
+    // The MPD's UTCTiming gives the player its clock: nothing asked of another host.
     assert_eq!(
         v["offHost"].as_array().map(Vec::len),
         Some(0),
