@@ -104,6 +104,18 @@ pub enum MediaKind {
     Metadata,
 }
 
+impl MediaKind {
+    /// Audio and video messages, which skip the generic decode: their payload goes on
+    /// untouched (server and client sessions alike).
+    pub fn of_av_message(type_id: u8) -> Option<MediaKind> {
+        match type_id {
+            msg_type::AUDIO => Some(MediaKind::Audio),
+            msg_type::VIDEO => Some(MediaKind::Video),
+            _ => None,
+        }
+    }
+}
+
 /// Something the caller must act on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -262,13 +274,7 @@ impl ServerSession {
 
     fn on_message(&mut self, header: &MessageHeader, payload: Bytes) -> Result<(), SessionError> {
         let stream_id = header.stream_id;
-        // Media skips the generic decode: the payload goes on untouched.
-        let kind = match header.type_id {
-            msg_type::AUDIO => Some(MediaKind::Audio),
-            msg_type::VIDEO => Some(MediaKind::Video),
-            _ => None,
-        };
-        if let Some(kind) = kind {
+        if let Some(kind) = MediaKind::of_av_message(header.type_id) {
             self.events.push_back(Event::Media {
                 kind,
                 stream_id,

@@ -539,12 +539,7 @@ impl ClientSession {
         header: &MessageHeader,
         payload: Bytes,
     ) -> Result<(), ClientSessionError> {
-        let kind = match header.type_id {
-            msg_type::AUDIO => Some(MediaKind::Audio),
-            msg_type::VIDEO => Some(MediaKind::Video),
-            _ => None,
-        };
-        if let Some(kind) = kind {
+        if let Some(kind) = MediaKind::of_av_message(header.type_id) {
             self.events.push_back(ClientEvent::Media(MediaMessage {
                 kind,
                 timestamp: header.timestamp,
