@@ -364,35 +364,12 @@ fn hostile_input_is_refused_and_the_stream_plays_on() {
     // Many offers never followed by ICE: refused past the handshake bound, all cleaned up.
     // Sent from 8 threads at once, so that more than the bound (32) are in flight before
     // the first ones time out, however slow the machine.
-    let api = s.api;
-    let workers: Vec<_> = (0..8)
-        .map(|t| {
-            std::thread::spawn(move || {
-                let (mut created, mut refused) = (0usize, 0usize);
-                for i in 0..20 {
-                    let r = http_post_sdp(
-                        api,
-                        whep,
-                        h264_offer(&format!("n{t}x{i}"), "recvonly").as_bytes(),
-                    );
-                    if r.starts_with("HTTP/1.1 201") {
-                        created += 1;
-                    } else if r.starts_with("HTTP/1.1 503") {
-                        refused += 1;
-                    } else {
-                        panic!("unexpected answer: {r}");
-                    }
-                }
-                (created, refused)
-            })
-        })
-        .collect();
-    let (mut created, mut refused) = (0, 0);
-    for w in workers {
-        let (c, r) = w.join().expect("offer thread");
-        created += c;
-        refused += r;
-    }
+    let (created, refused) = offer_flood(s.api, 20, |t, i| {
+        (
+            "/rtc/v1/whep/?app=live&stream=h".to_string(),
+            h264_offer(&format!("n{t}x{i}"), "recvonly"),
+        )
+    });
     assert!(
         created > 0 && refused > 0,
         "created {created}, refused {refused}"

@@ -532,35 +532,12 @@ fn hostile_whip_input_is_refused_and_claims_are_released() {
 
     // Hundreds of WHIP offers never followed by ICE, each for its own stream, from 8
     // threads: answered (201) up to the handshake bound, refused (503) past it.
-    let api = s.api;
-    let workers: Vec<_> = (0..8)
-        .map(|t| {
-            thread::spawn(move || {
-                let (mut created, mut refused) = (0usize, 0usize);
-                for i in 0..40 {
-                    let r = http_post_sdp(
-                        api,
-                        &format!("/rtc/v1/whip/?app=live&stream=n{t}x{i}"),
-                        h264_offer(&format!("p{t}x{i}"), "sendonly").as_bytes(),
-                    );
-                    if r.starts_with("HTTP/1.1 201") {
-                        created += 1;
-                    } else if r.starts_with("HTTP/1.1 503") {
-                        refused += 1;
-                    } else {
-                        panic!("unexpected answer: {r}");
-                    }
-                }
-                (created, refused)
-            })
-        })
-        .collect();
-    let (mut created, mut refused) = (0, 0);
-    for w in workers {
-        let (c, r) = w.join().expect("offer thread");
-        created += c;
-        refused += r;
-    }
+    let (created, refused) = offer_flood(s.api, 40, |t, i| {
+        (
+            format!("/rtc/v1/whip/?app=live&stream=n{t}x{i}"),
+            h264_offer(&format!("p{t}x{i}"), "sendonly"),
+        )
+    });
     assert!(
         created > 0 && refused > 0,
         "created {created}, refused {refused}"

@@ -94,3 +94,40 @@ a=rtpmap:102 H264/90000\r\n\
 a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"
     )
 }
+
+/// Posts `per_thread` offers from each of 8 threads at once, none ever followed by ICE, so
+/// that more than the server's handshake bound are in flight before the first ones time
+/// out however slow the machine; `request(thread, i)` gives each one's path and SDP.
+/// Returns (answered 201, refused 503); any other answer fails the test.
+pub fn offer_flood(
+    api: u16,
+    per_thread: usize,
+    request: fn(usize, usize) -> (String, String),
+) -> (usize, usize) {
+    let workers: Vec<_> = (0..8)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let (mut created, mut refused) = (0usize, 0usize);
+                for i in 0..per_thread {
+                    let (path, sdp) = request(t, i);
+                    let r = http_post_sdp(api, &path, sdp.as_bytes());
+                    if r.starts_with("HTTP/1.1 201") {
+                        created += 1;
+                    } else if r.starts_with("HTTP/1.1 503") {
+                        refused += 1;
+                    } else {
+                        panic!("unexpected answer: {r}");
+                    }
+                }
+                (created, refused)
+            })
+        })
+        .collect();
+    let (mut created, mut refused) = (0, 0);
+    for w in workers {
+        let (c, r) = w.join().expect("offer thread");
+        created += c;
+        refused += r;
+    }
+    (created, refused)
+}
