@@ -4,74 +4,26 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+
 use std::thread;
 use std::time::Duration;
 
+use common::hook_server::HookServer;
 use common::*;
 
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(25);
 /// The fixture's length as ffprobe reports it.
 const CLIP_SECONDS: f64 = 10.08;
 
-/// A minimal hook server: answers `0` to every POST and keeps the JSON bodies.
-struct HookServer {
-    port: u16,
-    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
-}
-
-impl HookServer {
-    fn start() -> HookServer {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind hook server");
-        let port = l.local_addr().expect("addr").port();
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let b = bodies.clone();
-        thread::spawn(move || {
-            for s in l.incoming().flatten() {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut r = BufReader::new(s);
-                let mut len = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    let lower = line.to_ascii_lowercase();
-                    if let Some(v) = lower.strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                }
-                let mut body = vec![0; len.min(1 << 20)];
-                if r.read_exact(&mut body).is_ok() {
-                    if let Ok(v) = serde_json::from_slice(&body) {
-                        b.lock().unwrap().push(v);
-                    }
-                }
-                let mut s = r.into_inner();
-                let _ = s.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\n0",
-                );
-            }
-        });
-        HookServer { port, bodies }
-    }
-
-    fn files(&self) -> Vec<String> {
-        self.bodies
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|v| v["action"] == "on_dvr")
-            .filter_map(|v| v["file"].as_str().map(str::to_owned))
-            .collect()
-    }
+/// The files `on_dvr` named, in order.
+fn dvr_files(hooks: &HookServer) -> Vec<String> {
+    hooks
+        .bodies("on_dvr")
+        .iter()
+        .filter_map(|v| v["file"].as_str().map(str::to_owned))
+        .collect()
 }
 
 fn config(dvr: &str, hook_port: u16) -> String {
@@ -184,10 +136,10 @@ fn wait_recordings(server: &Server, dir: &str, count: usize) -> Vec<PathBuf> {
 
 fn assert_hook_got(hook: &HookServer, files: &[PathBuf]) {
     let got = wait_for(Duration::from_secs(5), || {
-        let got = hook.files();
+        let got = dvr_files(hook);
         (got.len() >= files.len()).then_some(got)
     })
-    .unwrap_or_else(|| panic!("on_dvr got {:?}, expected {files:?}", hook.files()));
+    .unwrap_or_else(|| panic!("on_dvr got {:?}, expected {files:?}", dvr_files(hook)));
     assert_eq!(got.len(), files.len(), "{got:?}");
     for f in files {
         let name = f.file_name().unwrap().to_str().unwrap();
@@ -298,7 +250,7 @@ fn unwritable_path_leaves_the_live_stream_playing() {
         .collect();
     assert_eq!(errors.len(), 1, "one error line per stream:\n{log}");
     assert!(errors[0].contains("live/blocked"), "{}", errors[0]);
-    assert!(hook.files().is_empty());
+    assert!(dvr_files(&hook).is_empty());
     let _ = std::fs::remove_dir_all(dir);
 }
 

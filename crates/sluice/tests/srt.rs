@@ -4,14 +4,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, UdpSocket};
+use std::io::{Read, Write};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use common::hook_server::HookServer;
 use common::*;
 
 const FIXTURE: &str = "avc-aac-640x360-10s.flv";
@@ -375,68 +376,16 @@ fn ffmpeg_plays_over_srt() {
 }
 
 /// A hook server answering 0, or an error for streams whose name starts with "denied".
-struct HookServer {
-    port: u16,
-    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
-}
-
-impl HookServer {
-    fn start() -> HookServer {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind hook server");
-        let port = l.local_addr().expect("addr").port();
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let b = bodies.clone();
-        thread::spawn(move || {
-            for s in l.incoming().flatten() {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut r = BufReader::new(s);
-                let mut len = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    let lower = line.to_ascii_lowercase();
-                    if let Some(v) = lower.strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                }
-                let mut body = vec![0; len.min(1 << 20)];
-                let mut answer = "0";
-                if r.read_exact(&mut body).is_ok() {
-                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
-                        let action = v["action"].as_str().unwrap_or_default();
-                        let stream = v["stream"].as_str().unwrap_or_default();
-                        if stream.starts_with("denied")
-                            && (action == "on_publish" || action == "on_play")
-                        {
-                            answer = "1";
-                        }
-                        b.lock().unwrap_or_else(|e| e.into_inner()).push(v);
-                    }
-                }
-                let mut s = r.into_inner();
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\n{answer}"
-                );
-            }
-        });
-        HookServer { port, bodies }
-    }
-
-    fn bodies(&self, action: &str) -> Vec<serde_json::Value> {
-        self.bodies
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|b| b["action"] == action)
-            .cloned()
-            .collect()
-    }
+fn deny_denied_streams() -> HookServer {
+    HookServer::with_policy(|v| {
+        let action = v["action"].as_str().unwrap_or_default();
+        let stream = v["stream"].as_str().unwrap_or_default();
+        if stream.starts_with("denied") && (action == "on_publish" || action == "on_play") {
+            "1"
+        } else {
+            "0"
+        }
+    })
 }
 
 /// Hooks see SRT clients as RTMP ones (the stream id's extra keys as the query), deny an
@@ -444,7 +393,7 @@ impl HookServer {
 /// the handshake with a log line that says why.
 #[test]
 fn hooks_rules_and_stream_ids() {
-    let hook = HookServer::start();
+    let hook = deny_denied_streams();
     let h = format!("http://127.0.0.1:{}/hook", hook.port);
     let hooks = format!(
         "http_hooks {{ enabled on; on_connect {h}; on_close {h}; on_publish {h}; \

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod hook_server;
 pub mod pki;
 pub mod recording;
 pub mod rtc;
