@@ -14,8 +14,11 @@
 //   (the mean of each block's centre), and `now - drawn time` is one sample (the callback's
 //   `now` is when the frame is handed to the compositor; `expectedDisplayTime` when it
 //   should be on the glass, also reported).
-// Samples are taken for SECONDS after WARMUP_S. Prints one JSON line: the samples'
-// percentiles, how many frames could not be read, and both ends' WebRTC stats.
+// Samples are taken for SECONDS after WARMUP_S. Then the same is measured with the two
+// peer connections connected directly to each other in the page (no server): the share of
+// the browser's own capture, encode, jitter buffer, decode and render. Prints one JSON
+// line: per run ("sluice", "direct") the samples' percentiles, how many frames could not
+// be read, and both ends' WebRTC stats.
 // playwright-core comes from tests/web's node_modules (npm ci --prefix tests/web).
 import { createRequire } from "node:module";
 const require = createRequire(new URL("../tests/web/package.json", import.meta.url));
@@ -50,7 +53,7 @@ try {
   page.on("console", (m) => logs.push(m.text()));
   page.on("pageerror", (e) => logs.push("pageerror: " + e.message));
   await page.goto(apiBase + "/api/v1/versions");
-  result = await page.evaluate(
+  const runs = await page.evaluate(
     async ({ apiBase, warmup, seconds, app, stream }) => {
       const W = 640, H = 360, COLS = 10, ROWS = 4, CW = W / COLS, CH = H / ROWS;
       const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -103,36 +106,13 @@ try {
       const media = src.captureStream(30);
       const track = media.getVideoTracks()[0];
       track.contentHint = "detail";
-      const pub = new RTCPeerConnection();
-      const tx = pub.addTransceiver(track, { direction: "sendonly", streams: [media] });
       const caps = RTCRtpSender.getCapabilities("video").codecs;
       const h264 = caps.filter((c) => c.mimeType === "video/H264");
-      tx.setCodecPreferences([...h264, ...caps.filter((c) => c.mimeType !== "video/H264")]);
-      const pubLocation = await exchange(pub, "/rtc/v1/whip/");
-      await sleep(1000);
-
-      // Player: WHEP into a <video>, read back on every frame.
-      const play = new RTCPeerConnection();
-      play.addTransceiver("video", { direction: "recvonly" });
-      play.addTransceiver("audio", { direction: "recvonly" });
-      const video = document.createElement("video");
-      video.muted = true;
-      video.autoplay = true;
-      video.playsInline = true;
-      document.body.appendChild(video);
-      play.ontrack = (e) => {
-        if (!video.srcObject) video.srcObject = e.streams[0] || new MediaStream([e.track]);
-        else if (!e.streams[0]) video.srcObject.addTrack(e.track);
-      };
-      const playLocation = await exchange(play, "/rtc/v1/whep/");
-
       const dst = document.createElement("canvas");
       dst.width = W;
       dst.height = H;
       const dctx = dst.getContext("2d", { willReadFrequently: true });
-      let collecting = false, frames = 0, unreadable = 0;
-      const samples = [], display = [];
-      function read() {
+      function read(video) {
         dctx.drawImage(video, 0, 0, W, H);
         const img = dctx.getImageData(0, 0, W, H).data;
         const bits = [];
@@ -152,56 +132,95 @@ try {
         for (let i = 32; i < 40; i++) c = (c << 1) | bits[i];
         return c === check(v) ? v : null;
       }
-      function onFrame(now, meta) {
-        if (collecting) {
-          frames++;
-          const t = read();
-          if (t === null) unreadable++;
-          else {
-            // Compare in the same 32-bit ms space as the drawn clock.
-            const nowMs = Math.round(now) >>> 0;
-            samples.push(((nowMs - t) >>> 0) + (now - Math.round(now)));
-            if (meta && meta.expectedDisplayTime) display.push(meta.expectedDisplayTime - now + samples[samples.length - 1]);
+
+      // via "sluice": WHIP publish, WHEP play. via "direct": the same two peer connections
+      // connected to each other in the page (no server), the browser's own share.
+      async function measure(via) {
+        const pub = new RTCPeerConnection();
+        const tx = pub.addTransceiver(track, { direction: "sendonly", streams: [media] });
+        tx.setCodecPreferences([...h264, ...caps.filter((c) => c.mimeType !== "video/H264")]);
+        const play = new RTCPeerConnection();
+        play.addTransceiver("video", { direction: "recvonly" });
+        if (via === "sluice") play.addTransceiver("audio", { direction: "recvonly" });
+        const video = document.createElement("video");
+        video.muted = true;
+        video.autoplay = true;
+        video.playsInline = true;
+        document.body.appendChild(video);
+        play.ontrack = (e) => {
+          if (e.track.kind !== "video") return;
+          video.srcObject = new MediaStream([e.track]);
+        };
+        let pubLocation = null, playLocation = null;
+        if (via === "sluice") {
+          pubLocation = await exchange(pub, "/rtc/v1/whip/");
+          await sleep(1000);
+          playLocation = await exchange(play, "/rtc/v1/whep/");
+        } else {
+          pub.onicecandidate = (e) => e.candidate && play.addIceCandidate(e.candidate);
+          play.onicecandidate = (e) => e.candidate && pub.addIceCandidate(e.candidate);
+          await pub.setLocalDescription(await pub.createOffer());
+          await play.setRemoteDescription(pub.localDescription);
+          await play.setLocalDescription(await play.createAnswer());
+          await pub.setRemoteDescription(play.localDescription);
+        }
+
+        let collecting = false, frames = 0, unreadable = 0;
+        const samples = [], display = [];
+        function onFrame(now, meta) {
+          if (collecting) {
+            frames++;
+            const t = read(video);
+            if (t === null) unreadable++;
+            else {
+              // Compare in the same 32-bit ms space as the drawn clock.
+              const nowMs = Math.round(now) >>> 0;
+              samples.push(((nowMs - t) >>> 0) + (now - Math.round(now)));
+              if (meta && meta.expectedDisplayTime)
+                display.push(meta.expectedDisplayTime - now + samples[samples.length - 1]);
+            }
           }
+          video.requestVideoFrameCallback(onFrame);
         }
         video.requestVideoFrameCallback(onFrame);
+        await sleep(warmup * 1000);
+        const sentMid = (await stats(pub, "outbound-rtp", "video")).framesSent || 0;
+        const recvMid = (await stats(play, "inbound-rtp", "video")).framesDecoded || 0;
+        const at = performance.now();
+        collecting = true;
+        await sleep(seconds * 1000);
+        collecting = false;
+        const secs = (performance.now() - at) / 1000;
+        const out = await stats(pub, "outbound-rtp", "video");
+        const inb = await stats(play, "inbound-rtp", "video");
+        const result = {
+          via,
+          samples,
+          display,
+          frames,
+          unreadable,
+          seconds: secs,
+          sentFps: ((out.framesSent || 0) - sentMid) / secs,
+          decodedFps: ((inb.framesDecoded || 0) - recvMid) / secs,
+          sentSize: `${out.frameWidth || 0}x${out.frameHeight || 0}`,
+          qualityLimitation: out.qualityLimitationReason || "",
+          recvSize: `${inb.frameWidth || 0}x${inb.frameHeight || 0}`,
+          jitterBufferMs: inb.jitterBufferEmittedCount
+            ? (1000 * inb.jitterBufferDelay) / inb.jitterBufferEmittedCount
+            : null,
+          freezeCount: inb.freezeCount || 0,
+          states: [pub.connectionState, play.connectionState],
+        };
+        for (const [pc, loc] of [[play, playLocation], [pub, pubLocation]]) {
+          if (loc) await fetch(loc, { method: "DELETE" });
+          pc.close();
+        }
+        video.remove();
+        return result;
       }
-      video.requestVideoFrameCallback(onFrame);
-      await sleep(warmup * 1000);
-      const sentMid = (await stats(pub, "outbound-rtp", "video")).framesSent || 0;
-      const recvMid = (await stats(play, "inbound-rtp", "video")).framesDecoded || 0;
-      const at = performance.now();
-      collecting = true;
-      await sleep(seconds * 1000);
-      collecting = false;
-      const secs = (performance.now() - at) / 1000;
-      const out = await stats(pub, "outbound-rtp", "video");
-      const inb = await stats(play, "inbound-rtp", "video");
-      const result = {
-        samples,
-        display,
-        frames,
-        unreadable,
-        seconds: secs,
-        sentFps: ((out.framesSent || 0) - sentMid) / secs,
-        decodedFps: ((inb.framesDecoded || 0) - recvMid) / secs,
-        sentSize: `${out.frameWidth || 0}x${out.frameHeight || 0}`,
-        encoder: out.encoderImplementation || "",
-        qualityLimitation: out.qualityLimitationReason || "",
-        recvSize: `${inb.frameWidth || 0}x${inb.frameHeight || 0}`,
-        decoder: inb.decoderImplementation || "",
-        jitterBufferMs: inb.jitterBufferEmittedCount
-          ? (1000 * inb.jitterBufferDelay) / inb.jitterBufferEmittedCount
-          : null,
-        freezeCount: inb.freezeCount || 0,
-        states: [pub.connectionState, play.connectionState],
-      };
+      const runs = [await measure("sluice"), await measure("direct")];
       clearInterval(timer);
-      for (const [pc, loc] of [[play, playLocation], [pub, pubLocation]]) {
-        await fetch(loc, { method: "DELETE" });
-        pc.close();
-      }
-      return result;
+      return runs;
     },
     { apiBase, warmup, seconds, app, stream },
   );
@@ -218,10 +237,13 @@ try {
     p99: pct(xs, 99),
     max: pct(xs, 100),
   });
-  result.latency = summary(result.samples);
-  result.displayLatency = summary(result.display);
-  delete result.samples;
-  delete result.display;
+  for (const r of runs) {
+    r.latency = summary(r.samples);
+    r.displayLatency = summary(r.display);
+    delete r.samples;
+    delete r.display;
+  }
+  result = { runs };
 } catch (e) {
   result = { error: String(e) };
 } finally {
