@@ -12,9 +12,9 @@
 # The transcode: the same fixture without its audio (ffmpeg -an) is published as a second
 # stream beside the first; the Opus transcode's cost is the server's CPU with one WHEP player
 # of the stream with AAC minus that with one WHEP player of the stream without (the
-# player's video costs the same in both).
+# player's video costs the same in both), the median of REPEATS pairs.
 #
-# Environment: COUNTS, DURATION (s), SERVER_CPU, CLIENT_CPU, SLUICE_BIN, BENCH_BIN (default
+# Environment: COUNTS, DURATION (s), REPEATS (transcode pairs, 3), SERVER_CPU, CLIENT_CPU, SLUICE_BIN, BENCH_BIN (default
 # target/release/...), FIXTURE, OUT. Everything listens on 127.0.0.1 only; every process
 # started here is stopped on exit.
 set -euo pipefail
@@ -122,19 +122,30 @@ for n in $COUNTS; do
     echo "${ROWS[-1]}" >&2
     sleep 2
 done
-# The transcode: a second stream, the same without audio, beside the first.
+# The transcode: a second stream, the same without audio, beside the first; one player of
+# each in turn, REPEATS times, so that the machine's noise shows in the spread.
 publish vonly -an
 sleep 4
 BOTH_CPU=$(measure)
-J=$(whep vonly 1)
-echo "$J" > "$WORK/whep-vonly-1.json"
-V_ONE_CPU=$(field "$J" server_cpu_percent)
-sleep 2
-J=$(whep av 1)
-echo "$J" > "$WORK/whep-av-1b.json"
-AV_ONE_CPU=$(field "$J" server_cpu_percent)
+V_CPUS=()
+AV_CPUS=()
+DIFFS=()
+for i in $(seq "${REPEATS:-3}"); do
+    J=$(whep vonly 1)
+    echo "$J" > "$WORK/whep-vonly-1-$i.json"
+    v=$(field "$J" server_cpu_percent)
+    sleep 2
+    J=$(whep av 1)
+    echo "$J" > "$WORK/whep-av-1-$i.json"
+    a=$(field "$J" server_cpu_percent)
+    sleep 2
+    V_CPUS+=("$v")
+    AV_CPUS+=("$a")
+    DIFFS+=("$(printf '%.1f' "$(echo "$a - $v" | bc)")")
+    echo "transcode pair $i: without audio $v %, with AAC $a %" >&2
+done
+TRANSCODE=$(printf '%s\n' "${DIFFS[@]}" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-TRANSCODE=$(printf '%.1f' "$(echo "$AV_ONE_CPU - $V_ONE_CPU" | bc)")
 
 {
     echo "# WebRTC: WHEP players of one RTMP stream ($DATE)"
@@ -155,6 +166,6 @@ TRANSCODE=$(printf '%.1f' "$(echo "$AV_ONE_CPU - $V_ONE_CPU" | bc)")
     echo
     echo "AAC -> Opus transcode of one stream (once per stream, shared by its WHEP players):"
     echo "both streams published (with AAC, and the same without audio): $BOTH_CPU %;"
-    echo "+ 1 WHEP player of the stream without audio: $V_ONE_CPU %; + 1 WHEP player of the stream with AAC instead: $AV_ONE_CPU %;"
-    echo "so the transcode (and sending its Opus packets) costs about **$TRANSCODE % of one core** (the difference of the two; single ${DURATION} s samples on a noisy machine)."
+    echo "+ 1 WHEP player of the stream without audio: ${V_CPUS[*]} %; + 1 WHEP player of the stream with AAC instead: ${AV_CPUS[*]} % (${#DIFFS[@]} pairs, ${DURATION} s each, in turn);"
+    echo "differences ${DIFFS[*]}: the transcode (and sending its Opus packets) costs about **$TRANSCODE % of one core** (median)."
 } | tee "$OUT"
