@@ -14,8 +14,8 @@
 # of the stream with AAC minus that with one WHEP player of the stream without (the
 # player's video costs the same in both), the median of REPEATS pairs.
 #
-# Environment: COUNTS, DURATION (s), REPEATS (transcode pairs, 3), SERVER_CPU, CLIENT_CPU, SLUICE_BIN, BENCH_BIN (default
-# target/release/...), FIXTURE, OUT. Everything listens on 127.0.0.1 only; every process
+# Environment: COUNTS, DURATION (s), REPEATS (transcode pairs, 3; 0: none), SERVER_CPU,
+# CLIENT_CPU, SLUICE_BIN, BENCH_BIN (default target/release/...), KEEP_BFRAMES, FIXTURE, OUT. Everything listens on 127.0.0.1 only; every process
 # started here is stopped on exit.
 set -euo pipefail
 
@@ -124,13 +124,15 @@ for n in $COUNTS; do
 done
 # The transcode: a second stream, the same without audio, beside the first; one player of
 # each in turn, REPEATS times, so that the machine's noise shows in the spread.
+REPEATS=${REPEATS:-3}
+if (( REPEATS > 0 )); then
 publish vonly -an
 sleep 4
 BOTH_CPU=$(measure)
 V_CPUS=()
 AV_CPUS=()
 DIFFS=()
-for i in $(seq "${REPEATS:-3}"); do
+for i in $(seq "$REPEATS"); do
     J=$(whep vonly 1)
     echo "$J" > "$WORK/whep-vonly-1-$i.json"
     v=$(field "$J" server_cpu_percent)
@@ -145,12 +147,13 @@ for i in $(seq "${REPEATS:-3}"); do
     echo "transcode pair $i: without audio $v %, with AAC $a %" >&2
 done
 TRANSCODE=$(printf '%s\n' "${DIFFS[@]}" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
     echo "# WebRTC: WHEP players of one RTMP stream ($DATE)"
     echo
-    echo "Command: \`COUNTS=\"$COUNTS\" DURATION=$DURATION bench/webrtc_whep.sh\` (sluice $(git -C "$ROOT" rev-parse --short HEAD), release build)."
+    echo "Command: \`COUNTS=\"$COUNTS\" DURATION=$DURATION REPEATS=$REPEATS bench/webrtc_whep.sh\` (sluice $(git -C "$ROOT" rev-parse --short HEAD), release build)."
     echo "Machine: $(nproc) cores, $(uname -r); sluice pinned to CPU $SERVER_CPU, ffmpeg and sluice-bench to CPU $CLIENT_CPU."
     echo "Load average before / after: $LOAD_BEFORE / $LOAD_AFTER (shared machine: other builds and benches ran; numbers are indicative)."
     echo "Publisher: ffmpeg -re looping $(basename "$FIXTURE") (H.264 640x360 25 fps ~450 kb/s, AAC 44.1 kHz stereo) over RTMP$([[ -z "${KEEP_BFRAMES:-}" ]] && echo ", its video re-encoded once without B frames (libx264 -bf 0, 450 kb/s, GOP 2 s) as a WebRTC source is")."
@@ -163,6 +166,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
     for r in "${ROWS[@]}"; do echo "$r"; done
     echo
     echo "Idle RSS (rtc_server listening, no stream): $IDLE_RSS KiB."
+    (( REPEATS > 0 )) || exit 0
     echo
     echo "AAC -> Opus transcode of one stream (once per stream, shared by its WHEP players):"
     echo "both streams published (with AAC, and the same without audio): $BOTH_CPU %;"
