@@ -15,8 +15,9 @@
 # player's video costs the same in both), the median of REPEATS pairs.
 #
 # Environment: COUNTS, DURATION (s), REPEATS (transcode pairs, 3; 0: none), SERVER_CPU,
-# CLIENT_CPU, SLUICE_BIN, BENCH_BIN (default target/release/...), KEEP_BFRAMES, FIXTURE, OUT. Everything listens on 127.0.0.1 only; every process
-# started here is stopped on exit.
+# CLIENT_CPU, SLUICE_BIN, BENCH_BIN (default target/release/...), KEEP_BFRAMES, FIXTURE, OUT,
+# WHEP_ARGS (more sluice-bench whep options, e.g. "--ramp 20"). Everything listens on
+# 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -102,7 +103,7 @@ publish() { # $1 = stream name, $2.. = extra ffmpeg output options
 }
 whep() { # $1 = stream, $2 = players; prints the JSON report
     taskset -c "$CLIENT_CPU" "$BENCH" whep --url "http://127.0.0.1:$API/rtc/v1/whep/?app=live&stream=$1" \
-        --clients "$2" --duration "$DURATION" --server-pid "$SERVER" --json \
+        --clients "$2" --duration "$DURATION" --server-pid "$SERVER" --json ${WHEP_ARGS:-} \
         2> "$WORK/whep-$1-$2.log" || true
 }
 field() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); v=d.get(sys.argv[2]); print("-" if v is None else (round(v,1) if isinstance(v,float) else v))' "$1" "$2"; }

@@ -27,6 +27,10 @@ use crate::procstat::{CpuMark, Target};
 /// Largest answer or error body read.
 const MAX_RESPONSE: usize = 256 * 1024;
 
+/// HTTP requests in flight at once: sluice's API serves 64 connections and refuses more
+/// (every player DELETEs its resource at the same moment when the run ends).
+const HTTP_IN_FLIGHT: usize = 32;
+
 /// What one player has received so far (read by the measuring thread while it runs).
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -179,6 +183,7 @@ pub fn run(cfg: &WhepConfig) -> Result<WhepReport, WhepError> {
         .map_err(WhepError::Runtime)?;
     let crypto = Arc::new(str0m::crypto::from_feature_flags());
     let stop = Arc::new(AtomicBool::new(false));
+    let http = Arc::new(tokio::sync::Semaphore::new(HTTP_IN_FLIGHT));
     let counters: Vec<Arc<Counters>> = (0..cfg.clients).map(|_| Arc::default()).collect();
     let mut tasks = Vec::new();
     let started = Instant::now();
@@ -188,8 +193,9 @@ pub fn run(cfg: &WhepConfig) -> Result<WhepReport, WhepError> {
             std::thread::sleep(at.saturating_duration_since(Instant::now()));
         }
         let (url, c, stop, crypto) = (url.clone(), c.clone(), stop.clone(), crypto.clone());
+        let http = http.clone();
         tasks.push(rt.spawn(async move {
-            if let Err(e) = player(&url, &c, &stop, crypto).await {
+            if let Err(e) = player(&url, &c, &stop, crypto, &http).await {
                 c.fail(e);
             }
         }));
@@ -286,6 +292,7 @@ async fn player(
     counters: &Counters,
     stop: &AtomicBool,
     crypto: Arc<str0m::crypto::CryptoProvider>,
+    http: &tokio::sync::Semaphore,
 ) -> Result<(), String> {
     let host_ip: std::net::IpAddr = tokio::net::lookup_host((url.host.as_str(), url.port))
         .await
@@ -309,8 +316,10 @@ async fn player(
     api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
     let (offer, pending) = api.apply().ok_or("no offer made")?;
+    let permit = http.acquire().await.map_err(|e| e.to_string())?;
     let (status, location, body) =
         request(url, "POST", &url.path, Some(&offer.to_sdp_string())).await?;
+    drop(permit);
     if status != 201 {
         return Err(format!("WHEP POST: {status} {}", body.trim()));
     }
@@ -327,7 +336,9 @@ async fn player(
             Ok(u) => u.path,
             Err(_) => loc,
         };
-        let _ = request(url, "DELETE", &path, None).await;
+        if let Ok(_permit) = http.acquire().await {
+            let _ = request(url, "DELETE", &path, None).await;
+        }
     }
     result
 }
