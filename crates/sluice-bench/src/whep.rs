@@ -395,9 +395,18 @@ async fn drive(
                 continue;
             }
         };
+        // A timeout that is due goes in first: with datagrams always queued (many players
+        // on one thread) the receive below would never time out, and str0m's timers (STUN
+        // consent checks, receiver reports, NACKs) would starve.
+        let now = Instant::now();
+        if timeout <= now {
+            rtc.handle_input(Input::Timeout(now))
+                .map_err(|e| format!("str0m: {e}"))?;
+            continue;
+        }
         // Wake at str0m's timeout, at the latest every 100 ms to see `stop`.
         let wait = timeout
-            .saturating_duration_since(Instant::now())
+            .saturating_duration_since(now)
             .min(Duration::from_millis(100));
         match tokio::time::timeout(wait, socket.recv_from(buf)).await {
             Ok(Ok((n, source))) => {
