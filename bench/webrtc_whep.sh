@@ -16,7 +16,8 @@
 #
 # Environment: COUNTS, DURATION (s), REPEATS (transcode pairs, 3; 0: none), SERVER_CPU,
 # CLIENT_CPU, SLUICE_BIN, BENCH_BIN (default target/release/...), KEEP_BFRAMES, FIXTURE, OUT,
-# WHEP_ARGS (more sluice-bench whep options, e.g. "--ramp 20"). Everything listens on
+# WHEP_ARGS (more sluice-bench whep options, e.g. "--ramp 20"), VIDEO_KBPS (the
+# re-encoded video's bitrate, 450). Everything listens on
 # 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
 
@@ -52,7 +53,8 @@ SOURCE=$FIXTURE
 if [[ -z "${KEEP_BFRAMES:-}" ]]; then
     SOURCE=$WORK/no-bframes.flv
     ffmpeg -nostdin -hide_banner -loglevel error -i "$FIXTURE" -c:v libx264 -preset veryfast \
-        -bf 0 -b:v 450k -maxrate 500k -bufsize 1000k -g 50 -c:a copy -f flv "$SOURCE"
+        -bf 0 -b:v "${VIDEO_KBPS:-450}k" -maxrate "$(( ${VIDEO_KBPS:-450} * 10 / 9 ))k" \
+        -bufsize "$(( ${VIDEO_KBPS:-450} * 2 ))k" -g 50 -c:a copy -f flv "$SOURCE"
 fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -154,10 +156,10 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 {
     echo "# WebRTC: WHEP players of one RTMP stream ($DATE)"
     echo
-    echo "Command: \`COUNTS=\"$COUNTS\" DURATION=$DURATION REPEATS=$REPEATS bench/webrtc_whep.sh\` (sluice $(git -C "$ROOT" rev-parse --short HEAD), release build)."
+    echo "Command: \`$([[ -n "${VIDEO_KBPS:-}" ]] && echo "VIDEO_KBPS=$VIDEO_KBPS ")COUNTS=\"$COUNTS\" DURATION=$DURATION REPEATS=$REPEATS bench/webrtc_whep.sh\` (sluice $(git -C "$ROOT" rev-parse --short HEAD), release build)."
     echo "Machine: $(nproc) cores, $(uname -r); sluice pinned to CPU $SERVER_CPU, ffmpeg and sluice-bench to CPU $CLIENT_CPU."
     echo "Load average before / after: $LOAD_BEFORE / $LOAD_AFTER (shared machine: other builds and benches ran; numbers are indicative)."
-    echo "Publisher: ffmpeg -re looping $(basename "$FIXTURE") (H.264 640x360 25 fps ~450 kb/s, AAC 44.1 kHz stereo) over RTMP$([[ -z "${KEEP_BFRAMES:-}" ]] && echo ", its video re-encoded once without B frames (libx264 -bf 0, 450 kb/s, GOP 2 s) as a WebRTC source is")."
+    echo "Publisher: ffmpeg -re looping $(basename "$FIXTURE") (H.264 640x360 25 fps ~450 kb/s, AAC 44.1 kHz stereo) over RTMP$([[ -z "${KEEP_BFRAMES:-}" ]] && echo ", its video re-encoded once without B frames (libx264 -bf 0, ${VIDEO_KBPS:-450} kb/s, GOP 2 s) as a WebRTC source is")."
     echo "Players: \`sluice-bench whep\` (str0m 0.24 clients, H.264 + Opus, receive only, one UDP socket each; RTCP receiver reports and NACKs from str0m)."
     echo "Each row: a fresh set of players; CPU of sluice over $DURATION s after every player connected and 3 s of warm-up."
     echo
