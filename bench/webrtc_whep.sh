@@ -6,7 +6,7 @@
 # Server pinned to CPU SERVER_CPU, publisher and players to CLIENT_CPU. Writes
 # bench/results/webrtc-whep-DATE.md.
 #
-#   bench/webrtc_whep.sh                              # 1, 10, 50, 100 players, 20 s each
+#   bench/webrtc_whep.sh                              # 1, 10, 50, 100, 250 players, 20 s each
 #   COUNTS="1 100" DURATION=10 bench/webrtc_whep.sh   # a quick run
 #
 # The transcode: the same fixture without its audio (ffmpeg -an) is published as a second
@@ -22,7 +22,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-COUNTS=${COUNTS:-1 10 50 100}
+COUNTS=${COUNTS:-1 10 50 100 250}
 DURATION=${DURATION:-20}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
