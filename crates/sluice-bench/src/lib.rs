@@ -14,3 +14,4 @@ pub mod run;
 pub mod shared;
 pub mod source;
 pub mod stats;
+pub mod whep;

@@ -133,6 +133,37 @@ enum Command {
         #[command(flatten)]
         args: PlayArgs,
     },
+    /// N WebRTC players of one stream by WHEP (str0m clients, one UDP socket each): the
+    /// frames and bytes each receives, and the server's CPU and RSS.
+    Whep {
+        /// http://HOST:PORT/rtc/v1/whep/?app=APP&stream=NAME
+        #[arg(long)]
+        url: String,
+        /// Players to run.
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+        /// New players per second (0 = all at once).
+        #[arg(long, default_value_t = 50.0)]
+        ramp: f64,
+        /// Seconds measured once every player has connected and warmed up.
+        #[arg(long, default_value_t = 30.0)]
+        duration: f64,
+        /// Seconds between the last connection and the measurement.
+        #[arg(long, default_value_t = 3.0)]
+        warmup: f64,
+        /// Seconds to wait for every player to connect.
+        #[arg(long, default_value_t = 20.0)]
+        connect_timeout: f64,
+        /// Server process to sample CPU and RSS of (/proc).
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Worker threads the players run on.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// A number of seconds that is no duration (negative, NaN, too large).
@@ -155,6 +186,8 @@ enum CliError {
     Bandcheck(#[from] sluice_bench::bandcheck::BandcheckError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("whep: {0}")]
+    Whep(#[from] sluice_bench::whep::WhepError),
 }
 
 fn secs(s: f64) -> Result<Duration, BadDuration> {
@@ -335,6 +368,39 @@ fn real_main(cli: Cli) -> Result<ExitCode, CliError> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Whep {
+            url,
+            clients,
+            ramp,
+            duration,
+            warmup,
+            connect_timeout,
+            server_pid,
+            threads,
+            json,
+        } => {
+            let cfg = sluice_bench::whep::WhepConfig {
+                url,
+                clients,
+                ramp,
+                warmup: secs(warmup)?,
+                duration: secs(duration)?,
+                connect_timeout: secs(connect_timeout)?,
+                server_pid,
+                threads,
+            };
+            let report = sluice_bench::whep::run(&cfg)?;
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_text());
+            }
+            Ok(if report.connected == report.clients {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }

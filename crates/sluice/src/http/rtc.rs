@@ -417,7 +417,8 @@ async fn open(ctx: &Arc<Context>, o: &Offer<'_>) -> Result<(String, String), Ref
             ctx.hub.release(&key);
             return Err(refuse(StatusCode::CONFLICT, e.to_string()));
         }
-        held.set_notify_interval(vhost.play.mw_latency);
+        // The pacing was applied above (`apply_pacing`: merged writes, or per video frame
+        // under `min_latency on`); nothing here overrides it.
         SessionRole::Publisher {
             source: held.clone(),
         }
