@@ -104,6 +104,14 @@ impl Consumer {
         &self.source
     }
 
+    /// This reader is woken on every frame, whatever the stream's merged-write pacing
+    /// (`mw_latency`), which stays in force for the other readers: for a feed whose
+    /// players gain nothing from batches (see [`Source`]'s `unpaced`).
+    pub fn unpaced(mut self) -> Consumer {
+        self.rx = self.source.unpaced.subscribe();
+        self
+    }
+
     /// Waits until the source has something new. Cancel-safe.
     pub async fn changed(&mut self) {
         // The sender lives in the Source, which this consumer keeps alive, so this

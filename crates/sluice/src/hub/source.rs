@@ -244,6 +244,12 @@ pub struct Source {
     pub(super) ring: RwLock<Ring>,
     /// Carries the ring's end sequence; every change wakes waiting consumers.
     pub(super) notify: watch::Sender<u64>,
+    /// The ring's end on every change, whatever the pacing: for the readers that re-frame
+    /// the stream for players whose path gains nothing from merged writes (the WebRTC
+    /// feed, which sends each frame as its own RTP packets anyway), so that `mw_latency`
+    /// does not add its 100 ms or more to their delay. Only sent to while such a reader
+    /// exists ([`Consumer::unpaced`](super::Consumer::unpaced)).
+    pub(super) unpaced: watch::Sender<u64>,
     pub stats: SourceStats,
     pub created: Instant,
     events: tokio::sync::broadcast::Sender<super::HubEvent>,
@@ -277,6 +283,7 @@ impl Source {
         pacing: std::sync::Arc<super::Pacing>,
     ) -> std::sync::Arc<Source> {
         let (notify, _) = watch::channel(0);
+        let (unpaced, _) = watch::channel(0);
         std::sync::Arc::new_cyclic(|me| Source {
             events,
             me: me.clone(),
@@ -307,6 +314,7 @@ impl Source {
             }),
             readers: std::sync::Mutex::new(Vec::new()),
             notify,
+            unpaced,
             stats: SourceStats::default(),
             created: Instant::now(),
             notify_interval_ms: AtomicU64::new(0),
@@ -354,6 +362,7 @@ impl Source {
     /// the frame-paced policy an audio frame may wait for the video frame that
     /// follows it (see [`Source::set_frame_paced`]).
     fn wake_for(&self, end: u64, kind: Option<FrameKind>) {
+        self.wake_unpaced(end);
         let interval = self.notify_interval_ms.load(Ordering::Relaxed);
         if interval == 0 {
             if self.frame_paced.load(Ordering::Relaxed) {
@@ -407,6 +416,13 @@ impl Source {
     pub fn unpace(&self) {
         self.paced.store(false, Ordering::Release);
         self.touch();
+    }
+
+    /// Wakes the unpaced readers, if there are any (one atomic load when there are none).
+    fn wake_unpaced(&self, end: u64) {
+        if self.unpaced.receiver_count() > 0 {
+            self.unpaced.send_replace(end);
+        }
     }
 
     /// Wakes readers if the ring moved since they were last woken.
@@ -502,6 +518,7 @@ impl Source {
             ring.end()
         };
         self.notify.send_replace(end);
+        self.wake_unpaced(end);
         self.emit(super::HubEvent::Published);
         Ok(())
     }
@@ -521,6 +538,7 @@ impl Source {
             ring.end()
         };
         self.notify.send_replace(end);
+        self.wake_unpaced(end);
         self.emit(super::HubEvent::Unpublished);
     }
 

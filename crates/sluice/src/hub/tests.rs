@@ -479,3 +479,32 @@ fn audio_only_keeps_its_short_cache_when_read_by_all() {
     // About PURE_AUDIO_CACHE_MS of audio at 23 ms a frame, not the 10 s window.
     assert!((80..=100).contains(&entries), "{entries}");
 }
+
+/// An unpaced reader (the WebRTC feed) is woken by every frame while the stream's merged
+/// writes hold the other readers until the pacer's tick; publish and unpublish wake it too.
+#[test]
+fn an_unpaced_reader_is_woken_by_every_frame_under_merged_writes() {
+    let hub = Hub::new();
+    // A pacer that takes requests but never ticks: paced readers stay asleep.
+    hub.pacing().set_running(true);
+    let _requests = hub.pacing().take_requests();
+    let k = key("v", "unpaced");
+    let src = hub.source(&k, settings(true));
+    src.apply_pacing((std::time::Duration::from_millis(350), false));
+    let mut paced = hub.subscribe(&k, settings(true));
+    let mut unpaced = hub.subscribe(&k, settings(true)).unpaced();
+    let now = |c: &mut Consumer| futures_util::FutureExt::now_or_never(c.changed()).is_some();
+    src.publish("p").unwrap();
+    assert!(now(&mut unpaced), "publish wakes the unpaced reader");
+    let _ = now(&mut paced);
+    src.push(video(0, true));
+    assert!(now(&mut unpaced), "a frame wakes it at once");
+    assert!(
+        !now(&mut paced),
+        "merged writes: the paced reader waits for the tick"
+    );
+    src.push(audio(10));
+    assert!(now(&mut unpaced), "every frame");
+    src.unpublish("p");
+    assert!(now(&mut unpaced), "unpublish wakes it");
+}

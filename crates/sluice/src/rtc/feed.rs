@@ -62,7 +62,9 @@ impl Feeds {
 }
 
 async fn run(ctx: Arc<Context>, key: StreamKey, settings: SourceSettings, out: Arc<Source>) {
-    let mut consumer = ctx.hub.subscribe(&key, settings);
+    // Woken per frame: WHEP players' packets go out one by one whatever the batching, so
+    // the vhost's merged writes would only add their interval to the glass-to-glass delay.
+    let mut consumer = ctx.hub.subscribe(&key, settings).unpaced();
     let _reading = crate::feeds::Reading::new(ctx.clone(), key.clone());
     let mut conv = Convert::new(key);
     if consumer.source().is_publishing() {
