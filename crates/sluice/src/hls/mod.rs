@@ -50,10 +50,6 @@ fn muxed_size(payload: usize) -> usize {
 const MIN_QUEUE_MS: u64 = 30_000;
 /// How often idle streams are checked for due deletions and `hls_dispose`.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
-/// How long a caught-up writer lets frames gather before it reads them: a segment is
-/// listed at most this much later, and the writer wakes ~10 times a second instead of at
-/// every frame.
-const READ_EVERY: Duration = Duration::from_millis(100);
 /// Used as the last frame's duration when a stream ends before two frames were seen.
 const DEFAULT_FRAME_MS: u64 = 40;
 
@@ -872,25 +868,11 @@ async fn stream_task(
         }
         // `atc_auto` may turn absolute time on when the metadata arrives.
         p.atc = consumer.source().atc();
-        let caught_up = items.len() < hub::MAX_BATCH;
         for item in items.drain(..) {
             match item {
                 Item::Frame(f) => p.on_frame(&mut st, f).await,
                 Item::Published => {}
                 Item::Unpublished => break 'outer,
-            }
-        }
-        // Caught up: let the next frames gather before reading them, rather than waking
-        // for every frame (a stream sends ~70 a second). Not for LL-HLS, whose parts are
-        // due every few hundred ms, nor once the server stops.
-        if caught_up && st.ll.is_none() && !shutdown.is_requested() {
-            tokio::select! {
-                _ = tokio::time::sleep(READ_EVERY) => {}
-                _ = stop.cancelled() => {
-                    info!("hls: {key}: turned off by a reload");
-                    break 'outer;
-                }
-                _ = shutdown.requested() => {}
             }
         }
     }
