@@ -119,6 +119,8 @@ async fn blocking<T: Send + 'static>(
 /// 200 streams kept ~420 threads alive, and the bursts cost more in thread switches than the
 /// writes themselves. Queued here, a burst runs on a few threads that stay warm; a page-cache
 /// write takes microseconds, and a disk too slow for this is too slow for any number.
+/// The bound is shared by every HLS stream: a file system that hangs under one `hls_path`
+/// delays the others' segments too (each stream's reader has a 30 s queue before it skips).
 const DISK_JOBS: usize = 4;
 
 fn disk_jobs() -> &'static tokio::sync::Semaphore {
