@@ -33,7 +33,18 @@ use muxer::Muxer;
 use segmenter::{
     CutPolicy, Entry, EntryKey, EntryMap, FrameClass, Jump, JumpDetector, Probe, SkipCause, Window,
 };
-use writer::{Cbc, SegmentFile, FLUSH_BYTES};
+use writer::{Cbc, CloseError, SegmentFile, FLUSH_BYTES};
+
+/// fMP4 without LL-HLS: the samples become a fragment of the open segment once they reach
+/// this (so a long segment is not held whole in the muxer), else at the segment's end.
+const FMP4_FRAGMENT_BYTES: usize = 1 << 20;
+
+/// At most how many bytes a frame of `payload` bytes takes muxed to TS: 188-byte packets
+/// for 184 bytes of payload, the PES header, AUD, parameter sets and the last packet's
+/// stuffing.
+fn muxed_size(payload: usize) -> usize {
+    payload + payload / 32 + 1024
+}
 
 /// The HLS consumer's queue: generous, as a disk stall must not make it skip media.
 const MIN_QUEUE_MS: u64 = 30_000;
@@ -602,13 +613,19 @@ impl StreamState {
     }
 
     async fn delete_due(&mut self, now: Instant) {
+        writer::remove_all(self.take_due(now)).await;
+    }
+
+    /// The doomed files whose time is up, no longer remembered.
+    fn take_due(&mut self, now: Instant) -> Vec<PathBuf> {
+        if !self.doomed.iter().any(|(at, _)| *at <= now) {
+            return Vec::new();
+        }
         let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.doomed)
             .into_iter()
             .partition(|(at, _)| *at <= now);
         self.doomed = keep;
-        for (_, p) in due {
-            writer::remove(&p).await;
-        }
+        due.into_iter().map(|(_, p)| p).collect()
     }
 
     /// Deletes every file of the stream: the playlist, listed and doomed segments.
@@ -729,6 +746,8 @@ struct Publish {
     disabled: bool,
     mux_error_logged: bool,
     scratch: Vec<u8>,
+    /// The buffer of the last closed segment, for the next one (a stream keeps one).
+    spare: Vec<u8>,
     /// The stream runs on absolute time (SRS's ATC): segments are cut on slots of the
     /// publisher's clock and numbered by them (see `CutPolicy::should_cut_atc`).
     atc: bool,
@@ -799,6 +818,7 @@ async fn stream_task(
         disabled: false,
         mux_error_logged: false,
         scratch: Vec::new(),
+        spare: Vec::new(),
         atc: false,
         atc_gap_warned: false,
     };
@@ -1000,6 +1020,14 @@ impl Publish {
         if self.seg.is_none() {
             self.open_segment(st, ts).await;
         }
+        // A frame that would not fit in the buffer's room sends what is there first, so
+        // that the buffer keeps its size (see `FLUSH_BYTES`) rather than doubling.
+        let room = self.seg.as_ref().is_some_and(|s| {
+            s.buf.is_empty() || s.buf.len() + muxed_size(f.payload.len()) <= s.buf.capacity()
+        });
+        if !room {
+            self.flush(st).await;
+        }
         let (Some(seg), Some(muxer)) = (self.seg.as_mut(), self.muxer.as_mut()) else {
             return;
         };
@@ -1128,7 +1156,7 @@ impl Publish {
             seq,
             start_dts: dts,
             last_dts: dts,
-            buf: Vec::with_capacity(64 * 1024),
+            buf: self.take_buffer(),
             file: None,
             name,
             opened_at: now,
@@ -1160,13 +1188,13 @@ impl Publish {
         } else {
             None
         };
+        // The file is created with the segment's first bytes (see `SegmentFile`).
         let opened = match path_template::under(&st.root, &seg.name) {
-            Ok(path) => match cipher {
-                Some(c) => SegmentFile::create_encrypted(&path, c).await,
-                None => SegmentFile::create(&path).await,
-            }
-            .map_err(io_err("cannot create segment", &path)),
-            Err(e) => Err(e.into()),
+            Ok(path) => Ok(match cipher {
+                Some(c) => SegmentFile::create_encrypted(&path, c),
+                None => SegmentFile::create(&path),
+            }),
+            Err(e) => Err(HlsError::from(e)),
         };
         match opened {
             Ok(f) => seg.file = Some(f),
@@ -1261,6 +1289,19 @@ impl Publish {
         })
     }
 
+    /// The segment buffer: the previous segment's, or a new one of [`FLUSH_BYTES`] and room
+    /// for a frame.
+    fn take_buffer(&mut self) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.spare);
+        if buf.capacity() < FLUSH_BYTES {
+            buf.reserve_exact(FLUSH_BYTES + FLUSH_BYTES / 4);
+        } else if buf.capacity() > 4 * FLUSH_BYTES {
+            // A huge frame grew it once: do not keep that much for every segment.
+            buf.shrink_to(FLUSH_BYTES + FLUSH_BYTES / 4);
+        }
+        buf
+    }
+
     async fn flush(&mut self, st: &mut StreamState) {
         let Some(seg) = self.seg.as_mut() else {
             return;
@@ -1272,8 +1313,7 @@ impl Publish {
         let Some(file) = seg.file.as_mut() else {
             return;
         };
-        let res = file.write(&seg.buf).await;
-        seg.buf.clear();
+        let res = file.write(&mut seg.buf).await;
         if let Err(e) = res {
             seg.failed = true;
             let err = HlsError::Io {
@@ -1297,10 +1337,24 @@ impl Publish {
 
     async fn close_segment_inner(&mut self, st: &mut StreamState, end_dts: u64) {
         self.take_fragment_to(st.ll.as_deref());
-        self.flush(st).await;
         let Some(mut seg) = self.seg.take() else {
             return;
         };
+        // What is still buffered goes with the close (one trip to the disk thread for both);
+        // the buffer then serves the next segment.
+        let mut buf = std::mem::take(&mut seg.buf);
+        self.close_written(st, &mut seg, end_dts, &mut buf).await;
+        buf.clear();
+        self.spare = buf;
+    }
+
+    async fn close_written(
+        &mut self,
+        st: &mut StreamState,
+        seg: &mut OpenSegment,
+        end_dts: u64,
+        rest: &mut Vec<u8>,
+    ) {
         let duration_ms = end_dts.saturating_sub(seg.start_dts);
         let file = match seg.file.take() {
             Some(f) if !seg.failed && duration_ms >= segmenter::MIN_SEGMENT_MS => f,
@@ -1342,15 +1396,12 @@ impl Publish {
         } else {
             None
         };
-        let bytes = file.written();
-        if let Err(e) = file.finish(&path).await {
-            st.discontinuity_next = true;
-            self.fail(st, io_err("cannot finish segment", &path)(e))
-                .await;
-            return;
-        }
         let uri = segmenter::segment_uri(&st.playlist_rel, &rel, &self.cfg.entry_prefix);
-        let removed = st.window.push(Entry {
+        // The playlist that lists the segment is rendered now and written by the same
+        // disk job that renames the segment, right after it (the window is only updated
+        // once the segment is there).
+        let mut window = st.window.clone();
+        let removed = window.push(Entry {
             seq: seg.seq,
             uri: uri.clone(),
             path: path.clone(),
@@ -1359,12 +1410,27 @@ impl Publish {
             key: seg.key.clone(),
             map,
         });
+        let now = Instant::now();
+        let then = writer::Close {
+            playlist: Some((st.playlist.clone(), window.playlist(false).render())),
+            remove: st.take_due(now),
+        };
+        let (bytes, playlist_error) = match file.finish(&path, rest, then).await {
+            Ok(bytes) => (bytes, None),
+            Err(CloseError::Segment(e)) => {
+                st.discontinuity_next = true;
+                self.fail(st, io_err("cannot finish segment", &path)(e))
+                    .await;
+                return;
+            }
+            Err(CloseError::Playlist(e)) => (0, Some(e)),
+        };
+        st.window = window;
         if let (Some(k), Some(cur)) = (&seg.key, st.aes_key.as_mut()) {
             if cur.path == k.path {
                 cur.uses = cur.uses.saturating_add(1);
             }
         }
-        let now = Instant::now();
         let listed = Duration::from_millis(st.window.total_ms());
         for r in removed {
             if self.cfg.cleanup {
@@ -1380,9 +1446,9 @@ impl Publish {
                 }
             }
         }
-        st.delete_due(now).await;
-        if let Err(e) = self.write_playlist(st, false).await {
-            self.fail(st, e).await;
+        if let Some(e) = playlist_error {
+            self.fail(st, io_err("cannot write playlist", &st.playlist)(e))
+                .await;
             return;
         }
         let first_listed = st.window.segments().next().map_or(seg.seq, |e| e.seq);
@@ -1491,7 +1557,7 @@ impl Publish {
         let part_ms = self.cfg.part.as_millis() as u64;
         let (big, part_due) = match &self.muxer {
             Some(Muxer::Fmp4(m)) => (
-                m.ready_bytes() >= FLUSH_BYTES,
+                m.ready_bytes() >= FMP4_FRAGMENT_BYTES,
                 m.has_ready() && m.ready_ms() + self.gap_ms > part_ms,
             ),
             _ => (false, false),

@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use aes::cipher::generic_array::GenericArray;
 use aes::cipher::{BlockEncryptMut, KeyIvInit};
-use tokio::io::AsyncWriteExt;
+use std::io::Write as _;
+use std::sync::Arc;
 
 /// AES block size: keys, IVs and CBC blocks are all 16 bytes.
 pub const AES_BLOCK: usize = 16;
@@ -77,9 +78,11 @@ impl Cbc {
     }
 }
 
-/// Buffered TS bytes are written out once they reach this, so a segment never sits whole in
-/// memory (a 10 s segment at 8 Mbps is 10 MB).
-pub const FLUSH_BYTES: usize = 1 << 20;
+/// Buffered segment bytes are written out once they reach this, so a segment never sits
+/// whole in memory: each stream keeps one buffer of about this size (plus a frame), where a
+/// whole 2 s segment of a 500 kbps stream, held until its close, made the buffer grow to
+/// 256 KB. A 500 kbps stream makes two or three writes per 2 s segment.
+pub const FLUSH_BYTES: usize = 64 << 10;
 /// Largest playlist read when closing stale ones; a live playlist is a few KB.
 const MAX_STALE_PLAYLIST: u64 = 4 << 20;
 /// How deep and how wide the start-up scan for stale playlists goes.
@@ -92,108 +95,256 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-async fn ensure_parent(path: &Path) -> io::Result<()> {
+fn ensure_parent(path: &Path) -> io::Result<()> {
     match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => tokio::fs::create_dir_all(dir).await,
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => std::fs::create_dir_all(dir),
         _ => Ok(()),
     }
 }
 
+/// Runs blocking file work off the runtime's threads. Why one call per step and not
+/// `tokio::fs` per system call: each `tokio::fs` call is a trip to the blocking pool (a
+/// thread wake-up and a hand-back), and `tokio::fs::File` copies every write into a buffer
+/// of its own. A segment's close (write the rest, rename) and a playlist's replacement
+/// (create the directory if needed, write, rename) are one trip each this way, and the
+/// segment's bytes are lent to the blocking thread, not copied.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    on_disk_thread(f).await?
+}
+
+/// How many HLS file jobs run at once. Streams that started together cut their segments
+/// together (same keyframe times), and each cut used to take a blocking thread of its own:
+/// 200 streams kept ~420 threads alive, and the bursts cost more in thread switches than the
+/// writes themselves. Queued here, a burst runs on a few threads that stay warm; a page-cache
+/// write takes microseconds, and a disk too slow for this is too slow for any number.
+/// The bound is shared by every HLS stream: a file system that hangs under one `hls_path`
+/// delays the others' segments too (each stream's reader has a 30 s queue before it skips).
+const DISK_JOBS: usize = 4;
+
+fn disk_jobs() -> &'static tokio::sync::Semaphore {
+    static JOBS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(DISK_JOBS);
+    &JOBS
+}
+
+/// Runs `f` on a blocking thread, at most [`DISK_JOBS`] at a time.
+async fn on_disk_thread<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<T> {
+    // The semaphore is never closed, so acquiring only waits.
+    let permit = disk_jobs().acquire().await;
+    let res = tokio::task::spawn_blocking(f).await;
+    drop(permit);
+    res.map_err(|e| io::Error::other(format!("file task failed: {e}")))
+}
+
 /// A segment being written: `NAME.tmp` until [`SegmentFile::finish`] renames it;
-/// encrypted on the way to disk when it has a [`Cbc`].
+/// encrypted on the way to disk when it has a [`Cbc`]. The file is created with the first
+/// bytes written (the same trip to the disk thread), so a segment costs one trip per
+/// [`FLUSH_BYTES`] and one for its close, which also publishes the playlist ([`Close`]).
 #[derive(Debug)]
 pub struct SegmentFile {
     tmp: PathBuf,
-    file: tokio::fs::File,
+    file: Option<Arc<std::fs::File>>,
     written: u64,
     cipher: Option<Cbc>,
 }
 
+/// Writes `data` (encrypted first when there is a cipher) to `file`, creating `tmp` (and
+/// its directories) first when there is no file yet.
+fn write_piece(
+    tmp: &Path,
+    file: &mut Option<Arc<std::fs::File>>,
+    cipher: Option<&mut Cbc>,
+    data: &[u8],
+) -> io::Result<()> {
+    let f = match file {
+        Some(f) => f,
+        None => {
+            ensure_parent(tmp)?;
+            file.insert(Arc::new(std::fs::File::create(tmp)?))
+        }
+    };
+    let mut f: &std::fs::File = f;
+    match cipher {
+        Some(c) => f.write_all(&c.update(data)),
+        None => f.write_all(data),
+    }
+}
+
+/// What a segment's close publishes after the rename, in the same trip to the disk thread.
+#[derive(Debug, Default)]
+pub struct Close {
+    /// The playlist that lists the segment, replaced atomically once the segment has its
+    /// final name (never before: a player must not see a name that is not there yet).
+    pub playlist: Option<(PathBuf, String)>,
+    /// Files whose time is up (segments out of the window, keys): removed whatever
+    /// happened to the segment.
+    pub remove: Vec<PathBuf>,
+}
+
+/// Which step of a [`Close`] failed.
+#[derive(Debug)]
+pub enum CloseError {
+    /// The segment: it was not published, nor the playlist.
+    Segment(io::Error),
+    /// The segment has its final name, the playlist was not replaced.
+    Playlist(io::Error),
+}
+
 impl SegmentFile {
-    /// Creates `path.tmp` (and its directories). `path` is where the segment will end up
-    /// when its final name does not depend on its duration.
-    pub async fn create(path: &Path) -> io::Result<SegmentFile> {
-        let tmp = with_suffix(path, ".tmp");
-        ensure_parent(&tmp).await?;
-        let file = tokio::fs::File::create(&tmp).await?;
-        Ok(SegmentFile {
-            tmp,
-            file,
+    /// A segment to be written at `path.tmp`. `path` is where the segment will end up
+    /// when its final name does not depend on its duration. Nothing is created yet.
+    pub fn create(path: &Path) -> SegmentFile {
+        SegmentFile {
+            tmp: with_suffix(path, ".tmp"),
+            file: None,
             written: 0,
             cipher: None,
-        })
+        }
     }
 
     /// Like [`SegmentFile::create`], with every byte written encrypted by `cipher`.
-    pub async fn create_encrypted(path: &Path, cipher: Cbc) -> io::Result<SegmentFile> {
-        let mut f = SegmentFile::create(path).await?;
+    pub fn create_encrypted(path: &Path, cipher: Cbc) -> SegmentFile {
+        let mut f = SegmentFile::create(path);
         f.cipher = Some(cipher);
-        Ok(f)
+        f
     }
 
-    pub async fn write(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self.cipher.as_mut() {
-            Some(c) => {
-                let out = c.update(buf);
-                self.file.write_all(&out).await?;
-            }
-            None => self.file.write_all(buf).await?,
-        }
-        self.written += buf.len() as u64;
+    /// Writes the bytes of `buf` and empties it. The buffer itself goes to the disk
+    /// thread and comes back (its capacity kept for the next bytes), whatever the outcome.
+    pub async fn write(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
+        let data = std::mem::take(buf);
+        let len = data.len() as u64;
+        let tmp = self.tmp.clone();
+        let mut file = self.file.take();
+        let mut cipher = self.cipher.take();
+        let (back, file, c, res) = on_disk_thread(move || {
+            let res = write_piece(&tmp, &mut file, cipher.as_mut(), &data);
+            (data, file, cipher, res)
+        })
+        .await?;
+        *buf = back;
+        buf.clear();
+        self.file = file;
+        self.cipher = c;
+        res?;
+        self.written += len;
         Ok(())
     }
 
+    /// Bytes written so far, the ones given to [`SegmentFile::finish`] not included.
     pub fn written(&self) -> u64 {
         self.written
     }
 
-    /// Flushes and renames to `path`, the segment's final name. On failure the temp file
-    /// is removed: it would never be finished, and it may be what filled the disk.
-    pub async fn finish(mut self, path: &Path) -> io::Result<()> {
-        let res = async {
-            if let Some(c) = self.cipher.take() {
-                self.file.write_all(&c.finish()).await?;
+    /// In one trip to the disk thread: writes `rest` (the segment's last bytes; emptied,
+    /// its capacity kept), renames the file to `path`, its final name, then does what
+    /// `then` says. On failure the temp file is removed: it would never be finished, and it
+    /// may be what filled the disk. Returns the segment's size (plain bytes, as
+    /// [`SegmentFile::written`]).
+    pub async fn finish(
+        self,
+        path: &Path,
+        rest: &mut Vec<u8>,
+        then: Close,
+    ) -> Result<u64, CloseError> {
+        let SegmentFile {
+            tmp,
+            mut file,
+            written,
+            mut cipher,
+        } = self;
+        let data = std::mem::take(rest);
+        let total = written + data.len() as u64;
+        let path = path.to_path_buf();
+        let joined = on_disk_thread(move || {
+            let seg = (|| {
+                write_piece(&tmp, &mut file, cipher.as_mut(), &data)?;
+                if let Some(c) = cipher.take() {
+                    if let Some(f) = &file {
+                        (&**f).write_all(&c.finish())?;
+                    }
+                }
+                drop(file);
+                ensure_parent(&path)?;
+                std::fs::rename(&tmp, &path)
+            })();
+            let res = match seg {
+                Err(e) => {
+                    remove_sync(&tmp);
+                    Err(CloseError::Segment(e))
+                }
+                Ok(()) => match &then.playlist {
+                    Some((p, text)) => {
+                        write_atomic_sync(p, text.as_bytes()).map_err(CloseError::Playlist)
+                    }
+                    None => Ok(()),
+                },
+            };
+            for p in &then.remove {
+                remove_sync(p);
             }
-            self.file.flush().await?;
-            ensure_parent(path).await?;
-            tokio::fs::rename(&self.tmp, path).await
-        }
+            (data, res)
+        })
         .await;
-        if res.is_err() {
-            remove(&self.tmp).await;
+        match joined {
+            Ok((back, res)) => {
+                *rest = back;
+                rest.clear();
+                res.map(|()| total)
+            }
+            Err(e) => Err(CloseError::Segment(e)),
         }
-        res
     }
 
     /// Drops the unfinished segment.
     pub async fn abandon(self) {
-        drop(self.file);
-        remove(&self.tmp).await;
+        let SegmentFile { tmp, file, .. } = self;
+        if file.is_some() {
+            drop(file);
+            remove_all(vec![tmp]).await;
+        }
     }
 }
 
-/// Replaces `path` with `content` atomically (temp file in the same directory, then rename).
+/// Replaces `path` with `content` atomically (temp file in the same directory, then rename),
+/// in one trip to the blocking pool.
 pub async fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
-    ensure_parent(path).await?;
+    let path = path.to_path_buf();
+    let content = content.to_vec();
+    blocking(move || write_atomic_sync(&path, &content)).await
+}
+
+fn write_atomic_sync(path: &Path, content: &[u8]) -> io::Result<()> {
+    ensure_parent(path)?;
     let tmp = with_suffix(path, ".tmp");
-    let res = match tokio::fs::write(&tmp, content).await {
-        Ok(()) => tokio::fs::rename(&tmp, path).await,
-        Err(e) => Err(e),
-    };
+    let res = std::fs::write(&tmp, content).and_then(|()| std::fs::rename(&tmp, path));
     if res.is_err() {
         // A partial playlist must not stay behind (nor hold the space of a full disk).
-        remove(&tmp).await;
+        remove_sync(&tmp);
     }
     res
 }
 
 /// Removes a file; a file already gone is fine.
 pub async fn remove(path: &Path) {
-    if let Err(e) = tokio::fs::remove_file(path).await {
-        if e.kind() != io::ErrorKind::NotFound {
-            tracing::warn!("hls: cannot remove {}: {e}", path.display());
-        }
+    remove_all(vec![path.to_path_buf()]).await;
+}
+
+/// Removes files in one trip to the blocking pool; files already gone are fine.
+pub async fn remove_all(paths: Vec<PathBuf>) {
+    if paths.is_empty() {
+        return;
     }
+    let _ = blocking(move || {
+        for p in &paths {
+            remove_sync(p);
+        }
+        Ok(())
+    })
+    .await;
 }
 
 /// Appends `#EXT-X-ENDLIST` to every playlist under `root` that lacks it, and returns the
@@ -560,14 +711,19 @@ mod tests {
             plain.extend(packet);
         }
         // Odd piece sizes, like FLUSH_BYTES cuts of a real segment.
-        let mut f = SegmentFile::create_encrypted(&path, Cbc::new(&key, &iv))
-            .await
-            .expect("create");
-        for piece in plain.chunks(1000) {
-            f.write(piece).await.expect("write");
+        let mut f = SegmentFile::create_encrypted(&path, Cbc::new(&key, &iv));
+        let (most, last) = plain.split_at(plain.len() - 700);
+        for piece in most.chunks(1000) {
+            let mut buf = piece.to_vec();
+            f.write(&mut buf).await.expect("write");
+            assert!(buf.is_empty(), "written bytes leave the buffer");
         }
-        assert_eq!(f.written(), plain.len() as u64);
-        f.finish(&path).await.expect("finish");
+        assert_eq!(f.written(), most.len() as u64);
+        let size = f
+            .finish(&path, &mut last.to_vec(), Close::default())
+            .await
+            .expect("finish");
+        assert_eq!(size, plain.len() as u64);
         let disk = std::fs::read(&path).expect("read");
         assert_eq!(disk.len(), (plain.len() / AES_BLOCK + 1) * AES_BLOCK);
         let syncs = disk.chunks(188).filter(|p| p[0] == 0x47).count();
@@ -580,18 +736,58 @@ mod tests {
     async fn segment_is_renamed_only_when_finished() {
         let root = temp_dir("seg");
         let path = root.join("x/s-1.ts");
-        let mut f = SegmentFile::create(&path).await.expect("create");
-        f.write(&[0x47; 188]).await.expect("write");
+        let mut f = SegmentFile::create(&path);
+        assert!(
+            !with_suffix(&path, ".tmp").exists(),
+            "created with its first bytes"
+        );
+        f.write(&mut vec![0x47; 188]).await.expect("write");
         assert!(!path.exists());
         assert!(with_suffix(&path, ".tmp").exists());
-        f.finish(&path).await.expect("finish");
-        assert_eq!(std::fs::read(&path).expect("read").len(), 188);
+        assert_eq!(
+            std::fs::metadata(with_suffix(&path, ".tmp"))
+                .expect("tmp")
+                .len(),
+            188
+        );
+        let mut rest = vec![0x47; 188];
+        let old = root.join("x/s-0.ts");
+        std::fs::write(&old, b"out of the window").expect("old segment");
+        let then = Close {
+            playlist: Some((root.join("x/p.m3u8"), "#EXTM3U\ns-1.ts\n".to_string())),
+            remove: vec![old.clone(), root.join("x/gone-already.ts")],
+        };
+        assert_eq!(f.finish(&path, &mut rest, then).await.expect("finish"), 376);
+        assert_eq!(
+            std::fs::read_to_string(root.join("x/p.m3u8")).expect("playlist"),
+            "#EXTM3U\ns-1.ts\n"
+        );
+        assert!(!old.exists(), "due files go with the close");
+        assert!(rest.is_empty());
+        assert_eq!(std::fs::read(&path).expect("read").len(), 376);
         assert!(!with_suffix(&path, ".tmp").exists());
 
         let other = root.join("x/s-2.ts");
-        let f = SegmentFile::create(&other).await.expect("create");
+        let mut f = SegmentFile::create(&other);
+        f.write(&mut vec![0x47; 188]).await.expect("write");
+        assert!(with_suffix(&other, ".tmp").exists());
         f.abandon().await;
         assert!(!with_suffix(&other, ".tmp").exists());
+
+        // A segment that cannot be renamed is not published, nor its playlist; the temp
+        // file goes.
+        let blocked = root.join("x/s-3.ts");
+        std::fs::create_dir_all(blocked.join("sub")).expect("a directory in the way");
+        let mut f = SegmentFile::create(&blocked);
+        f.write(&mut vec![0x47; 188]).await.expect("write");
+        let then = Close {
+            playlist: Some((root.join("x/q.m3u8"), "#EXTM3U\n".to_string())),
+            remove: Vec::new(),
+        };
+        let res = f.finish(&blocked, &mut Vec::new(), then).await;
+        assert!(matches!(res, Err(CloseError::Segment(_))), "{res:?}");
+        assert!(!root.join("x/q.m3u8").exists());
+        assert!(!with_suffix(&blocked, ".tmp").exists());
 
         write_atomic(&root.join("p.m3u8"), b"#EXTM3U\n")
             .await
