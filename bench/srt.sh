@@ -8,14 +8,14 @@
 #   bench/srt.sh                         # 100 players, 30 s each step
 #   PLAYERS=20 DURATION=10 bench/srt.sh  # a quick run
 #
-# Environment: PLAYERS, DURATION (s), SLUICE_BIN (default target/release/sluice), FIXTURE,
+# Environment: PLAYERS, DURATION (s), SERVER_BIN (default target/release/sluice; not SLUICE_*, which the server reads as config), FIXTURE,
 # OUT. Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PLAYERS=${PLAYERS:-100}
 DURATION=${DURATION:-30}
-BIN=${SLUICE_BIN:-$ROOT/target/release/sluice}
+BIN=${SERVER_BIN:-$ROOT/target/release/sluice}
 FIXTURE=${FIXTURE:-$ROOT/tests/fixtures/avc-aac-640x360-10s.flv}
 DATE=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-$ROOT/bench/results/srt-$DATE.md}

@@ -9,7 +9,7 @@
 #   bench/webrtc_latency.sh                     # 30 s of samples after 5 s of warm-up
 #   SECONDS_=10 bench/webrtc_latency.sh         # a quick run
 #
-# Environment: SECONDS_ (samples, s), WARMUP (s), MIN_LATENCY (1: `min_latency on`), SLUICE_BIN (default target/release/sluice),
+# Environment: SECONDS_ (samples, s), WARMUP (s), MIN_LATENCY (1: `min_latency on`), SERVER_BIN (default target/release/sluice; not SLUICE_*, which the server reads as config),
 # CHROMIUM (default: chromium on PATH), OUT. Needs node and tests/web's node_modules
 # (npm ci --prefix tests/web). Everything listens on 127.0.0.1 only; every process started
 # here is stopped on exit.
@@ -18,7 +18,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECS=${SECONDS_:-30}
 WARMUP=${WARMUP:-5}
-BIN=${SLUICE_BIN:-$ROOT/target/release/sluice}
+BIN=${SERVER_BIN:-$ROOT/target/release/sluice}
 CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
 DATE=$(date +%Y%m%d)
 # MIN_LATENCY=1: the vhost has `min_latency on` (readers of the WHIP stream woken per video

@@ -15,7 +15,7 @@
 # player's video costs the same in both), the median of REPEATS pairs.
 #
 # Environment: COUNTS, DURATION (s), REPEATS (transcode pairs, 3; 0: none), SERVER_CPU,
-# CLIENT_CPU, SLUICE_BIN, BENCH_BIN (default target/release/...), KEEP_BFRAMES, FIXTURE, OUT,
+# CLIENT_CPU, SERVER_BIN (not SLUICE_*: the server reads those as config), BENCH_BIN (default target/release/...), KEEP_BFRAMES, FIXTURE, OUT,
 # WHEP_ARGS (more sluice-bench whep options, e.g. "--ramp 20"), VIDEO_KBPS (the
 # re-encoded video's bitrate, 450). Everything listens on
 # 127.0.0.1 only; every process started here is stopped on exit.
@@ -26,7 +26,7 @@ COUNTS=${COUNTS:-1 10 50 100 250}
 DURATION=${DURATION:-20}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
-BIN=${SLUICE_BIN:-$ROOT/target/release/sluice}
+BIN=${SERVER_BIN:-$ROOT/target/release/sluice}
 BENCH=${BENCH_BIN:-$ROOT/target/release/sluice-bench}
 FIXTURE=${FIXTURE:-$ROOT/tests/fixtures/avc-aac-640x360-10s.flv}
 DATE=$(date +%Y%m%d)
