@@ -29,8 +29,11 @@ RAMP=${RAMP:-200}
 SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
 FIXTURE=${FIXTURE:-$ROOT/tests/fixtures/avc-aac-640x360-10s.flv}
-DATE=$(date +%Y%m%d-%H%M%S)
+DATE=$(date +%Y%m%d)
 OUT=${OUT:-$ROOT/bench/results/crosscheck-$CLIENT-$DATE.md}
+# shellcheck source=bench/results.sh
+source "$ROOT/bench/results.sh"
+keep_earlier_runs "$OUT"
 NGINX=${NGINX:-/usr/sbin/nginx}
 NGINX_MODULE=${NGINX_MODULE:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
 BENCH_NAME=crosscheck
@@ -155,5 +158,6 @@ done
     echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     cat "$ROWS"
 } > "$OUT"
+add_earlier_runs "$OUT"
 cat "$OUT"
 echo "written to $OUT" >&2

@@ -33,8 +33,11 @@ BENCH_THREADS=${BENCH_THREADS:-1}
 READ_TICK=${READ_TICK:-1}
 REPEAT=${REPEAT:-1}
 FIXTURE=${FIXTURE:-$ROOT/tests/fixtures/avc-aac-640x360-10s.flv}
-DATE=$(date +%Y%m%d-%H%M%S)
+DATE=$(date +%Y%m%d)
 OUT=${OUT:-$ROOT/bench/results/fanout-$PROTOCOL-mw$MW_LATENCY-$DATE.md}
+# shellcheck source=bench/results.sh
+source "$ROOT/bench/results.sh"
+keep_earlier_runs "$OUT"
 NGINX=${NGINX:-/usr/sbin/nginx}
 NGINX_MODULE=${NGINX_MODULE:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
 
@@ -144,4 +147,5 @@ text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
 print(text)
 PY
+add_earlier_runs "$OUT"
 echo "written to $OUT" >&2

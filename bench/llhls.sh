@@ -21,8 +21,11 @@ SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
 SLUICE=${SLUICE:-$ROOT/target/release/sluice}
 FIXTURE=${FIXTURE:-$ROOT/tests/fixtures/avc-aac-640x360-10s.flv}
-DATE=$(date +%Y%m%d-%H%M%S)
+DATE=$(date +%Y%m%d)
 OUT=${OUT:-$ROOT/bench/results/llhls-$DATE.md}
+# shellcheck source=bench/results.sh
+source "$ROOT/bench/results.sh"
+keep_earlier_runs "$OUT"
 WORK=$(mktemp -d /tmp/sluice-llhls.XXXXXX)
 PIDS=()
 
@@ -99,4 +102,5 @@ print(f\"| $n | $cpu | {r['requests_per_second']} | {r['blocking_wait_ms_median'
     echo "$n pollers: $res (server CPU $cpu %)" >&2
 done
 echo >>"$OUT"
+add_earlier_runs "$OUT"
 cat "$OUT"

@@ -42,8 +42,11 @@ SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
 BENCH_THREADS=${BENCH_THREADS:-1}
 FIXTURE=${FIXTURE:-$ROOT/tests/fixtures/avc-aac-640x360-10s.flv}
-DATE=$(date +%Y%m%d-%H%M%S)
+DATE=$(date +%Y%m%d)
 OUT=${OUT:-$ROOT/bench/results/multi-$SCENARIO-$DATE.md}
+# shellcheck source=bench/results.sh
+source "$ROOT/bench/results.sh"
+keep_earlier_runs "$OUT"
 NGINX=${NGINX:-/usr/sbin/nginx}
 NGINX_MODULE=${NGINX_MODULE:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
 BENCH_NAME=multi
@@ -162,4 +165,5 @@ text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
 print(text)
 PY
+add_earlier_runs "$OUT"
 echo "written to $OUT" >&2

@@ -17,8 +17,11 @@ PLAYERS=${PLAYERS:-100}
 DURATION=${DURATION:-30}
 BIN=${SERVER_BIN:-$ROOT/target/release/sluice}
 FIXTURE=${FIXTURE:-$ROOT/tests/fixtures/avc-aac-640x360-10s.flv}
-DATE=$(date +%Y%m%d-%H%M%S)
+DATE=$(date +%Y%m%d)
 OUT=${OUT:-$ROOT/bench/results/srt-$DATE.md}
+# shellcheck source=bench/results.sh
+source "$ROOT/bench/results.sh"
+keep_earlier_runs "$OUT"
 WORK=$(mktemp -d /tmp/sluice-srt-bench.XXXXXX)
 PIDS=()
 
@@ -98,3 +101,4 @@ THREADS=$(ls "/proc/$SERVER/task" | wc -l)
     echo
     echo "sluice threads at the end: $THREADS (tokio workers, libsrt's sender/receiver/GC threads, the srt-reactor thread)."
 } | tee "$OUT"
+add_earlier_runs "$OUT"

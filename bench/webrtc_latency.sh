@@ -30,6 +30,9 @@ if [[ -n "${MIN_LATENCY:-}" ]]; then
     SCENARIO=webrtc-latency-min-latency
 fi
 OUT=${OUT:-$ROOT/bench/results/$SCENARIO-$DATE.md}
+# shellcheck source=bench/results.sh
+source "$ROOT/bench/results.sh"
+keep_earlier_runs "$OUT"
 WORK=$(mktemp -d /tmp/sluice-rtc-latency.XXXXXX)
 PIDS=()
 
@@ -114,4 +117,5 @@ text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
 print(text)
 EOF
+add_earlier_runs "$OUT"
 echo "written: $OUT"

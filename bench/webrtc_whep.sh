@@ -31,6 +31,9 @@ BENCH=${BENCH_BIN:-$ROOT/target/release/sluice-bench}
 FIXTURE=${FIXTURE:-$ROOT/tests/fixtures/avc-aac-640x360-10s.flv}
 DATE=$(date +%Y%m%d)
 OUT=${OUT:-$ROOT/bench/results/webrtc-whep-$DATE.md}
+# shellcheck source=bench/results.sh
+source "$ROOT/bench/results.sh"
+keep_earlier_runs "$OUT"
 WORK=$(mktemp -d /tmp/sluice-whep-bench.XXXXXX)
 PIDS=()
 
@@ -176,3 +179,4 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "+ 1 WHEP player of the stream without audio: ${V_CPUS[*]} %; + 1 WHEP player of the stream with AAC instead: ${AV_CPUS[*]} % (${#DIFFS[@]} pairs, ${DURATION} s each, in turn);"
     echo "differences ${DIFFS[*]}: the transcode (and sending its Opus packets) costs about **$TRANSCODE % of one core** (median)."
 } | tee "$OUT"
+add_earlier_runs "$OUT"
