@@ -222,9 +222,20 @@ fn video_frames(target: &str) -> u64 {
 }
 
 /// ffprobe finds no stream in `path`, or fails.
+/// Read as MPEG-TS (`-f mpegts`): left to guess, ffprobe sometimes finds an MP3 or other
+/// raw stream in 100 KB of noise (a frame sync that random bytes contain by chance), which
+/// says nothing about the encryption; as TS, noise has no PAT or PMT that passes its CRC.
 fn ffprobe_finds_nothing(path: &Path) -> bool {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_streams", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "mpegts",
+            "-show_streams",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .stdin(Stdio::null())
         .output()
