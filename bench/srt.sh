@@ -23,14 +23,8 @@ OUT=${OUT:-$ROOT/bench/results/srt-$DATE.md}
 source "$ROOT/bench/results.sh"
 keep_earlier_runs "$OUT"
 WORK=$(mktemp -d /tmp/sluice-srt-bench.XXXXXX)
-PIDS=()
-
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/pids.sh
+source "$ROOT/bench/pids.sh"
 
 [[ -x "$BIN" ]] || { echo "no sluice binary at $BIN (cargo build --release -p sluice)"; exit 1; }
 command -v srt-live-transmit >/dev/null || { echo "srt-live-transmit missing (apt-get install srt-tools)"; exit 1; }

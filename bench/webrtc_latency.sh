@@ -34,14 +34,8 @@ OUT=${OUT:-$ROOT/bench/results/$SCENARIO-$DATE.md}
 source "$ROOT/bench/results.sh"
 keep_earlier_runs "$OUT"
 WORK=$(mktemp -d /tmp/sluice-rtc-latency.XXXXXX)
-PIDS=()
-
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/pids.sh
+source "$ROOT/bench/pids.sh"
 
 [[ -x "$BIN" ]] || { echo "no sluice binary at $BIN (cargo build --release -p sluice)"; exit 1; }
 [[ -n "$CHROMIUM" ]] || { echo "chromium missing (apt-get install chromium)"; exit 1; }
