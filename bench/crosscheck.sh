@@ -13,7 +13,8 @@
 #   CLIENT=rtmpdump PLAYERS=200 bench/crosscheck.sh
 #
 # Environment: PLAYERS, DURATION (s), CLIENT (gst|rtmpdump), PER_PROCESS (gst pipelines
-# per gst-launch process), SERVERS ("sluice nginx"), MW_LATENCY, RAMP (players/s),
+# per gst-launch process), SERVERS ("sluice nginx"; "sluice-minlat" is sluice with
+# `min_latency on`), MW_LATENCY, RAMP (players/s),
 # SERVER_CPU / BENCH_CPU, FIXTURE, OUT. Everything listens on 127.0.0.1 only; every
 # process started here is stopped on exit.
 set -euo pipefail
@@ -106,6 +107,7 @@ for n in $PLAYERS; do
         http_port=$(free_port)
         case "$server" in
             sluice) start_sluice "$rtmp_port" "$http_port" ;;
+            sluice-minlat) start_sluice "$rtmp_port" "$http_port" "$SLUICE" "" "min_latency on;" ;;
             nginx) start_nginx "$rtmp_port" ;;
             *) echo "unknown server $server" >&2; exit 2 ;;
         esac

@@ -70,8 +70,8 @@ pub struct ToAnnexB {
     /// frames out of presentation order, and fails (then asks for keyframes) on them.
     pub drop_b_frames: bool,
     nal_length_size: u8,
-    /// SPS and PPS with start codes, as they go before a keyframe.
-    params: Vec<u8>,
+    /// SPS and PPS, in the order they go before a keyframe.
+    params: Vec<Vec<u8>>,
 }
 
 impl ToAnnexB {
@@ -96,8 +96,7 @@ impl ToAnnexB {
             if ps.is_empty() || ps.len() > MAX_PARAM_SET {
                 continue;
             }
-            params.extend_from_slice(&START_CODE);
-            params.extend_from_slice(ps);
+            params.push(ps.to_vec());
         }
         self.nal_length_size = cfg.nal_length_size;
         self.params = params;
@@ -105,9 +104,28 @@ impl ToAnnexB {
     }
 
     /// Converts one frame's NALUs (the FLV payload after its 5-byte header) into `out`
-    /// (cleared first). A keyframe without its own SPS gets the stream's SPS/PPS first.
-    /// Access unit delimiters are dropped (the RTP timestamp delimits access units).
+    /// (cleared first), an Annex B access unit: [`ToAnnexB::nal_units`] with start codes.
     pub fn frame(&self, data: &[u8], keyframe: bool, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        out.clear();
+        let mut nalus = Vec::new();
+        self.nal_units(data, keyframe, &mut nalus)?;
+        for n in nalus {
+            out.extend_from_slice(&START_CODE);
+            out.extend_from_slice(n);
+        }
+        Ok(())
+    }
+
+    /// The NAL units one frame (the FLV payload after its 5-byte header) sends, into
+    /// `out` (cleared first): a keyframe without its own SPS gets the stream's SPS/PPS
+    /// first; access unit delimiters are dropped (the RTP timestamp delimits access units);
+    /// none for a B frame when [`ToAnnexB::drop_b_frames`] is set.
+    pub fn nal_units<'a>(
+        &'a self,
+        data: &'a [u8],
+        keyframe: bool,
+        out: &mut Vec<&'a [u8]>,
+    ) -> Result<(), CodecError> {
         out.clear();
         if data.len() > MAX_ACCESS_UNIT {
             return Err(CodecError::Invalid {
@@ -121,15 +139,13 @@ impl ToAnnexB {
         }
         let has_sps = nalus.iter().any(|n| nal_type_of(n) == nal_type::SPS);
         if keyframe && !has_sps {
-            out.extend_from_slice(&self.params);
+            out.extend(self.params.iter().map(Vec::as_slice));
         }
-        for n in nalus {
-            if n.is_empty() || nal_type_of(n) == nal_type::AUD {
-                continue;
-            }
-            out.extend_from_slice(&START_CODE);
-            out.extend_from_slice(n);
-        }
+        out.extend(
+            nalus
+                .into_iter()
+                .filter(|n| !n.is_empty() && nal_type_of(n) != nal_type::AUD),
+        );
         Ok(())
     }
 }

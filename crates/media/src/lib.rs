@@ -16,6 +16,7 @@ pub mod fmp4;
 pub mod hevc;
 pub mod hls;
 pub mod mp3;
+pub mod rtp_h264;
 pub mod ts;
 
 pub use bits::nal_to_rbsp;

@@ -17,25 +17,34 @@ use std::time::Duration;
 use crate::context::Context;
 use crate::hub::{Source, SourceSettings, StreamKey};
 
-/// One stream's feed: the Source its players read, and the task that fills it.
-pub struct Feed {
+/// One stream's feed: the Source its players read, what else the feed shares with them
+/// (`extra`: the WebRTC feed's packet history), and the task that fills both.
+pub struct Feed<X = ()> {
     pub source: Arc<Source>,
+    pub extra: X,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for Feed {
+impl<X> Drop for Feed<X> {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
 /// The running feeds of one kind, by stream.
-#[derive(Default)]
-pub struct Feeds {
-    map: Mutex<HashMap<StreamKey, Weak<Feed>>>,
+pub struct Feeds<X = ()> {
+    map: Mutex<HashMap<StreamKey, Weak<Feed<X>>>>,
 }
 
-impl std::fmt::Debug for Feeds {
+impl<X> Default for Feeds<X> {
+    fn default() -> Self {
+        Feeds {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<X> std::fmt::Debug for Feeds<X> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Feeds")
             .field("streams", &self.len())
@@ -43,11 +52,13 @@ impl std::fmt::Debug for Feeds {
     }
 }
 
-impl Feeds {
+impl<X: Clone + Default + Send + 'static> Feeds<X> {
     /// The feed of `key`'s stream, started if it has none: `run(ctx, key, settings,
-    /// out)` reads the stream and pushes into `out`, whose id starts with `id_prefix` and
-    /// whose readers are woken at most every `notify_interval` (zero: every frame). Must
-    /// be called inside the runtime.
+    /// out, extra)` reads the stream and pushes into `out`, whose id starts with
+    /// `id_prefix` and whose readers are woken at most every `notify_interval` (zero:
+    /// every frame); `extra` (new, `X::default()`) is what the feed shares with its players
+    /// beside `out`.
+    /// Must be called inside the runtime.
     pub fn get<F, Fut>(
         &self,
         ctx: &Arc<Context>,
@@ -56,9 +67,9 @@ impl Feeds {
         id_prefix: &str,
         notify_interval: Duration,
         run: F,
-    ) -> Arc<Feed>
+    ) -> Arc<Feed<X>>
     where
-        F: FnOnce(Arc<Context>, StreamKey, SourceSettings, Arc<Source>) -> Fut,
+        F: FnOnce(Arc<Context>, StreamKey, SourceSettings, Arc<Source>, X) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let mut map = crate::util::lock(&self.map);
@@ -75,12 +86,25 @@ impl Feeds {
             ctx.hub.pacing(),
         );
         source.set_notify_interval(notify_interval);
-        let task = tokio::spawn(run(ctx.clone(), key.clone(), settings, source.clone()));
-        let feed = Arc::new(Feed { source, task });
+        let extra = X::default();
+        let task = tokio::spawn(run(
+            ctx.clone(),
+            key.clone(),
+            settings,
+            source.clone(),
+            extra.clone(),
+        ));
+        let feed = Arc::new(Feed {
+            source,
+            extra,
+            task,
+        });
         map.insert(key.clone(), Arc::downgrade(&feed));
         feed
     }
+}
 
+impl<X> Feeds<X> {
     /// Streams with a feed running.
     pub fn len(&self) -> usize {
         crate::util::lock(&self.map)

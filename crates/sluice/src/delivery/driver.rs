@@ -170,7 +170,9 @@ impl PlayerDriver {
     }
 
     fn account(&self, st: &mut State, n: usize) {
-        st.unreported += n as u64;
+        if !self.transport.counts_bytes_itself() {
+            st.unreported += n as u64;
+        }
         st.unreported_writes += 1;
         if st.unreported_writes >= REPORT_EVERY_WRITES || st.unreported >= REPORT_EVERY_BYTES {
             self.report(st);

@@ -34,6 +34,13 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// Whether what reaches the wire is counted elsewhere than in the driver's writes: a
+    /// WHEP player's records name packets of its stream's history (12 bytes a frame), and
+    /// the RTC UDP task counts the datagrams it sends.
+    pub fn counts_bytes_itself(&self) -> bool {
+        matches!(self, Transport::Rtc(_))
+    }
+
     pub fn tcp(writer: OwnedWriteHalf) -> Transport {
         Transport::Tcp(TcpTransport {
             fd: writer.as_ref().as_raw_fd(),

@@ -379,8 +379,11 @@ async fn open(ctx: &Arc<Context>, o: &Offer<'_>) -> Result<(String, String), Ref
         return Err(refuse(StatusCode::FORBIDDEN, why.0));
     }
 
+    // A player's `Rtc` sends the RTP packets its stream's feed made once (RTP mode); a
+    // publisher's gives whole frames (frame mode: str0m depacketizes).
     let mut builder = Rtc::builder()
         .set_ice_lite(true)
+        .set_rtp_mode(!o.publish)
         .set_crypto_provider(ctx.rtc.crypto());
     if let Some(cert) = ctx.rtc.dtls_cert() {
         builder = builder.set_dtls_cert(cert);

@@ -3,10 +3,13 @@
 //! delivery path.
 //!
 //! A feed is an own-pace reader of the stream's Source (like HLS and SRT's TS feed): it
-//! turns each FLV AVC frame into an Annex B access unit (parameter sets before keyframes,
-//! B frames left out, see docs/webrtc.md) and each AAC frame into Opus packets
-//! ([`super::audio`]), and pushes them as frames into a Source of its own that is not in
-//! the hub. WHEP players read that Source like any other player (`Framing::Rtc`,
+//! turns each FLV AVC frame into H.264 RTP payloads (parameter sets before keyframes,
+//! B frames left out, see docs/webrtc.md; [`media::rtp_h264`]) kept in the stream's
+//! [`PacketHistory`], and each AAC frame into Opus packets ([`super::audio`]), and pushes
+//! them as frames into a Source of its own that is not in the hub: a video frame's payload
+//! is its [`super::history::Span`] (which packets of the history), an audio frame's the
+//! Opus packet (audio is not retransmitted, so it needs no history). WHEP players read
+//! that Source like any other player (`Framing::Rtc`,
 //! `Transport::Rtc`, [`super::peer`]): the shards' fan-out, the backpressure, the GOP cache
 //! (a new player starts at once on the last keyframe) and the queue policy (a player that
 //! falls behind skips to a keyframe) are those of every other output. Frame times: video
@@ -18,18 +21,27 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::history::PacketHistory;
 use crate::context::Context;
 use crate::hub::{Frame, FrameKind, Item, Source, SourceSettings, StreamKey};
 
 /// The client id the feed's own Source is published under.
 const FEED_PUBLISHER: &str = "rtc-feed";
 
-/// A stream's media converted once for WebRTC players.
-pub type RtcFeed = crate::feeds::Feed;
+/// Largest H.264 RTP payload: str0m's datagram target (1150 bytes) less the SRTP tag,
+/// rounded down to the SRTP block, as str0m's own packetizer sizes it. The RTP header and
+/// its extensions come on top, within str0m's 1280-byte warning size.
+pub const VIDEO_PAYLOAD: usize = {
+    let rtp = str0m::DATAGRAM_MTU_TARGET - 16;
+    rtp - rtp % 16
+};
+
+/// A stream's media converted once for WebRTC players, and its video packets.
+pub type RtcFeed = crate::feeds::Feed<Arc<PacketHistory>>;
 
 /// The feeds of the streams that have WHEP players.
 #[derive(Debug, Default)]
-pub struct Feeds(crate::feeds::Feeds);
+pub struct Feeds(crate::feeds::Feeds<Arc<PacketHistory>>);
 
 impl Feeds {
     /// The feed of `key`'s stream, started if it has none. Must be called inside the runtime.
@@ -61,12 +73,18 @@ impl Feeds {
     }
 }
 
-async fn run(ctx: Arc<Context>, key: StreamKey, settings: SourceSettings, out: Arc<Source>) {
+async fn run(
+    ctx: Arc<Context>,
+    key: StreamKey,
+    settings: SourceSettings,
+    out: Arc<Source>,
+    history: Arc<PacketHistory>,
+) {
     // Woken per frame: WHEP players' packets go out one by one whatever the batching, so
     // the vhost's merged writes would only add their interval to the glass-to-glass delay.
     let mut consumer = ctx.hub.subscribe(&key, settings).unpaced();
     let _reading = crate::feeds::Reading::new(ctx.clone(), key.clone());
-    let mut conv = Convert::new(key);
+    let mut conv = Convert::new(key, history);
     if consumer.source().is_publishing() {
         let _ = out.publish(FEED_PUBLISHER);
     }
@@ -82,7 +100,7 @@ async fn run(ctx: Arc<Context>, key: StreamKey, settings: SourceSettings, out: A
         for item in items.drain(..) {
             match item {
                 Item::Published => {
-                    conv = Convert::new(conv.key.clone());
+                    conv = Convert::new(conv.key.clone(), conv.history.clone());
                     let _ = out.publish(FEED_PUBLISHER);
                 }
                 Item::Unpublished => out.unpublish(FEED_PUBLISHER),
@@ -98,23 +116,23 @@ async fn run(ctx: Arc<Context>, key: StreamKey, settings: SourceSettings, out: A
 /// The conversion state of one publish.
 struct Convert {
     key: StreamKey,
+    history: Arc<PacketHistory>,
     video: media::annexb::ToAnnexB,
     aac: Option<super::audio::AacToOpus>,
-    buf: Vec<u8>,
     opus: Vec<super::audio::OpusPacket>,
     warned_codec: bool,
     warned_b: bool,
 }
 
 impl Convert {
-    fn new(key: StreamKey) -> Convert {
+    fn new(key: StreamKey, history: Arc<PacketHistory>) -> Convert {
         let mut video = media::annexb::ToAnnexB::new();
         video.drop_b_frames = true;
         Convert {
             key,
+            history,
             video,
             aac: None,
-            buf: Vec::new(),
             opus: Vec::new(),
             warned_codec: false,
             warned_b: false,
@@ -155,11 +173,14 @@ impl Convert {
         if h.kind != media::codec::VideoPacketKind::Frames || !self.video.has_params() {
             return;
         }
-        if let Err(e) = self.video.frame(body, f.keyframe, &mut self.buf) {
+        let mut nalus = Vec::new();
+        if let Err(e) = self.video.nal_units(body, f.keyframe, &mut nalus) {
             tracing::debug!("rtc feed: frame dropped: {e}");
             return;
         }
-        if self.buf.is_empty() {
+        let mut packets = Vec::new();
+        media::rtp_h264::packetize(&nalus, VIDEO_PAYLOAD, &mut packets);
+        if packets.is_empty() {
             if !self.warned_b && h.info.composition_time != 0 {
                 tracing::warn!(
                     "rtc feed {}: the stream has B frames, which Chromium cannot decode over WebRTC: its WebRTC players get the I and P frames only (publish with -bf 0 for the full rate)",
@@ -170,10 +191,12 @@ impl Convert {
             return;
         }
         let cts = i64::from(h.info.composition_time).max(0) as u64;
+        let timestamp = f.timestamp.saturating_add(cts);
+        let span = self.history.push(packets, timestamp, f.keyframe);
         out.push(Frame {
             kind: FrameKind::Video,
-            timestamp: f.timestamp.saturating_add(cts),
-            payload: Bytes::copy_from_slice(&self.buf),
+            timestamp,
+            payload: Bytes::copy_from_slice(&span.encode()),
             keyframe: f.keyframe,
             sequence_header: false,
         });

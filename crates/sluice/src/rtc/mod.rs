@@ -1,16 +1,18 @@
 //! WebRTC: WHIP publish and WHEP play on one UDP port (`rtc_server`), bridged with the
 //! hub both ways.
 //!
-//! - ICE (lite), DTLS, SRTP, RTCP (reports, NACK, PLI, TWCC) and RTP packetization are
-//!   str0m's, a sans-IO stack: each peer is one `str0m::Rtc` driven by this module's
+//! - ICE (lite), DTLS, SRTP, RTCP (reports, NACK, PLI, TWCC) and the WHIP side's
+//!   depacketization are str0m's, a sans-IO stack: each peer is one `str0m::Rtc` driven by this module's
 //!   single UDP task ([`server`]), which owns the socket, routes each datagram to its
 //!   session (by the ICE ufrag of a STUN request, then by address) and sends what the
 //!   sessions produce. See `docs/webrtc.md` for why str0m.
 //! - A WHEP player of a stream is fed through the one delivery path from that stream's
-//!   [`feed`]: one hub consumer per stream, each frame converted once (FLV AVC → Annex B,
-//!   [`media::annexb`]; AAC → Opus, [`audio`]) into a Source of the feed's own, read by
-//!   each player's `PlayerDriver` (`Framing::Rtc`) whose transport hands the records to
-//!   the UDP task ([`peer`]).
+//!   [`feed`]: one hub consumer per stream, each frame converted once (FLV AVC → H.264
+//!   RTP payloads, [`media::rtp_h264`], kept in the stream's [`history`]; AAC → Opus,
+//!   [`audio`]) into a Source of the feed's own, read by each player's `PlayerDriver`
+//!   (`Framing::Rtc`) whose transport hands the records to the UDP task ([`peer`]). A
+//!   player's `Rtc` is in RTP mode: it sends the stream's packets under its own sequence
+//!   numbers, and answers NACKs from those same shared payloads.
 //! - A WHIP publisher is a normal hub Source: its depacketized H.264 becomes FLV frames
 //!   (`media::annexb::FromAnnexB`), so RTMP, HTTP-FLV, HLS, DVR and forward get it.
 //! - The HTTP side (SDP offer in, answer out, DELETE) is `http::rtc`.
@@ -18,6 +20,7 @@
 pub mod audio;
 pub mod candidate;
 pub mod feed;
+pub mod history;
 pub mod opus_aac;
 pub mod peer;
 pub mod server;

@@ -13,9 +13,9 @@
 //!
 //! Record (sans-IO, [`record_header`] / [`RecordReader`]): a 14-byte header — kind (1 video,
 //! 2 audio), flags (bit 0: keyframe), the media time in ms (u64 BE), the payload's length
-//! (u32 BE) — then the payload: an Annex B access unit or one Opus packet, converted once
-//! per stream by [`super::feed`]. The payload's bytes are copied once per player, into the
-//! `Arc<[u8]>` that str0m's packetizer reads (str0m copies into RTP packets anyway).
+//! (u32 BE) — then the payload, made once per stream by [`super::feed`]: for video the
+//! 12-byte [`super::history::Span`] of the frame's RTP packets in the stream's packet
+//! history (the UDP task sends those shared payloads), for audio one Opus packet.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};

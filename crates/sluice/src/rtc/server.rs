@@ -16,9 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use str0m::format::Codec;
+use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -27,6 +28,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::feed::RtcFeed;
+use super::history::Span;
 use super::peer::{PeerQueue, Ready, Record, RtcTransport};
 use super::session::{NewSession, SessionGuard, SessionRole};
 use super::whip_audio::WhipAudio;
@@ -74,6 +76,12 @@ struct Session {
     settings: SourceSettings,
     player: Option<PlayerLink>,
     need_keyframe: bool,
+    /// Player (its `Rtc` is in RTP mode): the next RTP sequence number of its video and
+    /// of its audio, its own (random start, RFC 3550), whatever packets of the stream's
+    /// history it sends; and a buffer for the payloads of one frame.
+    video_seq: u64,
+    audio_seq: u64,
+    payloads: Vec<Arc<[u8]>>,
     /// Publisher: where its frames go.
     source: Option<Arc<Source>>,
     from_annexb: media::annexb::FromAnnexB,
@@ -318,6 +326,9 @@ impl Server {
             },
             player: None,
             need_keyframe: true,
+            video_seq: random_seq(),
+            audio_seq: random_seq(),
+            payloads: Vec::new(),
             source: None,
             from_annexb: Default::default(),
             ts_base: None,
@@ -413,15 +424,15 @@ impl Server {
                 }
                 Ok(Output::Transmit(t)) => {
                     match self.socket.try_send_to(&t.contents, t.destination) {
-                        // A player's media bytes are counted by its delivery driver.
-                        Ok(n) if sess.player.is_none() => {
+                        // Every datagram, players' included: a player's delivery driver
+                        // hands over spans, not bytes, and leaves the count to this.
+                        Ok(n) => {
                             sess.guard.registration.client.add_send(n as u64);
                             self.ctx
                                 .counters
                                 .bytes_out
                                 .fetch_add(n as u64, Ordering::Relaxed);
                         }
-                        Ok(_) => {}
                         // A full socket buffer drops the datagram, as the network would;
                         // NACK and PLI repair it.
                         Err(e) => debug!("rtc: send to {}: {e}", t.destination),
@@ -449,7 +460,7 @@ impl Server {
                     {
                         sess.video_mid = Some(m.mid);
                         if matches!(m.direction, Direction::SendOnly | Direction::SendRecv) {
-                            sess.video_pt = choose_h264(&mut sess.rtc, m.mid);
+                            sess.video_pt = choose_h264(&sess.rtc, m.mid);
                         }
                     }
                     Event::MediaAdded(m)
@@ -457,11 +468,9 @@ impl Server {
                     {
                         sess.audio_mid = Some(m.mid);
                         if matches!(m.direction, Direction::SendOnly | Direction::SendRecv) {
-                            sess.audio_pt = sess.rtc.writer(m.mid).and_then(|w| {
-                                w.payload_params()
-                                    .find(|p| p.spec().codec == Codec::Opus)
-                                    .map(|p| p.pt())
-                            });
+                            sess.audio_pt = payload_params(&sess.rtc, m.mid)
+                                .find(|p| p.spec().codec == Codec::Opus)
+                                .map(|p| p.pt());
                         }
                     }
                     Event::MediaData(d)
@@ -637,10 +646,9 @@ impl Server {
 
 /// The H.264 payload type to send with: packetization-mode 1, High profile first (what
 /// RTMP encoders send), then Main, then whatever the peer offered.
-fn choose_h264(rtc: &mut Rtc, mid: Mid) -> Option<Pt> {
-    let w = rtc.writer(mid)?;
+fn choose_h264(rtc: &Rtc, mid: Mid) -> Option<Pt> {
     let mut best: Option<(u8, Pt)> = None;
-    for p in w.payload_params() {
+    for p in payload_params(rtc, mid) {
         let spec = p.spec();
         if spec.codec != Codec::H264 || spec.format.packetization_mode != Some(1) {
             continue;
@@ -686,6 +694,26 @@ async fn attend_player(attached: Attached, queue: Arc<PeerQueue>, stop: Cancella
     stop.cancelled().await;
 }
 
+/// The payload types `mid` may send with: those of ours the peer accepted (what str0m's
+/// frame-level writer offers, read here without it, as players' `Rtc`s are in RTP mode).
+fn payload_params(rtc: &Rtc, mid: Mid) -> impl Iterator<Item = &PayloadParams> {
+    let accepted = rtc.media(mid).map(|m| m.remote_pts()).unwrap_or(&[]);
+    rtc.codec_config()
+        .params()
+        .iter()
+        .filter(move |p| accepted.contains(&p.pt()))
+}
+
+/// A random first sequence number, low enough that its rollover counter starts at 0.
+fn random_seq() -> u64 {
+    let mut b = [0u8; 2];
+    // Without the OS random source the sequence starts at 0: allowed, only less private.
+    let _ = getrandom::fill(&mut b);
+    u64::from(u16::from_be_bytes(b) & 0x7fff)
+}
+
+/// One video frame to a player: its packets from the stream's history, under the player's
+/// own sequence numbers, retransmittable (str0m's cache keeps the shared payloads).
 fn write_video(sess: &mut Session, f: &Record) {
     if sess.need_keyframe {
         if !f.keyframe {
@@ -696,33 +724,50 @@ fn write_video(sess: &mut Session, f: &Record) {
     let (Some(mid), Some(pt)) = (sess.video_mid, sess.video_pt) else {
         return;
     };
-    let Some(w) = sess.rtc.writer(mid) else {
+    let (Some(span), Some(feed)) = (Span::decode(&f.data), sess.feed.as_ref()) else {
         return;
     };
-    let t = MediaTime::from_90khz(f.time_ms.saturating_mul(90));
-    if let Err(e) = w.write(pt, Instant::now(), t, f.data.clone()) {
-        warn!(
-            "rtc: write to player {}: {e}",
+    sess.payloads.clear();
+    if !feed.extra.get(span, &mut sess.payloads) {
+        // The player is further behind than the stream keeps: on to the next keyframe.
+        debug!(
+            "rtc: player {} fell behind the stream's packet history; waits for a keyframe",
             sess.guard.registration.client.id
         );
         sess.need_keyframe = true;
+        return;
+    }
+    let mut api = sess.rtc.direct_api();
+    let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+        return;
+    };
+    let time = f.time_ms.wrapping_mul(90) as u32;
+    let now = Instant::now();
+    let last = sess.payloads.len().saturating_sub(1);
+    for (i, payload) in sess.payloads.drain(..).enumerate() {
+        let seq = SeqNo::from(sess.video_seq);
+        sess.video_seq += 1;
+        tx.write_rtp(
+            RtpWrite::new(pt, seq, time, now, payload)
+                .marker(i == last)
+                .nackable(true),
+        );
     }
 }
 
+/// One Opus packet to a player (not retransmitted, as str0m's own Opus sender does).
 fn write_audio(sess: &mut Session, a: &Record) {
     let (Some(mid), Some(pt)) = (sess.audio_mid, sess.audio_pt) else {
         return;
     };
-    let Some(w) = sess.rtc.writer(mid) else {
+    let mut api = sess.rtc.direct_api();
+    let Some(tx) = api.stream_tx_by_mid(mid, None) else {
         return;
     };
-    let t = MediaTime::new(a.time_ms.saturating_mul(48), Frequency::FORTY_EIGHT_KHZ);
-    if let Err(e) = w.write(pt, Instant::now(), t, a.data.clone()) {
-        debug!(
-            "rtc: audio to player {}: {e}",
-            sess.guard.registration.client.id
-        );
-    }
+    let seq = SeqNo::from(sess.audio_seq);
+    sess.audio_seq += 1;
+    let time = a.time_ms.wrapping_mul(48) as u32;
+    tx.write_rtp(RtpWrite::new(pt, seq, time, Instant::now(), a.data.clone()));
 }
 
 fn request_keyframe(sess: &mut Session) {

@@ -54,7 +54,7 @@ impl Feeds {
     }
 }
 
-async fn run(ctx: Arc<Context>, key: StreamKey, settings: SourceSettings, out: Arc<Source>) {
+async fn run(ctx: Arc<Context>, key: StreamKey, settings: SourceSettings, out: Arc<Source>, _: ()) {
     let mut consumer = ctx.hub.subscribe(&key, settings);
     let _reading = crate::feeds::Reading::new(ctx.clone(), key);
     let mut mux = Mux::default();
