@@ -129,6 +129,8 @@ try {
           fps: ((v.framesDecoded || 0) - (mid.v.framesDecoded || 0)) / secs,
           freezeCount: v.freezeCount || 0,
           nackCount: v.nackCount || 0,
+          // Packets that came again on the RTX stream: the server answered NACKs.
+          retransmitted: v.retransmittedPacketsReceived || 0,
           pliCount: v.pliCount || 0,
           packetsLost: v.packetsLost || 0,
           width: v.frameWidth || 0,
@@ -174,41 +176,14 @@ try {
         };
       }
       const pcs = [];
-      for (let i = 0; i < players; i++) {
-        const pc = new RTCPeerConnection();
-        pc.addTransceiver("video", { direction: "recvonly" });
-        pc.addTransceiver("audio", { direction: "recvonly" });
-        const location = await exchange(pc, "/rtc/v1/whep/");
-        pcs.push({ pc, location });
-      }
+      for (let i = 0; i < players; i++) pcs.push(await player());
       const half = (seconds * 1000) / 2;
       await sleep(half);
       const mid = [];
       for (const p of pcs) mid.push({ at: performance.now(), v: await stats(p.pc, "inbound-rtp", "video") });
       await sleep(half);
       const out = [];
-      for (let i = 0; i < pcs.length; i++) {
-        const p = pcs[i];
-        const v = await stats(p.pc, "inbound-rtp", "video");
-        const a = await stats(p.pc, "inbound-rtp", "audio");
-        const secs = (performance.now() - mid[i].at) / 1000;
-        out.push({
-          location: p.location,
-          state: p.pc.connectionState,
-          framesDecoded: v.framesDecoded || 0,
-          framesReceived: v.framesReceived || 0,
-          fps: ((v.framesDecoded || 0) - (mid[i].v.framesDecoded || 0)) / secs,
-          freezeCount: v.freezeCount || 0,
-          nackCount: v.nackCount || 0,
-          pliCount: v.pliCount || 0,
-          packetsLost: v.packetsLost || 0,
-          width: v.frameWidth || 0,
-          audioSamples: a.totalSamplesReceived || 0,
-          audioPackets: a.packetsReceived || 0,
-          audioCodec: a.codecId || "",
-          decoder: v.decoderImplementation || "",
-        });
-      }
+      for (let i = 0; i < pcs.length; i++) out.push(await inbound(pcs[i], mid[i]));
       for (const p of pcs) {
         await fetch(p.location, { method: "DELETE" });
         p.pc.close();

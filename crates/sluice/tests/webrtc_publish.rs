@@ -419,6 +419,7 @@ vhost __defaultVhost__ {{
     let p = &v["players"][0];
     let fps = p["fps"].as_f64().unwrap_or(0.0);
     let nacks = p["nackCount"].as_u64().unwrap_or(0);
+    let retransmitted = p["retransmitted"].as_u64().unwrap_or(0);
     let dropped = relay.dropped.load(Ordering::Relaxed);
     let passed = relay.passed.load(Ordering::Relaxed);
     eprintln!("relay: {dropped} datagrams dropped, {passed} passed");
@@ -432,6 +433,8 @@ vhost __defaultVhost__ {{
         "decoded {fps:.1} frames/s of the source's {SOURCE_FPS} through 5 % loss: {p}"
     );
     assert!(nacks > 0, "Chromium sent no NACK: {p}");
+    // Answered: packets came again on the RTX stream, from the stream's packet history.
+    assert!(retransmitted > 0, "no NACK was answered: {p}");
     assert_eq!(p["width"].as_u64(), Some(640), "{p}");
     assert!(
         server.log().contains("rtc player connected"),
