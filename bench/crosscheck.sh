@@ -11,8 +11,12 @@
 #
 #   PLAYERS="200 1000" bench/crosscheck.sh
 #   CLIENT=rtmpdump PLAYERS=200 bench/crosscheck.sh
+#   CLIENT=rtmpdump STREAMS=50 PLAYERS=500 bench/crosscheck.sh   # 50 streams x 10 players
 #
-# Environment: PLAYERS, DURATION (s), CLIENT (gst|rtmpdump), PER_PROCESS (gst pipelines
+# With STREAMS > 1 the publishers are `sluice-bench multi --clients 0` (bench, bench_1,
+# ...) and the players are spread over the streams in turn (PLAYERS is the total).
+#
+# Environment: PLAYERS, STREAMS (1), DURATION (s), CLIENT (gst|rtmpdump), PER_PROCESS (gst pipelines
 # per gst-launch process), SERVERS ("sluice nginx"; "sluice-minlat" is sluice with
 # `min_latency on`), MW_LATENCY, RAMP (players/s),
 # SERVER_CPU / BENCH_CPU, FIXTURE, OUT. Everything listens on 127.0.0.1 only; every
@@ -21,6 +25,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PLAYERS=${PLAYERS:-"200 1000"}
+STREAMS=${STREAMS:-1}
 DURATION=${DURATION:-30}
 CLIENT=${CLIENT:-gst}
 PER_PROCESS=${PER_PROCESS:-100}
@@ -52,6 +57,9 @@ case "$CLIENT" in
     *) echo "CLIENT is gst or rtmpdump" >&2; exit 2 ;;
 esac
 ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+# The pause between two rtmpdump starts (computed once: a python start per player would
+# slow the ramp down).
+RAMP_STEP=$(python3 -c "print(1 / $RAMP)")
 
 # Seconds of CPU (utime+stime) of a process, and bytes it wrote through system calls.
 cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
@@ -62,15 +70,21 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 clients_ticks() {
     local t=0 p
     for p in "${CLIENT_PIDS[@]}"; do
-        [[ -r /proc/$p/stat ]] && t=$((t + $(cpu_ticks "$p")))
+        # A client may be gone between the test and the read.
+        t=$((t + $(cpu_ticks "$p" 2>/dev/null || echo 0)))
     done
     echo "$t"
 }
 
-start_players() { # $1 = url, $2 = count; fills CLIENT_PIDS
-    local url=$1 n=$2 started=0
+# The URL of stream $2 (0-based) of base URL $1: bench, bench_1, bench_2 ... as
+# `sluice-bench multi` names them.
+stream_url() { if (( $2 == 0 )); then echo "$1"; else echo "$1_$2"; fi; }
+
+start_players() { # $1 = base url, $2 = count (spread over the STREAMS streams); fills CLIENT_PIDS
+    local base=$1 n=$2 started=0 url
     CLIENT_PIDS=()
     while (( started < n )); do
+        url=$(stream_url "$base" $(( started % STREAMS )))
         case "$CLIENT" in
             gst)
                 local k=$(( n - started < PER_PROCESS ? n - started : PER_PROCESS ))
@@ -86,7 +100,7 @@ start_players() { # $1 = url, $2 = count; fills CLIENT_PIDS
                 taskset -c "$BENCH_CPU" rtmpdump -q --live -r "$url" -o /dev/null 2>>"$WORK/clients.log" &
                 CLIENT_PIDS+=($!)
                 started=$((started + 1))
-                sleep "$(python3 -c "print(1 / $RAMP)")" ;;
+                sleep "$RAMP_STEP" ;;
         esac
     done
 }
@@ -113,10 +127,18 @@ for n in $PLAYERS; do
         esac
         wait_port "$rtmp_port"
         url="rtmp://127.0.0.1:$rtmp_port/live/bench"
-        echo "== $server, $n $CLIENT players, ${DURATION}s" >&2
-        taskset -c "$BENCH_CPU" "$BENCH" publish --url "$url" --file "$FIXTURE" >/dev/null 2>&1 &
+        echo "== $server, $STREAMS stream(s), $n $CLIENT players, ${DURATION}s" >&2
+        if (( STREAMS > 1 )); then
+            # Publishers only, for longer than the ramp (a process start per player),
+            # the settling and the window; stopped after the window.
+            taskset -c "$BENCH_CPU" "$BENCH" multi --url "$url" --file "$FIXTURE" \
+                --streams "$STREAMS" --clients 0 --quiet \
+                --duration $(( DURATION + n + 600 )) >/dev/null 2>&1 &
+        else
+            taskset -c "$BENCH_CPU" "$BENCH" publish --url "$url" --file "$FIXTURE" >/dev/null 2>&1 &
+        fi
         PUB=$!
-        sleep 2
+        sleep $(( STREAMS > 1 ? 5 : 2 ))
         rss0=$(rss_kb "$SERVER_PID")
         start_players "$url" "$n"
         sleep 5 # the last ones connect and the GOP-cache bursts pass
@@ -126,9 +148,10 @@ for n in $PLAYERS; do
         sleep "$DURATION"
         t1=$(cpu_ticks "$SERVER_PID"); w1=$(acked "$rtmp_port"); c1=$(clients_ticks); s1=$(date +%s.%N)
         rss1=$(rss_kb "$SERVER_PID")
-        python3 - "$n" "$server" "$t0" "$t1" "$w0" "$w1" "$s0" "$s1" "$rss0" "$rss1" "$KBPS" "$c0" "$c1" "$alive" "${#CLIENT_PIDS[@]}" >> "$ROWS" <<'PY'
+        python3 - "$n" "$server" "$t0" "$t1" "$w0" "$w1" "$s0" "$s1" "$rss0" "$rss1" "$KBPS" "$c0" "$c1" "$alive" "${#CLIENT_PIDS[@]}" "$STREAMS" >> "$ROWS" <<'PY'
 import sys
 n, server = int(sys.argv[1]), sys.argv[2]
+streams = int(sys.argv[16])
 t0, t1, w0, w1 = (int(x) for x in sys.argv[3:7])
 s0, s1 = float(sys.argv[7]), float(sys.argv[8])
 rss0, rss1, kbps = int(sys.argv[9]), int(sys.argv[10]), int(sys.argv[11])
@@ -139,7 +162,7 @@ sent_kbps = (w1 - w0) * 8 / 1000.0 / secs
 delivered = sent_kbps / (n * kbps) * 100.0
 kb_player = (rss1 - rss0) / n
 clients = (c1 - c0) / 100.0 / secs * 100.0
-print(f"| {n} | {server} | {cpu:.1f} | {rss1 / 1024:.1f} | {kb_player:.1f} | {sent_kbps / 1000:.1f} | {delivered:.0f} | {clients:.1f} | {alive}/{procs} |")
+print(f"| {streams} | {n} | {server} | {cpu:.1f} | {rss1 / 1024:.1f} | {kb_player:.1f} | {sent_kbps / 1000:.1f} | {delivered:.0f} | {clients:.1f} | {alive}/{procs} |")
 PY
         tail -1 "$ROWS" >&2
         stop_players
@@ -153,11 +176,11 @@ done
     echo "# Cross-check with $CLIENT players, $(basename "$OUT")"
     echo
     echo "- machine: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores, Linux $(uname -r)"
-    echo "- one ~${KBPS} kbps stream (sluice-bench publish), N $CLIENT players ($([[ $CLIENT == gst ]] && echo "rtmp2src ! fakesink, $PER_PROCESS per gst-launch process" || echo "one rtmpdump process each")); ${DURATION} s window after the ramp; sluice \`mw_latency $MW_LATENCY\`; server on core $SERVER_CPU, clients on core $BENCH_CPU"
+    echo "- $STREAMS ~${KBPS} kbps stream(s) (sluice-bench $( (( STREAMS > 1 )) && echo "multi --clients 0" || echo publish)), N $CLIENT players in all, spread over the streams ($([[ $CLIENT == gst ]] && echo "rtmp2src ! fakesink, $PER_PROCESS per gst-launch process" || echo "one rtmpdump process each")); ${DURATION} s window after the ramp; sluice \`mw_latency $MW_LATENCY\`; server on core $SERVER_CPU, clients on core $BENCH_CPU"
     echo "- 'sent %' is what the players acknowledged over the window (ss bytes_acked on the server's port) against N x the stream's rate: ~100 % means every player is fed; 'clients CPU %' near 100 means the clients, not the server, set the pace"
     echo
-    echo "| players | server | CPU % | RSS MB | KB/player | sent Mbps | sent % | clients CPU % | client processes alive |"
-    echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| streams | players | server | CPU % | RSS MB | KB/player | sent Mbps | sent % | clients CPU % | client processes alive |"
+    echo "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     cat "$ROWS"
 } > "$OUT"
 add_earlier_runs "$OUT"
