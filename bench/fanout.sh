@@ -15,7 +15,7 @@
 # "sluice-minlat" is sluice with `min_latency on` (players written per video frame);
 # "before" runs the sluice binary BEFORE_BIN (not SLUICE_*: the server reads those as config), e.g. built from
 # an earlier commit, for a before/after comparison in one run), PROTOCOL (rtmp|flv; flv is sluice-only), RAMP (players/s),
-# SERVER_CPU / BENCH_CPU (cores), BENCH_THREADS, READ_TICK (ms, sluice-bench --read-tick),
+# SERVER_CPU / BENCH_CPU (cores), BENCH_THREADS, READ_TICK (ms, sluice-bench --read-tick; 1 by default, which saves the bench CPU; 0 reads each socket when readable, as real players do: use it when comparing servers whose writes differ in number),
 # REPEAT (runs of each step, servers alternating; adds a mean/spread table), FIXTURE, OUT.
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
