@@ -503,6 +503,8 @@ impl Streams {
 struct StreamState {
     key: StreamKey,
     root: PathBuf,
+    /// The bound on file jobs of `root`, shared with the other streams under it.
+    jobs: writer::DiskJobs,
     /// Playlist path relative to `root`, and absolute.
     playlist_rel: PathBuf,
     playlist: PathBuf,
@@ -584,6 +586,7 @@ impl StreamState {
             dash,
             key: key.clone(),
             root: cfg.path.clone(),
+            jobs: writer::DiskJobs::for_root(&cfg.path),
             playlist: cfg.path.join(&playlist_rel),
             playlist_rel,
             window: Window::new(cfg.fragment, cfg.td_ratio, cfg.window),
@@ -613,7 +616,8 @@ impl StreamState {
     }
 
     async fn delete_due(&mut self, now: Instant) {
-        writer::remove_all(self.take_due(now)).await;
+        let due = self.take_due(now);
+        writer::remove_all(&self.jobs, due).await;
     }
 
     /// The doomed files whose time is up, no longer remembered.
@@ -630,14 +634,14 @@ impl StreamState {
 
     /// Deletes every file of the stream: the playlist, listed and doomed segments.
     async fn dispose(&mut self) {
-        writer::remove(&self.playlist).await;
+        writer::remove(&self.jobs, &self.playlist).await;
         if let Some(d) = &self.dash {
-            writer::remove(&d.path).await;
+            writer::remove(&self.jobs, &d.path).await;
         }
         let mut keys: Vec<PathBuf> = self.aes_key.take().map(|k| k.path).into_iter().collect();
         keys.extend(self.init.take().map(|i| i.map.path));
         for e in self.window.drain() {
-            writer::remove(&e.path).await;
+            writer::remove(&self.jobs, &e.path).await;
             for k in e
                 .key
                 .map(|k| k.path)
@@ -650,10 +654,10 @@ impl StreamState {
             }
         }
         for k in keys {
-            writer::remove(&k).await;
+            writer::remove(&self.jobs, &k).await;
         }
         for (_, p) in std::mem::take(&mut self.doomed) {
-            writer::remove(&p).await;
+            writer::remove(&self.jobs, &p).await;
         }
     }
 
@@ -1191,8 +1195,8 @@ impl Publish {
         // The file is created with the segment's first bytes (see `SegmentFile`).
         let opened = match path_template::under(&st.root, &seg.name) {
             Ok(path) => Ok(match cipher {
-                Some(c) => SegmentFile::create_encrypted(&path, c),
-                None => SegmentFile::create(&path),
+                Some(c) => SegmentFile::create_encrypted(&st.jobs, &path, c),
+                None => SegmentFile::create(&st.jobs, &path),
             }),
             Err(e) => Err(HlsError::from(e)),
         };
@@ -1273,7 +1277,7 @@ impl Publish {
         let path = self.cfg.key_root().join(&rel);
         let uri = key_uri(&self.cfg.key_url, &st.playlist_rel, &rel)?;
         let bytes = writer::random_block().map_err(io_err("cannot make a key for", &path))?;
-        writer::write_atomic(&path, &bytes)
+        writer::write_atomic(&st.jobs, &path, &bytes)
             .await
             .map_err(io_err("cannot write key file", &path))?;
         info!(
@@ -1608,7 +1612,7 @@ impl Publish {
         }
         let rel = path_template::normalize(&name)?;
         let path = st.root.join(&rel);
-        writer::write_atomic(&path, &bytes)
+        writer::write_atomic(&st.jobs, &path, &bytes)
             .await
             .map_err(io_err("cannot write init segment", &path))?;
         let uri = segmenter::segment_uri(&st.playlist_rel, &rel, &self.cfg.entry_prefix);
@@ -1661,7 +1665,7 @@ impl Publish {
             &d.uri_of(init_rel),
             unix_ms(SystemTime::now()) as i64,
         );
-        if let Err(e) = writer::write_atomic(&d.path, text.as_bytes()).await {
+        if let Err(e) = writer::write_atomic(&st.jobs, &d.path, text.as_bytes()).await {
             warn!(
                 "hls: {}: cannot write MPD {}: {e}",
                 st.key,
@@ -1672,7 +1676,7 @@ impl Publish {
 
     async fn write_playlist(&self, st: &StreamState, ended: bool) -> Result<(), HlsError> {
         let text = st.window.playlist(ended).render();
-        writer::write_atomic(&st.playlist, text.as_bytes())
+        writer::write_atomic(&st.jobs, &st.playlist, text.as_bytes())
             .await
             .map_err(io_err("cannot write playlist", &st.playlist))
     }

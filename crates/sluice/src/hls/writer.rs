@@ -109,31 +109,53 @@ fn ensure_parent(path: &Path) -> io::Result<()> {
 /// (create the directory if needed, write, rename) are one trip each this way, and the
 /// segment's bytes are lent to the blocking thread, not copied.
 async fn blocking<T: Send + 'static>(
+    jobs: &DiskJobs,
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> io::Result<T> {
-    on_disk_thread(f).await?
+    on_disk_thread(jobs, f).await?
 }
 
-/// How many HLS file jobs run at once. Streams that started together cut their segments
-/// together (same keyframe times), and each cut used to take a blocking thread of its own:
-/// 200 streams kept ~420 threads alive, and the bursts cost more in thread switches than the
-/// writes themselves. Queued here, a burst runs on a few threads that stay warm; a page-cache
-/// write takes microseconds, and a disk too slow for this is too slow for any number.
-/// The bound is shared by every HLS stream: a file system that hangs under one `hls_path`
-/// delays the others' segments too (each stream's reader has a 30 s queue before it skips).
-const DISK_JOBS: usize = 4;
+/// How many HLS file jobs run at once under one HLS root (`hls_path`). Streams that
+/// started together cut their segments together (same keyframe times), and each cut used to
+/// take a blocking thread of its own: 200 streams kept ~420 threads alive, and the bursts
+/// cost more in thread switches than the writes themselves. Queued here, a burst runs on a
+/// few threads that stay warm; a page-cache write takes microseconds, and a disk too slow
+/// for this is too slow for any number.
+pub const DISK_JOBS: usize = 4;
 
-fn disk_jobs() -> &'static tokio::sync::Semaphore {
-    static JOBS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(DISK_JOBS);
-    &JOBS
+/// The bound on the HLS file jobs of one root ([`DISK_JOBS`] at once), shared by every
+/// stream writing under it. One per root, not one for the server: a file system that hangs
+/// under one vhost's `hls_path` (a stuck network mount) holds that root's jobs and delays
+/// its streams' segments, and the streams of other roots go on.
+#[derive(Debug, Clone)]
+pub struct DiskJobs(Arc<tokio::sync::Semaphore>);
+
+impl DiskJobs {
+    /// The jobs of `root`, the same for every caller naming the same path while any
+    /// holds them.
+    pub fn for_root(root: &Path) -> DiskJobs {
+        type Roots = std::sync::Mutex<
+            std::collections::HashMap<PathBuf, std::sync::Weak<tokio::sync::Semaphore>>,
+        >;
+        static ROOTS: std::sync::OnceLock<Roots> = std::sync::OnceLock::new();
+        let mut roots = crate::util::lock(ROOTS.get_or_init(Default::default));
+        if let Some(s) = roots.get(root).and_then(std::sync::Weak::upgrade) {
+            return DiskJobs(s);
+        }
+        roots.retain(|_, w| w.strong_count() > 0);
+        let s = Arc::new(tokio::sync::Semaphore::new(DISK_JOBS));
+        roots.insert(root.to_path_buf(), Arc::downgrade(&s));
+        DiskJobs(s)
+    }
 }
 
-/// Runs `f` on a blocking thread, at most [`DISK_JOBS`] at a time.
+/// Runs `f` on a blocking thread, at most [`DISK_JOBS`] of `jobs` at a time.
 async fn on_disk_thread<T: Send + 'static>(
+    jobs: &DiskJobs,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> io::Result<T> {
     // The semaphore is never closed, so acquiring only waits.
-    let permit = disk_jobs().acquire().await;
+    let permit = jobs.0.acquire().await;
     let res = tokio::task::spawn_blocking(f).await;
     drop(permit);
     res.map_err(|e| io::Error::other(format!("file task failed: {e}")))
@@ -145,6 +167,7 @@ async fn on_disk_thread<T: Send + 'static>(
 /// [`FLUSH_BYTES`] and one for its close, which also publishes the playlist ([`Close`]).
 #[derive(Debug)]
 pub struct SegmentFile {
+    jobs: DiskJobs,
     tmp: PathBuf,
     file: Option<Arc<std::fs::File>>,
     written: u64,
@@ -196,8 +219,9 @@ pub enum CloseError {
 impl SegmentFile {
     /// A segment to be written at `path.tmp`. `path` is where the segment will end up
     /// when its final name does not depend on its duration. Nothing is created yet.
-    pub fn create(path: &Path) -> SegmentFile {
+    pub fn create(jobs: &DiskJobs, path: &Path) -> SegmentFile {
         SegmentFile {
+            jobs: jobs.clone(),
             tmp: with_suffix(path, ".tmp"),
             file: None,
             written: 0,
@@ -206,8 +230,8 @@ impl SegmentFile {
     }
 
     /// Like [`SegmentFile::create`], with every byte written encrypted by `cipher`.
-    pub fn create_encrypted(path: &Path, cipher: Cbc) -> SegmentFile {
-        let mut f = SegmentFile::create(path);
+    pub fn create_encrypted(jobs: &DiskJobs, path: &Path, cipher: Cbc) -> SegmentFile {
+        let mut f = SegmentFile::create(jobs, path);
         f.cipher = Some(cipher);
         f
     }
@@ -220,7 +244,7 @@ impl SegmentFile {
         let tmp = self.tmp.clone();
         let mut file = self.file.take();
         let mut cipher = self.cipher.take();
-        let (back, file, c, res) = on_disk_thread(move || {
+        let (back, file, c, res) = on_disk_thread(&self.jobs, move || {
             let res = write_piece(&tmp, &mut file, cipher.as_mut(), &data);
             (data, file, cipher, res)
         })
@@ -251,6 +275,7 @@ impl SegmentFile {
         then: Close,
     ) -> Result<u64, CloseError> {
         let SegmentFile {
+            jobs,
             tmp,
             mut file,
             written,
@@ -259,7 +284,7 @@ impl SegmentFile {
         let data = std::mem::take(rest);
         let total = written + data.len() as u64;
         let path = path.to_path_buf();
-        let joined = on_disk_thread(move || {
+        let joined = on_disk_thread(&jobs, move || {
             let seg = (|| {
                 write_piece(&tmp, &mut file, cipher.as_mut(), &data)?;
                 if let Some(c) = cipher.take() {
@@ -301,20 +326,22 @@ impl SegmentFile {
 
     /// Drops the unfinished segment.
     pub async fn abandon(self) {
-        let SegmentFile { tmp, file, .. } = self;
+        let SegmentFile {
+            jobs, tmp, file, ..
+        } = self;
         if file.is_some() {
             drop(file);
-            remove_all(vec![tmp]).await;
+            remove_all(&jobs, vec![tmp]).await;
         }
     }
 }
 
 /// Replaces `path` with `content` atomically (temp file in the same directory, then rename),
 /// in one trip to the blocking pool.
-pub async fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
+pub async fn write_atomic(jobs: &DiskJobs, path: &Path, content: &[u8]) -> io::Result<()> {
     let path = path.to_path_buf();
     let content = content.to_vec();
-    blocking(move || write_atomic_sync(&path, &content)).await
+    blocking(jobs, move || write_atomic_sync(&path, &content)).await
 }
 
 fn write_atomic_sync(path: &Path, content: &[u8]) -> io::Result<()> {
@@ -329,16 +356,16 @@ fn write_atomic_sync(path: &Path, content: &[u8]) -> io::Result<()> {
 }
 
 /// Removes a file; a file already gone is fine.
-pub async fn remove(path: &Path) {
-    remove_all(vec![path.to_path_buf()]).await;
+pub async fn remove(jobs: &DiskJobs, path: &Path) {
+    remove_all(jobs, vec![path.to_path_buf()]).await;
 }
 
 /// Removes files in one trip to the blocking pool; files already gone are fine.
-pub async fn remove_all(paths: Vec<PathBuf>) {
+pub async fn remove_all(jobs: &DiskJobs, paths: Vec<PathBuf>) {
     if paths.is_empty() {
         return;
     }
-    let _ = blocking(move || {
+    let _ = blocking(jobs, move || {
         for p in &paths {
             remove_sync(p);
         }
@@ -711,7 +738,8 @@ mod tests {
             plain.extend(packet);
         }
         // Odd piece sizes, like FLUSH_BYTES cuts of a real segment.
-        let mut f = SegmentFile::create_encrypted(&path, Cbc::new(&key, &iv));
+        let mut f =
+            SegmentFile::create_encrypted(&DiskJobs::for_root(&root), &path, Cbc::new(&key, &iv));
         let (most, last) = plain.split_at(plain.len() - 700);
         for piece in most.chunks(1000) {
             let mut buf = piece.to_vec();
@@ -736,7 +764,7 @@ mod tests {
     async fn segment_is_renamed_only_when_finished() {
         let root = temp_dir("seg");
         let path = root.join("x/s-1.ts");
-        let mut f = SegmentFile::create(&path);
+        let mut f = SegmentFile::create(&DiskJobs::for_root(&root), &path);
         assert!(
             !with_suffix(&path, ".tmp").exists(),
             "created with its first bytes"
@@ -768,7 +796,7 @@ mod tests {
         assert!(!with_suffix(&path, ".tmp").exists());
 
         let other = root.join("x/s-2.ts");
-        let mut f = SegmentFile::create(&other);
+        let mut f = SegmentFile::create(&DiskJobs::for_root(&root), &other);
         f.write(&mut vec![0x47; 188]).await.expect("write");
         assert!(with_suffix(&other, ".tmp").exists());
         f.abandon().await;
@@ -778,7 +806,7 @@ mod tests {
         // file goes.
         let blocked = root.join("x/s-3.ts");
         std::fs::create_dir_all(blocked.join("sub")).expect("a directory in the way");
-        let mut f = SegmentFile::create(&blocked);
+        let mut f = SegmentFile::create(&DiskJobs::for_root(&root), &blocked);
         f.write(&mut vec![0x47; 188]).await.expect("write");
         let then = Close {
             playlist: Some((root.join("x/q.m3u8"), "#EXTM3U\n".to_string())),
@@ -789,13 +817,68 @@ mod tests {
         assert!(!root.join("x/q.m3u8").exists());
         assert!(!with_suffix(&blocked, ".tmp").exists());
 
-        write_atomic(&root.join("p.m3u8"), b"#EXTM3U\n")
-            .await
-            .expect("atomic");
+        write_atomic(
+            &DiskJobs::for_root(&root),
+            &root.join("p.m3u8"),
+            b"#EXTM3U\n",
+        )
+        .await
+        .expect("atomic");
         assert_eq!(
             std::fs::read(root.join("p.m3u8")).expect("read"),
             b"#EXTM3U\n"
         );
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// A root whose file system hangs holds its own jobs only: with every job of one root
+    /// stuck, another root's playlist is still written, while a third job on the stuck
+    /// root waits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_root_does_not_hold_the_other_roots_files() {
+        let stuck_root = temp_dir("jobs-stuck");
+        let other_root = temp_dir("jobs-other");
+        let stuck = DiskJobs::for_root(&stuck_root);
+        assert!(Arc::ptr_eq(&stuck.0, &DiskJobs::for_root(&stuck_root).0));
+        // Every job of the stuck root blocks, as a write to a hung mount would.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let hold = Arc::new(std::sync::Mutex::new(hold));
+        let mut hung = Vec::new();
+        for _ in 0..DISK_JOBS {
+            let (jobs, hold) = (stuck.clone(), hold.clone());
+            hung.push(tokio::spawn(async move {
+                on_disk_thread(&jobs, move || {
+                    let _ = crate::util::lock(&hold).recv();
+                })
+                .await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let playlist = other_root.join("live/p.m3u8");
+        let other = DiskJobs::for_root(&other_root);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            write_atomic(&other, &playlist, b"#EXTM3U\n"),
+        )
+        .await
+        .expect("the other root's write waited for the hung root")
+        .expect("write");
+        assert_eq!(std::fs::read(&playlist).expect("read"), b"#EXTM3U\n");
+        let stuck_playlist = stuck_root.join("p.m3u8");
+        let waiting = write_atomic(&stuck, &stuck_playlist, b"#EXTM3U\n");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), waiting)
+                .await
+                .is_err(),
+            "a fifth job of the hung root ran"
+        );
+        for _ in 0..DISK_JOBS {
+            let _ = release.send(());
+        }
+        for h in hung {
+            h.await.expect("join").expect("job");
+        }
+        let _ = std::fs::remove_dir_all(&stuck_root);
+        let _ = std::fs::remove_dir_all(&other_root);
     }
 }
