@@ -11,6 +11,9 @@ mod flv;
 #[path = "../../../fuzz/entries/ts_demux.rs"]
 mod ts_demux;
 
+#[path = "../../../fuzz/entries/rtp_h264.rs"]
+mod rtp_h264;
+
 #[path = "../../../fuzz/entries/ts_ingest.rs"]
 mod ts_ingest;
 
@@ -25,6 +28,11 @@ mod hls_playlist;
 #[test]
 fn flv_corpus_and_regressions() {
     replay::replay("flv", flv::run);
+}
+
+#[test]
+fn rtp_h264_corpus_and_regressions() {
+    replay::replay("rtp_h264", rtp_h264::run);
 }
 
 #[test]
