@@ -105,6 +105,14 @@ impl<X: Clone + Default + Send + 'static> Feeds<X> {
 }
 
 impl<X> Feeds<X> {
+    /// The feeds running now.
+    pub fn running(&self) -> Vec<Arc<Feed<X>>> {
+        crate::util::lock(&self.map)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
     /// Streams with a feed running.
     pub fn len(&self) -> usize {
         crate::util::lock(&self.map)

@@ -10,6 +10,8 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::rtc::*;
@@ -169,13 +171,46 @@ fn ten_chromium_players_share_one_stream() {
     let _serial = serial();
     let s = start("rtc-whep-10", "enabled on; rtmp_to_rtc on;");
     let mut publisher = publish_fixture_looped(&s, "ten", true);
+    // While they play: the stream's packet history, kept once for the ten of them.
+    let api = s.api;
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut most = 0;
+            while !done.load(Ordering::Relaxed) {
+                most = most.max(metric(api, "sluice_rtc_packet_history_bytes"));
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            most
+        })
+    };
     let v = browser("play", &api_base(s.api), 20, "ten", 10);
+    done.store(true, Ordering::Relaxed);
+    let history = watcher.join().expect("metrics watcher");
+    eprintln!("packet history: at most {history} bytes for the stream's ten players");
     let players = v["players"].as_array().expect("players");
     assert_eq!(players.len(), 10);
     for p in players {
         assert_played(p);
     }
+    // The fixture's ~450 kb/s with a 2 s GOP: the current GOP and 3 s are ~300 KB. Ten
+    // copies (one per player) would be well over 1 MB.
+    assert!(
+        (1..1_000_000).contains(&history),
+        "the packet history held {history} bytes at most"
+    );
     publisher.kill();
+}
+
+/// A value of `/metrics` (0 when missing).
+fn metric(port: u16, name: &str) -> u64 {
+    let prefix = format!("{name} ");
+    http_get(port, "/metrics")
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -413,12 +448,8 @@ fn hostile_input_is_refused_and_the_stream_plays_on() {
     let v = browser("play", &api_base(s.api), 10, "h", 1);
     assert_played(&v["players"][0]);
     // What was dropped and refused shows in /metrics.
+    let dropped = metric(s.api, "sluice_rtc_datagrams_dropped_total");
     let m = http_get(s.api, "/metrics");
-    let dropped = m
-        .lines()
-        .find_map(|l| l.strip_prefix("sluice_rtc_datagrams_dropped_total "))
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
     assert!(dropped >= 1000, "dropped datagrams counted: {m}");
     assert!(m.contains("sluice_rtc_offers_refused_total"), "{m}");
     let mut server = s.server;

@@ -361,6 +361,13 @@ fn rtc(out: &mut String, ctx: &Context) {
         "Datagrams on the RTC port that matched no session (unknown ICE ufrag or address).",
         r.dropped_datagrams.load(Ordering::Relaxed),
     );
+    single(
+        out,
+        "sluice_rtc_packet_history_bytes",
+        "gauge",
+        "Bytes of the RTP packets kept for WHEP players, once per stream (current GOP and 3 s, for new players and NACKs).",
+        r.feeds.history_bytes(),
+    );
 }
 
 #[cfg(test)]
@@ -412,6 +419,7 @@ mod tests {
             "sluice_stream_clients{",
             "sluice_rtc_sessions 0",
             "sluice_rtc_datagrams_dropped_total 0",
+            "sluice_rtc_packet_history_bytes 0",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -63,6 +63,15 @@ impl Feeds {
         )
     }
 
+    /// Bytes the running feeds' packet histories hold, all streams together.
+    pub fn history_bytes(&self) -> u64 {
+        self.0
+            .running()
+            .iter()
+            .map(|f| f.extra.size().1 as u64)
+            .sum()
+    }
+
     /// Streams with a feed running.
     pub fn len(&self) -> usize {
         self.0.len()
