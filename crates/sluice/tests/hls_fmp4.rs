@@ -4,8 +4,6 @@
 mod common;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -79,30 +77,9 @@ impl Drop for Hls {
 }
 
 fn http_get(port: u16, path: &str) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(addr(port)).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(
-        s,
-        "GET /{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("http header end");
-    let head = String::from_utf8_lossy(&raw[..end]).to_string();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    assert!(
-        !head.to_ascii_lowercase().contains("chunked"),
-        "static files have a length"
-    );
-    (status, head, raw[end + 4..].to_vec())
+    let r = common::http::get(port, path);
+    assert!(!r.chunked(), "static files have a length");
+    (r.status, r.head, r.body)
 }
 
 fn ffprobe_json(args: &[&str], target: &str) -> serde_json::Value {

@@ -5,7 +5,6 @@
 mod common;
 
 use std::fs;
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -63,35 +62,9 @@ impl Drop for Ll {
     }
 }
 
-fn send_get(port: u16, path: &str) -> TcpStream {
-    let mut s = TcpStream::connect(addr(port)).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    write!(
-        s,
-        "GET /{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    s
-}
-
-fn read_response(mut s: TcpStream) -> (u16, String, Vec<u8>) {
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("http header end");
-    let head = String::from_utf8_lossy(&raw[..end]).to_string();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    (status, head, raw[end + 4..].to_vec())
-}
-
 fn get(port: u16, path: &str) -> (u16, String, Vec<u8>) {
-    read_response(send_get(port, path))
+    let r = common::http::get(port, path);
+    (r.status, r.head, r.body)
 }
 
 /// The segment being written (its msn) and how many of its parts are listed.
@@ -331,7 +304,9 @@ fn a_thousand_parked_blocking_reloads_are_bounded() {
     let pid = h.server.pid();
     let rss_before = rss_kib(pid);
     let path = format!("live/test.m3u8?_HLS_msn={msn}");
-    let parked: Vec<TcpStream> = (0..N).map(|_| send_get(h.http, &path)).collect();
+    let parked: Vec<TcpStream> = (0..N)
+        .map(|_| common::http::send_get(h.http, &path))
+        .collect();
     let all_parked = wait_for(Duration::from_secs(20), || {
         let (_, _, body) = get(h.api, "metrics");
         let m = String::from_utf8_lossy(&body).into_owned();
@@ -364,7 +339,7 @@ fn a_thousand_parked_blocking_reloads_are_bounded() {
     // Target 2 s: the wait ends after 6 s with 503 for every one of them.
     let mut unavailable = 0;
     for s in parked {
-        let (status, _, _) = read_response(s);
+        let status = common::http::read_reply(s).status;
         if status == 503 {
             unavailable += 1;
         }

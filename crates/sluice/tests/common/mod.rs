@@ -8,6 +8,7 @@
 
 pub mod browser;
 pub mod hook_server;
+pub mod http;
 pub mod pki;
 pub mod recording;
 pub mod rtc;
