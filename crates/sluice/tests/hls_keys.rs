@@ -98,35 +98,15 @@ impl Drop for Encrypted {
     }
 }
 
-/// A GET over HTTP: the status and the body.
+/// A GET of a loopback URL (`http://127.0.0.1:PORT/...`): the status and the body.
 fn raw_get(url: &str) -> (u16, Vec<u8>) {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest.split_once('/').expect("path");
-    let mut s = std::net::TcpStream::connect(host).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(
-        s,
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("http header end");
-    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-    assert!(
-        !head.contains("transfer-encoding: chunked"),
-        "static files have a length"
-    );
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    (status, raw[end + 4..].to_vec())
+    let rest = url
+        .strip_prefix("http://127.0.0.1:")
+        .expect("a loopback http url");
+    let (port, path) = rest.split_once('/').expect("path");
+    let r = common::http::get(port.parse().expect("port"), path);
+    assert!(!r.chunked(), "static files have a length");
+    (r.status, r.body)
 }
 
 /// AES-128-CBC decryption and PKCS#7 removal, as a player does it.

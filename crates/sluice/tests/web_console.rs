@@ -56,26 +56,8 @@ fn api_get(port: u16, path: &str) -> (u16, Value) {
 
 /// A GET with extra header lines: (status, lower-cased head, body).
 fn raw_get(port: u16, path: &str, headers: &str) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect_timeout(&addr(port), Duration::from_secs(2)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}Connection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).expect("send");
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).expect("read");
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head");
-    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head, buf[split + 4..].to_vec())
+    let r = common::http::get_with(port, path, headers);
+    (r.status, r.head.to_ascii_lowercase(), r.body)
 }
 
 /// Whether a URL the browser requested stays on this host.

@@ -29,13 +29,18 @@ impl Reply {
 /// Sends `GET path` (a leading `/` is added when missing) on a new connection to
 /// 127.0.0.1:`port`, without reading the reply.
 pub fn send_get(port: u16, path: &str) -> TcpStream {
+    send_get_with(port, path, "")
+}
+
+/// [`send_get`] with more header lines (each ending in `\r\n`).
+pub fn send_get_with(port: u16, path: &str, headers: &str) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
     // Long enough for a blocking LL-HLS playlist request.
     s.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let slash = if path.starts_with('/') { "" } else { "/" };
     write!(
         s,
-        "GET {slash}{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {slash}{path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}Connection: close\r\n\r\n"
     )
     .expect("send");
     s
@@ -44,6 +49,11 @@ pub fn send_get(port: u16, path: &str) -> TcpStream {
 /// `GET path` and its whole reply.
 pub fn get(port: u16, path: &str) -> Reply {
     read_reply(send_get(port, path))
+}
+
+/// `GET path` with more header lines, and its whole reply.
+pub fn get_with(port: u16, path: &str, headers: &str) -> Reply {
+    read_reply(send_get_with(port, path, headers))
 }
 
 /// Reads a reply to its end (the server closes: `Connection: close`).
